@@ -1,0 +1,100 @@
+/* calm.h: the C core's internal API, shared by the Lua modules, the host and the
+ * unit tests. Nothing here knows about BTP; that is all Lua (scripts/calm/). */
+#ifndef CALM_H
+#define CALM_H
+
+#include <stddef.h>
+#include <time.h>
+
+#define CALM_VERSION "0.1.0"
+
+/* Exit statuses of the command-line contract (design.md). */
+enum calm_exit {
+    CALM_EXIT_OK = 0,
+    CALM_EXIT_API = 1,      /* BTP/API or transport failure */
+    CALM_EXIT_USAGE = 2,    /* usage or bad input */
+    CALM_EXIT_AUTH = 3,     /* authentication refused */
+    CALM_EXIT_MANUAL = 4,   /* a manual step is needed */
+    CALM_EXIT_DEADLINE = 5, /* --timeout passed */
+    CALM_EXIT_VERIFY = 6    /* verification failed */
+};
+
+/* ---- buf.c: growable byte buffer, always NUL-terminated ---------------- */
+typedef struct calm_buf {
+    char *data;   /* NULL until the first append */
+    size_t len;   /* bytes used, not counting the NUL */
+    size_t cap;   /* bytes allocated */
+} calm_buf;
+
+void calm_buf_init(calm_buf *b);
+/* Returns 0, or -1 when memory runs out (the buffer is left as it was). */
+int calm_buf_append(calm_buf *b, const void *p, size_t n);
+int calm_buf_putc(calm_buf *b, int c);
+int calm_buf_puts(calm_buf *b, const char *s);
+/* Empties the buffer and zeroes what it held (it may have held a secret). */
+void calm_buf_reset(calm_buf *b);
+/* Zeroes and frees; the buffer is then as after calm_buf_init. */
+void calm_buf_free(calm_buf *b);
+/* Zeroes memory in a way the compiler may not drop. */
+void calm_wipe(void *p, size_t n);
+
+/* ---- codec.c: pure encodings (no Lua) ---------------------------------- */
+/* Standard base64 with padding, or base64url without padding when url != 0. */
+int calm_b64_encode(const unsigned char *in, size_t n, int url, calm_buf *out);
+/* Accepts both alphabets, padding optional, no white space. Returns 0, -1 on
+ * invalid input (out then holds nothing meaningful), -2 on memory. */
+int calm_b64_decode(const char *in, size_t n, calm_buf *out);
+/* RFC 3986 percent-encoding of everything but unreserved; form != 0 encodes
+ * space as '+' (application/x-www-form-urlencoded). */
+int calm_url_encode(const char *in, size_t n, int form, calm_buf *out);
+/* Returns 0, -1 on a bad %XX escape; form != 0 decodes '+' as space. */
+int calm_url_decode(const char *in, size_t n, int form, calm_buf *out);
+/* Fills p with n bytes from getrandom(2). Returns 0 or -1. */
+int calm_random_bytes(unsigned char *p, size_t n);
+
+/* ---- httpdate.c: Retry-After and friends ------------------------------- */
+/* Parses a Retry-After value in any form seen from BTP: delta seconds
+ * ("120"), an RFC 7231 HTTP-date (IMF-fixdate, RFC 850, asctime), or Service
+ * Manager's Go form "2024-11-11 14:59:33 +0000 UTC". `now` is the current
+ * wall-clock time. On success stores the wait in seconds (never negative: a
+ * date in the past gives 0) and returns 0; returns -1 when unparsable. */
+int calm_parse_retry_after(const char *value, size_t n, time_t now, double *seconds);
+
+/* ---- redact.c: the secret registry and text redaction ------------------ */
+/* Registers a value that must never be printed. Values shorter than
+ * CALM_REDACT_MIN are ignored (they would mask ordinary text). */
+#define CALM_REDACT_MIN 6
+int calm_redact_add(const char *s, size_t n);
+size_t calm_redact_count(void);
+void calm_redact_clear(void);   /* wipes and frees every registered value */
+/* Copies in to out with: every registered value -> "***"; the values of JSON
+ * fields and form fields whose names look secret (secret, password, token,
+ * key, certificate, assertion...) -> "***"; "Bearer x"/"Basic x" -> "***".
+ * Returns 0 or -1 on memory. */
+int calm_redact(const char *in, size_t n, calm_buf *out);
+
+/* ---- log.c: levels and the one place text reaches stderr --------------- */
+enum calm_level { CALM_LOG_ERROR, CALM_LOG_WARN, CALM_LOG_INFO, CALM_LOG_DEBUG, CALM_LOG_TRACE };
+void calm_log_set_level(int level);
+int calm_log_level(void);
+/* Writes one redacted line to stderr (a prefix by level; a newline added).
+ * Clears a pending progress line first. */
+void calm_log_write(int level, const char *msg, size_t n);
+void calm_log(int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- fs.c: file output --------------------------------------------------- */
+/* Writes data to path with mode 0600: a temp file in the same directory,
+ * fsync, rename over path, fsync of the directory. Refuses a symlink at path.
+ * Returns 0, or -1 with a message (no data in it) in err. */
+int calm_write_private(const char *path, const char *data, size_t n, char *err, size_t errlen);
+/* Reads at most max bytes of a regular file. Returns 0 or -1 with err. */
+int calm_read_file(const char *path, size_t max, calm_buf *out, char *err, size_t errlen);
+
+/* ---- clock -------------------------------------------------------------- */
+double calm_now(void);   /* monotonic seconds (sched.c) */
+
+#endif

@@ -1,0 +1,66 @@
+/* calm_lua.h: the Lua side of the core: module openers, the scheduler seam
+ * that lets calm.http (and calm.task.sleep) park a flow, and the host. */
+#ifndef CALM_LUA_H
+#define CALM_LUA_H
+
+#include <lua.h>
+#include <curl/curl.h>
+#include "calm.h"
+
+/* One Lua module per C file; each exports only its opener. */
+int luaopen_calm_task(lua_State *L);
+int luaopen_calm_http(lua_State *L);
+int luaopen_calm_codec(lua_State *L);
+int luaopen_calm_fs(lua_State *L);
+int luaopen_calm_log(lua_State *L);
+
+/* ---- scheduler seam (sched.c) -------------------------------------------
+ * A flow is a coroutine the scheduler owns. A C function running in a flow
+ * parks it on a transfer and returns calm_sched_park(); when curl reports
+ * the transfer done the scheduler calls finish(), which pushes the values the
+ * parked C function returns onto co, and resumes the flow with them. */
+typedef struct calm_transfer calm_transfer;
+struct calm_transfer {
+    CURL *easy;                /* CURLOPT_PRIVATE of easy points at this struct */
+    /* Pushes results onto co and returns how many. Runs outside any libcurl
+     * callback; may use the Lua API on co but must not raise. */
+    int (*finish)(calm_transfer *t, lua_State *co, CURLcode rc);
+    /* Releases what finish would have released, after the scheduler removed
+     * the handle (flow cancelled or past its deadline). */
+    void (*abandon)(calm_transfer *t);
+};
+
+/* Raises unless L is a flow coroutine of the scheduler (what=function name). */
+void calm_sched_check_flow(lua_State *L, const char *what);
+/* Seconds left before the current flow's deadline (HUGE_VAL if none). */
+double calm_sched_remaining(lua_State *L);
+/* Adds t->easy to the multi handle and yields the flow. Call as
+ * `return calm_sched_park(L, t);` from a lua_CFunction. t must stay valid
+ * until finish or abandon is called (anchor it). */
+int calm_sched_park(lua_State *L, calm_transfer *t);
+/* Installs the count hook that stops Lua code running past its flow's deadline. */
+void calm_sched_install_hook(lua_State *L);
+/* Runs the function below nargs arguments on the stack as the root flow with a
+ * deadline of timeout seconds (<= 0: none) until it finishes. Replaces them
+ * with its results and returns how many, or -1 with the error message pushed.
+ * *deadline_hit tells whether the deadline hook stopped a flow. */
+int calm_sched_run_root(lua_State *L, int nargs, double timeout, int *deadline_hit);
+/* The shared multi handle (connections are reused across flows). */
+CURLM *calm_sched_multi(lua_State *L);
+
+/* ---- host (host.c) -------------------------------------------------------- */
+struct calm_host_opts {
+    double timeout;        /* whole-run deadline in seconds; <= 0: none */
+    int unsafe;            /* full standard library for a custom script */
+    int verbose;           /* -v: tracebacks and debug logs */
+};
+/* Runs `calmbind <argv...>` (argv[0] is the command or script) and returns the
+ * exit status. Never raises. */
+int calm_host_main(int argc, char **argv, const struct calm_host_opts *opts);
+
+/* Built-in scripts (generated into build/embedded.c from scripts/). */
+struct calm_embedded { const char *name; const char *source; size_t len; };
+extern const struct calm_embedded calm_embedded_scripts[];
+extern const size_t calm_embedded_count;
+
+#endif

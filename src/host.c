@@ -1,0 +1,464 @@
+/* host.c: the Lua state calmbind runs scripts in: chosen standard libraries,
+ * built-in modules in package.preload, a module searcher that prefers the
+ * admin's script directories over the embedded scripts, strict globals, a
+ * memory cap, and one protected entry point that maps outcomes to exit codes. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <lua-cjson.h>
+
+#include "calm_lua.h"
+
+int luaopen_cjson_safe(lua_State *L);   /* in Debian's liblua5.4-cjson, not in its header */
+
+#define MEMORY_LIMIT ((size_t)1 << 30)  /* a runaway string.rep fails cleanly */
+#define SCRIPT_MAX ((size_t)4 << 20)
+
+struct alloc_state { size_t used, limit; };
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct alloc_state *a = ud;
+    size_t old = ptr ? osize : 0;
+    void *p;
+    if (nsize == 0) {
+        free(ptr);
+        a->used -= old;
+        return NULL;
+    }
+    if (nsize > old && a->used + (nsize - old) > a->limit) return NULL;
+    p = realloc(ptr, nsize);
+    if (p) a->used = a->used - old + nsize;
+    return p;
+}
+
+/* ---- strict globals -------------------------------------------------------- */
+
+static int strict_index(lua_State *L)
+{
+    return luaL_error(L, "undeclared global '%s' (declare it with local)", luaL_tolstring(L, 2, NULL));
+}
+
+static int strict_newindex(lua_State *L)
+{
+    return luaL_error(L, "assignment to undeclared global '%s' (use local)", luaL_tolstring(L, 2, NULL));
+}
+
+/* ---- sandbox ------------------------------------------------------------- */
+
+static int not_available(lua_State *L)
+{
+    return luaL_error(L, "sandbox: '%s' is not available to scripts (a custom script may run with --unsafe)",
+                      lua_tostring(L, lua_upvalueindex(1)));
+}
+
+static void block(lua_State *L, const char *lib, const char *fn)
+{
+    lua_getglobal(L, lib);
+    lua_pushfstring(L, "%s.%s", lib, fn);
+    lua_pushcclosure(L, not_available, 1);
+    lua_setfield(L, -2, fn);
+    lua_pop(L, 1);
+}
+
+static void block_global(lua_State *L, const char *fn)
+{
+    lua_pushstring(L, fn);
+    lua_pushcclosure(L, not_available, 1);
+    lua_setglobal(L, fn);
+}
+
+/* load(chunk [, name [, mode [, env]]]) with mode forced to text: binary
+ * chunks can crash the VM. */
+static int load_text_only(lua_State *L)
+{
+    lua_settop(L, 4);
+    if (!lua_isnil(L, 3) && strcmp(luaL_checkstring(L, 3), "t") != 0)
+        return luaL_error(L, "sandbox: load accepts text chunks only (mode \"t\")");
+    lua_pushliteral(L, "t");
+    lua_replace(L, 3);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 4, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void open_libs(lua_State *L, int unsafe)
+{
+    static const luaL_Reg libs[] = {
+        { LUA_GNAME, luaopen_base }, { LUA_LOADLIBNAME, luaopen_package },
+        { LUA_COLIBNAME, luaopen_coroutine }, { LUA_TABLIBNAME, luaopen_table },
+        { LUA_IOLIBNAME, luaopen_io }, { LUA_OSLIBNAME, luaopen_os },
+        { LUA_STRLIBNAME, luaopen_string }, { LUA_MATHLIBNAME, luaopen_math },
+        { LUA_UTF8LIBNAME, luaopen_utf8 }, { NULL, NULL }
+    };
+    const luaL_Reg *lib;
+    for (lib = libs; lib->func; lib++) {
+        luaL_requiref(L, lib->name, lib->func, 1);
+        lua_pop(L, 1);
+    }
+    if (unsafe) {
+        luaL_requiref(L, LUA_DBLIBNAME, luaopen_debug, 1);
+        lua_pop(L, 1);
+        return;
+    }
+    block(L, "os", "execute");
+    block(L, "os", "exit");
+    block(L, "io", "popen");
+    block(L, "package", "loadlib");
+    block_global(L, "dofile");
+    block_global(L, "loadfile");
+    lua_getglobal(L, "load");
+    lua_pushcclosure(L, load_text_only, 1);
+    lua_setglobal(L, "load");
+    lua_getglobal(L, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+}
+
+/* ---- module search: admin dirs first, then the embedded scripts ----------- */
+
+static const struct calm_embedded *find_embedded(const char *rel)
+{
+    size_t i;
+    for (i = 0; i < calm_embedded_count; i++)
+        if (strcmp(calm_embedded_scripts[i].name, rel) == 0) return &calm_embedded_scripts[i];
+    return NULL;
+}
+
+/* Pushes the script directories to search, in order, as a table. */
+static void push_script_dirs(lua_State *L)
+{
+    const char *path = getenv("CALMBIND_PATH"), *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    int n = 0;
+    lua_newtable(L);
+    if (path && *path) {
+        const char *p = path;
+        while (*p) {
+            const char *colon = strchr(p, ':');
+            size_t len = colon ? (size_t)(colon - p) : strlen(p);
+            if (len) {
+                lua_pushlstring(L, p, len);
+                lua_rawseti(L, -2, ++n);
+            }
+            p += len + (colon ? 1 : 0);
+        }
+    }
+    if (xdg && *xdg) lua_pushfstring(L, "%s/calmbind/scripts", xdg);
+    else if (home && *home) lua_pushfstring(L, "%s/.config/calmbind/scripts", home);
+    else return;
+    lua_rawseti(L, -2, ++n);
+}
+
+/* Loads scripts/<rel> (e.g. "calm/key.lua"); pushes the chunk or returns -1
+ * with a message pushed. Files are loaded as text only. */
+static int load_script(lua_State *L, const char *rel)
+{
+    const struct calm_embedded *e;
+    int i, n;
+    push_script_dirs(L);
+    n = (int)luaL_len(L, -1);
+    for (i = 1; i <= n; i++) {
+        struct stat st;
+        const char *path;
+        lua_rawgeti(L, -1, i);
+        path = lua_pushfstring(L, "%s/%s", lua_tostring(L, -1), rel);
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            int rc = luaL_loadfilex(L, path, "t");
+            lua_replace(L, -4);
+            lua_pop(L, 2);
+            return rc == LUA_OK ? 0 : -1;
+        }
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+    if ((e = find_embedded(rel)) != NULL) {
+        char name[256];
+        snprintf(name, sizeof name, "@scripts/%s", rel);
+        return luaL_loadbufferx(L, e->source, e->len, name, "t") == LUA_OK ? 0 : -1;
+    }
+    lua_pushfstring(L, "no script '%s' (built in or in CALMBIND_PATH)", rel);
+    return -1;
+}
+
+/* package.searchers entry: "calm.key" -> scripts/calm/key.lua */
+static int search_scripts(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *rel = luaL_gsub(L, name, ".", "/");
+    lua_pushfstring(L, "%s.lua", rel);
+    if (load_script(L, lua_tostring(L, -1)) != 0) {
+        if (strncmp(lua_tostring(L, -1), "no script", 9) == 0) {
+            lua_pushfstring(L, "no calmbind script '%s'", lua_tostring(L, -2));
+            return 1;
+        }
+        return lua_error(L);
+    }
+    lua_pushvalue(L, -2);
+    return 2;
+}
+
+static void preload(lua_State *L, const char *name, lua_CFunction open)
+{
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, open);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+static void setup_modules(lua_State *L)
+{
+    preload(L, "calm.task", luaopen_calm_task);
+    preload(L, "calm.http", luaopen_calm_http);
+    preload(L, "calm.codec", luaopen_calm_codec);
+    preload(L, "calm.fs", luaopen_calm_fs);
+    preload(L, "calm.log", luaopen_calm_log);
+    preload(L, "cjson", luaopen_cjson);
+    preload(L, "cjson.safe", luaopen_cjson_safe);
+    /* searchers: preload, then our scripts; no C modules, no LUA_PATH. */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchers");
+    lua_createtable(L, 2, 0);
+    lua_rawgeti(L, -2, 1);
+    lua_rawseti(L, -2, 1);
+    lua_pushcfunction(L, search_scripts);
+    lua_rawseti(L, -2, 2);
+    lua_setfield(L, -3, "searchers");
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "cpath");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+    /* the scheduler exists before any script runs */
+    luaL_requiref(L, "calm.task", luaopen_calm_task, 0);
+    lua_pop(L, 1);
+}
+
+/* ---- running a command or script as the root flow ------------------------ */
+
+/* Runs in the root flow, so a command's body may do HTTP straight away. */
+static const char ROOT_SHIM[] =
+    "local kind, chunk, args = ...\n"
+    "if kind == 'command' then\n"
+    "  local main = chunk()\n"
+    "  if type(main) ~= 'function' then\n"
+    "    error('a command script must return a function(args)', 0)\n"
+    "  end\n"
+    "  return main(args)\n"
+    "end\n"
+    "return chunk(table.unpack(args, 1, args.n))\n";
+
+static int traceback_handler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) msg = luaL_tolstring(L, 1, NULL);
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* Maps a fail code to an exit status through calm.exit (admins may override
+ * it); falls back to 1 when that module is missing or broken. */
+static int status_for_code(lua_State *L, int code_idx)
+{
+    int status = CALM_EXIT_API, top = lua_gettop(L);
+    lua_pushcfunction(L, traceback_handler);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "calm.exit");
+    if (lua_pcall(L, 1, 1, top + 1) == LUA_OK && lua_istable(L, -1)) {
+        lua_getfield(L, -1, "status_for");
+        lua_pushvalue(L, code_idx);
+        if (lua_pcall(L, 1, 1, top + 1) == LUA_OK && lua_isinteger(L, -1))
+            status = (int)lua_tointeger(L, -1);
+    }
+    lua_settop(L, top);
+    return status;
+}
+
+/* Prints an error: the first line, and the traceback too with -v. */
+static void report_error(const char *msg, int verbose)
+{
+    const char *nl = strchr(msg, '\n');
+    if (verbose || !nl) calm_log(CALM_LOG_ERROR, "%s", msg);
+    else calm_log(CALM_LOG_ERROR, "%.*s", (int)(nl - msg), msg);
+}
+
+/* Turns what the root flow returned (n values on top) into an exit status. */
+static int outcome_status(lua_State *L, int n, const struct calm_host_opts *opts)
+{
+    int base = lua_gettop(L) - n + 1;
+    if (n == 0) return CALM_EXIT_OK;
+    if (lua_isinteger(L, base)) {
+        lua_Integer v = lua_tointeger(L, base);
+        return v < 0 || v > 255 ? CALM_EXIT_API : (int)v;
+    }
+    if (lua_isboolean(L, base)) return lua_toboolean(L, base) ? CALM_EXIT_OK : CALM_EXIT_API;
+    if (lua_isnil(L, base) && n >= 2 && lua_isstring(L, base + 1)) {
+        report_error(lua_tostring(L, base + 1), opts->verbose);
+        return n >= 3 ? status_for_code(L, base + 2) : CALM_EXIT_API;
+    }
+    return CALM_EXIT_OK;
+}
+
+/* stack: chunk. Runs it as the root flow with args argv[first..argc-1]. */
+static int run_root(lua_State *L, const char *kind, int argc, char **argv, int first,
+                    const struct calm_host_opts *opts)
+{
+    int i, n, deadline_hit = 0;
+    if (luaL_loadbufferx(L, ROOT_SHIM, sizeof ROOT_SHIM - 1, "=root", "t") != LUA_OK)
+        return lua_error(L);
+    lua_insert(L, -2);                 /* shim, chunk */
+    lua_pushstring(L, kind);
+    lua_insert(L, -2);                 /* shim, kind, chunk */
+    lua_createtable(L, argc - first, 1);
+    for (i = first; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - first + 1);
+    }
+    lua_pushinteger(L, argc - first);
+    lua_setfield(L, -2, "n");
+    n = calm_sched_run_root(L, 3, opts->timeout, &deadline_hit);
+    if (n < 0) {
+        report_error(lua_tostring(L, -1), opts->verbose);
+        return deadline_hit || strstr(lua_tostring(L, -1), "deadline passed") ? CALM_EXIT_DEADLINE
+                                                                              : CALM_EXIT_API;
+    }
+    return outcome_status(L, n, opts);
+}
+
+/* ---- calmbind scripts [--dump DIR] ---------------------------------------- */
+
+static int mkdirs_for(char *path)
+{
+    char *p;
+    for (p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(path, 0755) != 0 && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return 0;
+}
+
+static int scripts_command(int argc, char **argv)
+{
+    size_t i;
+    if (argc >= 3 && strcmp(argv[1], "--dump") == 0) {
+        for (i = 0; i < calm_embedded_count; i++) {
+            const struct calm_embedded *e = &calm_embedded_scripts[i];
+            char path[4096];
+            FILE *f;
+            snprintf(path, sizeof path, "%s/%s", argv[2], e->name);
+            if (mkdirs_for(path) != 0 || !(f = fopen(path, "wb"))) {
+                calm_log(CALM_LOG_ERROR, "scripts: cannot write %s: %s", path, strerror(errno));
+                return CALM_EXIT_USAGE;
+            }
+            fwrite(e->source, 1, e->len, f);
+            if (fclose(f) != 0) return CALM_EXIT_USAGE;
+            printf("%s\n", path);
+        }
+        return CALM_EXIT_OK;
+    }
+    if (argc >= 2) {
+        calm_log(CALM_LOG_ERROR, "usage: calmbind scripts [--dump DIR]");
+        return CALM_EXIT_USAGE;
+    }
+    for (i = 0; i < calm_embedded_count; i++) printf("%s\n", calm_embedded_scripts[i].name);
+    return CALM_EXIT_OK;
+}
+
+/* ---- entry ------------------------------------------------------------------ */
+
+static int looks_like_script(const char *arg)
+{
+    size_t n = strlen(arg);
+    return strchr(arg, '/') || (n > 4 && strcmp(arg + n - 4, ".lua") == 0);
+}
+
+struct pmain_args { int argc; char **argv; const struct calm_host_opts *opts; int status; };
+
+static int pmain(lua_State *L)
+{
+    struct pmain_args *a = lua_touserdata(L, 1);
+    const char *what = a->argv[0];
+    lua_settop(L, 0);
+    luaL_checkversion(L);
+    open_libs(L, a->opts->unsafe);
+    setup_modules(L);
+    lua_pushglobaltable(L);   /* strict globals, set last so the libraries could register */
+    lua_newtable(L);
+    lua_pushcfunction(L, strict_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, strict_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+    calm_sched_install_hook(L);
+    if (looks_like_script(what)) {
+        if (luaL_loadfilex(L, what, "t") != LUA_OK) {
+            report_error(lua_tostring(L, -1), 1);
+            a->status = CALM_EXIT_USAGE;
+            return 0;
+        }
+        a->status = run_root(L, "script", a->argc, a->argv, 1, a->opts);
+        return 0;
+    }
+    {
+        const char *p;
+        for (p = what; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) break;
+        if (*p || !*what) {
+            calm_log(CALM_LOG_ERROR, "unknown command '%s' (see calmbind --help)", what);
+            a->status = CALM_EXIT_USAGE;
+            return 0;
+        }
+    }
+    lua_pushfstring(L, "commands/%s.lua", what);
+    if (load_script(L, lua_tostring(L, -1)) != 0) {
+        const char *msg = lua_tostring(L, -1);
+        if (strncmp(msg, "no script", 9) == 0) {
+            calm_log(CALM_LOG_ERROR, "unknown command '%s' (see calmbind --help)", what);
+            a->status = CALM_EXIT_USAGE;
+        } else {
+            report_error(msg, 1);
+            a->status = CALM_EXIT_API;
+        }
+        return 0;
+    }
+    lua_remove(L, -2);
+    a->status = run_root(L, "command", a->argc, a->argv, 1, a->opts);
+    return 0;
+}
+
+int calm_host_main(int argc, char **argv, const struct calm_host_opts *opts)
+{
+    struct alloc_state mem = { 0, MEMORY_LIMIT };
+    struct pmain_args a;
+    lua_State *L;
+    if (argc >= 1 && strcmp(argv[0], "scripts") == 0) return scripts_command(argc, argv);
+    L = lua_newstate(capped_alloc, &mem);
+    if (!L) {
+        calm_log(CALM_LOG_ERROR, "cannot create the Lua state: out of memory");
+        return CALM_EXIT_API;
+    }
+    a.argc = argc;
+    a.argv = argv;
+    a.opts = opts;
+    a.status = CALM_EXIT_API;
+    lua_pushcfunction(L, traceback_handler);
+    lua_pushcfunction(L, pmain);
+    lua_pushlightuserdata(L, &a);
+    if (lua_pcall(L, 1, 0, 1) != LUA_OK) {
+        report_error(lua_tostring(L, -1) ? lua_tostring(L, -1) : "error", opts->verbose);
+        a.status = CALM_EXIT_API;
+    }
+    lua_close(L);
+    return a.status;
+}

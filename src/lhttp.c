@@ -1,0 +1,571 @@
+/* lhttp.c: calm.http — one HTTP(S) request per call, parked on the scheduler's
+ * curl_multi handle. Bodies are buffered in C (no Lua inside libcurl
+ * callbacks); TLS verification is always on; redirects are never followed. */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lua-cjson.h>
+
+#include "calm_lua.h"
+
+#define REQ_MT "calm.http.request"
+#define DEFAULT_TIMEOUT 30.0
+#define DEFAULT_CONNECT_TIMEOUT 10.0
+#define DEFAULT_MAX_BODY (8u << 20)
+#define SYSTEM_CA_PATH "/etc/ssl/certs"
+
+typedef struct request {
+    calm_transfer t;           /* first: the scheduler sees this part */
+    lua_State *main;           /* for unref from the scheduler's side */
+    int anchor;                /* registry ref while in flight */
+    struct curl_slist *headers;
+    calm_buf body;             /* response body */
+    calm_buf head;             /* response header lines, for the table */
+    calm_buf sent;             /* request body, kept only for --trace */
+    size_t max_body;
+    int too_large;
+    int framed;                /* Content-Length or chunked seen */
+    double started;
+    char method[16];
+    char *url;
+    char errbuf[CURL_ERROR_SIZE];
+} request;
+
+/* curl's error mnemonics: stable codes scripts can branch on. */
+static const char *curl_code_name(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL: return "UNSUPPORTED_PROTOCOL";
+    case CURLE_URL_MALFORMAT: return "URL_MALFORMAT";
+    case CURLE_COULDNT_RESOLVE_PROXY: return "COULDNT_RESOLVE_PROXY";
+    case CURLE_COULDNT_RESOLVE_HOST: return "COULDNT_RESOLVE_HOST";
+    case CURLE_COULDNT_CONNECT: return "COULDNT_CONNECT";
+    case CURLE_WEIRD_SERVER_REPLY: return "WEIRD_SERVER_REPLY";
+    case CURLE_HTTP2: return "HTTP2";
+    case CURLE_PARTIAL_FILE: return "PARTIAL_FILE";
+    case CURLE_WRITE_ERROR: return "WRITE_ERROR";
+    case CURLE_READ_ERROR: return "READ_ERROR";
+    case CURLE_OUT_OF_MEMORY: return "OUT_OF_MEMORY";
+    case CURLE_OPERATION_TIMEDOUT: return "OPERATION_TIMEDOUT";
+    case CURLE_SSL_CONNECT_ERROR: return "SSL_CONNECT_ERROR";
+    case CURLE_TOO_MANY_REDIRECTS: return "TOO_MANY_REDIRECTS";
+    case CURLE_GOT_NOTHING: return "GOT_NOTHING";
+    case CURLE_SEND_ERROR: return "SEND_ERROR";
+    case CURLE_RECV_ERROR: return "RECV_ERROR";
+    case CURLE_SSL_CERTPROBLEM: return "SSL_CERTPROBLEM";
+    case CURLE_SSL_CIPHER: return "SSL_CIPHER";
+    case CURLE_PEER_FAILED_VERIFICATION: return "PEER_FAILED_VERIFICATION";
+    case CURLE_BAD_CONTENT_ENCODING: return "BAD_CONTENT_ENCODING";
+    case CURLE_SSL_CACERT_BADFILE: return "SSL_CACERT_BADFILE";
+    case CURLE_SSL_ISSUER_ERROR: return "SSL_ISSUER_ERROR";
+    case CURLE_HTTP2_STREAM: return "HTTP2_STREAM";
+    case CURLE_PROXY: return "PROXY";
+    case CURLE_SSL_CLIENTCERT: return "SSL_CLIENTCERT";
+    default: return NULL;
+    }
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    request *r = ud;
+    size_t len = size * n;
+    if (r->body.len + len > r->max_body) {
+        r->too_large = 1;
+        return 0;   /* makes curl stop with CURLE_WRITE_ERROR */
+    }
+    return calm_buf_append(&r->body, p, len) == 0 ? len : 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    request *r = ud;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {   /* a new response (after 1xx): start over */
+        calm_buf_reset(&r->head);
+        r->framed = 0;
+    }
+    if (len >= 15 && strncasecmp(p, "content-length:", 15) == 0) r->framed = 1;
+    if (len >= 18 && strncasecmp(p, "transfer-encoding:", 18) == 0 && memmem(p, len, "chunked", 7))
+        r->framed = 1;
+    return calm_buf_append(&r->head, p, len) == 0 ? len : 0;
+}
+
+/* Frees everything the transfer holds; wipes buffers (tokens, secrets). */
+static void req_release(request *r)
+{
+    struct curl_slist *h;
+    if (r->t.easy) curl_easy_cleanup(r->t.easy);
+    r->t.easy = NULL;
+    for (h = r->headers; h; h = h->next) calm_wipe(h->data, strlen(h->data));
+    curl_slist_free_all(r->headers);
+    r->headers = NULL;
+    calm_buf_free(&r->body);
+    calm_buf_free(&r->head);
+    calm_buf_free(&r->sent);
+    free(r->url);
+    r->url = NULL;
+    if (r->anchor != LUA_NOREF && r->main) luaL_unref(r->main, LUA_REGISTRYINDEX, r->anchor);
+    r->anchor = LUA_NOREF;
+}
+
+/* Builds the header table from the raw lines: lower-case names, repeats joined. */
+static void push_headers(lua_State *L, const calm_buf *head)
+{
+    const char *p = head->data ? head->data : "", *end = p + head->len;
+    lua_newtable(L);
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p)), *colon, *v, *ve;
+        char name[128];
+        size_t nl, i;
+        if (!eol) eol = end;
+        colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon && (size_t)(colon - p) < sizeof name && colon > p) {
+            nl = (size_t)(colon - p);
+            for (i = 0; i < nl; i++) name[i] = (char)tolower((unsigned char)p[i]);
+            name[nl] = 0;
+            v = colon + 1;
+            ve = eol;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+            lua_getfield(L, -1, name);
+            if (lua_isstring(L, -1)) {
+                lua_pushliteral(L, ", ");
+                lua_pushlstring(L, v, (size_t)(ve - v));
+                lua_concat(L, 3);
+            } else {
+                lua_pop(L, 1);
+                lua_pushlstring(L, v, (size_t)(ve - v));
+            }
+            lua_setfield(L, -2, name);
+        }
+        p = eol + 1;
+    }
+}
+
+static void trace_exchange(request *r, long status)
+{
+    if (calm_log_level() < CALM_LOG_TRACE) return;
+    calm_log(CALM_LOG_TRACE, "> %s %s", r->method, r->url);
+    if (r->sent.len) calm_log_write(CALM_LOG_TRACE, r->sent.data, r->sent.len);
+    calm_log(CALM_LOG_TRACE, "< HTTP %ld", status);
+    if (r->head.len) calm_log_write(CALM_LOG_TRACE, r->head.data, r->head.len);
+    if (r->body.len) calm_log_write(CALM_LOG_TRACE, r->body.data, r->body.len);
+}
+
+static int req_finish(calm_transfer *t, lua_State *co, CURLcode rc)
+{
+    request *r = (request *)t;
+    long status = 0;
+    int n;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    calm_log(CALM_LOG_DEBUG, "%s %s -> %ld (%.3f s)", r->method, r->url, status, calm_now() - r->started);
+    trace_exchange(r, status);
+    if (r->too_large) {
+        lua_pushnil(co);
+        lua_pushfstring(co, "response from %s exceeds %d bytes", r->url, (int)r->max_body);
+        lua_pushliteral(co, "TOO_LARGE");
+        n = 3;
+    } else if (rc != CURLE_OK) {
+        const char *name = curl_code_name(rc);
+        lua_pushnil(co);
+        lua_pushfstring(co, "%s %s: %s", r->method, r->url, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+        if (name) lua_pushstring(co, name); else lua_pushfstring(co, "CURL_%d", (int)rc);
+        n = 3;
+    } else {
+        lua_createtable(co, 0, 5);
+        lua_pushinteger(co, status);
+        lua_setfield(co, -2, "status");
+        push_headers(co, &r->head);
+        lua_setfield(co, -2, "headers");
+        lua_pushlstring(co, r->body.data ? r->body.data : "", r->body.len);
+        lua_setfield(co, -2, "body");
+        lua_pushstring(co, r->url);
+        lua_setfield(co, -2, "url");
+        lua_pushboolean(co, !r->framed && status != 204 && status != 304 && status >= 200);
+        lua_setfield(co, -2, "close_delimited");
+        n = 1;
+    }
+    req_release(r);
+    return n;
+}
+
+static void req_abandon(calm_transfer *t) { req_release((request *)t); }
+
+static int req_gc(lua_State *L)
+{
+    req_release(luaL_checkudata(L, 1, REQ_MT));
+    return 0;
+}
+
+/* Loopback names that never leave the machine; curl resolves *.localhost itself. */
+static int is_loopback(const char *host)
+{
+    size_t n = strlen(host);
+    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0)
+        return 1;
+    if (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0) return 1;
+    if (strncmp(host, "127.", 4) == 0) {
+        int a, b, c;
+        char tail;
+        return sscanf(host + 4, "%d.%d.%d%c", &a, &b, &c, &tail) == 3;
+    }
+    return 0;
+}
+
+/* Returns NULL if the URL may be fetched, else why not. *plain_loopback is
+ * set for http:// to loopback (those must never go through a proxy). */
+static const char *check_url(const char *url, int *plain_loopback)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    const char *why = NULL;
+    *plain_loopback = 0;
+    if (!u) return "out of memory";
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        why = "not a valid URL";
+    } else if (strcmp(scheme, "https") == 0) {
+        why = NULL;
+    } else if (strcmp(scheme, "http") == 0) {
+        if (is_loopback(host)) *plain_loopback = 1;
+        else why = "plain http is only allowed to loopback hosts; use https";
+    } else {
+        why = "only https URLs are allowed";
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return why;
+}
+
+static double opt_number(lua_State *L, const char *field, double dflt)
+{
+    double v = dflt;
+    if (lua_getfield(L, 1, field) != LUA_TNIL) {
+        if (!lua_isnumber(L, -1)) luaL_error(L, "http.request: '%s' must be a number", field);
+        v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static const char *opt_string(lua_State *L, const char *field, size_t *len)
+{
+    const char *s = NULL;
+    if (lua_getfield(L, 1, field) != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "http.request: '%s' must be a string", field);
+        s = lua_tolstring(L, -1, len);
+    }
+    lua_pop(L, 1);   /* the string stays alive: it is referenced by the options table */
+    return s;
+}
+
+static const char *const request_fields[] = {
+    "url", "method", "headers", "body", "json", "form", "timeout", "connect_timeout",
+    "cacert", "cert", "key", "max_body", NULL
+};
+
+static void check_fields(lua_State *L)
+{
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        int i, known = 0;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            for (i = 0; request_fields[i]; i++)
+                if (strcmp(lua_tostring(L, -2), request_fields[i]) == 0) known = 1;
+        if (!known) luaL_error(L, "http.request: unknown option '%s'", luaL_tolstring(L, -2, NULL));
+        lua_pop(L, 1);
+    }
+}
+
+static void add_header(lua_State *L, request *r, const char *name, const char *value)
+{
+    struct curl_slist *h;
+    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+        luaL_error(L, "http.request: header '%s' contains a line break or colon", name);
+    lua_pushfstring(L, "%s: %s", name, value);
+    h = curl_slist_append(r->headers, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (!h) luaL_error(L, "http.request: out of memory");
+    r->headers = h;
+}
+
+/* Headers from the options table; returns flags of which defaults are set. */
+static int add_user_headers(lua_State *L, request *r)
+{
+    int seen = 0;
+    if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            const char *name, *value;
+            if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
+                luaL_error(L, "http.request: 'headers' must map names to strings");
+            name = lua_tostring(L, -2);
+            value = lua_tostring(L, -1);
+            if (strcasecmp(name, "accept") == 0) seen |= 1;
+            if (strcasecmp(name, "content-type") == 0) seen |= 2;
+            add_header(L, r, name, value);
+            lua_pop(L, 1);
+        }
+    } else if (!lua_isnil(L, -1)) {
+        luaL_error(L, "http.request: 'headers' must be a table");
+    }
+    lua_pop(L, 1);
+    return seen;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* form = {k = v}: keys sorted so requests are reproducible (tests, traces). */
+static void encode_form(lua_State *L, int idx, calm_buf *out)
+{
+    const char **keys;
+    size_t n = 0, cap = 16, i;
+    keys = lua_newuserdatauv(L, cap * sizeof *keys, 0);   /* GC-owned scratch */
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
+            luaL_error(L, "http.request: 'form' must map names to strings");
+        lua_pop(L, 1);
+        if (n == cap) {
+            const char **more = lua_newuserdatauv(L, 2 * cap * sizeof *keys, 0);
+            memcpy(more, keys, n * sizeof *keys);
+            lua_replace(L, -3);   /* stack: scratch, key, more -> more, key */
+            keys = more;
+            cap *= 2;
+        }
+        keys[n++] = lua_tostring(L, -1);   /* anchored by the form table */
+    }
+    qsort(keys, n, sizeof *keys, cmp_str);
+    for (i = 0; i < n; i++) {
+        size_t vl;
+        const char *v;
+        lua_getfield(L, idx, keys[i]);
+        v = lua_tolstring(L, -1, &vl);
+        if ((i && calm_buf_putc(out, '&')) || calm_url_encode(keys[i], strlen(keys[i]), 1, out) ||
+            calm_buf_putc(out, '=') || calm_url_encode(v, vl, 1, out))
+            luaL_error(L, "http.request: out of memory");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);   /* scratch */
+}
+
+/* Sets the request body from body | json | form; returns the default
+ * Content-Type for it (or NULL). */
+static const char *set_body(lua_State *L, request *r, calm_buf *payload)
+{
+    int kinds = 0;
+    const char *ctype = NULL;
+    size_t len;
+    const char *s = opt_string(L, "body", &len);
+    if (s) {
+        kinds++;
+        if (calm_buf_append(payload, s, len)) luaL_error(L, "http.request: out of memory");
+    }
+    if (lua_getfield(L, 1, "json") != LUA_TNIL) {
+        kinds++;
+        lua_pushvalue(L, lua_upvalueindex(1));   /* cjson encode of a private instance */
+        lua_pushvalue(L, -2);
+        lua_call(L, 1, 1);
+        s = lua_tolstring(L, -1, &len);
+        if (calm_buf_append(payload, s, len)) luaL_error(L, "http.request: out of memory");
+        lua_pop(L, 1);
+        ctype = "application/json";
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, 1, "form") != LUA_TNIL) {
+        kinds++;
+        luaL_checktype(L, -1, LUA_TTABLE);
+        encode_form(L, lua_gettop(L), payload);
+        ctype = "application/x-www-form-urlencoded";
+    }
+    lua_pop(L, 1);
+    if (kinds > 1) luaL_error(L, "http.request: give only one of 'body', 'json' and 'form'");
+    (void)r;
+    return ctype;
+}
+
+static void set_tls(lua_State *L, request *r)
+{
+    CURL *e = r->t.easy;
+    size_t certlen = 0, keylen = 0;
+    const char *cacert = opt_string(L, "cacert", NULL);
+    const char *cert = opt_string(L, "cert", &certlen), *key = opt_string(L, "key", &keylen);
+    if (!cacert) cacert = getenv("CALMBIND_CACERT");
+    if (!cacert) cacert = getenv("SSL_CERT_FILE");
+    if (!cacert) cacert = getenv("CURL_CA_BUNDLE");
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (cacert) {   /* in addition to the system store, which stays as CAPATH */
+        curl_easy_setopt(e, CURLOPT_CAINFO, cacert);
+        curl_easy_setopt(e, CURLOPT_CAPATH, SYSTEM_CA_PATH);
+    }
+    if ((cert == NULL) != (key == NULL)) luaL_error(L, "http.request: 'cert' and 'key' go together");
+    if (cert) {
+        struct curl_blob cb, kb;
+        cb.data = (void *)cert; cb.len = certlen; cb.flags = CURL_BLOB_COPY;
+        kb.data = (void *)key; kb.len = keylen; kb.flags = CURL_BLOB_COPY;
+        curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
+        curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
+        curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+}
+
+static void set_method(lua_State *L, request *r, const char *method, const calm_buf *payload)
+{
+    CURL *e = r->t.easy;
+    if (strcmp(method, "GET") == 0 && !payload->len) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        return;
+    }
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        return;
+    }
+    if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    if (payload->len || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+        strcmp(method, "PATCH") == 0) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)payload->len);
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, payload->data ? payload->data : "");
+    }
+    (void)L;
+}
+
+/* http.request{url, method, headers, body | json | form, timeout, connect_timeout,
+ *              cacert, cert, key, max_body} -> resp | nil, message, code (yields) */
+static int http_request(lua_State *L)
+{
+    request *r;
+    CURL *e;
+    calm_buf payload;
+    const char *url, *why, *ctype;
+    const char *method = "GET";
+    double timeout, connect_timeout, remaining;
+    int plain_loopback, seen;
+    char *m;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    check_fields(L);
+    url = opt_string(L, "url", NULL);
+    if (!url) luaL_error(L, "http.request: 'url' must be a string");
+    if (opt_string(L, "method", NULL)) method = opt_string(L, "method", NULL);
+    if (strlen(method) >= sizeof r->method) luaL_error(L, "http.request: 'method' is too long");
+    timeout = opt_number(L, "timeout", DEFAULT_TIMEOUT);
+    connect_timeout = opt_number(L, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
+    calm_sched_check_flow(L, "http.request");
+
+    if ((why = check_url(url, &plain_loopback)) != NULL) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "http.request: refused %s: %s", url, why);
+        lua_pushliteral(L, "INSECURE_URL");
+        return 3;
+    }
+    remaining = calm_sched_remaining(L);
+    if (remaining <= 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "deadline passed (--timeout)");
+        lua_pushliteral(L, "DEADLINE");
+        return 3;
+    }
+    if (timeout > remaining) timeout = remaining;
+    if (connect_timeout > timeout) connect_timeout = timeout;
+
+    r = lua_newuserdatauv(L, sizeof *r, 0);   /* GC owns it until it is in flight */
+    memset(r, 0, sizeof *r);
+    r->anchor = LUA_NOREF;
+    luaL_setmetatable(L, REQ_MT);
+    r->t.finish = req_finish;
+    r->t.abandon = req_abandon;
+    r->max_body = (size_t)opt_number(L, "max_body", DEFAULT_MAX_BODY);
+    snprintf(r->method, sizeof r->method, "%s", method);
+    for (m = r->method; *m; m++) *m = (char)toupper((unsigned char)*m);
+    if (!(r->url = strdup(url)) || !(r->t.easy = e = curl_easy_init()))
+        return luaL_error(L, "http.request: out of memory");
+
+    calm_buf_init(&payload);
+    ctype = set_body(L, r, &payload);
+    seen = add_user_headers(L, r);
+    if (!(seen & 1)) add_header(L, r, "Accept", "application/json");
+    if (!(seen & 2) && ctype) add_header(L, r, "Content-Type", ctype);
+    add_header(L, r, "Expect", "");
+    set_method(L, r, r->method, &payload);
+    if (calm_log_level() >= CALM_LOG_TRACE && payload.len) calm_buf_append(&r->sent, payload.data, payload.len);
+    calm_buf_free(&payload);
+    set_tls(L, r);
+
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);   /* a bearer token must not travel */
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "calmbind/" CALM_VERSION);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(timeout * 1000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)ceil(connect_timeout * 1000));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)(timeout < 30 ? ceil(timeout) : 30));
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    if (plain_loopback) curl_easy_setopt(e, CURLOPT_PROXY, "");   /* loopback stays local */
+
+    /* In flight: anchored in the registry so a dropped reference cannot free it. */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    r->main = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    r->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
+    r->started = calm_now();
+    return calm_sched_park(L, &r->t);
+}
+
+/* http.parse_retry_after(value [, now]) -> seconds | nil */
+static int http_parse_retry_after(lua_State *L)
+{
+    size_t n;
+    const char *v = luaL_checklstring(L, 1, &n);
+    time_t now = (time_t)luaL_optinteger(L, 2, (lua_Integer)time(NULL));
+    double secs;
+    if (calm_parse_retry_after(v, n, now, &secs) != 0) return 0;
+    lua_pushnumber(L, secs);
+    return 1;
+}
+
+static const luaL_Reg http_funcs[] = {
+    { "parse_retry_after", http_parse_retry_after }, { NULL, NULL }
+};
+
+int luaopen_calm_http(lua_State *L)
+{
+    if (luaL_newmetatable(L, REQ_MT)) {
+        lua_pushcfunction(L, req_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, http_funcs);
+    /* A private cjson instance: scripts changing cjson settings cannot alter
+     * what we send. */
+    luaL_requiref(L, "cjson", luaopen_cjson, 0);
+    lua_getfield(L, -1, "new");
+    lua_call(L, 0, 1);
+    lua_getfield(L, -1, "encode");
+    lua_remove(L, -2);
+    lua_remove(L, -2);
+    lua_pushcclosure(L, http_request, 1);
+    lua_setfield(L, -2, "request");
+    return 1;
+}

@@ -1,0 +1,108 @@
+/* main.c: process set-up (hardening, global options), then the host. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <curl/curl.h>
+#include <lua.h>
+
+#include "calm_lua.h"
+
+#define DEFAULT_TIMEOUT 300.0
+
+static const char USAGE[] =
+    "usage: calmbind COMMAND [options]      run a built-in or admin-provided command\n"
+    "       calmbind FILE.lua [args]        run your own script with the calmbind library\n"
+    "       calmbind scripts [--dump DIR]   list (or write out) the built-in scripts\n"
+    "       calmbind --version | --help\n"
+    "\n"
+    "commands:\n"
+    "  get      find or create the SAP Cloud ALM API instance and binding, export the key\n"
+    "  plan     the same decision, read-only: what get would do, and why\n"
+    "  check    offline checks of a key file (Landscape Management rules, Deployment fitness)\n"
+    "  verify   live check of a key: token, scopes, identity zone\n"
+    "  export   convert a key file to another --format\n"
+    "\n"
+    "global options: --timeout S (default 300), -v/--verbose, --trace, --cacert FILE, --unsafe\n"
+    "exit status: 0 done, 1 BTP/API failure, 2 usage or bad input, 3 authentication refused,\n"
+    "             4 manual step needed, 5 deadline passed, 6 verification failed\n"
+    "Run 'calmbind COMMAND --help' for a command's options.\n";
+
+/* Secrets live in this process's memory: no core files, no ptrace by others. */
+static void harden(void)
+{
+    struct rlimit none = { 0, 0 };
+    setrlimit(RLIMIT_CORE, &none);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    signal(SIGPIPE, SIG_IGN);
+    /* Debian's libcurl writes TLS session keys to this file (mode 0644). */
+    if (getenv("SSLKEYLOGFILE")) {
+        unsetenv("SSLKEYLOGFILE");
+        calm_log(CALM_LOG_WARN, "SSLKEYLOGFILE was set; cleared it so no TLS session keys are written");
+    }
+}
+
+/* Global options are read here (they shape the run) and left in argv so the
+ * command's own parser sees the whole command line. */
+static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
+{
+    int i;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (strcmp(a, "--") == 0) break;
+        if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            o->verbose = 1;
+            if (calm_log_level() < CALM_LOG_DEBUG) calm_log_set_level(CALM_LOG_DEBUG);
+        } else if (strcmp(a, "--trace") == 0) {
+            o->verbose = 1;
+            calm_log_set_level(CALM_LOG_TRACE);
+        } else if (strcmp(a, "--unsafe") == 0) {
+            o->unsafe = 1;
+        } else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
+            v = argv[++i];
+        } else if (strncmp(a, "--timeout=", 10) == 0) {
+            v = a + 10;
+        } else if (strcmp(a, "--cacert") == 0 && i + 1 < argc) {
+            setenv("CALMBIND_CACERT", argv[++i], 1);
+        } else if (strncmp(a, "--cacert=", 9) == 0) {
+            setenv("CALMBIND_CACERT", a + 9, 1);
+        }
+        if (v) {
+            char *end;
+            double t = strtod(v, &end);
+            if (*end || !(t > 0) || t > 86400 * 7) {
+                calm_log(CALM_LOG_ERROR, "--timeout: '%s' is not a number of seconds (> 0)", v);
+                return -1;
+            }
+            o->timeout = t;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct calm_host_opts opts = { DEFAULT_TIMEOUT, 0, 0 };
+    int status;
+    harden();
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CALM_EXIT_USAGE : CALM_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("calmbind %s (%s, %s)\n", CALM_VERSION, LUA_RELEASE, curl_version());
+        return CALM_EXIT_OK;
+    }
+    if (scan_globals(argc, argv, &opts) != 0) return CALM_EXIT_USAGE;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        calm_log(CALM_LOG_ERROR, "libcurl failed to initialise");
+        return CALM_EXIT_API;
+    }
+    status = calm_host_main(argc - 1, argv + 1, &opts);
+    curl_global_cleanup();
+    calm_redact_clear();
+    return status;
+}
