@@ -1,0 +1,327 @@
+/* lcodec.c: the calm.codec Lua module, thin wrappers over codec.c.
+ *
+ * Every C-side buffer lives in a "box" userdata with __gc/__close that wipes
+ * and frees it, so nothing leaks when a Lua call raises halfway (a memory
+ * error in lua_pushlstring, a bad value found in form_encode) and the bytes
+ * never linger unwiped in the C heap. The strings handed back to Lua are
+ * Lua's and cannot be wiped; that residual risk is documented. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "calm_lua.h"
+
+#define BOX_META "calm.codec.buf"
+
+static int box_gc(lua_State *L)
+{
+    calm_buf *b = luaL_checkudata(L, 1, BOX_META);
+    calm_buf_free(b);
+    return 0;
+}
+
+/* Pushes a new empty buffer owned by Lua. */
+static calm_buf *box_new(lua_State *L)
+{
+    calm_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+    calm_buf_init(b);
+    luaL_setmetatable(L, BOX_META);
+    return b;
+}
+
+/* Pushes the buffer's bytes as a string and wipes the buffer right away
+ * rather than when the collector gets to it. */
+static void box_push(lua_State *L, calm_buf *b)
+{
+    lua_pushlstring(L, b->data ? b->data : "", b->len);
+    calm_buf_free(b);
+}
+
+static int oom(lua_State *L, const char *fn)
+{
+    return luaL_error(L, "codec.%s: not enough memory", fn);
+}
+
+/* Shared body of the two encoders. */
+static int encode_b64(lua_State *L, int url, const char *fn)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    calm_buf *b = box_new(L);
+    if (calm_b64_encode((const unsigned char *)s, n, url, b) != 0)
+        return oom(L, fn);
+    box_push(L, b);
+    return 1;
+}
+
+/* codec.b64encode(s) -> string: standard alphabet, padded. */
+static int codec_b64encode(lua_State *L)
+{
+    return encode_b64(L, 0, "b64encode");
+}
+
+/* codec.b64url_encode(s) -> string: URL alphabet, no padding (JWT, PKCE). */
+static int codec_b64url_encode(lua_State *L)
+{
+    return encode_b64(L, 1, "b64url_encode");
+}
+
+/* codec.b64decode(s) -> string | nil, msg, "INVALID": either alphabet,
+ * padding optional, no white space. The message never quotes the input
+ * (it may be a secret). */
+static int codec_b64decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    calm_buf *b = box_new(L);
+    int rc = calm_b64_decode(s, n, b);
+    if (rc == -2)
+        return oom(L, "b64decode");
+    if (rc != 0) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "codec.b64decode: invalid base64 (%I bytes)", (lua_Integer)n);
+        lua_pushliteral(L, "INVALID");
+        return 3;
+    }
+    box_push(L, b);
+    return 1;
+}
+
+/* codec.url_encode(s) -> string: RFC 3986, everything but A-Z a-z 0-9 - . _ ~
+ * as %XX (upper-case hex); space is %20. */
+static int codec_url_encode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    calm_buf *b = box_new(L);
+    if (calm_url_encode(s, n, 0, b) != 0)
+        return oom(L, "url_encode");
+    box_push(L, b);
+    return 1;
+}
+
+/* codec.url_decode(s) -> string | nil, msg, "INVALID" (a bad %XX escape).
+ * '+' stays '+': that is form encoding (see form_decode). */
+static int codec_url_decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    calm_buf *b = box_new(L);
+    int rc = calm_url_decode(s, n, 0, b);
+    if (rc == -2)
+        return oom(L, "url_decode");
+    if (rc != 0) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "codec.url_decode: invalid %XX escape");
+        lua_pushliteral(L, "INVALID");
+        return 3;
+    }
+    box_push(L, b);
+    return 1;
+}
+
+struct kv { const char *k; size_t kn; };
+
+static int kv_cmp(const void *a, const void *b)
+{
+    const struct kv *x = a, *y = b;
+    size_t n = x->kn < y->kn ? x->kn : y->kn;
+    int c = memcmp(x->k, y->k, n);
+    if (c)
+        return c;
+    return (x->kn > y->kn) - (x->kn < y->kn);
+}
+
+/* codec.form_encode(t) -> string: application/x-www-form-urlencoded, keys
+ * sorted bytewise so the same table always gives the same body (stable
+ * request logs and test expectations). Keys must be strings, values strings
+ * or numbers; anything else raises naming the key. */
+static int codec_form_encode(lua_State *L)
+{
+    struct kv *keys;
+    size_t count = 0, i;
+    calm_buf *b;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    /* First pass: validate and count, so nothing is built for a bad table. */
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return luaL_argerror(L, 1, lua_pushfstring(L, "keys must be strings, got %s",
+                                                       luaL_typename(L, -2)));
+        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+            return luaL_argerror(L, 1, lua_pushfstring(L, "value of '%s' must be a string or number, got %s",
+                                                       lua_tostring(L, -2), luaL_typename(L, -1)));
+        count++;
+        lua_pop(L, 1);
+    }
+    /* The key strings stay anchored by the table at index 1, so pointers to
+     * them are valid for the rest of this call. */
+    keys = lua_newuserdatauv(L, (count ? count : 1) * sizeof *keys, 0);
+    i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+        keys[i].k = lua_tolstring(L, -2, &keys[i].kn);
+        i++;
+        lua_pop(L, 1);
+    }
+    qsort(keys, count, sizeof *keys, kv_cmp);
+
+    b = box_new(L);
+    for (i = 0; i < count; i++) {
+        size_t vn;
+        const char *v;
+        lua_pushlstring(L, keys[i].k, keys[i].kn);
+        lua_rawget(L, 1);
+        /* A number value is converted on a copy so the table is not changed. */
+        lua_pushvalue(L, -1);
+        v = lua_tolstring(L, -1, &vn);
+        if ((i && calm_buf_putc(b, '&') != 0) || calm_url_encode(keys[i].k, keys[i].kn, 1, b) != 0 ||
+            calm_buf_putc(b, '=') != 0 || calm_url_encode(v, vn, 1, b) != 0)
+            return oom(L, "form_encode");
+        lua_pop(L, 2);
+    }
+    box_push(L, b);
+    return 1;
+}
+
+/* Decodes one form component into the box and pushes it; 0, or -1 for a bad
+ * escape (nothing pushed). */
+static int push_form_part(lua_State *L, calm_buf *b, const char *s, size_t n)
+{
+    int rc;
+    calm_buf_reset(b);
+    rc = calm_url_decode(s, n, 1, b);
+    if (rc == -2)
+        return oom(L, "form_decode");
+    if (rc != 0)
+        return -1;
+    lua_pushlstring(L, b->data ? b->data : "", b->len);
+    return 0;
+}
+
+/* codec.form_decode(s) -> table | nil, msg, "INVALID": '&'-separated
+ * name=value pairs, '+' is a space; a name without '=' gets "", empty pairs
+ * are skipped, and when a name repeats the last value wins. */
+static int codec_form_decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const char *end = s + n;
+    calm_buf *b;
+
+    lua_newtable(L);
+    b = box_new(L);
+    /* stack: s, result, box */
+    while (s < end) {
+        const char *amp = memchr(s, '&', (size_t)(end - s));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(s, '=', (size_t)(stop - s));
+        if (stop > s) {
+            const char *kend = eq ? eq : stop;
+            const char *v = eq ? eq + 1 : stop;
+            if (push_form_part(L, b, s, (size_t)(kend - s)) != 0 ||
+                push_form_part(L, b, v, (size_t)(stop - v)) != 0) {
+                calm_buf_free(b);
+                luaL_pushfail(L);
+                lua_pushliteral(L, "codec.form_decode: invalid %XX escape");
+                lua_pushliteral(L, "INVALID");
+                return 3;
+            }
+            lua_rawset(L, -4);
+        }
+        s = amp ? amp + 1 : end;
+    }
+    calm_buf_free(b);
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* Fills p from getrandom or raises: running out of kernel randomness is not
+ * an expected failure a script could handle, and a predictable fallback
+ * would be worse than stopping. */
+static void random_or_raise(lua_State *L, unsigned char *p, size_t n, const char *fn)
+{
+    if (calm_random_bytes(p, n) != 0)
+        luaL_error(L, "codec.%s: getrandom failed", fn);
+}
+
+static void push_hex(lua_State *L, const unsigned char *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    luaL_Buffer lb;
+    size_t i;
+    char *o = luaL_buffinitsize(L, &lb, 2 * n);
+    for (i = 0; i < n; i++) {
+        o[2 * i] = digits[p[i] >> 4];
+        o[2 * i + 1] = digits[p[i] & 15];
+    }
+    luaL_pushresultsize(&lb, 2 * n);
+}
+
+/* codec.random_hex(nbytes) -> string of 2*nbytes lower-case hex digits from
+ * getrandom(2); nbytes is an integer in 1..1024 (state values, nonces,
+ * PKCE verifiers, file-name suffixes). */
+static int codec_random_hex(lua_State *L)
+{
+    unsigned char raw[1024];
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 1 && n <= (lua_Integer)sizeof raw, 1,
+                  "'nbytes' must be in 1..1024");
+    random_or_raise(L, raw, (size_t)n, "random_hex");
+    push_hex(L, raw, (size_t)n);
+    calm_wipe(raw, (size_t)n);
+    return 1;
+}
+
+/* codec.uuid() -> "xxxxxxxx-xxxx-4xxx-Yxxx-xxxxxxxxxxxx": a random (version 4,
+ * RFC 4122 variant) UUID in lower case. */
+static int codec_uuid(lua_State *L)
+{
+    unsigned char u[16];
+    char text[37];
+    size_t i, o = 0;
+    static const char digits[] = "0123456789abcdef";
+
+    random_or_raise(L, u, sizeof u, "uuid");
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);   /* version 4 */
+    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);   /* variant 10xx */
+    for (i = 0; i < sizeof u; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            text[o++] = '-';
+        text[o++] = digits[u[i] >> 4];
+        text[o++] = digits[u[i] & 15];
+    }
+    lua_pushlstring(L, text, o);
+    return 1;
+}
+
+static const luaL_Reg codec_funcs[] = {
+    {"b64encode", codec_b64encode},
+    {"b64url_encode", codec_b64url_encode},
+    {"b64decode", codec_b64decode},
+    {"url_encode", codec_url_encode},
+    {"url_decode", codec_url_decode},
+    {"form_encode", codec_form_encode},
+    {"form_decode", codec_form_decode},
+    {"random_hex", codec_random_hex},
+    {"uuid", codec_uuid},
+    {NULL, NULL}
+};
+
+static const luaL_Reg box_meta[] = {
+    {"__gc", box_gc},
+    {"__close", box_gc},
+    {NULL, NULL}
+};
+
+int luaopen_calm_codec(lua_State *L)
+{
+    if (luaL_newmetatable(L, BOX_META))
+        luaL_setfuncs(L, box_meta, 0);
+    lua_pop(L, 1);
+    luaL_newlib(L, codec_funcs);
+    return 1;
+}

@@ -1,0 +1,235 @@
+/* lfs.c: the calm.fs Lua module: the few file operations scripts need,
+ * with the safe write (fs.c) as the only way to write.
+ *
+ * Expected failures return nil, message, code where code is the errno name
+ * ("ENOENT", "EACCES", ...) or one of ours: NOT_FILE, TOO_LARGE. Misuse (a
+ * non-string path, a path with a NUL byte, a negative max) raises.
+ * C-side resources (the read buffer, a DIR*) live in a "box" userdata whose
+ * __gc/__close releases them, so a raise halfway leaks nothing. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "calm_lua.h"
+
+#define BOX_META "calm.fs.box"
+#define READ_MAX_DEFAULT (1024 * 1024)
+
+struct box {
+    calm_buf buf;   /* file contents: may be a secret, wiped on release */
+    DIR *dir;
+};
+
+static void box_release(struct box *b)
+{
+    calm_buf_free(&b->buf);
+    if (b->dir) {
+        closedir(b->dir);
+        b->dir = NULL;
+    }
+}
+
+static int box_gc(lua_State *L)
+{
+    box_release(luaL_checkudata(L, 1, BOX_META));
+    return 0;
+}
+
+static struct box *box_new(lua_State *L)
+{
+    struct box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    calm_buf_init(&b->buf);
+    b->dir = NULL;
+    luaL_setmetatable(L, BOX_META);
+    return b;
+}
+
+/* Stable code for an errno: the fs.c conventions first, then the errno's
+ * own name (glibc >= 2.32). */
+static const char *errno_code(int e)
+{
+    const char *name;
+    if (e == ENOTSUP)
+        return "NOT_FILE";
+    if (e == EFBIG)
+        return "TOO_LARGE";
+    name = strerrorname_np(e);
+    return name ? name : "EIO";
+}
+
+/* Pushes the fail triple nil, msg, code. */
+static int push_fail(lua_State *L, const char *msg, int e)
+{
+    luaL_pushfail(L);
+    lua_pushstring(L, msg);
+    lua_pushstring(L, errno_code(e));
+    return 3;
+}
+
+/* A path argument: a string without NUL bytes (the C calls would silently
+ * cut it at the first one and act on another file). */
+static const char *check_path(lua_State *L, int arg)
+{
+    size_t n;
+    const char *p = luaL_checklstring(L, arg, &n);
+    luaL_argcheck(L, strlen(p) == n, arg, "'path' must not contain NUL bytes");
+    return p;
+}
+
+/* fs.read(path [, max]) -> contents | nil, msg, code.
+ * max defaults to 1 MiB; a larger file gives TOO_LARGE, anything but a
+ * regular file (after following symlinks) NOT_FILE. */
+static int fs_read(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    lua_Integer max = luaL_optinteger(L, 2, READ_MAX_DEFAULT);
+    char err[512];
+    struct box *b;
+
+    luaL_argcheck(L, max >= 0, 2, "'max' must not be negative");
+    b = box_new(L);
+    if (calm_read_file(path, (size_t)max, &b->buf, err, sizeof err) != 0)
+        return push_fail(L, err, errno);
+    lua_pushlstring(L, b->buf.data, b->buf.len);
+    box_release(b);
+    return 1;
+}
+
+/* fs.write_private(path, data) -> true | nil, msg, code.
+ * Mode 0600 whatever the umask, via a temp file in the same directory,
+ * fsync, rename and directory fsync: readers see the old or the new
+ * content, never a mix. A symlink (or directory, FIFO...) at path is
+ * refused with NOT_FILE and left alone. */
+static int fs_write_private(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    size_t n;
+    const char *data = luaL_checklstring(L, 2, &n);
+    char err[512];
+
+    if (calm_write_private(path, data, n, err, sizeof err) != 0)
+        return push_fail(L, err, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* fs.exists(path) -> boolean: whether stat succeeds (a dangling symlink
+ * does not exist; a file in an unreadable directory may look absent). */
+static int fs_exists(lua_State *L)
+{
+    struct stat st;
+    lua_pushboolean(L, stat(check_path(L, 1), &st) == 0);
+    return 1;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* fs.list(dir) -> array of entry names sorted bytewise ("." and ".."
+ * left out) | nil, msg, code. */
+static int fs_list(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    const char **names;
+    struct dirent *d;
+    struct box *b;
+    lua_Integer n = 0, i;
+
+    b = box_new(L);
+    lua_newtable(L);
+    /* stack: path, box, names-table */
+    b->dir = opendir(path);
+    if (!b->dir) {
+        int e = errno;
+        lua_pushfstring(L, "cannot list '%s': %s", path, strerror(e));
+        return push_fail(L, lua_tostring(L, -1), e);
+    }
+    for (;;) {
+        errno = 0;
+        d = readdir(b->dir);
+        if (!d)
+            break;
+        if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+            continue;
+        lua_pushstring(L, d->d_name);
+        lua_rawseti(L, -2, ++n);
+    }
+    if (errno != 0) {
+        int e = errno;
+        lua_pushfstring(L, "cannot list '%s': %s", path, strerror(e));
+        return push_fail(L, lua_tostring(L, -1), e);
+    }
+    box_release(b);
+
+    /* Sort pointers to the strings, which the names table keeps alive. */
+    names = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *names, 0);
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, -2, i);
+        names[i - 1] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    qsort(names, (size_t)n, sizeof *names, name_cmp);
+    lua_createtable(L, (int)n, 0);
+    for (i = 1; i <= n; i++) {
+        lua_pushstring(L, names[i - 1]);
+        lua_rawseti(L, -2, i);
+    }
+    return 1;
+}
+
+/* fs.isatty(name) -> boolean, name one of "stdin", "stdout", "stderr"
+ * (progress lines and prompts depend on it). */
+static int fs_isatty(lua_State *L)
+{
+    static const char *const names[] = {"stdin", "stdout", "stderr", NULL};
+    int fd = luaL_checkoption(L, 1, NULL, names);
+    lua_pushboolean(L, isatty(fd) == 1);
+    return 1;
+}
+
+/* fs.remove(path) -> true | nil, msg, code: unlinks a file (or symlink,
+ * not what it points at); a directory gives EISDIR. */
+static int fs_remove(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    if (unlink(path) != 0) {
+        int e = errno;
+        lua_pushfstring(L, "cannot remove '%s': %s", path, strerror(e));
+        return push_fail(L, lua_tostring(L, -1), e);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static const luaL_Reg fs_funcs[] = {
+    {"read", fs_read},
+    {"write_private", fs_write_private},
+    {"exists", fs_exists},
+    {"list", fs_list},
+    {"isatty", fs_isatty},
+    {"remove", fs_remove},
+    {NULL, NULL}
+};
+
+static const luaL_Reg box_meta[] = {
+    {"__gc", box_gc},
+    {"__close", box_gc},
+    {NULL, NULL}
+};
+
+int luaopen_calm_fs(lua_State *L)
+{
+    if (luaL_newmetatable(L, BOX_META))
+        luaL_setfuncs(L, box_meta, 0);
+    lua_pop(L, 1);
+    luaL_newlib(L, fs_funcs);
+    return 1;
+}
