@@ -78,14 +78,15 @@ static void block_global(lua_State *L, const char *fn)
  * chunks can crash the VM. */
 static int load_text_only(lua_State *L)
 {
-    lua_settop(L, 4);
-    if (!lua_isnil(L, 3) && strcmp(luaL_checkstring(L, 3), "t") != 0)
+    int n = lua_gettop(L);
+    if (n >= 3 && !lua_isnil(L, 3) && strcmp(luaL_checkstring(L, 3), "t") != 0)
         return luaL_error(L, "sandbox: load accepts text chunks only (mode \"t\")");
+    if (n < 3) lua_settop(L, n = 3);   /* an absent env must stay absent, not nil */
     lua_pushliteral(L, "t");
     lua_replace(L, 3);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
-    lua_call(L, 4, LUA_MULTRET);
+    lua_call(L, n, LUA_MULTRET);
     return lua_gettop(L);
 }
 

@@ -29,8 +29,10 @@ run_suite() { # name, command...
     for t in "$UNIT_DIR"/test_*; do
         [ -x "$t" ] && run_suite "unit-$(basename "$t")" "$t"
     done
-    run_suite lua "$CALMBIND" "$here/lua/run.lua"
-    [ -f "$here/fakebtp/test_fakebtp.py" ] && run_suite fakebtp $PY "$here/fakebtp/test_fakebtp.py"
+    run_suite lua "$CALMBIND" "$here/lua/run.lua" "$here/lua"
+    for t in "$here"/fakebtp/test_*.py; do
+        [ -f "$t" ] && run_suite "fakebtp-$(basename "$t" .py)" $PY "$t"
+    done
     [ -f "$here/integration/run.py" ] && run_suite integration $PY "$here/integration/run.py"
 } | tee "$out/all.log" | grep -v '^ok - ' 
 

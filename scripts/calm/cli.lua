@@ -1,0 +1,303 @@
+-- calm.cli: command-line parsing for the stock commands and user scripts.
+--
+--   local opts, pos = cli.parse(args, spec)   -- or nil, message, "USAGE"
+--
+-- spec = {
+--   command = "get", summary = "one line",
+--   options = {
+--     ["sm-key"] = {arg = "FILE", env = "CALMBIND_SM_KEY", help = "...", required = true},
+--     verify     = {flag = true, help = "..."},
+--     timeout    = {arg = "S", number = true, default = 300},
+--     format     = {arg = "F", choices = {"json", "alm-setup"}, default = "json"},
+--   },
+--   positionals = {min = 0, max = 1, names = {"FILE"}},
+-- }
+--
+-- opts is keyed by the option's long name as written ("sm-key"), so
+-- opts["sm-key"]; flags are true or absent (false when an env var says so).
+-- Secrets never come from argv: options that look like they carry one are
+-- refused before anything else, without echoing their value.
+local M = {}
+
+-- Options every command knows; a spec entry of the same name refines them
+-- (e.g. gives --timeout a default).
+local GLOBAL = {
+  timeout = { arg = "S", number = true, min_exclusive = 0,
+              help = "deadline for the whole run, in seconds" },
+  verbose = { flag = true, short = "v", help = "more logging (debug level)" },
+  trace   = { flag = true, help = "log HTTP exchanges, every secret redacted" },
+  cacert  = { arg = "FILE", help = "trust this CA bundle as well (PEM)" },
+  unsafe  = { flag = true, help = "full standard library for a custom script" },
+  help    = { flag = true, help = "show this help" },
+}
+local GLOBAL_ORDER = { "timeout", "cacert", "verbose", "trace", "unsafe", "help" }
+
+local SECRET_MSG = "secrets are not accepted on the command line (argv is visible to other users); "
+  .. "put them in a file or the environment"
+
+-- Names that look like they carry a secret value. A spec may still declare
+-- such a name (e.g. "password-file") with allow_secret_name = true.
+local function looks_secret(name)
+  local n = name:lower()
+  return n:find("secret", 1, true) or n:find("passw", 1, true) or n:find("token", 1, true)
+      or n:find("key-data", 1, true) or n:find("keydata", 1, true) or n == "pwd"
+end
+
+local function merged_options(spec)
+  local all = {}
+  for name, def in pairs(GLOBAL) do all[name] = def end
+  for name, def in pairs(spec.options or {}) do
+    local base = GLOBAL[name]
+    if base then
+      local m = {}
+      for k, v in pairs(base) do m[k] = v end
+      for k, v in pairs(def) do m[k] = v end
+      all[name] = m
+    else
+      all[name] = def
+    end
+  end
+  return all
+end
+
+local function see_help(spec)
+  return spec.command and ("see calmbind " .. spec.command .. " --help") or "see --help"
+end
+
+-- Strict decimal number: no hex, inf, nan or exponent surprises.
+local function parse_number(s)
+  if type(s) ~= "string" then return nil end
+  if not (s:match("^[+-]?%d+%.?%d*$") or s:match("^[+-]?%.%d+$")) then return nil end
+  return tonumber(s)
+end
+
+-- Checks and converts one value; `label` is "--name" or "NAME (env)".
+local function convert(def, label, value)
+  if def.number then
+    local n = parse_number(value)
+    if not n then
+      return nil, string.format("%s needs a number, got '%s'", label, value)
+    end
+    if def.min_exclusive and not (n > def.min_exclusive) then
+      return nil, string.format("%s must be greater than %s", label, def.min_exclusive)
+    end
+    if def.min and n < def.min then
+      return nil, string.format("%s must be at least %s", label, def.min)
+    end
+    if def.max and n > def.max then
+      return nil, string.format("%s must be at most %s", label, def.max)
+    end
+    if def.integer then
+      n = math.tointeger(n)
+      if not n then return nil, string.format("%s must be a whole number", label) end
+    end
+    return n
+  end
+  if def.choices then
+    for _, c in ipairs(def.choices) do
+      if c == value then return value end
+    end
+    return nil, string.format("%s must be one of %s (got '%s')", label,
+      table.concat(def.choices, ", "), value)
+  end
+  if value == "" and not def.allow_empty then
+    return nil, string.format("%s needs a non-empty value", label)
+  end
+  return value
+end
+
+local function env_flag(value)
+  local v = value:lower()
+  if v == "1" or v == "true" or v == "yes" or v == "on" then return true end
+  if v == "0" or v == "false" or v == "no" or v == "off" or v == "" then return false end
+  return nil
+end
+
+local function usage_error(spec, msg)
+  return nil, msg, "USAGE"
+end
+
+function M.parse(args, spec)
+  spec = spec or {}
+  args = args or {}
+  local defs = merged_options(spec)
+  local shorts = {}
+  for name, def in pairs(defs) do
+    if def.short then shorts[def.short] = name end
+  end
+  local opts, pos, seen = {}, {}, {}
+  local i, n = 1, #args
+  local only_positionals = false
+
+  while i <= n do
+    local a = args[i]
+    if type(a) ~= "string" then
+      error("cli.parse: argument " .. i .. " is not a string", 2)
+    end
+    local name, value, has_value
+    if only_positionals or a == "-" or a:sub(1, 1) ~= "-" then
+      pos[#pos + 1] = a
+    elseif a == "--" then
+      only_positionals = true
+    else
+      if a:sub(1, 2) == "--" then
+        local body = a:sub(3)
+        local eq = body:find("=", 1, true)
+        if eq then
+          name, value, has_value = body:sub(1, eq - 1), body:sub(eq + 1), true
+        else
+          name = body
+        end
+      else
+        -- single-dash: only the declared short flags (-v); no bundling
+        name = shorts[a:sub(2)]
+        if not name then
+          if looks_secret(a:sub(2)) then return usage_error(spec, SECRET_MSG) end
+          return usage_error(spec, string.format("unknown option %s (%s)", a, see_help(spec)))
+        end
+      end
+      local def = defs[name]
+      if looks_secret(name) and not (def and def.allow_secret_name) then
+        return usage_error(spec, SECRET_MSG)
+      end
+      if not def then
+        return usage_error(spec, string.format("unknown option --%s (%s)", name, see_help(spec)))
+      end
+      local label = "--" .. name
+      if seen[name] then
+        return usage_error(spec, string.format("option %s given twice", label))
+      end
+      seen[name] = true
+      if def.flag then
+        if has_value then
+          return usage_error(spec, string.format("option %s takes no value", label))
+        end
+        opts[name] = true
+      else
+        if not has_value then
+          local nxt = args[i + 1]
+          -- "--x --y" is a forgotten value, not a value "--y"
+          if nxt == nil or (nxt:sub(1, 2) == "--" and #nxt > 2) then
+            return usage_error(spec, string.format("option %s needs a value (%s)",
+              label, def.arg or "VALUE"))
+          end
+          value = nxt
+          i = i + 1
+        end
+        local v, msg = convert(def, "option " .. label, value)
+        if v == nil then return usage_error(spec, msg) end
+        opts[name] = v
+      end
+    end
+    i = i + 1
+  end
+
+  -- environment fallback, then defaults, then required options
+  local getenv = os and os.getenv
+  for name, def in pairs(defs) do
+    if opts[name] == nil and def.env and getenv then
+      local ev = getenv(def.env)
+      if ev ~= nil and (ev ~= "" or def.flag) then
+        if def.flag then
+          local b = env_flag(ev)
+          if b == nil then
+            return usage_error(spec, string.format("%s (for --%s) must be 1/0, true/false or yes/no",
+              def.env, name))
+          end
+          opts[name] = b
+        else
+          local v, msg = convert(def, def.env .. " (for --" .. name .. ")", ev)
+          if v == nil then return usage_error(spec, msg) end
+          opts[name] = v
+        end
+      end
+    end
+    if opts[name] == nil and def.default ~= nil then
+      opts[name] = def.default
+    end
+  end
+
+  if opts.help then return opts, pos end
+
+  for name, def in pairs(defs) do
+    if def.required and opts[name] == nil then
+      return usage_error(spec, string.format("missing --%s %s%s (%s)", name, def.arg or "",
+        def.env and (" or " .. def.env) or "", see_help(spec)))
+    end
+  end
+
+  local p = spec.positionals or { min = 0, max = 0 }
+  local names = p.names or {}
+  local min, max = p.min or 0, p.max
+  if max == nil then max = #names end
+  if #pos < min then
+    return usage_error(spec, string.format("missing %s (%s)", names[#pos + 1] or "argument",
+      see_help(spec)))
+  end
+  if max >= 0 and #pos > max then
+    local extra = pos[max + 1]
+    if extra:sub(1, 1) == "-" then
+      return usage_error(spec, string.format("unknown option %s (%s)", extra, see_help(spec)))
+    end
+    return usage_error(spec, string.format("unexpected argument '%s' (%s)", extra, see_help(spec)))
+  end
+  return opts, pos
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+local function option_line(name, def)
+  local left = "  " .. (def.short and ("-" .. def.short .. ", ") or "") .. "--" .. name
+  if not def.flag then left = left .. " " .. (def.arg or "VALUE") end
+  local right = def.help or ""
+  local extra = {}
+  if def.choices then extra[#extra + 1] = "one of " .. table.concat(def.choices, ", ") end
+  if def.default ~= nil and not def.flag then extra[#extra + 1] = "default " .. tostring(def.default) end
+  if def.env then extra[#extra + 1] = "env " .. def.env end
+  if def.required then extra[#extra + 1] = "required" end
+  if #extra > 0 then
+    right = right .. (right ~= "" and " " or "") .. "(" .. table.concat(extra, "; ") .. ")"
+  end
+  if #left < 26 then
+    return left .. string.rep(" ", 26 - #left) .. right
+  end
+  return left .. "\n" .. string.rep(" ", 26) .. right
+end
+
+-- Help text: usage line, summary, the command's options (sorted), global options.
+function M.usage(spec)
+  spec = spec or {}
+  local out = {}
+  local p = spec.positionals or {}
+  local names = p.names or {}
+  local posdesc = {}
+  for idx, nm in ipairs(names) do
+    posdesc[#posdesc + 1] = idx > (p.min or 0) and ("[" .. nm .. "]") or nm
+  end
+  out[#out + 1] = "usage: calmbind " .. (spec.command or "SCRIPT") .. " [options]"
+    .. (#posdesc > 0 and (" " .. table.concat(posdesc, " ")) or "")
+  if spec.summary then out[#out + 1] = "" ; out[#out + 1] = spec.summary end
+  local defs = merged_options(spec)
+  local own = {}
+  for _, name in ipairs(sorted_keys(spec.options or {})) do
+    if not GLOBAL[name] then own[#own + 1] = option_line(name, defs[name]) end
+  end
+  if #own > 0 then
+    out[#out + 1] = ""
+    out[#out + 1] = "options:"
+    for _, l in ipairs(own) do out[#out + 1] = l end
+  end
+  out[#out + 1] = ""
+  out[#out + 1] = "global options:"
+  for _, name in ipairs(GLOBAL_ORDER) do out[#out + 1] = option_line(name, defs[name]) end
+  out[#out + 1] = ""
+  out[#out + 1] = "Secrets (client secrets, passwords, tokens) are read from files or the environment, never from arguments."
+  return table.concat(out, "\n") .. "\n"
+end
+
+return M

@@ -1,0 +1,449 @@
+-- calm.rest: JSON-over-HTTP for the BTP clients, with the retry rules of
+-- reliability.md R2/R3 in one place.
+--
+--   local c = rest.client{base_url = sm_url, session = s, name = "Service Manager", cacert = ca}
+--   local resp, msg, code = c:request{method = "GET", path = "/v1/service_instances",
+--                                     query = {fieldQuery = "name eq 'x'"}}
+--   -- resp.status, resp.headers, resp.body, resp.json
+--
+-- HTTP 4xx/5xx are returned as data (callers judge them; rest.fail helps).
+-- What is retried:
+--   * 429 on any method (it proves the request was not processed), after
+--     Retry-After / X-Ratelimit-Reset or our own backoff;
+--   * idempotent requests (GET/HEAD/DELETE by default, or idempotent=true):
+--     500/502/503/504, 404 with X-Cf-RouterError: unknown_route (the router,
+--     not the API, answered), transport failures, truncated/invalid JSON;
+--   * any request whose transport failure proves nothing was sent
+--     (connect/DNS failure, TLS handshake failure).
+-- A POST/PATCH that may have reached the server is never sent again: the
+-- caller gets nil, "... the outcome is unknown ...", code and must look the
+-- resource up by name.
+local json = require "calm.json"
+local codec = require "calm.codec"
+local log = require "calm.log"
+local task = require "calm.task"
+
+local M = {}
+
+-- Backoff policy (tests shrink it). Delay before attempt k+1 is a full-jitter
+-- draw from [min, min(cap, base * 2^(k-1))]; 429 without a hint waits at
+-- least rate_min.
+M.policy = { base = 1, cap = 30, attempts = 6, min = 0.1, rate_min = 2 }
+
+-- Seams for tests: M.http (a calm.http stand-in), M.sleep (task.sleep
+-- stand-in), M.random (math.random stand-in), M.wallclock (os.time),
+-- M.log (calm.log stand-in for the retry lines).
+M.http = nil
+M.sleep = nil
+M.random = nil
+M.wallclock = nil
+M.log = nil
+
+local function L()
+  return M.log or log
+end
+
+local function http()
+  return M.http or require "calm.http"
+end
+
+local function sleep(s)
+  return (M.sleep or task.sleep)(s)
+end
+
+local function rand()
+  return (M.random or math.random)()
+end
+
+local function wallclock()
+  if M.wallclock then return M.wallclock() end
+  local ok, now = pcall(function() return os.time() end)
+  return ok and now or nil
+end
+
+local RETRY_TRANSPORT = {
+  COULDNT_CONNECT = true, COULDNT_RESOLVE_HOST = true, COULDNT_RESOLVE_PROXY = true,
+  OPERATION_TIMEDOUT = true, RECV_ERROR = true, SEND_ERROR = true, GOT_NOTHING = true,
+  PARTIAL_FILE = true, SSL_CONNECT_ERROR = true, HTTP2 = true, HTTP2_STREAM = true,
+}
+-- Failures that prove the request never left: safe to resend a POST.
+local NOT_SENT = {
+  COULDNT_CONNECT = true, COULDNT_RESOLVE_HOST = true, COULDNT_RESOLVE_PROXY = true,
+  SSL_CONNECT_ERROR = true,
+}
+-- Failures that happen before any byte of the request is sent (refused
+-- URL, TLS verification): final, but never "outcome unknown".
+local PRE_SEND = {
+  INSECURE_URL = true, URL_MALFORMAT = true, UNSUPPORTED_PROTOCOL = true,
+  PEER_FAILED_VERIFICATION = true, SSL_CACERT_BADFILE = true, SSL_CERTPROBLEM = true,
+  SSL_CIPHER = true, SSL_ENGINE_NOTFOUND = true, BAD_FUNCTION_ARGUMENT = true,
+}
+local RETRY_STATUS = { [500] = true, [502] = true, [503] = true, [504] = true }
+local IDEMPOTENT_METHODS = { GET = true, HEAD = true, DELETE = true, OPTIONS = true, PUT = false }
+
+M.retry_transport = RETRY_TRANSPORT
+M.not_sent = NOT_SENT
+
+function M.host_of(url)
+  local h = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]+)") or nil
+  if not h then return tostring(url) end
+  return (h:gsub("^.*@", ""))
+end
+
+local function fmt_secs(s)
+  if s >= 10 then return string.format("%ds", math.ceil(s)) end
+  if s >= 1 then
+    if s == math.floor(s) then return string.format("%ds", s) end
+    return string.format("%.1fs", s)
+  end
+  return string.format("%.2gs", s)
+end
+M.fmt_secs = fmt_secs
+
+-- ------------------------------------------------------------ error_text --
+
+local function one_line(s, max)
+  s = log.redact(tostring(s))
+  s = s:gsub("[%c]+", " "):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  max = max or 300
+  if #s > max then s = s:sub(1, max - 3) .. "..." end
+  return s
+end
+
+local function looks_json(resp)
+  local ct = resp.headers and resp.headers["content-type"] or ""
+  return ct:find("json", 1, true) ~= nil
+end
+
+local function decoded(resp)
+  if resp.json ~= nil then return resp.json end
+  local body = resp.body
+  if type(body) ~= "string" or body == "" then return nil end
+  local first = body:match("^%s*(.)")
+  if first ~= "{" and first ~= "[" then return nil end
+  return (json.decode(body, "response"))
+end
+
+-- rest.error_text(resp) -> one line describing the server's complaint:
+-- SM {error, description}; CF {errors = [{title, detail}]}; cis
+-- {error = {code, message, details}}; OAuth {error, error_description}.
+-- Redacted, at most 300 characters, never the raw body of a non-JSON reply.
+function M.error_text(resp)
+  if type(resp) ~= "table" then return "no response" end
+  local j = decoded(resp)
+  local parts = {}
+  local correlation
+  if type(j) == "table" then
+    if type(j.errors) == "table" and j.errors[1] ~= nil then -- CF v3
+      for i, e in ipairs(j.errors) do
+        if i > 3 then break end
+        if type(e) == "table" then
+          local title, detail = e.title or e.code, e.detail
+          parts[#parts + 1] = (title and detail) and (tostring(title) .. ": " .. tostring(detail))
+            or tostring(detail or title or "")
+        end
+      end
+    elseif type(j.error) == "table" then -- cis
+      local e = j.error
+      local s = tostring(e.message or "")
+      if e.code then s = tostring(e.code) .. ": " .. s end
+      if type(e.details) == "table" then
+        local ds = {}
+        for i, d in ipairs(e.details) do
+          if i > 3 then break end
+          if type(d) == "table" and d.message then ds[#ds + 1] = tostring(d.message) end
+        end
+        if #ds > 0 then s = s .. " (" .. table.concat(ds, "; ") .. ")" end
+      end
+      parts[1] = s
+      correlation = e.correlationID
+    elseif j.error_description or (type(j.error) == "string" and not j.description) then -- OAuth
+      parts[1] = j.error and j.error_description and (tostring(j.error) .. ": " .. tostring(j.error_description))
+        or tostring(j.error_description or j.error)
+    elseif j.description or j.error then -- Service Manager
+      parts[1] = (j.error and j.description) and (tostring(j.error) .. ": " .. tostring(j.description))
+        or tostring(j.description or j.error)
+    elseif type(j.message) == "string" then
+      parts[1] = j.message
+    else
+      parts[1] = "JSON body without an error message"
+    end
+  else
+    local body = type(resp.body) == "string" and resp.body or ""
+    local ct = resp.headers and resp.headers["content-type"] or ""
+    if body == "" then
+      parts[1] = "empty body"
+    elseif ct:find("html", 1, true) or body:match("^%s*<") then
+      parts[1] = "HTML error page"
+    elseif looks_json(resp) then
+      parts[1] = "invalid JSON body of " .. #body .. " bytes"
+    else
+      parts[1] = "non-JSON body of " .. #body .. " bytes"
+    end
+  end
+  local h = resp.headers or {}
+  correlation = correlation or h["x-correlationid"] or h["x-correlation-id"] or h["x-vcap-request-id"]
+  local text = table.concat(parts, "; ")
+  if text == "" then text = "no error text" end
+  if type(correlation) == "string" and correlation ~= "" then
+    text = one_line(text, 240) .. " [correlation id " .. one_line(correlation, 56) .. "]"
+  end
+  return one_line(text, 300)
+end
+
+-- rest.fail(resp, what) -> nil, "<what> answered HTTP <status>: <text>", code
+-- code: "AUTH" for 401/403, "API" otherwise. For callers judging a reply.
+function M.fail(resp, what)
+  local code = (resp.status == 401 or resp.status == 403) and "AUTH" or "API"
+  return nil, string.format("%s answered HTTP %s: %s", what, tostring(resp.status), M.error_text(resp)), code
+end
+
+-- ---------------------------------------------------------------- waits --
+
+-- Seconds the server asks us to wait, or nil (no usable hint).
+local function server_wait(resp)
+  local h = resp.headers or {}
+  local ra = h["retry-after"]
+  if ra and ra ~= "" then
+    local ok, s = pcall(http().parse_retry_after, ra)
+    if ok and type(s) == "number" and s >= 0 then return s end
+  end
+  local reset = tonumber(h["x-ratelimit-reset"] or "")
+  if reset and reset > 0 then
+    local now = wallclock()
+    if reset > 1e12 then -- epoch milliseconds (BTP Accounts/Entitlements)
+      if now then return math.max(0, reset / 1000 - now) end
+    elseif reset > 1e9 then -- epoch seconds (CF)
+      if now then return math.max(0, reset - now) end
+    else
+      return reset -- delta seconds
+    end
+  end
+  return nil
+end
+M.server_wait = server_wait
+
+local function backoff(k, floor)
+  local p = M.policy
+  local hi = math.min(p.cap, p.base * 2 ^ (k - 1))
+  local lo = math.max(p.min or 0, floor or 0)
+  if hi < lo then hi = lo end
+  return lo + (hi - lo) * rand()
+end
+M.backoff = backoff
+
+-- ----------------------------------------------------------------- send --
+
+local function method_of(req)
+  return (req.method or "GET"):upper()
+end
+
+-- The JSON of a response, or nil plus whether that is a defect (as opposed
+-- to an HTML/text error page on a 4xx/5xx, which is data).
+local function parse_body(resp)
+  local body = resp.body
+  if type(body) ~= "string" or body == "" then return nil, false end
+  local ct = resp.headers and resp.headers["content-type"] or ""
+  if resp.status >= 400 and ct ~= "" and not ct:find("json", 1, true) then
+    return nil, false
+  end
+  local v = json.decode(body, "response")
+  if v == nil then
+    -- a 4xx HTML page without content-type: still data, not a defect
+    if resp.status >= 400 and body:match("^%s*<") then return nil, false end
+    return nil, true
+  end
+  return v, false
+end
+
+-- rest.send(req, opts) -> resp | nil, msg, code
+-- req: a calm.http request table. opts: {idempotent = bool (default by
+-- method), what = "text naming the request"}. Used by client:request and
+-- by calm.oauth for token requests.
+function M.send(req, opts)
+  opts = opts or {}
+  local method = method_of(req)
+  local idempotent = opts.idempotent
+  if idempotent == nil then idempotent = IDEMPOTENT_METHODS[method] == true end
+  local url = req.url
+  local host = M.host_of(url)
+  local what = opts.what or (method .. " " .. log.redact(tostring(url)))
+  local attempts = math.max(1, M.policy.attempts)
+  local last -- description of the last retryable problem
+
+  for attempt = 1, attempts do
+    local resp, emsg, ecode = http().request(req)
+    local wait, why, hinted
+    if resp == nil then
+      if ecode == "DEADLINE" or ecode == "CANCELLED" then return nil, emsg, ecode end
+      local retry = (idempotent and RETRY_TRANSPORT[ecode]) or NOT_SENT[ecode]
+      if not retry then
+        if not idempotent and not PRE_SEND[ecode] then
+          return nil, string.format("%s failed (%s); the outcome is unknown: the server may have "
+            .. "acted on it, so look the resource up by name before trying again",
+            what, one_line(emsg or ecode)), ecode
+        end
+        return nil, string.format("%s failed: %s", what, one_line(emsg or tostring(ecode))), ecode
+      end
+      why = string.format("%s failed (%s)", host, ecode)
+      last = { msg = string.format("%s failed: %s", what, one_line(emsg or ecode)),
+               code = "RETRY_EXHAUSTED" }
+    else
+      local status = resp.status
+      local router_404 = status == 404 and (resp.headers or {})["x-cf-routererror"] ~= nil
+        and tostring(resp.headers["x-cf-routererror"]):find("unknown_route", 1, true)
+      if status == 429 or ((RETRY_STATUS[status] or router_404) and idempotent) then
+        -- 503 may carry Retry-After too
+        wait = server_wait(resp)
+        hinted = wait ~= nil
+        why = status == 429 and ("rate limited by " .. host)
+          or string.format("%s answered %d", host, status)
+        last = { msg = string.format("%s answered HTTP %d: %s", what, status, M.error_text(resp)),
+                 code = "RETRY_EXHAUSTED" }
+      elseif RETRY_STATUS[status] then
+        -- not idempotent: data, but flagged, since the server may have acted
+        resp.json = (parse_body(resp))
+        resp.outcome_unknown = true
+        return resp
+      else
+        local v, defect = parse_body(resp)
+        if not defect then
+          resp.json = v
+          return resp
+        end
+        local m = string.format("truncated or invalid JSON from %s %s (HTTP %d)",
+          method, log.redact(tostring(url)), status)
+        if not idempotent then return nil, m, "BAD_RESPONSE" end
+        why = "truncated or invalid JSON from " .. host
+        last = { msg = m, code = "BAD_RESPONSE" }
+      end
+    end
+
+    if attempt == attempts then break end
+    -- hinted waits of 0 (a date in the past) still get the minimum backoff
+    if hinted then
+      if wait <= 0 then wait = backoff(1) end
+    else
+      wait = backoff(attempt, (resp and resp.status == 429) and M.policy.rate_min or nil)
+    end
+    local remaining = task.remaining()
+    if wait > remaining then
+      if hinted then
+        return nil, string.format("%s asks to wait %s, beyond the --timeout deadline (%s left)",
+          host, fmt_secs(wait), fmt_secs(math.max(0, remaining))), "DEADLINE"
+      end
+      return nil, string.format("%s; the next retry in %s would pass the --timeout deadline",
+        last and last.msg or why, fmt_secs(wait)), "DEADLINE"
+    end
+    L().info("%s; retrying in %s (attempt %d/%d)", why, fmt_secs(wait), attempt + 1, attempts)
+    local ok, smsg, scode = sleep(wait)
+    if not ok then return nil, smsg or "deadline passed", scode or "DEADLINE" end
+  end
+
+  local msg = last and last.msg or (what .. " failed")
+  return nil, string.format("%s (gave up after %d attempts; safe to rerun)", msg, attempts),
+    last and last.code or "RETRY_EXHAUSTED"
+end
+
+-- --------------------------------------------------------------- client --
+
+local Client = {}
+Client.__index = Client
+
+local function encode_query(q)
+  local keys = {}
+  for k in pairs(q) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = q[k]
+    if type(v) == "table" then
+      local items = {}
+      for i, e in ipairs(v) do items[i] = tostring(e) end
+      v = table.concat(items, ",")
+    end
+    parts[#parts + 1] = codec.url_encode(tostring(k)) .. "=" .. codec.url_encode(tostring(v))
+  end
+  return table.concat(parts, "&")
+end
+M.encode_query = encode_query
+
+-- rest.client{base_url, session, name, cacert, headers} -> client
+function M.client(o)
+  if type(o) ~= "table" then error("rest.client: expects a table", 2) end
+  if o.base_url ~= nil and type(o.base_url) ~= "string" then
+    error("rest.client: 'base_url' must be a string", 2)
+  end
+  return setmetatable({
+    base_url = o.base_url and o.base_url:gsub("/+$", "") or nil,
+    session = o.session,
+    name = o.name or (o.base_url and M.host_of(o.base_url)) or "server",
+    cacert = o.cacert,
+    headers = o.headers or {},
+  }, Client)
+end
+
+function Client:url_for(o)
+  local url = o.url
+  if not url then
+    if type(o.path) ~= "string" then error("client:request: needs 'path' or 'url'", 3) end
+    if o.path:match("^https?://") then
+      url = o.path
+    else
+      if not self.base_url then error("client:request: no base_url for a path", 3) end
+      url = self.base_url .. (o.path:sub(1, 1) == "/" and "" or "/") .. o.path
+    end
+  end
+  if o.query and next(o.query) then
+    url = url .. (url:find("?", 1, true) and "&" or "?") .. encode_query(o.query)
+  end
+  return url
+end
+
+-- client:request{method, path | url, query, json | form | body, headers,
+--                idempotent, timeout} -> resp | nil, msg, code
+function Client:request(o)
+  if type(o) ~= "table" then error("client:request: expects a table", 2) end
+  local method = (o.method or "GET"):upper()
+  local url = self:url_for(o)
+  local idempotent = o.idempotent
+  if idempotent == nil then idempotent = IDEMPOTENT_METHODS[method] == true end
+  local what = method .. " " .. log.redact(url)
+
+  local function build(token)
+    local headers = { Accept = "application/json" }
+    for k, v in pairs(self.headers) do headers[k] = v end
+    for k, v in pairs(o.headers or {}) do headers[k] = v end
+    if token then headers.Authorization = "Bearer " .. token end
+    return { url = url, method = method, headers = headers, json = o.json, form = o.form,
+             body = o.body, timeout = o.timeout, cacert = self.cacert }
+  end
+
+  local function token()
+    if not self.session then return true end
+    return self.session:token()
+  end
+
+  local tok, tmsg, tcode = token()
+  if not tok then return nil, tmsg, tcode end
+  local resp, msg, code = M.send(build(self.session and tok or nil), { idempotent = idempotent, what = what })
+  if resp and resp.status == 401 and self.session then
+    -- the token may have been revoked or expired early: one fresh token, one resend
+    -- (a 401 means the request was refused, so resending a POST is safe)
+    L().debug("%s answered 401; fetching a new token", what)
+    self.session:invalidate()
+    tok, tmsg, tcode = token()
+    if not tok then return nil, tmsg, tcode end
+    resp, msg, code = M.send(build(tok), { idempotent = idempotent, what = what })
+    if resp and resp.status == 401 then
+      return nil, string.format("%s was refused (HTTP 401): %s", self.session.name or self.name,
+        M.error_text(resp)), "AUTH"
+    end
+  end
+  if resp then
+    L().debug("%s -> %d", what, resp.status)
+  end
+  return resp, msg, code
+end
+
+return M

@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""The host and its C modules, end to end: the built binary runs small Lua
+scripts against a local HTTP/HTTPS/mutual-TLS server made here (the CA with
+openssl), and we check what it printed, its exit status and what the server saw."""
+import http.server
+import json
+import os
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+from itest import Suite, run
+
+S = Suite("host")
+TMP = tempfile.mkdtemp(prefix="calmbind-host-")
+SEEN = []          # (method, path, headers) of every request the servers got
+LOCK = threading.Lock()
+ACTIVE = [0, 0]    # current and peak concurrent requests on /count
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, cwd=TMP)
+
+
+def make_pki():
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=calmbind test CA")
+    with open(os.path.join(TMP, "san.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,DNS:*.localhost,IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN={name}")
+        extra = ["-extfile", "san.cnf"] if name == "server" else []
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", *extra)
+    # a self-signed server certificate that no CA vouches for
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "self.key", "-out", "self.pem",
+            "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def reply(self, status, body, headers=(), length=True):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        if length:
+            self.send_header("Content-Length", str(len(data)))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        if not length:
+            self.close_connection = True
+
+    def handle_any(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode("latin-1") if n else ""
+        with LOCK:
+            SEEN.append((self.command, self.path, dict(self.headers)))
+        path = self.path.split("?")[0]
+        if path == "/echo":
+            cert = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+            self.reply(200, {"method": self.command, "path": self.path, "body": body,
+                             "headers": {k.lower(): v for k, v in self.headers.items()},
+                             "peer": cert and dict(x[0] for x in cert["subject"])["commonName"]},
+                       headers=[("X-Multi", "a"), ("X-Multi", "b")])
+        elif path == "/redirect":
+            self.reply(302, b"", headers=[("Location", "http://127.0.0.1:%d/echo" % PORTS["http"])])
+        elif path == "/slow":
+            time.sleep(float(self.path.split("=")[1]))
+            self.reply(200, {"slow": True})
+        elif path == "/big":
+            self.reply(200, b"x" * 100000)
+        elif path == "/close":
+            self.reply(200, b'{"cut": "short', length=False)
+        elif path == "/count":
+            with LOCK:
+                ACTIVE[0] += 1
+                ACTIVE[1] = max(ACTIVE[1], ACTIVE[0])
+            time.sleep(0.1)
+            with LOCK:
+                ACTIVE[0] -= 1
+            self.reply(200, {"ok": True})
+        else:
+            self.reply(404, {"error": "NotFound"})
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+
+PORTS = {}
+
+
+def serve(name, context=None):
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 256
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            pass   # clients that hang up on purpose (cancel, deadline) are expected
+    srv = Server(("127.0.0.1", 0), Handler)
+    if context:
+        srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    PORTS[name] = srv.server_address[1]
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+
+def tls_context(cert, key, client_ca=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(TMP, cert), os.path.join(TMP, key))
+    if client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(os.path.join(TMP, client_ca))
+    return ctx
+
+
+def script(name, body):
+    path = os.path.join(TMP, name)
+    with open(path, "w") as f:
+        f.write(body)
+    return path
+
+
+def lua(body, *args, env=None, timeout=60):
+    """Runs body as a user script; returns (rc, stdout, stderr)."""
+    path = script("s%d.lua" % (len(os.listdir(TMP))), body)
+    return run([path] + list(args), env=env, timeout=timeout)
+
+
+PRELUDE = """local http = require "calm.http"
+local task = require "calm.task"
+local json = require "cjson"
+local U = "http://127.0.0.1:%d"
+local TLS = "https://localhost:%d"
+local MTLS = "https://localhost:%d"
+local SELF = "https://localhost:%d"
+local DIR = "%s"
+local function readf(p) local f = assert(io.open(p)); local s = f:read("a"); f:close(); return s end
+"""
+
+
+def main():
+    make_pki()
+    serve("http")
+    serve("https", tls_context("server.pem", "server.key"))
+    serve("mtls", tls_context("server.pem", "server.key", client_ca="ca.pem"))
+    serve("self", tls_context("self.pem", "self.key"))
+    pre = PRELUDE % (PORTS["http"], PORTS["https"], PORTS["mtls"], PORTS["self"], TMP)
+
+    rc, out, err = lua(pre + """
+local r = assert(http.request{url = U .. "/echo?a=1", headers = {["X-Test"] = "yes"}})
+local b = json.decode(r.body)
+print(r.status, b.method, b.headers["x-test"], r.headers["x-multi"], r.headers["content-type"] == nil)
+local p = assert(http.request{method = "POST", url = U .. "/echo", json = {x = 1}})
+print(json.decode(p.body).body, json.decode(p.body).headers["content-type"])
+local f = assert(http.request{method = "POST", url = U .. "/echo", form = {z = "a b&c", a = "1"}})
+print(json.decode(f.body).body)
+""")
+    lines = out.splitlines()
+    S.eq("plain http GET: status, headers lower-case, repeats joined", lines[:1],
+         ["200\tGET\tyes\ta, b\ttrue"])
+    S.eq("json body is encoded with its content type", lines[1:2], ['{"x":1}\tapplication/json'])
+    S.eq("form body is encoded with keys sorted", lines[2:3], ["a=1&z=a+b%26c"])
+
+    rc, out, err = lua(pre + """
+local r, msg, code = http.request{url = TLS .. "/echo"}
+print(r, code)
+r = assert(http.request{url = TLS .. "/echo", cacert = DIR .. "/ca.pem"})
+print(r.status)
+r, msg, code = http.request{url = SELF .. "/echo", cacert = DIR .. "/ca.pem"}
+print(r, code)
+""")
+    lines = out.splitlines()
+    S.eq("https to a server whose CA is not given is refused", lines[:1], ["nil\tPEER_FAILED_VERIFICATION"])
+    S.eq("https with the test CA as cacert works", lines[1:2], ["200"])
+    S.eq("a self-signed server is refused even with another CA", lines[2:3], ["nil\tPEER_FAILED_VERIFICATION"])
+
+    rc, out, err = lua(pre + """
+print(assert(http.request{url = TLS .. "/echo"}).status)
+""", "--cacert", os.path.join(TMP, "ca.pem"))
+    S.eq("--cacert adds the CA for every request", out.strip(), "200")
+
+    rc, out, err = lua(pre + """
+local cert, key = readf(DIR .. "/client.pem"), readf(DIR .. "/client.key")
+local r = assert(http.request{url = MTLS .. "/echo", cacert = DIR .. "/ca.pem", cert = cert, key = key})
+print(r.status, json.decode(r.body).peer)
+local r2, msg, code = http.request{url = MTLS .. "/echo", cacert = DIR .. "/ca.pem"}
+print(r2, code ~= nil)
+""")
+    lines = out.splitlines()
+    S.eq("mutual TLS with certificate and key given as PEM strings", lines[:1], ["200\tclient"])
+    S.eq("mutual TLS without a client certificate fails", lines[1:2], ["nil\ttrue"])
+
+    rc, out, err = lua(pre + """
+for _, u in ipairs{"http://example.com/", "http://10.0.0.1/", "ftp://127.0.0.1/", "file:///etc/passwd"} do
+  local r, msg, code = http.request{url = u}
+  print(r, code)
+end
+print(select(3, http.request{url = "http://localhost:1/"}))
+""")
+    lines = out.splitlines()
+    S.eq("non-loopback http, ftp and file URLs are refused", lines[:4], ["nil\tINSECURE_URL"] * 4)
+    S.eq("http to localhost is allowed (and fails to connect here)", lines[4:5], ["COULDNT_CONNECT"])
+
+    before = len(SEEN)
+    rc, out, err = lua(pre + """
+local r = assert(http.request{url = U .. "/redirect", headers = {Authorization = "Bearer SECRETTOKEN1234"}})
+print(r.status, r.headers.location ~= nil)
+""")
+    S.eq("redirects are returned, not followed", out.strip(), "302\ttrue")
+    S.eq("the redirect target saw no request", [p for _, p, _ in SEEN[before:]], ["/redirect"])
+
+    rc, out, err = lua(pre + """
+print(select(3, http.request{url = U .. "/big", max_body = 1000}))
+local r = assert(http.request{url = U .. "/close"})
+print(r.close_delimited, #r.body)
+print(assert(http.request{url = U .. "/echo"}).close_delimited)
+""")
+    lines = out.splitlines()
+    S.eq("a body over max_body fails with TOO_LARGE", lines[:1], ["TOO_LARGE"])
+    S.eq("a close-delimited body is flagged", lines[1:2], ["true\t14"])
+    S.eq("a Content-Length body is not flagged", lines[2:3], ["false"])
+
+    rc, out, err = lua(pre + """
+task.limit(2)
+local fns = {}
+for i = 1, 6 do fns[i] = function() return assert(http.request{url = U .. "/count"}).status end end
+local t0 = task.now()
+local res = task.all(fns)
+print(#res, res[6][1])
+""")
+    S.eq("task.all runs every flow", out.strip(), "6\t200")
+    S.eq("task.limit caps transfers in flight", ACTIVE[1], 2)
+
+    rc, out, err = lua(pre + """
+local slow = task.spawn(function() return http.request{url = U .. "/slow?s=3"} end)
+task.sleep(0.2)
+local t0 = task.now()
+slow:cancel()
+local a, b = task.wait(slow)
+print(a, b, slow:status(), task.now() - t0 < 0.5)
+local bad = task.spawn(function() error("boom") end)
+local good = task.spawn(function() task.sleep(0.05); return "fine" end)
+print(select(2, task.wait(bad)):match("boom") ~= nil, task.wait(good))
+""")
+    lines = out.splitlines()
+    S.eq("a cancelled flow ends at once with 'cancelled'", lines[:1], ["nil\tcancelled\tfailed\ttrue"])
+    S.eq("one failing flow does not stop another", lines[1:2], ["true\tfine"])
+
+    t0 = time.time()
+    rc, out, err = lua(pre + """
+local r, msg, code = http.request{url = U .. "/slow?s=5", timeout = 30}
+print(r, code)
+""", "--timeout", "1")
+    S.check("a request is cut at the run's deadline", out.strip() in ("nil\tOPERATION_TIMEDOUT", "nil\tDEADLINE")
+            and time.time() - t0 < 3, f"{out!r} after {time.time() - t0:.1f}s")
+
+    t0 = time.time()
+    rc, out, err = lua("while true do end\n", "--timeout", "2")
+    took = time.time() - t0
+    S.eq("a runaway script ends with exit 5", rc, 5)
+    S.check("... in about 2 s", 1.8 < took < 3.5, f"took {took:.1f}s")
+    S.check("... saying the deadline passed", "deadline passed" in err, err)
+
+    rc, out, err = lua("os.execute('true')\n")
+    S.check("os.execute fails with a clear sandbox message",
+            rc == 1 and "sandbox: 'os.execute' is not available" in err, f"{rc} {err!r}")
+    rc, out, err = lua("io.popen('true')\n", "--unsafe")
+    S.eq("--unsafe opens the full library for a custom script", rc, 0)
+    rc, out, err = lua("print(load(string.dump and '' or '\\27Lua'))\n")
+    S.check("binary chunks are refused", "attempt to load a binary chunk" in out, out + err)
+
+    path = script("err.lua", "local x = 1\n\nlocal y = nil + x\n")
+    rc, out, err = run([path])
+    S.check("a script error prints file:line and exit 1", rc == 1 and "err.lua:3:" in err
+            and "stack traceback" not in err, f"{rc} {err!r}")
+    rc, out, err = run([path, "-v"])
+    S.check("-v adds the traceback", "stack traceback" in err, err)
+    rc, out, err = lua("print(undefined_name)\n")
+    S.check("reading an undeclared global raises", rc == 1 and "undeclared global 'undefined_name'" in err, err)
+    rc, out, err = lua("x = 1\n")
+    S.check("assigning a new global raises", rc == 1 and "undeclared global 'x'" in err, err)
+    rc, out, err = lua(pre + "print(pcall(coroutine.wrap(function() return http.request{url = U} end)))\n")
+    S.check("http.request outside a flow raises clearly", "must be called from a flow" in out, out + err)
+    rc, out, err = lua("local ok, e = pcall(string.rep, 'x', (1 << 30) + 4096); print(ok, e)\n")
+    S.check("the memory cap turns a memory bomb into an error", rc == 0 and "not enough memory" in out, out + err)
+    rc, out, err = lua(pre + "http.request{url = U, headers = {['X-A'] = 'a\\r\\nX-Injected: 1'}}\n")
+    S.check("header values with line breaks are refused", rc == 1 and "line break" in err, err)
+    rc, out, err = lua(pre + "http.request{url = U, bogus = 1}\n")
+    S.check("unknown request options are refused", rc == 1 and "unknown option 'bogus'" in err, err)
+
+    keylog = os.path.join(TMP, "keys.log")
+    rc, out, err = lua(pre + "print(assert(http.request{url = TLS .. '/echo', cacert = DIR .. '/ca.pem'}).status)\n",
+                       env={"SSLKEYLOGFILE": keylog})
+    S.check("SSLKEYLOGFILE is cleared, said and no key log is written",
+            out.strip() == "200" and "SSLKEYLOGFILE" in err and not os.path.exists(keylog), err)
+
+    rc, out, err = lua("return nil, 'the key was refused', 'AUTH'\n")
+    S.check("a script's fail tuple maps to the contract's exit code",
+            rc == 3 and "the key was refused" in err, f"{rc} {err!r}")
+    rc, out, err = lua("return 4\n")
+    S.eq("a script's integer result is the exit status", rc, 4)
+
+    over = os.path.join(TMP, "override")
+    os.makedirs(os.path.join(over, "commands"))
+    os.makedirs(os.path.join(over, "calm"))
+    with open(os.path.join(over, "commands", "hello.lua"), "w") as f:
+        f.write("local greet = require 'calm.greet'\nreturn function(args) print(greet(args[1])) return 0 end\n")
+    with open(os.path.join(over, "calm", "greet.lua"), "w") as f:
+        f.write("return function(n) return 'hello ' .. n end\n")
+    rc, out, err = run(["hello", "admin"], env={"CALMBIND_PATH": over})
+    S.eq("CALMBIND_PATH adds commands and modules", (rc, out.strip()), (0, "hello admin"))
+    xdg = os.path.join(TMP, "xdg")
+    os.makedirs(os.path.join(xdg, "calmbind", "scripts", "commands"))
+    with open(os.path.join(xdg, "calmbind", "scripts", "commands", "hi.lua"), "w") as f:
+        f.write("return function() print('from xdg') end\n")
+    rc, out, err = run(["hi"], env={"XDG_CONFIG_HOME": xdg})
+    S.eq("$XDG_CONFIG_HOME/calmbind/scripts is searched", out.strip(), "from xdg")
+
+    rc, out, err = run(["no-such-command"])
+    S.eq("an unknown command is a usage error", rc, 2)
+    rc, out, err = run(["scripts"])
+    S.check("scripts lists the built-in scripts", rc == 0 and "calm/exit.lua" in out.split(), out)
+    dump = os.path.join(TMP, "dump")
+    rc, out, err = run(["scripts", "--dump", dump])
+    S.check("scripts --dump writes them out", rc == 0 and os.path.isfile(os.path.join(dump, "calm", "exit.lua")), err)
+    rc, out, err = run(["--version"])
+    S.check("--version names calmbind, Lua and libcurl", rc == 0 and "calmbind" in out and "Lua 5.4" in out, out)
+    S.done()
+
+
+if __name__ == "__main__":
+    main()

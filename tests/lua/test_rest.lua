@@ -1,0 +1,282 @@
+local t = ...
+local rest = require "calm.rest"
+local log = require "calm.log"
+local task = require "calm.task"
+local T = {}
+
+local BASE = "https://sm.example.test"
+
+local function client(session)
+  return rest.client { base_url = BASE .. "/", session = session, name = "Service Manager" }
+end
+
+-- a session stand-in that hands out tok1, tok2, ...
+local function fake_session()
+  local s = { n = 0, name = "Service Manager key (sm.json)", invalidated = 0 }
+  function s:token()
+    if not self.tok then self.n = self.n + 1; self.tok = "tok" .. self.n end
+    return self.tok
+  end
+  function s:invalidate() self.invalidated = self.invalidated + 1; self.tok = nil end
+  return s
+end
+
+function T.get_parses_json_and_encodes_query()
+  local fake = t.use_fake_http { { status = 200, json = { items = { { name = "a" } }, num_items = 1 } } }
+  local resp = assert(client(fake_session()):request {
+    path = "/v1/service_instances", query = { fieldQuery = "name eq 'x y'", max_items = 10 } })
+  t.eq(resp.status, 200)
+  t.eq(resp.json.items[1].name, "a")
+  t.eq(resp.json.num_items, 1)
+  local req = fake.requests[1]
+  t.eq(req.url, BASE .. "/v1/service_instances?fieldQuery=name%20eq%20%27x%20y%27&max_items=10")
+  t.eq(req.method, "GET")
+  t.eq(req.headers.Authorization, "Bearer tok1")
+  t.eq(req.headers.Accept, "application/json")
+end
+
+function T.empty_body_has_no_json()
+  t.use_fake_http { { status = 204, body = "" } }
+  local resp = assert(client():request { method = "DELETE", path = "/v1/x" })
+  t.eq(resp.status, 204)
+  t.eq(resp.json, nil)
+end
+
+function T.retry_429_retry_after_seconds()
+  local fake = t.use_fake_http {
+    { status = 429, headers = { ["Retry-After"] = "2" }, json = { description = "limit" } },
+    { status = 200, json = { ok = true } } }
+  local resp = assert(client():request { path = "/v1/service_plans" })
+  t.eq(resp.json.ok, true)
+  t.eq(#fake.requests, 2)
+  t.eq(fake.sleeps, { 2 })
+  t.eq(fake.logs, { "rate limited by sm.example.test; retrying in 2s (attempt 2/6)" })
+end
+
+function T.retry_429_http_date_and_sm_form_in_the_past()
+  for _, ra in ipairs { "Wed, 21 Oct 2015 07:28:00 GMT", "2024-11-11 14:59:33 +0000 UTC" } do
+    t.reset()
+    local fake = t.use_fake_http {
+      { status = 429, headers = { ["Retry-After"] = ra } }, { status = 200, json = {} } }
+    assert(client():request { path = "/v1/x" })
+    t.eq(#fake.requests, 2, ra)
+    -- a date in the past: minimum backoff, never a zero-time spin
+    t.ok(fake.sleeps[1] > 0 and fake.sleeps[1] <= rest.policy.base, ra .. ": waited " .. tostring(fake.sleeps[1]))
+  end
+end
+
+function T.retry_429_http_date_in_the_future()
+  local okd, date = pcall(function() return os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 20) end)
+  if not okd or not date then return end -- no os.date in this host
+  local real_ok, http = pcall(require, "calm.http")
+  if not real_ok or not http.parse_retry_after or not http.parse_retry_after(date) then return end
+  local fake = t.use_fake_http { { status = 429, headers = { ["Retry-After"] = date } }, { status = 200, json = {} } }
+  assert(client():request { path = "/v1/x" })
+  t.ok(fake.sleeps[1] >= 18 and fake.sleeps[1] <= 21, "waited " .. tostring(fake.sleeps[1]))
+end
+
+function T.retry_429_without_or_with_garbage_hint_backs_off()
+  for _, h in ipairs { {}, { ["Retry-After"] = "abc" }, { ["Retry-After"] = "" }, { ["Retry-After"] = "-5" } } do
+    t.reset()
+    local fake = t.use_fake_http { { status = 429, headers = h }, { status = 200, json = {} } }
+    assert(client():request { path = "/v1/x" })
+    t.ok(fake.sleeps[1] >= rest.policy.rate_min, "429 backoff at least rate_min, got " .. tostring(fake.sleeps[1]))
+  end
+end
+
+function T.retry_429_x_ratelimit_reset_epoch_ms()
+  local fake = t.use_fake_http {
+    { status = 429, headers = { ["X-Ratelimit-Reset"] = "1700000003000" } }, { status = 200, json = {} } }
+  rest.wallclock = function() return 1700000000 end
+  assert(client():request { path = "/accounts/v1/x" })
+  t.eq(fake.sleeps, { 3 })
+end
+
+function T.retry_503_then_200()
+  local fake = t.use_fake_http { { status = 503, body = "<html>busy</html>", headers = { ["content-type"] = "text/html" } },
+                                 { status = 200, json = { a = 1 } } }
+  local resp = assert(client():request { path = "/v1/x" })
+  t.eq(resp.json.a, 1)
+  t.eq(#fake.requests, 2)
+  t.eq(#fake.sleeps, 1)
+  t.match(fake.logs[1], "^sm%.example%.test answered 503; retrying in .* %(attempt 2/6%)$")
+end
+
+function T.gives_up_after_the_budget()
+  local steps = {}
+  for i = 1, 6 do steps[i] = { status = 503, json = { error = "Unavailable", description = "try later" } } end
+  local fake = t.use_fake_http(steps)
+  local msg = t.fails("RETRY_EXHAUSTED", client().request, client(), { path = "/v1/x" })
+  t.eq(#fake.requests, 6)
+  t.find(msg, "HTTP 503: Unavailable: try later")
+  t.find(msg, "gave up after 6 attempts")
+end
+
+function T.post_not_resent_after_timeout()
+  local fake = t.use_fake_http { { fail = "OPERATION_TIMEDOUT", msg = "Operation timed out after 30000 ms" } }
+  local msg = t.fails("OPERATION_TIMEDOUT", client().request, client(),
+    { method = "POST", path = "/v1/service_instances", json = { name = "x" } })
+  t.eq(#fake.requests, 1)
+  t.find(msg, "outcome is unknown")
+  t.find(msg, "look the resource up by name")
+end
+
+function T.post_resent_when_nothing_was_sent()
+  local fake = t.use_fake_http { { fail = "COULDNT_CONNECT" }, { status = 201, json = { id = "i1" } } }
+  local resp = assert(client():request { method = "POST", path = "/v1/service_instances", json = {} })
+  t.eq(resp.json.id, "i1")
+  t.eq(#fake.requests, 2)
+end
+
+function T.post_5xx_is_data_marked_unknown()
+  local fake = t.use_fake_http { { status = 502, body = "<html>bad gateway</html>" } }
+  local resp = assert(client():request { method = "POST", path = "/v1/service_instances", json = {} })
+  t.eq(resp.status, 502)
+  t.eq(resp.outcome_unknown, true)
+  t.eq(#fake.requests, 1)
+end
+
+function T.post_429_is_retried()
+  local fake = t.use_fake_http { { status = 429, headers = { ["Retry-After"] = "1" } }, { status = 202, body = "{}" } }
+  local resp = assert(client():request { method = "POST", path = "/v1/service_instances", json = {} })
+  t.eq(resp.status, 202)
+  t.eq(#fake.requests, 2)
+end
+
+function T.put_idempotent_by_request()
+  local fake = t.use_fake_http { { fail = "RECV_ERROR" }, { status = 200, json = {} } }
+  assert(client():request { method = "PUT", path = "/entitlements/v1/x", json = {}, idempotent = true })
+  t.eq(#fake.requests, 2)
+end
+
+function T.get_transport_failures_retried()
+  local fake = t.use_fake_http { { fail = "COULDNT_RESOLVE_HOST" }, { fail = "GOT_NOTHING" },
+                                 { fail = "PARTIAL_FILE" }, { status = 200, json = {} } }
+  assert(client():request { path = "/v1/x" })
+  t.eq(#fake.requests, 4)
+end
+
+function T.tls_verification_failure_is_final()
+  local fake = t.use_fake_http { { fail = "PEER_FAILED_VERIFICATION", msg = "SSL certificate problem" } }
+  t.fails("PEER_FAILED_VERIFICATION", client().request, client(), { path = "/v1/x" })
+  t.eq(#fake.requests, 1)
+end
+
+function T.truncated_json_get_retried_post_refused()
+  local fake = t.use_fake_http { { status = 200, body = '{"items":[', close_delimited = true },
+                                 { status = 200, json = { items = {} } } }
+  assert(client():request { path = "/v1/x" })
+  t.eq(#fake.requests, 2)
+  t.reset()
+  fake = t.use_fake_http { { status = 201, body = '{"id":"abc' } }
+  local msg = t.fails("BAD_RESPONSE", client().request, client(), { method = "POST", path = "/v1/service_bindings", json = {} })
+  t.eq(msg, "truncated or invalid JSON from POST https://sm.example.test/v1/service_bindings (HTTP 201)")
+  t.eq(#fake.requests, 1)
+end
+
+function T.invalid_json_exhausted_is_bad_response()
+  local steps = {}
+  for i = 1, 6 do steps[i] = { status = 200, body = "{NaN}" } end
+  t.use_fake_http(steps)
+  local msg = t.fails("BAD_RESPONSE", client().request, client(), { path = "/v1/x" })
+  t.find(msg, "truncated or invalid JSON from GET")
+end
+
+function T.router_404_retried_plain_404_is_data()
+  local fake = t.use_fake_http { { status = 404, headers = { ["X-Cf-RouterError"] = "unknown_route" }, body = "404 Not Found: Requested route does not exist" },
+                                 { status = 200, json = {} } }
+  assert(client():request { method = "DELETE", path = "/v1/service_instances/i1" })
+  t.eq(#fake.requests, 2)
+  t.reset()
+  fake = t.use_fake_http { { status = 404, json = { error = "NotFound", description = "not found" } } }
+  local resp = assert(client():request { path = "/v1/service_instances/i1" })
+  t.eq(resp.status, 404)
+  t.eq(resp.json.error, "NotFound")
+  t.eq(#fake.requests, 1)
+end
+
+function T.html_4xx_is_data()
+  t.use_fake_http { { status = 403, body = "<html>denied</html>", headers = { ["content-type"] = "text/html" } } }
+  local resp = assert(client():request { path = "/v1/x" })
+  t.eq(resp.status, 403)
+  t.eq(rest.error_text(resp), "HTML error page")
+end
+
+function T.unauthorized_renews_token_once()
+  local fake = t.use_fake_http { { status = 401, json = { error = "Unauthorized", description = "token expired" } },
+                                 { status = 200, json = { ok = true } } }
+  local s = fake_session()
+  local resp = assert(client(s):request { method = "POST", path = "/v1/service_bindings", json = {} })
+  t.eq(resp.json.ok, true)
+  t.eq(fake.requests[1].headers.Authorization, "Bearer tok1")
+  t.eq(fake.requests[2].headers.Authorization, "Bearer tok2")
+  t.eq(s.invalidated, 1)
+end
+
+function T.second_401_is_auth()
+  local fake = t.use_fake_http { { status = 401, json = { error = "Unauthorized", description = "invalid token" } },
+                                 { status = 401, json = { error = "Unauthorized", description = "invalid token" } } }
+  local s = fake_session()
+  local msg = t.fails("AUTH", client(s).request, client(s), { path = "/v1/x" })
+  t.eq(msg, "Service Manager key (sm.json) was refused (HTTP 401): Unauthorized: invalid token")
+  t.eq(#fake.requests, 2)
+end
+
+function T.session_failure_is_returned()
+  local fake = t.use_fake_http {}
+  local s = { name = "x", token = function() return nil, "x was refused", "AUTH" end, invalidate = function() end }
+  t.eq(t.fails("AUTH", client(s).request, client(s), { path = "/v1/x" }), "x was refused")
+  t.eq(#fake.requests, 0)
+end
+
+function T.deadline_refusal_is_immediate()
+  local fake = t.use_fake_http { { status = 429, headers = { ["Retry-After"] = "3600" } } }
+  local flow = task.spawn({ timeout = 5 }, function()
+    return client():request { path = "/v1/x" }
+  end)
+  local r = table.pack(task.wait(flow))
+  t.eq(r[1], nil)
+  t.eq(r[3], "DEADLINE")
+  t.match(r[2], "^sm%.example%.test asks to wait 3600s, beyond the %-%-timeout deadline")
+  t.eq(#fake.requests, 1)
+  t.eq(fake.sleeps, {})
+end
+
+function T.error_text_shapes()
+  local function r(j, h) return { status = 400, headers = h or { ["content-type"] = "application/json" },
+                                  body = require("calm.json").encode(j) } end
+  t.eq(rest.error_text(r { error = "Conflict", description = "binding with same name exists" }),
+    "Conflict: binding with same name exists")
+  t.eq(rest.error_text(r { description = "The allowed request limit of 600 requests has been reached." }),
+    "The allowed request limit of 600 requests has been reached.")
+  t.eq(rest.error_text(r { errors = { { code = 10008, title = "CF-UnprocessableEntity", detail = "Invalid service plan." } } }),
+    "CF-UnprocessableEntity: Invalid service plan.")
+  t.eq(rest.error_text(r { error = { code = 11006, message = "Request rate limit exceeded.",
+                                     correlationID = "corr-1", details = { { code = 11007, message = "Max 5 in 3s" } } } }),
+    "11006: Request rate limit exceeded. (Max 5 in 3s) [correlation id corr-1]")
+  t.eq(rest.error_text(r { error = "invalid_client", error_description = "Bad credentials" }),
+    "invalid_client: Bad credentials")
+  t.eq(rest.error_text({ status = 502, headers = {}, body = "<!DOCTYPE html><html>oops</html>" }), "HTML error page")
+  t.eq(rest.error_text({ status = 500, headers = { ["content-type"] = "text/plain" }, body = "secret stuff" }),
+    "non-JSON body of 12 bytes")
+  t.eq(rest.error_text({ status = 500, headers = {}, body = "" }), "empty body")
+end
+
+function T.error_text_redacted_and_capped()
+  local secret = log.secret("canary-secret-7f3a9c")
+  local txt = rest.error_text({ status = 400, headers = {}, body = require("calm.json").encode(
+    { error = "invalid_request", error_description = "bad client_secret " .. secret .. "\n" .. string.rep("x", 500) }) })
+  t.nofind(txt, secret)
+  t.nofind(txt, "\n")
+  t.ok(#txt <= 300, "capped: " .. #txt)
+end
+
+function T.backoff_is_capped_full_jitter()
+  rest.random = function() return 1 end
+  t.eq(rest.backoff(1), rest.policy.base)
+  t.eq(rest.backoff(20), rest.policy.cap)
+  rest.random = function() return 0 end
+  t.eq(rest.backoff(5), rest.policy.min)
+end
+
+return T
