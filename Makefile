@@ -64,7 +64,10 @@ asan:
 	@$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
-bench: all
+$(B)/peakrss: bench/peakrss.c
+	@$(CC) -O2 -std=c99 -D_GNU_SOURCE -Wall -Wextra -o $@ $<
+
+bench: all $(B)/peakrss
 	@sh bench/run.sh $(abspath $(B)/calmbind)
 
 demo: all

@@ -1,0 +1,8 @@
+#!/bin/sh
+# make bench: the host benchmark, then the get benchmark (issue: few round trips).
+set -e
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${1:?usage: bench/run.sh CALMBIND}
+python3 "$here/bench_host.py" "$bin"
+if [ -f "$here/get_bench.py" ]; then python3 "$here/get_bench.py" "$bin"; fi
+if [ -f "$here/get_bench.sh" ]; then sh "$here/get_bench.sh" "$bin"; fi
