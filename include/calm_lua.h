@@ -54,6 +54,10 @@ struct calm_host_opts {
     int unsafe;            /* full standard library for a custom script */
     int verbose;           /* -v: tracebacks and debug logs */
 };
+/* lua_CFunction: prepares a fresh state (libraries, sandbox unless arg 1 is
+ * true, built-in modules and the script searcher, strict globals, deadline
+ * hook). Call it protected. */
+int calm_host_setup(lua_State *L);
 /* Runs `calmbind <argv...>` (argv[0] is the command or script) and returns the
  * exit status. Never raises. */
 int calm_host_main(int argc, char **argv, const struct calm_host_opts *opts);

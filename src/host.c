@@ -385,13 +385,12 @@ static int looks_like_script(const char *arg)
 
 struct pmain_args { int argc; char **argv; const struct calm_host_opts *opts; int status; };
 
-static int pmain(lua_State *L)
+int calm_host_setup(lua_State *L)
 {
-    struct pmain_args *a = lua_touserdata(L, 1);
-    const char *what = a->argv[0];
+    int unsafe = lua_toboolean(L, 1);
     lua_settop(L, 0);
     luaL_checkversion(L);
-    open_libs(L, a->opts->unsafe);
+    open_libs(L, unsafe);
     setup_modules(L);
     lua_pushglobaltable(L);   /* strict globals, set last so the libraries could register */
     lua_newtable(L);
@@ -402,6 +401,17 @@ static int pmain(lua_State *L)
     lua_setmetatable(L, -2);
     lua_pop(L, 1);
     calm_sched_install_hook(L);
+    return 0;
+}
+
+static int pmain(lua_State *L)
+{
+    struct pmain_args *a = lua_touserdata(L, 1);
+    const char *what = a->argv[0];
+    lua_pushcfunction(L, calm_host_setup);
+    lua_pushboolean(L, a->opts->unsafe);
+    lua_call(L, 1, 0);
+    lua_settop(L, 0);
     if (looks_like_script(what)) {
         if (luaL_loadfilex(L, what, "t") != LUA_OK) {
             report_error(lua_tostring(L, -1), 1);

@@ -248,7 +248,8 @@ static int sched_gc(lua_State *L)
 }
 
 /* The count hook: a flow past its deadline is stopped even in a busy loop.
- * It keeps firing, so a pcall that swallows the error gains one slice only. */
+ * Once it has fired it fires on every instruction of that thread, so a loop
+ * around pcall cannot swallow the error and carry on. */
 static void deadline_hook(lua_State *L, lua_Debug *ar)
 {
     flow *f = flow_of(L);
@@ -257,6 +258,7 @@ static void deadline_hook(lua_State *L, lua_Debug *ar)
         lua_rawgetp(L, LUA_REGISTRYINDEX, &calm_sched_key);
         ((sched *)lua_touserdata(L, -1))->deadline_fired = 1;
         lua_pop(L, 1);
+        lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
         luaL_error(L, "deadline passed (--timeout): script stopped");
     }
 }

@@ -271,6 +271,12 @@ print(r, code)
     S.check("... in about 2 s", 1.8 < took < 3.5, f"took {took:.1f}s")
     S.check("... saying the deadline passed", "deadline passed" in err, err)
 
+    t0 = time.time()
+    rc, out, err = lua("local f = function() while true do end end\nwhile true do pcall(f) end\n",
+                       "--timeout", "1")
+    S.check("a pcall loop cannot swallow the deadline", rc == 5 and time.time() - t0 < 3,
+            f"{rc} after {time.time() - t0:.1f}s")
+
     rc, out, err = lua("os.execute('true')\n")
     S.check("os.execute fails with a clear sandbox message",
             rc == 1 and "sandbox: 'os.execute' is not available" in err, f"{rc} {err!r}")
