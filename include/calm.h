@@ -86,6 +86,10 @@ void calm_log(int level, const char *fmt, ...)
 #endif
     ;
 
+/* A progress line: rewritten in place on a TTY, a plain line otherwise. */
+void calm_log_progress(const char *msg, size_t n);
+void calm_log_progress_done(void);
+
 /* ---- fs.c: file output --------------------------------------------------- */
 /* Writes data to path with mode 0600: a temp file in the same directory,
  * fsync, rename over path, fsync of the directory. Refuses a symlink at path.
