@@ -73,7 +73,7 @@ bench: all $(B)/peakrss
 demo: all
 	@sh tests/fakebtp/demo.sh $(abspath $(B)/calmbind)
 
-fuzz:
+fuzz: all
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 install: all
