@@ -1,0 +1,384 @@
+-- calm.cf: Cloud Foundry v3 client for the legacy "with Cloud Foundry" path.
+--
+--   local cf = require "calm.cf"
+--   local c = cf.connect{api = "https://api.cf...", username =, password =, cacert =}
+--   local plan = c:find_plan()                       -- SAPCloudALMAPIs / standard
+--   local inst = c:find_instance(space, plan.guid, "name")
+--   local key  = c:find_key(inst.guid, "key-name")
+--   local creds = c:key_details(key.guid)
+--
+-- Root document (GET /) gives the login/uaa links; the token is a password
+-- grant with client "cf" and an empty secret (what `cf login` does). Lists
+-- follow pagination.next.href; mutations answer 202 + Location of a job,
+-- polled until COMPLETE/FAILED. Expected failures: nil, message, code.
+local json = require "calm.json"
+local log = require "calm.log"
+local task = require "calm.task"
+local codec = require "calm.codec"
+
+local M = {}
+
+-- Names the offering has had in CF marketplaces (see cf-uaa-accounts-api.md A.5).
+M.OFFERING_NAMES = { "SAPCloudALMAPIs", "cloudalm-api", "sap-cloud-alm-api" }
+M.PLAN = "standard"
+M.poll_policy = require("calm.sm").poll_policy
+
+local function body_json(resp)
+  if resp.json ~= nil then return resp.json end
+  if resp.body and resp.body:find("%S") then
+    local j = json.decode(resp.body, "Cloud Foundry")
+    resp.json = j
+    return j
+  end
+  return nil
+end
+
+-- One line from {"errors":[{code,title,detail}]}.
+function M.errors_text(errs)
+  if type(errs) ~= "table" then return nil end
+  local parts = {}
+  for _, e in ipairs(errs) do
+    if type(e) == "table" then
+      parts[#parts + 1] = tostring(e.title or e.code or "error") .. (e.detail and (": " .. e.detail) or "")
+    end
+  end
+  if #parts == 0 then return nil end
+  return table.concat(parts, "; ")
+end
+
+function M.response_text(resp)
+  local j = body_json(resp)
+  local t = type(j) == "table" and (M.errors_text(j.errors) or j.error_description or j.description)
+  return "HTTP " .. tostring(resp.status) .. (t and (" " .. t) or "")
+end
+
+local function code_for(status)
+  if status == 401 or status == 403 then return "AUTH" end
+  return "API"
+end
+
+function M.query_string(q)
+  local keys = {}
+  for k in pairs(q) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local out = {}
+  for _, k in ipairs(keys) do
+    -- a comma separates alternatives (OR) in CF filters: it must stay a
+    -- literal comma, while a comma inside one value would be %2C
+    local parts = {}
+    for part in (tostring(q[k]) .. ","):gmatch("([^,]*),") do parts[#parts + 1] = codec.url_encode(part) end
+    out[#out + 1] = codec.url_encode(k) .. "=" .. table.concat(parts, ",")
+  end
+  return table.concat(out, "&")
+end
+
+local C = {}
+C.__index = C
+
+-- Discovers the token endpoint from the API root (GET / needs no token).
+local function root_links(api, cacert)
+  local http = require "calm.http"
+  local resp, msg, code = http.request { url = api:gsub("/+$", "") .. "/", method = "GET",
+    headers = { Accept = "application/json" }, cacert = cacert }
+  if not resp then return nil, "Cloud Foundry API " .. api .. ": " .. tostring(msg), code end
+  if resp.status ~= 200 then
+    return nil, "Cloud Foundry API " .. api .. ": " .. M.response_text(resp), code_for(resp.status)
+  end
+  local j, jmsg = json.decode(resp.body, "the Cloud Foundry API root")
+  if type(j) ~= "table" or type(j.links) ~= "table" then
+    return nil, jmsg or ("Cloud Foundry API " .. api .. ": the root document has no links"), "BAD_RESPONSE"
+  end
+  local function href(name)
+    local l = j.links[name]
+    return type(l) == "table" and type(l.href) == "string" and l.href or nil
+  end
+  return { login = href("login"), uaa = href("uaa"), v3 = href("cloud_controller_v3") }
+end
+
+-- opts: {api, username, password, cacert, origin?}
+function M.connect(opts)
+  if type(opts.api) ~= "string" or opts.api == "" then
+    return nil, "--runtime cf needs --cf-api URL", "USAGE"
+  end
+  if not opts.username or opts.username == "" or not opts.password or opts.password == "" then
+    return nil, "--runtime cf needs CF_USERNAME and CF_PASSWORD in the environment", "USAGE"
+  end
+  log.secret(opts.password)
+  local links, msg, code = root_links(opts.api, opts.cacert)
+  if not links then return nil, msg, code end
+  local token_base = links.login or links.uaa
+  if not token_base then
+    return nil, "Cloud Foundry API " .. opts.api .. ": the root document names no login or uaa link", "BAD_RESPONSE"
+  end
+  local oauth = require "calm.oauth"
+  local rest = require "calm.rest"
+  local grant = {
+    grant_type = "password", name = "Cloud Foundry login",
+    token_url = token_base:gsub("/+$", "") .. "/oauth/token",
+    client_id = "cf", client_secret = "", basic = true,
+    username = opts.username, password = opts.password, cacert = opts.cacert,
+  }
+  local session, smsg, scode = oauth.session(grant, { name = "Cloud Foundry UAA", cacert = opts.cacert })
+  if not session then return nil, smsg, scode end
+  local client, cmsg, ccode = rest.client { base_url = opts.api:gsub("/+$", ""), session = session,
+    name = "Cloud Foundry", cacert = opts.cacert }
+  if not client then return nil, cmsg, ccode end
+  local self = setmetatable({ rest = client, session = session, api = opts.api:gsub("/+$", ""),
+    poll = opts.poll or M.poll_policy, on_action = opts.on_action }, C)
+  return self
+end
+
+-- Builds a client around an existing rest client (tests, user scripts).
+function M.new(opts)
+  return setmetatable({ rest = opts.rest, api = opts.api or "", poll = opts.poll or M.poll_policy,
+    on_action = opts.on_action }, C)
+end
+
+function C:_note(a) if self.on_action then self.on_action(a) end end
+
+-- path relative to the API, or an absolute URL (next.href, Location)
+function C:request(method, where, body)
+  local r = { method = method, json = body, idempotent = (method == "GET" or method == "DELETE") }
+  if where:match("^https?://") then r.url = where else r.path = where end
+  return self.rest:request(r)
+end
+
+function C:get_json(where, what)
+  local resp, msg, code = self:request("GET", where)
+  if not resp then return nil, what .. ": " .. tostring(msg), code end
+  if resp.status ~= 200 then
+    return nil, what .. ": " .. M.response_text(resp), code_for(resp.status), resp
+  end
+  local j, jmsg = body_json(resp)
+  if type(j) ~= "table" then return nil, what .. ": " .. (jmsg or "no JSON"), "BAD_RESPONSE" end
+  return j
+end
+
+-- All pages of a v3 list. Returns resources, included(merged) | nil,msg,code.
+function C:list(path, query, what)
+  what = what or ("listing " .. path)
+  local where = path .. ((query and next(query)) and ("?" .. M.query_string(query)) or "")
+  local out, included, seen = {}, {}, {}
+  for _ = 1, 1000 do
+    local j, msg, code = self:get_json(where, what)
+    if not j then return nil, msg, code end
+    for _, r in ipairs(j.resources or {}) do out[#out + 1] = r end
+    for k, v in pairs(type(j.included) == "table" and j.included or {}) do
+      included[k] = included[k] or {}
+      for _, r in ipairs(v) do table.insert(included[k], r) end
+    end
+    local p = j.pagination
+    local nxt = type(p) == "table" and type(p.next) == "table" and p.next.href or nil
+    if not nxt or nxt == "" then return out, included end
+    if seen[nxt] then return nil, what .. ": the next page repeats", "BAD_RESPONSE" end
+    seen[nxt] = true
+    where = nxt
+  end
+  return nil, what .. ": more than 1000 pages", "BAD_RESPONSE"
+end
+
+-- ------------------------------------------------------------- jobs --
+
+-- PROCESSING / POLLING / anything unknown = pending.
+function M.job_state(job)
+  local s = type(job) == "table" and type(job.state) == "string" and job.state:upper() or ""
+  if s == "COMPLETE" then return "complete" end
+  if s == "FAILED" then return "failed" end
+  return "pending"
+end
+
+function C:poll_job(url, what)
+  local delay = self.poll.initial
+  local started = task.now()
+  while true do
+    local job, msg, code = self:get_json(url, what .. ": polling the job")
+    if not job then log.progress_done(); return nil, msg, code end
+    local st = M.job_state(job)
+    if st == "complete" then log.progress_done(); return job end
+    if st == "failed" then
+      log.progress_done()
+      return nil, what .. " failed: " .. (M.errors_text(job.errors) or "the job failed"), "API", job
+    end
+    log.progress(string.format("%s: %s, %d s", what, tostring(job.state or "pending"),
+      math.floor(task.now() - started + 0.5)))
+    local sm = require "calm.sm"
+    local ok, wmsg, wcode = sm.wait(delay, what .. " (job " .. url .. "; rerun to resume)")
+    if not ok then log.progress_done(); return nil, wmsg, wcode end
+    delay = math.min(delay * self.poll.factor, self.poll.max)
+  end
+end
+
+-- Sends a mutation; 202 -> job polled to the end. Returns job|entity, resp |
+-- nil, msg, code, resp.
+function C:mutate(method, path, body, what)
+  local resp, msg, code = self:request(method, path, body)
+  if not resp then return nil, what .. ": " .. tostring(msg), code, nil end
+  if resp.status == 202 then
+    local loc = resp.headers and resp.headers.location
+    if not loc then return {}, resp end
+    local job, jmsg, jcode = self:poll_job(loc, what)
+    if not job then return nil, jmsg, jcode, resp end
+    return job, resp
+  end
+  if resp.status == 200 or resp.status == 201 or resp.status == 204 then
+    return body_json(resp) or {}, resp
+  end
+  return nil, what .. ": " .. M.response_text(resp), code_for(resp.status), resp
+end
+
+-- ---------------------------------------------------- offering / plan --
+
+-- Returns plan (with .offering) | false | nil, msg, code.
+function C:find_plan(names)
+  names = names or M.OFFERING_NAMES
+  local plans, included = self:list("/v3/service_plans",
+    { names = M.PLAN, service_offering_names = table.concat(names, ","), include = "service_offering" },
+    "looking up the SAP Cloud ALM API plan")
+  if not plans then return nil, included end
+  local offerings = {}
+  for _, o in ipairs(included.service_offerings or {}) do offerings[o.guid] = o end
+  local function offering_of(p)
+    local rel = p.relationships and p.relationships.service_offering
+    local g = rel and rel.data and rel.data.guid
+    return g and offerings[g], g
+  end
+  for _, p in ipairs(plans) do
+    p.offering = offering_of(p)
+    return p
+  end
+  -- fallback: offerings whose display name mentions Cloud ALM API
+  local offs, msg, code = self:list("/v3/service_offerings", {}, "listing service offerings")
+  if not offs then return nil, msg, code end
+  for _, o in ipairs(offs) do
+    local md = o.broker_catalog and o.broker_catalog.metadata or {}
+    local dn = type(md) == "table" and md.displayName or ""
+    if (type(dn) == "string" and dn:lower():find("cloud alm api", 1, true))
+        or (type(o.description) == "string" and o.description:lower():find("cloud alm api", 1, true)) then
+      local ps, pmsg, pcode = self:list("/v3/service_plans",
+        { names = M.PLAN, service_offering_guids = o.guid }, "looking up the plan")
+      if not ps then return nil, pmsg, pcode end
+      if ps[1] then ps[1].offering = o; return ps[1] end
+    end
+  end
+  return false
+end
+
+-- -------------------------------------------------------- instances --
+
+function C:instances(space, plan_guid)
+  local q = { space_guids = space }
+  if plan_guid then q.service_plan_guids = plan_guid end
+  return self:list("/v3/service_instances", q, "listing service instances of the space")
+end
+
+function C:find_instance(space, name)
+  local items, msg, code = self:list("/v3/service_instances", { space_guids = space, names = name },
+    "looking up instance '" .. name .. "'")
+  if not items then return nil, msg, code end
+  for _, it in ipairs(items) do
+    if it.name == name then return it end
+  end
+  return false
+end
+
+local function guid_from_href(h)
+  return type(h) == "string" and h:match("/([%w%-]+)/?$") or nil
+end
+
+-- Creates a managed instance; a 422 "name is taken" or an unanswered POST
+-- is settled by looking the name up. Returns instance, created | nil,msg,code.
+function C:create_instance(space, plan_guid, name, parameters)
+  local what = "creating instance '" .. name .. "' in Cloud Foundry"
+  local body = {
+    type = "managed", name = name, parameters = parameters,
+    relationships = { space = { data = { guid = space } }, service_plan = { data = { guid = plan_guid } } },
+  }
+  local job, msg, code, resp = self:mutate("POST", "/v3/service_instances", body, what)
+  if not job then
+    local taken = resp and (resp.status == 422 or resp.status == 409)
+    local unanswered = resp == nil and code ~= "DEADLINE" and code ~= "AUTH"
+    if taken or unanswered then
+      local it, fmsg, fcode = self:find_instance(space, name)
+      if it then
+        self:_note { action = "adopt-after-conflict", resource = "cf-instance", id = it.guid, name = name }
+        return it, false
+      end
+      if it == nil then return nil, fmsg, fcode end
+    end
+    return nil, msg, code
+  end
+  local href = job.links and job.links.service_instances and job.links.service_instances.href
+  local guid = guid_from_href(href)
+  local inst
+  if guid then
+    inst = self:get_json("/v3/service_instances/" .. guid, "reading the new instance")
+  end
+  if not inst then
+    local it, fmsg, fcode = self:find_instance(space, name)
+    if not it then return nil, fmsg or (what .. ": created, but not found by name"), fcode or "API" end
+    inst = it
+  end
+  self:_note { action = "create", resource = "cf-instance", id = inst.guid, name = name }
+  return inst, true
+end
+
+-- ------------------------------------------------------------- keys --
+
+function C:keys(instance_guid, name)
+  local q = { type = "key", service_instance_guids = instance_guid }
+  if name then q.names = name end
+  return self:list("/v3/service_credential_bindings", q, "listing service keys")
+end
+
+function C:find_key(instance_guid, name)
+  local items, msg, code = self:keys(instance_guid, name)
+  if not items then return nil, msg, code end
+  for _, k in ipairs(items) do
+    if k.name == name then return k end
+  end
+  return false
+end
+
+function C:create_key(instance_guid, name, parameters)
+  local what = "creating service key '" .. name .. "'"
+  local body = { type = "key", name = name, parameters = parameters,
+    relationships = { service_instance = { data = { guid = instance_guid } } } }
+  local job, msg, code, resp = self:mutate("POST", "/v3/service_credential_bindings", body, what)
+  if not job then
+    local taken = resp and (resp.status == 422 or resp.status == 409)
+    local unanswered = resp == nil and code ~= "DEADLINE" and code ~= "AUTH"
+    if taken or unanswered then
+      local k, fmsg, fcode = self:find_key(instance_guid, name)
+      if k then
+        self:_note { action = "adopt-after-conflict", resource = "cf-key", id = k.guid, name = name }
+        return k, false
+      end
+      if k == nil then return nil, fmsg, fcode end
+    end
+    return nil, msg, code
+  end
+  local href = job.links and job.links.service_credential_bindings and job.links.service_credential_bindings.href
+  local guid = guid_from_href(href)
+  local key
+  if guid then key = self:get_json("/v3/service_credential_bindings/" .. guid, "reading the new key") end
+  if not key then
+    local k, fmsg, fcode = self:find_key(instance_guid, name)
+    if not k then return nil, fmsg or (what .. ": created, but not found by name"), fcode or "API" end
+    key = k
+  end
+  self:_note { action = "create", resource = "cf-key", id = key.guid, name = name }
+  return key, true
+end
+
+-- credentials table | nil, msg, code
+function C:key_details(guid)
+  local j, msg, code = self:get_json("/v3/service_credential_bindings/" .. guid .. "/details",
+    "reading the service key " .. guid)
+  if not j then return nil, msg, code end
+  if type(j.credentials) ~= "table" then
+    return nil, "the service key " .. guid .. " has no credentials", "BAD_RESPONSE"
+  end
+  return j.credentials
+end
+
+return M

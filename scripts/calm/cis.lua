@@ -1,0 +1,311 @@
+-- calm.cis: SAP Cloud Management service (cis): Accounts, Entitlements,
+-- SaaS Provisioning. Used for the provisioning-date evidence (subaccount
+-- and Cloud ALM subscription creation dates) and to assign the SAP Cloud
+-- ALM API entitlement on the oldest tenants.
+--
+--   local cis = require "calm.cis"
+--   local c = cis.from_key(key_table, {cacert=})
+--   local sa = c:subaccount(guid)            -- sa.created = "YYYY-MM-DD"
+--   local sub = c:calm_subscription()        -- sub.created, or false
+--   c:assign_entitlement(guid)               -- PUT + poll until OK
+--
+-- Expected failures: nil, message, code.
+local json = require "calm.json"
+local log = require "calm.log"
+local task = require "calm.task"
+local codec = require "calm.codec"
+
+local M = {}
+
+M.SERVICE = "SAPCloudALMAPIs"
+M.PLAN = "standard"
+M.poll_policy = require("calm.sm").poll_policy
+
+-- ------------------------------------------------------------- dates --
+
+-- days since 1970-01-01 -> y, m, d (proleptic Gregorian; H. Hinnant's algorithm)
+local function civil(days)
+  days = days + 719468
+  local era = (days >= 0 and days or days - 146096) // 146097
+  local doe = days - era * 146097
+  local yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+  local mp = (5 * doy + 2) // 153
+  local d = doy - (153 * mp + 2) // 5 + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then y = y + 1 end
+  return y, m, d
+end
+
+local MONTHS = { jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6, jul = 7, aug = 8,
+  sep = 9, oct = 10, nov = 11, dec = 12 }
+
+local function ymd(y, m, d)
+  if not (y and m and d) or m < 1 or m > 12 or d < 1 or d > 31 or y < 1970 or y > 9999 then return nil end
+  return string.format("%04d-%02d-%02d", y, m, d)
+end
+
+-- A BTP date in any of its forms -> "YYYY-MM-DD" (UTC) | nil:
+-- epoch milliseconds (number or digit string; seconds if small),
+-- ISO 8601 text, or "Jun 12, 2023, 9:15:00 AM" (U+202F before AM/PM too).
+function M.to_date(v)
+  if type(v) == "string" and v:match("^%s*%d+%s*$") then v = tonumber(v) end
+  if type(v) == "number" then
+    if v ~= v or v <= 0 then return nil end
+    local secs = v > 1e11 and v / 1000 or v
+    local days = math.floor(secs / 86400)
+    return ymd(civil(days))
+  end
+  if type(v) ~= "string" then return nil end
+  local y, m, d = v:match("^%s*(%d%d%d%d)%-(%d%d)%-(%d%d)")
+  if y then return ymd(tonumber(y), tonumber(m), tonumber(d)) end
+  local mon, day, year = v:match("^%s*(%a%a%a)%a*%.?%s+(%d%d?),?%s+(%d%d%d%d)")
+  if mon and MONTHS[mon:lower()] then
+    return ymd(tonumber(year), MONTHS[mon:lower()], tonumber(day))
+  end
+  day, mon, year = v:match("^%s*(%d%d?)%s+(%a%a%a)%a*%.?%s+(%d%d%d%d)")
+  if mon and MONTHS[mon:lower()] then
+    return ymd(tonumber(year), MONTHS[mon:lower()], tonumber(day))
+  end
+  return nil
+end
+
+-- ------------------------------------------------------------ client --
+
+local function body_json(resp)
+  if resp.json ~= nil then return resp.json end
+  if resp.body and resp.body:find("%S") then
+    local j = json.decode(resp.body, "Cloud Management service")
+    resp.json = j
+    return j
+  end
+  return nil
+end
+
+-- {"error":{"code","message","details":[...]}} -> one line
+function M.response_text(resp)
+  local j = body_json(resp)
+  local t
+  if type(j) == "table" then
+    local e = j.error
+    if type(e) == "table" then
+      t = tostring(e.message or e.code or "")
+      if type(e.details) == "table" and e.details[1] and e.details[1].message then
+        t = t .. " (" .. tostring(e.details[1].message) .. ")"
+      end
+    elseif type(e) == "string" then
+      t = e .. (j.error_description and (": " .. j.error_description) or "")
+    elseif j.description or j.message then
+      t = tostring(j.description or j.message)
+    end
+  end
+  return "HTTP " .. tostring(resp.status) .. (t and t ~= "" and (" " .. t) or "")
+end
+
+local function code_for(status)
+  if status == 401 or status == 403 then return "AUTH" end
+  return "API"
+end
+
+local C = {}
+C.__index = C
+
+-- t: the parsed cis key (endpoints.*, uaa.{clientid, clientsecret, url}).
+function M.from_key(t, opts)
+  opts = opts or {}
+  if type(t) ~= "table" or type(t.endpoints) ~= "table" or type(t.uaa) ~= "table" then
+    return nil, "the --cis-key file is not a Cloud Management service (cis) binding: it needs endpoints and uaa", "INPUT"
+  end
+  local gt = t.grant_type
+  if gt ~= nil and gt ~= "client_credentials" and gt ~= "clientCredentials" then
+    return nil, "the cis key uses grant_type '" .. tostring(gt) .. "' (a user login); create the cis "
+      .. "instance in the \"Other\" environment with parameters {\"grantType\":\"clientCredentials\"} "
+      .. "and use a binding of it", "INPUT"
+  end
+  local oauth = require "calm.oauth"
+  local grant, msg, code = oauth.grant_from_key(t.uaa, opts.what or "the cis key")
+  if not grant then return nil, msg, code or "INPUT" end
+  grant.cacert = grant.cacert or opts.cacert
+  local session, smsg, scode = oauth.session(grant, { name = "Cloud Management service" })
+  if not session then return nil, smsg, scode end
+  local self = setmetatable({ key = t, session = session, cacert = opts.cacert, clients = {},
+    poll = opts.poll or M.poll_policy, on_action = opts.on_action }, C)
+  return self
+end
+
+-- Test/user-script constructor: {rest_for = function(endpoint_name) -> client}
+function M.new(opts)
+  return setmetatable({ key = opts.key or { endpoints = {} }, clients = {}, rest_for = opts.rest_for,
+    poll = opts.poll or M.poll_policy, on_action = opts.on_action }, C)
+end
+
+function C:_note(a) if self.on_action then self.on_action(a) end end
+
+-- rest client for endpoints[<name>]
+function C:client(name)
+  if self.clients[name] then return self.clients[name] end
+  if self.rest_for then
+    self.clients[name] = self.rest_for(name)
+    return self.clients[name]
+  end
+  local url = self.key.endpoints[name]
+  if type(url) ~= "string" or url == "" then
+    return nil, "the cis key has no endpoints." .. name, "INPUT"
+  end
+  local rest = require "calm.rest"
+  local c, msg, code = rest.client { base_url = url:gsub("/+$", ""), session = self.session,
+    name = "Cloud Management (" .. name .. ")", cacert = self.cacert }
+  if not c then return nil, msg, code end
+  self.clients[name] = c
+  return c
+end
+
+function C:get_json(endpoint, path, what)
+  local c, msg, code = self:client(endpoint)
+  if not c then return nil, msg, code end
+  local resp, rmsg, rcode = c:request { method = "GET", path = path, idempotent = true }
+  if not resp then return nil, what .. ": " .. tostring(rmsg), rcode end
+  if resp.status ~= 200 then
+    return nil, what .. ": " .. M.response_text(resp), code_for(resp.status), resp
+  end
+  local j, jmsg = body_json(resp)
+  if type(j) ~= "table" then return nil, what .. ": " .. (jmsg or "no JSON"), "BAD_RESPONSE" end
+  return j
+end
+
+-- ---------------------------------------------------------- accounts --
+
+-- {guid, name, created = "YYYY-MM-DD", raw_created} | nil, msg, code
+function C:subaccount(guid)
+  local j, msg, code = self:get_json("accounts_service_url",
+    "/accounts/v1/subaccounts/" .. codec.url_encode(guid), "reading subaccount " .. guid)
+  if not j then return nil, msg, code end
+  return { guid = j.guid or guid, name = j.displayName, subdomain = j.subdomain,
+    created = M.to_date(j.createdDate), raw_created = j.createdDate, state = j.state }
+end
+
+-- ------------------------------------------------------------- saas --
+
+local function is_calm_app(a)
+  local function has(s, needle)
+    return type(s) == "string" and s:lower():find(needle, 1, true) ~= nil
+  end
+  local names = { a.displayName, a.commercialAppName, a.appName }
+  for _, n in ipairs(names) do
+    if has(n, "cloud alm") or has(n, "cloudalm") or has(n, "cloud-alm") then
+      -- the API service is no SaaS app, but keep it out anyway
+      if not has(n, "api") then return true end
+    end
+  end
+  return false
+end
+
+-- The SAP Cloud ALM subscription: {app, state, created} | false | nil,msg,code
+function C:calm_subscription()
+  local j, msg, code = self:get_json("saas_registry_service_url", "/saas-manager/v1/applications",
+    "listing SaaS subscriptions")
+  if not j then return nil, msg, code end
+  local best
+  for _, a in ipairs(j.applications or j.value or {}) do
+    if type(a) == "table" and is_calm_app(a) then
+      local s = { app = a.appName, name = a.displayName or a.commercialAppName, state = a.state,
+        created = M.to_date(a.createdDate), raw_created = a.createdDate }
+      if a.state == "SUBSCRIBED" or not best then best = s end
+    end
+  end
+  return best or false
+end
+
+-- ------------------------------------------------------ entitlements --
+
+local function assignments_path(subaccount, service, plan)
+  return "/entitlements/v1/assignments?subaccountGUID=" .. codec.url_encode(subaccount)
+    .. "&serviceName=" .. codec.url_encode(service) .. "&planName=" .. codec.url_encode(plan)
+end
+
+-- Finds the plan entry (category, assignment of the subaccount) in an
+-- assignments answer: {category=, state=, message=, assigned=bool}
+function M.assignment_state(j, subaccount, service, plan)
+  local r = { assigned = false }
+  local function scan(list, assigned_list)
+    for _, svc in ipairs(type(list) == "table" and list or {}) do
+      if svc.name == service then
+        for _, p in ipairs(svc.servicePlans or {}) do
+          if p.name == plan then
+            r.category = r.category or p.category
+            r.found = true
+            for _, ai in ipairs(p.assignmentInfo or {}) do
+              if ai.entityId == subaccount and assigned_list then
+                r.assigned = true
+                r.state = ai.entityState
+                r.message = ai.stateMessage
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+  scan(j.entitledServices, false)
+  scan(j.assignedServices, true)
+  return r
+end
+
+function C:assignment(subaccount)
+  local j, msg, code = self:get_json("entitlements_service_url",
+    assignments_path(subaccount, M.SERVICE, M.PLAN), "reading entitlement assignments")
+  if not j then return nil, msg, code end
+  return M.assignment_state(j, subaccount, M.SERVICE, M.PLAN)
+end
+
+-- The PUT body (amount for quota plans, enable otherwise).
+function M.assign_body(subaccount, category)
+  local info = { subaccountGUID = subaccount }
+  if category == nil or category == "SERVICE" then info.amount = 1 else info.enable = true end
+  return { subaccountServicePlans = { {
+    serviceName = M.SERVICE, servicePlanName = M.PLAN, assignmentInfo = { info },
+  } } }
+end
+
+-- Assigns SAP Cloud ALM API / standard to the subaccount and waits until
+-- the assignment is OK. Returns state table | nil, msg, code.
+function C:assign_entitlement(subaccount)
+  local a, msg, code = self:assignment(subaccount)
+  if not a then return nil, msg, code end
+  if a.assigned and a.state == "OK" then return a end
+  if not a.assigned or a.state == "PROCESSING_FAILED" then
+    local c, cmsg, ccode = self:client("entitlements_service_url")
+    if not c then return nil, cmsg, ccode end
+    local body = M.assign_body(subaccount, a.category)
+    local resp, rmsg, rcode = c:request { method = "PUT", path = "/entitlements/v1/subaccountServicePlans",
+      json = body, idempotent = true }
+    if not resp then return nil, "assigning the entitlement: " .. tostring(rmsg), rcode end
+    if resp.status ~= 202 and resp.status ~= 200 and resp.status ~= 201 and resp.status ~= 204 then
+      return nil, "assigning the entitlement SAP Cloud ALM API (" .. M.SERVICE .. "/" .. M.PLAN
+        .. ") to subaccount " .. subaccount .. ": " .. M.response_text(resp), code_for(resp.status)
+    end
+    self:_note { action = "assign-entitlement", resource = "entitlement",
+      id = subaccount, name = M.SERVICE .. "/" .. M.PLAN,
+      detail = body.subaccountServicePlans[1].assignmentInfo[1].amount and "amount 1" or "enable" }
+  end
+  local delay = self.poll.initial
+  local started = task.now()
+  while true do
+    local s, smsg, scode = self:assignment(subaccount)
+    if not s then log.progress_done(); return nil, smsg, scode end
+    if s.assigned and s.state == "OK" then log.progress_done(); return s end
+    if s.assigned and s.state == "PROCESSING_FAILED" then
+      log.progress_done()
+      return nil, "assigning the entitlement failed: " .. tostring(s.message or "PROCESSING_FAILED"), "API"
+    end
+    log.progress(string.format("entitlement assignment: %s, %d s", tostring(s.state or "pending"),
+      math.floor(task.now() - started + 0.5)))
+    local sm = require "calm.sm"
+    local ok, wmsg, wcode = sm.wait(delay, "the entitlement assignment")
+    if not ok then log.progress_done(); return nil, wmsg, wcode end
+    delay = math.min(delay * self.poll.factor, self.poll.max)
+  end
+end
+
+return M
