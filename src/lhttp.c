@@ -434,6 +434,11 @@ static void set_method(lua_State *L, request *r, const char *method, const calm_
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
         return;
     }
+    /* libcurl re-sends a request whose reused connection died before the
+     * answer. For a create that is a blind re-send, so mutations always get
+     * a connection of their own; the caller decides about retrying. */
+    if (strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0)
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     if (payload->len || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
         strcmp(method, "PATCH") == 0) {

@@ -377,6 +377,10 @@ static size_t mark_field(const char *in, size_t n, unsigned char *m, size_t ws, 
     v = skip_ws(in, n, i + 1, q != 0);
     if (v >= n)
         return we;
+    /* 'name': 'v' is a Python or Lua repr; 'name': text is a message quoting a
+     * name ("binding 'calm-api-key': uaa.url uses http"), not a field */
+    if (q == '\'' && in[v] != '\'' && in[v] != '"')
+        return we;
     if (level == 1) {
         if (n - v >= 2 && in[v] == '\\' && in[v + 1] == '"')
             return mark(m, v + 2, string_end(in, n, v + 2, '"', 1));
