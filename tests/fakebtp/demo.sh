@@ -60,6 +60,12 @@ try:
                 muts.append("%s %s -> %s" % (r["method"], r["path"], r["status"]))
 except (OSError, ValueError):
     pass
+for c in rep.get("checks") or []:
+    if c.get("name") == "verify":
+        dep = c.get("deployment") or {}
+        print("  verify: token for zone %s; Deployment scopes: %s" % (
+            (c.get("zone") or {}).get("subdomain", "?"),
+            ", ".join("%s %s" % (k, "yes" if v else "NO") for k, v in sorted(dep.items())) or "none"))
 print("  fake BTP saw %d reads and %d writes" % (gets, len(muts)))
 for m in muts:
     print("    " + m)
@@ -93,8 +99,8 @@ for preset in after-2023-10-16 mid-2023 before-2023-06-12; do
     done
     echo "== $preset =="
     "$BIN" get --sm-key "$DIR/sm-key.json" --cis-key "$DIR/cis-key.json" \
-        --subaccount "$(cat "$DIR/subaccount")" --instance-name calm-api-demo \
-        --binding-name calmbind-demo --report "$DIR/report.json" --format alm-setup \
+        --subaccount "$(cat "$DIR/subaccount")" \
+        --report "$DIR/report.json" --format alm-setup --verify \
         >"$DIR/out.txt" 2>"$DIR/get.stderr"
     code=$?
     summary "$DIR" "$code"
