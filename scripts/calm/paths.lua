@@ -492,6 +492,9 @@ function M.plan_steps(d, inv, o)
       op = "create"
       why = (d.path == M.BEFORE) and string.format("%s: no instance exists; creating '%s'%s", d.path, cname,
           with_auth and " with the two imp-cdm-feature-* authorities" or " (monitoring: no authorities needed)")
+        or (o.instance_name and M.generated_instance(inv)) and string.format(
+          "%s: no instance named '%s' exists; creating it as asked (the generated instance '%s' stays "
+          .. "as it is; leave out --instance-name to use its key)", d.path, cname, M.generated_instance(inv).name)
         or string.format("%s: no instance %s exists (the generated one was deleted?); creating '%s'",
           d.path, o.instance_name and ("named '" .. o.instance_name .. "'") or "of SAPCloudALMAPIs", cname)
       s.instance = { op = op, name = cname, why = why,
