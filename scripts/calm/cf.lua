@@ -24,13 +24,7 @@ M.PLAN = "standard"
 M.poll_policy = require("calm.sm").poll_policy
 
 local function body_json(resp)
-  if resp.json ~= nil then return resp.json end
-  if resp.body and resp.body:find("%S") then
-    local j = json.decode(resp.body, "Cloud Foundry")
-    resp.json = j
-    return j
-  end
-  return nil
+  return require("calm.rest").body_json(resp, "Cloud Foundry")
 end
 
 -- One line from {"errors":[{code,title,detail}]}.

@@ -10,7 +10,6 @@
 --   c:assign_entitlement(guid)               -- PUT + poll until OK
 --
 -- Expected failures: nil, message, code.
-local json = require "calm.json"
 local log = require "calm.log"
 local task = require "calm.task"
 local codec = require "calm.codec"
@@ -74,13 +73,7 @@ end
 -- ------------------------------------------------------------ client --
 
 local function body_json(resp)
-  if resp.json ~= nil then return resp.json end
-  if resp.body and resp.body:find("%S") then
-    local j = json.decode(resp.body, "Cloud Management service")
-    resp.json = j
-    return j
-  end
-  return nil
+  return require("calm.rest").body_json(resp, "Cloud Management service")
 end
 
 -- {"error":{"code","message","details":[...]}} -> one line

@@ -436,7 +436,10 @@ function Client:request(o)
     if not tok then return nil, tmsg, tcode end
     resp, msg, code = M.send(build(tok), { idempotent = idempotent, what = what })
     if resp and resp.status == 401 then
-      return nil, string.format("%s was refused (HTTP 401): %s", self.session.name or self.name,
+      -- name the key that was refused (the session knows its file), so the
+      -- user knows which credentials to renew
+      return nil, string.format("%s was refused (HTTP 401): %s",
+        self.session.key_name or self.session.name or self.name,
         M.error_text(resp)), "AUTH"
     end
   end
@@ -444,6 +447,19 @@ function Client:request(o)
     L().debug("%s -> %d", what, resp.status)
   end
   return resp, msg, code
+end
+
+-- The JSON of a response, decoded once and cached on it: rest already
+-- decodes what it can; a caller that got the response another way (or
+-- wants the error body of a 4xx) calls this. `what` names the API for the
+-- error message. Returns nil for an empty body.
+function M.body_json(resp, what)
+  if resp.json ~= nil then return resp.json end
+  if resp.body and resp.body:find("%S") then
+    resp.json = json.decode(resp.body, what)
+    return resp.json
+  end
+  return nil
 end
 
 return M

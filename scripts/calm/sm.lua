@@ -11,7 +11,6 @@
 -- 202 + relative Location for every mutation, errors as object or array,
 -- 409 -> look up by name, 422 -> wait for the running operation, a failed
 -- create leaves a ready:false record that is deleted before reporting.
-local json = require "calm.json"
 local log = require "calm.log"
 local task = require "calm.task"
 local codec = require "calm.codec"
@@ -92,13 +91,7 @@ function M.errors_text(errs)
 end
 
 local function body_json(resp)
-  if resp.json ~= nil then return resp.json end
-  if resp.body and resp.body:find("%S") then
-    local j = json.decode(resp.body, "Service Manager")
-    resp.json = j
-    return j
-  end
-  return nil
+  return require("calm.rest").body_json(resp, "Service Manager")
 end
 
 -- "HTTP 404 NotFound: service instance not found" from a response.
