@@ -1,0 +1,35 @@
+-- calmbind export FILE --format F [--out FILE] [--show-secrets]: converts a
+-- service key (bare, in a binding, a {"credentials": ...} envelope or
+-- VCAP_SERVICES) to json | alm-setup | env | vcap. --out is written 0600 and
+-- atomically; a secret goes to a terminal only with --show-secrets.
+-- Exit: 0 written; 2 unreadable or broken key, usage, refused terminal.
+local cli = require "calm.cli"
+local key = require "calm.key"
+
+local spec = {
+  command = "export",
+  summary = "Convert a service key file to another format.",
+  options = {
+    format = { arg = "F", choices = key.FORMATS, default = "json",
+               help = "json (bare key), alm-setup (/SDF/ALM_SETUP fields), env (sh exports), vcap (VCAP_SERVICES)" },
+    out = { arg = "FILE", help = "write there (mode 0600, atomic) instead of stdout" },
+    ["show-secrets"] = { flag = true, allow_secret_name = true,
+                         help = "allow printing the secret to a terminal" },
+    name = { arg = "N", help = "VCAP_SERVICES entry to read when there are several; entry name in vcap output" },
+  },
+  positionals = { min = 1, max = 1, names = { "FILE" } },
+}
+
+return function(args)
+  local opts, pos, code = cli.parse(args, spec)
+  if not opts then return nil, pos, code end
+  if opts.help then io.write(cli.usage(spec)); return 0 end
+  local k, msg
+  k, msg, code = key.load(pos[1], { name = opts.name })
+  if not k then return nil, msg, code end
+  local ok
+  ok, msg, code = key.export(k, { format = opts.format, out = opts.out,
+                                  show_secrets = opts["show-secrets"], name = opts.name })
+  if not ok then return nil, msg, code end
+  return 0
+end
