@@ -180,8 +180,10 @@ local function number_text(n)
   return string.format("%.17g", n)
 end
 
+-- cjson escapes every "/" as "\/", which turns each URL in a key file into
+-- noise; "\/" in its output only ever stands for "/", so undo it.
 local function string_text(s)
-  return C.encode(s)
+  return (C.encode(s):gsub("\\/", "/"))
 end
 
 local function ordered_keys(t, rank)

@@ -567,8 +567,7 @@ end
 
 -- ------------------------------------------------------------- formats --
 
--- JSON with our own string escaping (cjson writes "\/" in every URL) and a
--- stable key order: the order array first, then the rest sorted.
+-- Key files are written with a stable key order: these first, the rest sorted.
 local ORDER = {
   "endpoints", "Api", "uaa",
   "clientid", "clientsecret", "credential-type", "url", "certurl", "certificate", "key",
@@ -577,87 +576,9 @@ local ORDER = {
   -- VCAP entry fields
   "label", "provider", "plan", "name", "instance_name", "binding_name", "tags", "credentials",
 }
-local RANK = {}
-for i, k in ipairs(ORDER) do RANK[k] = i end
-
-local ARRAY = {}
-local function array(t) return setmetatable(t or {}, ARRAY) end
-
-local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-              ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-local function jstring(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return ESC[c] or string.format("\\u%04x", c:byte())
-  end) .. '"'
-end
-
-local function is_seq(t)
-  if getmetatable(t) == ARRAY or (json.is_array and json.is_array(t)) then return true end
-  local n = 0
-  for kk in pairs(t) do
-    if math.type(kk) ~= "integer" or kk < 1 then return false end
-    n = n + 1
-  end
-  return n > 0 and n == #t
-end
-
-local function jnumber(n)
-  if math.type(n) == "integer" then return string.format("%d", n) end
-  if n ~= n or n == math.huge or n == -math.huge then return "null" end
-  if n == math.floor(n) and math.abs(n) < 2 ^ 53 then return string.format("%d", math.tointeger(n)) end
-  for prec = 15, 17 do
-    local s = string.format("%." .. prec .. "g", n)
-    if tonumber(s) == n then return s end
-  end
-  return string.format("%.17g", n)
-end
-
-local function pretty(v, indent, out)
-  local tv = type(v)
-  if tv == "string" then out[#out + 1] = jstring(v)
-  elseif tv == "number" then out[#out + 1] = jnumber(v)
-  elseif tv == "boolean" then out[#out + 1] = tostring(v)
-  elseif tv == "table" then
-    local inner = indent .. "  "
-    if is_seq(v) then
-      if #v == 0 then out[#out + 1] = "[]"; return end
-      out[#out + 1] = "[\n"
-      for i = 1, #v do
-        out[#out + 1] = inner
-        pretty(v[i], inner, out)
-        out[#out + 1] = i < #v and ",\n" or "\n"
-      end
-      out[#out + 1] = indent .. "]"
-    else
-      local keys = {}
-      for kk in pairs(v) do keys[#keys + 1] = tostring(kk) end
-      if #keys == 0 then out[#out + 1] = "{}"; return end
-      table.sort(keys, function(a, b)
-        local ra, rb = RANK[a], RANK[b]
-        if ra and rb then return ra < rb end
-        if ra or rb then return ra ~= nil end
-        return a < b
-      end)
-      out[#out + 1] = "{\n"
-      for i, kk in ipairs(keys) do
-        local e = v[kk]
-        if e == nil then e = v[tonumber(kk)] end
-        out[#out + 1] = inner .. jstring(kk) .. ": "
-        pretty(e, inner, out)
-        out[#out + 1] = i < #keys and ",\n" or "\n"
-      end
-      out[#out + 1] = indent .. "}"
-    end
-  else
-    out[#out + 1] = "null" -- json.null and other oddities
-  end
-end
-
 -- key.pretty_json(value) -> text ending in a newline.
 function M.pretty_json(v)
-  local out = {}
-  pretty(v, "", out)
-  return table.concat(out) .. "\n"
+  return json.pretty(v, ORDER) .. "\n"
 end
 
 -- POSIX sh single quoting: everything literal, ' becomes '\''.
@@ -685,9 +606,9 @@ local function fmt_vcap(k, opts)
   local entry = {
     label = M.LABEL, plan = "standard", name = name,
     instance_name = opts.instance_name, binding_name = opts.binding_name or k.name,
-    tags = array({}), credentials = k.data,
+    tags = json.array({}), credentials = k.data,
   }
-  return M.pretty_json({ [M.LABEL] = array({ entry }) })
+  return M.pretty_json({ [M.LABEL] = json.array({ entry }) })
 end
 
 -- (variable, value) pairs in a fixed order; only fields the key has.
