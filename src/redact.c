@@ -9,7 +9,7 @@
  * matter. Every rule is a forward scan: the cost is O(n * patterns) for an
  * n-byte input, which keeps an 8 MiB trace body affordable.
  *
- * Rules (documented in notes/readme-log-fuzz.md):
+ * Rules (documented in README.md, "Redaction"):
  *   1. registered values, raw and in the encodings they travel in;
  *   2. values of fields whose name looks secret, JSON ("k":"v", also JSON
  *      escaped inside a JSON string), form/query (k=v) and Lua (k = "v");

@@ -5,7 +5,7 @@ service credential bindings (keys) and jobs on host api.cf.localhost, following
 cf-uaa-accounts-api.md section A and examples E.1-E.10.  Tokens: the core's /oauth/token
 answers the password grant for client `cf` on any host (login.cf.localhost, uaa.cf.localhost).
 
-Seam: notes/fakebtp-plugin-api.md.  Details and simplifications: notes/readme-fakebtp-plugins.md.
+Seam: PLUGINS.md.  Details and simplifications: README.md.
 """
 import datetime
 import math

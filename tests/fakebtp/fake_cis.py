@@ -2,9 +2,9 @@
 
 Serves the Accounts, Entitlements, SaaS Provisioning (and a minimal Provisioning) APIs a
 `cis` `central` key points at.  Shapes follow cf-uaa-accounts-api.md section C and the
-E.12-E.19 examples; see notes/readme-fakebtp-plugins.md for what is simplified.
+E.12-E.19 examples; see README.md here for what is simplified.
 
-Seam: notes/fakebtp-plugin-api.md (register / apply_preset / write_files).
+Seam: PLUGINS.md (register / apply_preset / write_files).
 """
 import datetime
 import json

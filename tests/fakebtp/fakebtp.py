@@ -3,7 +3,7 @@
 
 Python 3 stdlib only; certificates via the openssl CLI.  One process, one HTTP(S) port for
 every API (host-independent routing) and a second, always-HTTPS, mutual-TLS port for X.509
-token requests.  See notes/readme-fakebtp.md and notes/fakebtp-plugin-api.md (the seam).
+token requests.  See README.md and PLUGINS.md (the seam).
 
     python3 tests/fakebtp/fakebtp.py --state-dir DIR [--preset NAME] [--https] ...
 """

@@ -126,7 +126,7 @@ class FakeBTP:
         return json.loads(raw) if raw else None
 
     def fault(self, **rule):
-        """Add a fault rule (see notes/readme-fakebtp.md); returns the stored rule."""
+        """Add a fault rule (see tests/fakebtp/README.md); returns the stored rule."""
         return self.control("POST", "/_fake/faults", rule)["rules"][0]
 
     def clear_faults(self):
