@@ -52,6 +52,7 @@ end
 -- block (Service Manager binding, cis key's uaa section): clientid,
 -- clientsecret, url, certurl, certificate, key, credential-type.
 function M.grant_from_key(t, what)
+  local named = what ~= nil
   what = what or "the key"
   if type(t) ~= "table" then
     return nil, what .. " is not a JSON object", "INPUT"
@@ -64,7 +65,9 @@ function M.grant_from_key(t, what)
   if not client_id then
     return nil, what .. " has no clientid", "INPUT"
   end
-  local grant = { client_id = client_id, name = what, key_grant_type = str(t.grant_type) }
+  -- named: the caller said which key this is (e.g. "the Service Manager key
+  -- (sm.json)"); refusals then name the key rather than the session's service
+  local grant = { client_id = client_id, name = what, named = named, key_grant_type = str(t.grant_type) }
 
   if is_x509 then
     local cert, key = str(s.certificate), str(s.key)
@@ -197,7 +200,11 @@ function M.session(grant, o)
   if type(grant) ~= "table" then error("oauth.session: grant must be a table", 2) end
   register(grant)
   o = o or {}
-  return setmetatable({ grant = grant, name = o.name or grant.name or "the OAuth client" }, Session)
+  -- key_name: what a refusal names (the key that was refused, when the grant
+  -- knows which file it came from; else the session's name)
+  local name = o.name or grant.name or "the OAuth client"
+  return setmetatable({ grant = grant, name = name,
+                        key_name = (grant.named and grant.name) or name }, Session)
 end
 
 -- session:token() -> access_token | nil, message, code. Cached; renewed
@@ -213,7 +220,7 @@ function Session:token()
     return tok.access_token
   end
   self.fetching = true
-  local ok, res, msg, code = pcall(M.fetch, self.grant, self.name)
+  local ok, res, msg, code = pcall(M.fetch, self.grant, self.key_name or self.name)
   self.fetching = false
   if not ok then error(res, 0) end
   if not res then return nil, msg, code end
