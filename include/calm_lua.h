@@ -45,6 +45,9 @@ void calm_sched_install_hook(lua_State *L);
  * with its results and returns how many, or -1 with the error message pushed.
  * *deadline_hit tells whether the deadline hook stopped a flow. */
 int calm_sched_run_root(lua_State *L, int nargs, double timeout, int *deadline_hit);
+/* Pushes nil, "deadline passed (--timeout)", "DEADLINE": what a blocking call
+ * returns once the flow's deadline has passed. */
+int calm_sched_push_deadline(lua_State *L);
 /* The shared multi handle (connections are reused across flows). */
 CURLM *calm_sched_multi(lua_State *L);
 

@@ -19,6 +19,7 @@ typedef struct flow {
     int reported;            /* a waiter has collected the error */
     double deadline;         /* absolute calm_now() time, HUGE_VAL for none */
     double wake_at;          /* FLOW_SLEEP */
+    double resumed_at;       /* when the scheduler last resumed it */
     calm_transfer *transfer; /* FLOW_HTTP / FLOW_QUEUED */
     struct flow *target;     /* FLOW_WAIT */
     struct flow *next;       /* list of live flows */
@@ -46,6 +47,11 @@ sched *calm_sched_get(lua_State *L);
  * coroutine made by coroutine.create copies the main thread's NULL, so only
  * our flows are flows. */
 #define flow_of(L) (*(flow **)lua_getextraspace(L))
+
+/* How long a flow may run without yielding past its deadline before the hook
+ * stops it: long enough to write a report and an error line after being
+ * woken with "deadline passed", far too short to hide a runaway loop. */
+#define DEADLINE_GRACE 0.25
 
 void calm_loop_start_queued(sched *s);
 void calm_loop_detach(sched *s, flow *f);

@@ -479,12 +479,7 @@ static int http_request(lua_State *L)
         return 3;
     }
     remaining = calm_sched_remaining(L);
-    if (remaining <= 0) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "deadline passed (--timeout)");
-        lua_pushliteral(L, "DEADLINE");
-        return 3;
-    }
+    if (remaining <= 0) return calm_sched_push_deadline(L);
     if (timeout > remaining) timeout = remaining;
     if (connect_timeout > timeout) connect_timeout = timeout;
 

@@ -184,6 +184,7 @@ static void resume(lua_State *L, sched *s, flow *f)
 {
     int nres = 0, status;
     f->state = FLOW_RUNNING;
+    f->resumed_at = calm_now();
     status = lua_resume(f->co, L, f->nargs, &nres);
     f->nargs = 0;
     if (status == LUA_YIELD) {

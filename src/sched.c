@@ -139,10 +139,7 @@ static int task_sleep(lua_State *L)
     flow *f;
     calm_sched_check_flow(L, "task.sleep");
     f = flow_of(L);
-    if (f->deadline <= calm_now()) {
-        calm_loop_push_fail(L, "deadline passed (--timeout)", "DEADLINE");
-        return 3;
-    }
+    if (f->deadline <= calm_now()) return calm_sched_push_deadline(L);
     f->state = FLOW_SLEEP;
     f->wake_at = calm_now() + (secs > 0 ? secs : 0);
     return lua_yield(L, 0);
@@ -247,20 +244,30 @@ static int sched_gc(lua_State *L)
     return 0;
 }
 
-/* The count hook: a flow past its deadline is stopped even in a busy loop.
- * Once it has fired it fires on every instruction of that thread, so a loop
- * around pcall cannot swallow the error and carry on. */
+int calm_sched_push_deadline(lua_State *L)
+{
+    calm_loop_push_fail(L, "deadline passed (--timeout)", "DEADLINE");
+    return 3;
+}
+
+/* The count hook stops a flow that keeps running past its deadline without
+ * yielding (a busy loop in an admin's script). A flow woken at the deadline
+ * with "deadline passed" gets DEADLINE_GRACE seconds of running to write its
+ * report and error line. Once the hook has fired it fires on every
+ * instruction of that thread, so a loop around pcall cannot swallow it. */
 static void deadline_hook(lua_State *L, lua_Debug *ar)
 {
     flow *f = flow_of(L);
+    double now, since;
     (void)ar;
-    if (f && f->deadline <= calm_now()) {
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &calm_sched_key);
-        ((sched *)lua_touserdata(L, -1))->deadline_fired = 1;
-        lua_pop(L, 1);
-        lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
-        luaL_error(L, "deadline passed (--timeout): script stopped");
-    }
+    if (!f || f->deadline > (now = calm_now())) return;
+    since = f->resumed_at > f->deadline ? f->resumed_at : f->deadline;
+    if (now - since < DEADLINE_GRACE) return;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &calm_sched_key);
+    ((sched *)lua_touserdata(L, -1))->deadline_fired = 1;
+    lua_pop(L, 1);
+    lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "deadline passed (--timeout): script stopped");
 }
 
 void calm_sched_install_hook(lua_State *L)

@@ -48,11 +48,6 @@ SLACK = 3.0          # seconds a run may overshoot --timeout (process start, las
 SI, SB = r"^/v1/service_instances$", r"^/v1/service_bindings$"
 GI, GB = r"^/v1/service_instances", r"^/v1/service_bindings"
 TOKEN = r"/oauth/token$"
-# Known bug B2 (C core, reported): once --timeout has passed, the instruction-count hook
-# also stops the Lua that formats the deadline error and writes the report; the user then
-# sees this instead of the operation and "rerun" hint. It is a race: it shows up only when
-# the deadline really expires (not when a wait is refused in advance).
-B2 = re.compile(r"^error: \S+\.lua:\d+: deadline passed \(--timeout\): script stopped$")
 
 
 class Case:
@@ -436,10 +431,6 @@ def check_run(s, case, fake, res, label, want_exit):
         chk("within --timeout", res.elapsed <= float(case.timeout) + SLACK, "took %.1f s" % res.elapsed)
         lines = res.stderr.splitlines()
         errors = [ln for ln in lines if ln.startswith("error:")]
-        if res.rc == 5 and len(errors) == 1 and B2.search(errors[0]):
-            # known bug B2: the deadline hook stops the Lua that reports the deadline
-            print("ok - faults: %s: exit 5 # known bug B2 (reported): %s" % (name, errors[0][:120]), flush=True)
-            return ok_all
         trace = "stack traceback" in res.stderr or re.search(r"\.lua:\d+:", res.stderr)
         if res.rc == 0:
             one = not errors and not trace
