@@ -25,6 +25,8 @@ M.PLAN = "standard"
 -- script may change this table (e.g. a fleet run with many operations);
 -- a Retry-After on an operation response is honoured when it is shorter.
 M.poll_policy = { initial = 2, factor = 1.5, max = 15 }
+-- How often a create answered 422 (another operation running) is sent again.
+M.BUSY_ATTEMPTS = 5
 
 -- CALMBIND_POLL_INTERVAL (seconds) sets the first interval (tests, and
 -- admins who know their broker is fast); the growth and cap stay.
@@ -496,10 +498,25 @@ end
 function C:create(kind, body, scope_key, what)
   local name = body.name
   local scope_id = scope_key and body[scope_key]
-  local r, msg, code = self:mutate("POST", "/v1/" .. kind, body, what, kind)
-  if not r then
-    -- a deadline with a known id: report the id so the rerun can adopt it
-    return nil, msg, code
+  local r, msg, code
+  for attempt = 1, M.BUSY_ATTEMPTS do
+    r, msg, code = self:mutate("POST", "/v1/" .. kind, body, what, kind)
+    if not r then return nil, msg, code end
+    if r.status ~= "busy" or attempt == M.BUSY_ATTEMPTS then break end
+    -- 422: another operation is running (on the instance we bind to, or on
+    -- one of this name). SM processed nothing, so unless a resource of this
+    -- name exists (settled below), wait for that operation and create again.
+    local it, fmsg, fcode = self:find_by_name(kind, name, scope_key, scope_id)
+    if it == nil then return nil, fmsg, fcode end
+    if it then break end
+    local ok, wmsg, wcode
+    if kind == "service_bindings" and scope_id then
+      ok, wmsg, wcode = self:wait_idle("service_instances", scope_id, what)
+    else
+      ok, wmsg, wcode = wait(self.policy.initial, what)
+    end
+    if not ok then return nil, wmsg, wcode end
+    log.info("%s: %s; the running operation is over, creating again", what, tostring(r.text))
   end
   local created = true
   if r.status == "conflict" or r.status == "unknown" or r.status == "busy" then
