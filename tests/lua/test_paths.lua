@@ -158,7 +158,8 @@ function T.mid_deployment_creates_with_authorities()
   local s = steps(paths.MID, "deployment", gen_inventory("2023-08-21"))
   t.eq(s.instance.op, "create")
   t.eq(s.instance.name, "calm-api-deployment")
-  t.eq(json.encode(s.instance.parameters), json.encode { ["xs-security"] = {
+  -- compared as tables: two encodings of the same table may order keys differently
+  t.eq(s.instance.parameters, { ["xs-security"] = {
     xsappname = "calm-api-deployment",
     authorities = { "$XSMASTERAPPNAME.imp-cdm-feature-display-ui", "$XSMASTERAPPNAME.imp-cdm-feature-manage-ui" },
     ["oauth2-configuration"] = { ["credential-types"] = { "binding-secret" } } } })
