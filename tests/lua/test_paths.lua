@@ -5,7 +5,6 @@ local paths = require "calm.paths"
 local sm = require "calm.sm"
 local cf = require "calm.cf"
 local cis = require "calm.cis"
-local json = require "calm.json"
 local T = {}
 
 -- ------------------------------------------------------------- names --
