@@ -20,6 +20,7 @@ typedef struct flow {
     double deadline;         /* absolute calm_now() time, HUGE_VAL for none */
     double wake_at;          /* FLOW_SLEEP */
     double resumed_at;       /* when the scheduler last resumed it */
+    unsigned pass;           /* the loop pass that last resumed it */
     calm_transfer *transfer; /* FLOW_HTTP / FLOW_QUEUED */
     struct flow *target;     /* FLOW_WAIT */
     struct flow *next;       /* list of live flows */
@@ -34,6 +35,7 @@ typedef struct sched {
     flow *queue_head, *queue_tail;
     int in_flight, limit;
     unsigned next_id;
+    unsigned pass;           /* counts the loop's passes over the ready flows */
     int deadline_fired;      /* the hook stopped a flow past its deadline */
     lua_State *main;
 } sched;

@@ -265,12 +265,22 @@ static int any_ready(sched *s)
 void calm_loop_run_until(lua_State *L, sched *s, flow *until)
 {
     while (until->state != FLOW_DONE && until->state != FLOW_FAILED) {
-        flow *f, *next;
+        flow *f;
         double due, now;
         int running, wait_ms;
-        for (f = s->live; f; f = next) {
-            next = f->next;   /* resume may unlink f */
-            if (f->state == FLOW_READY) resume(L, s, f);
+        /* Resume each ready flow once per pass. A resumed flow may finish or
+         * cancel any other flow (unlinking it, and its memory may then be
+         * collected), so the walk starts again from the head after every
+         * resume; the pass mark keeps it from resuming a flow twice. */
+        s->pass++;
+        for (f = s->live; f; ) {
+            if (f->state == FLOW_READY && f->pass != s->pass) {
+                f->pass = s->pass;
+                resume(L, s, f);
+                f = s->live;
+            } else {
+                f = f->next;
+            }
         }
         if (until->state == FLOW_DONE || until->state == FLOW_FAILED) break;
         curl_multi_perform(s->multi, &running);

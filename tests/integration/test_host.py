@@ -256,6 +256,16 @@ print(select(2, task.wait(bad)):match("boom") ~= nil, task.wait(good))
     S.eq("a cancelled flow ends at once with 'cancelled'", lines[:1], ["nil\tcancelled\tfailed\ttrue"])
     S.eq("one failing flow does not stop another", lines[1:2], ["true\tfine"])
 
+    rc, out, err = lua(pre + """
+local victims, killers, sum = {}, {}, 0
+for i = 1, 50 do victims[i] = task.spawn(function() task.sleep(10) end) end
+for i = 1, 50 do killers[i] = task.spawn(function()
+  victims[i]:cancel(); victims[i] = nil; collectgarbage(); collectgarbage(); return i end) end
+for i = 1, 50 do sum = sum + task.wait(killers[i]) end
+print(sum)
+""")
+    S.eq("flows cancelling other flows whose handles are collected", (rc, out.strip()), (0, "1275"))
+
     t0 = time.time()
     rc, out, err = lua(pre + """
 local r, msg, code = http.request{url = U .. "/slow?s=5", timeout = 30}
