@@ -894,22 +894,34 @@ end
 -- before deleting the old binding(s).
 function M.rotation_hint(opts)
   opts = opts or {}
-  local others = {}
+  local others, instance_secret = {}, {}
   for _, o in ipairs(opts.others or {}) do
-    if o ~= opts.created then others[#others + 1] = "'" .. shown(o) .. "'" end
+    -- an entry is a binding name, or {name=, instance=, credential_type=}
+    local name = type(o) == "table" and o.name or o
+    if name ~= opts.created then
+      local text = "'" .. shown(name) .. "'"
+      if type(o) == "table" and o.instance then text = text .. " (instance '" .. shown(o.instance) .. "')" end
+      others[#others + 1] = text
+      local ctype = type(o) == "table" and o.credential_type or opts.credential_type
+      if ctype == "instance-secret" then instance_secret[#instance_secret + 1] = "'" .. shown(name) .. "'" end
+    end
   end
   if not opts.created or #others == 0 then return nil end
   local old = table.concat(others, ", ")
+  local one = #others == 1
   local out = {
-    string.format("New binding '%s' created; the instance still has the key%s %s. Before deleting %s:",
-      shown(opts.created), #others == 1 and "" or "s", old, #others == 1 and "it" or "them"),
+    string.format("New binding '%s' created; %s %s. Before deleting %s:",
+      shown(opts.created), one and "another SAP Cloud ALM API key exists:" or "other SAP Cloud ALM API keys exist:",
+      old, one and "it" or "them"),
     "  1. upload the new key in Cloud ALM Landscape Management (Settings > SAP Cloud ALM Service Key):"
       .. " it keeps one key per tenant, and deleting a binding in BTP does not delete the uploaded copy;",
     "  2. paste the new key in /SDF/ALM_SETUP on every managed system and client of the transport track;",
-    "  3. then delete the old binding" .. (#others == 1 and "" or "s") .. " " .. old .. " in BTP.",
+    "  3. then delete the old binding" .. (one and "" or "s") .. " " .. old .. " in BTP.",
   }
-  if opts.credential_type == "instance-secret" then
-    out[#out + 1] = "  Note: these are instance-secret keys: they share one secret, so deleting the old binding does not revoke it."
+  if #instance_secret > 0 then
+    out[#out + 1] = "  Note: " .. table.concat(instance_secret, ", ") .. (#instance_secret == 1 and " is an" or " are")
+      .. " instance-secret key" .. (#instance_secret == 1 and "" or "s") .. ": the secret is shared by all keys"
+      .. " of its instance, so deleting the binding does not revoke it (deleting the instance does)."
   end
   return table.concat(out, "\n")
 end

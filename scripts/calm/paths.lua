@@ -592,9 +592,19 @@ function M.plan_steps(d, inv, o)
         or "a binding of the new instance",
       parameters = M.binding_parameters({ credential_type = ctype }) }
   end
+  -- Every other Cloud ALM API key of the tenant is one Landscape Management
+  -- or /SDF/ALM_SETUP may hold today (it keeps one key per tenant), whichever
+  -- instance it belongs to; keys Cloud ALM made for managed systems
+  -- (<SID>_<client>_<sysno>) are its own business.
   s.others = {}
-  if target and s.binding and s.binding.op == "create" then
-    for _, b in ipairs(target.bindings) do s.others[#s.others + 1] = b.name end
+  if s.binding and s.binding.op == "create" then
+    for _, i in ipairs(inv.instances) do
+      for _, b in ipairs(i.bindings) do
+        if not b.system then
+          s.others[#s.others + 1] = { name = b.name, instance = i.name, credential_type = b.credential_type }
+        end
+      end
+    end
   end
   return s
 end

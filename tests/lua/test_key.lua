@@ -498,6 +498,13 @@ function T.rotation_hint()
   t.ok(lm < h:find("/SDF/ALM_SETUP", 1, true) and h:find("/SDF/ALM_SETUP", 1, true) < h:find("delete the old", 1, true),
     "order: replace first, delete last")
   t.find(key.rotation_hint({ created = "n", others = { "o" }, credential_type = "instance-secret" }), "does not revoke")
+  -- keys of other instances count too: Landscape Management keeps one key per tenant
+  local h2 = key.rotation_hint({ created = "calm-api-deployment-key", others = {
+    { name = "calm-api-key-auto", instance = "SAPCloudALMAPIs-auto", credential_type = "instance-secret" },
+    { name = "calm-api-deployment-key", instance = "calm-api-deployment", credential_type = "binding-secret" } } })
+  t.find(h2, "another SAP Cloud ALM API key exists: 'calm-api-key-auto' (instance 'SAPCloudALMAPIs-auto')")
+  t.find(h2, "'calm-api-key-auto' is an instance-secret key")
+  t.nofind(h2, "'calm-api-deployment-key' (instance")
 end
 
 -- -------------------------------------------------------------- verify --
