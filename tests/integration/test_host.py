@@ -66,7 +66,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n).decode("latin-1") if n else ""
         with LOCK:
-            SEEN.append((self.command, self.path, dict(self.headers)))
+            SEEN.append((self.command, self.path, dict(self.headers), self.client_address[1]))
         path = self.path.split("?")[0]
         if path == "/echo":
             cert = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
@@ -98,6 +98,53 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 PORTS = {}
+PROXIED = []       # host:port of every CONNECT the proxy got
+
+
+def serve_proxy():
+    """A minimal HTTPS proxy: answers CONNECT and relays bytes both ways."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(64)
+    PORTS["proxy"] = lsock.getsockname()[1]
+
+    def pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def handle(c):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = c.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        target = head.split(b" ")[1].decode()
+        with LOCK:
+            PROXIED.append(target)
+        host, port = target.rsplit(":", 1)
+        up = socket.create_connection(("127.0.0.1", int(port)))
+        c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        threading.Thread(target=pipe, args=(up, c), daemon=True).start()
+        pipe(c, up)
+
+    def accept():
+        while True:
+            c, _ = lsock.accept()
+            threading.Thread(target=handle, args=(c,), daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
 
 
 def serve(name, context=None):
@@ -154,6 +201,7 @@ def main():
     serve("https", tls_context("server.pem", "server.key"))
     serve("mtls", tls_context("server.pem", "server.key", client_ca="ca.pem"))
     serve("self", tls_context("self.pem", "self.key"))
+    serve_proxy()
     pre = PRELUDE % (PORTS["http"], PORTS["https"], PORTS["mtls"], PORTS["self"], TMP)
 
     rc, out, err = lua(pre + """
@@ -217,7 +265,7 @@ local r = assert(http.request{url = U .. "/redirect", headers = {Authorization =
 print(r.status, r.headers.location ~= nil)
 """)
     S.eq("redirects are returned, not followed", out.strip(), "302\ttrue")
-    S.eq("the redirect target saw no request", [p for _, p, _ in SEEN[before:]], ["/redirect"])
+    S.eq("the redirect target saw no request", [p for _, p, _, _ in SEEN[before:]], ["/redirect"])
 
     rc, out, err = lua(pre + """
 print(select(3, http.request{url = U .. "/big", max_body = 1000}))
@@ -229,6 +277,41 @@ print(assert(http.request{url = U .. "/echo"}).close_delimited)
     S.eq("a body over max_body fails with TOO_LARGE", lines[:1], ["TOO_LARGE"])
     S.eq("a close-delimited body is flagged", lines[1:2], ["true\t14"])
     S.eq("a Content-Length body is not flagged", lines[2:3], ["false"])
+
+    proxy = {"HTTPS_PROXY": "http://127.0.0.1:%d" % PORTS["proxy"], "NO_PROXY": ""}
+    rc, out, err = lua(pre + "print(assert(http.request{url = TLS .. '/echo', cacert = DIR .. '/ca.pem'}).status)\n",
+                       env=proxy)
+    S.check("HTTPS_PROXY is honoured (CONNECT through the proxy, TLS still verified)",
+            out.strip() == "200" and "localhost:%d" % PORTS["https"] in PROXIED, f"{out!r} {PROXIED}")
+    before = len(PROXIED)
+    rc, out, err = lua(pre + "print(assert(http.request{url = TLS .. '/echo', cacert = DIR .. '/ca.pem'}).status)\n",
+                       env=dict(proxy, NO_PROXY="localhost"))
+    S.check("NO_PROXY bypasses the proxy", out.strip() == "200" and len(PROXIED) == before, f"{out!r} {PROXIED}")
+    rc, out, err = lua(pre + "print(assert(http.request{url = U .. '/echo'}).status)\n",
+                       env={"HTTP_PROXY": "http://127.0.0.1:%d" % PORTS["proxy"], "http_proxy": "http://127.0.0.1:%d" % PORTS["proxy"]})
+    S.check("plain http to loopback never goes through a proxy", out.strip() == "200" and len(PROXIED) == before,
+            f"{out!r} {PROXIED}")
+
+    before = len(SEEN)
+    rc, out, err = lua(pre + """
+for i = 1, 3 do assert(http.request{url = U .. "/echo?n=" .. i}) end
+local f = task.spawn(function() return assert(http.request{url = U .. "/echo?n=4"}).status end)
+print(task.wait(f))
+""")
+    ports = {p for _, _, _, p in SEEN[before:]}
+    S.check("connections are reused across requests and flows", out.strip() == "200" and len(ports) == 1,
+            f"{out!r} client ports {ports}")
+
+    t0 = time.time()
+    rc, out, err = lua(pre + """
+local f = task.spawn({timeout = 0.5, name = "short"}, function()
+  local r, msg, code = http.request{url = U .. "/slow?s=3"}
+  return code
+end)
+print(task.wait(f), task.remaining() > 10)
+""")
+    S.check("a flow's own timeout cuts its request, not the run", out.strip() in ("DEADLINE\ttrue", "OPERATION_TIMEDOUT\ttrue")
+            and time.time() - t0 < 2.5, f"{out!r} after {time.time() - t0:.1f}s")
 
     rc, out, err = lua(pre + """
 task.limit(2)
