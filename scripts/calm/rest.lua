@@ -443,9 +443,7 @@ function Client:request(o)
         M.error_text(resp)), "AUTH"
     end
   end
-  if resp then
-    L().debug("%s -> %d", what, resp.status)
-  end
+  -- (calm.http already logs every exchange at debug level, with its timing)
   return resp, msg, code
 end
 
