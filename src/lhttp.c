@@ -148,10 +148,16 @@ static void push_headers(lua_State *L, const calm_buf *head)
     }
 }
 
+/* --trace: the whole exchange. Every line goes through the redactor, so
+ * Authorization headers, secret fields and registered secrets print as ***. */
 static void trace_exchange(request *r, long status)
 {
+    struct curl_slist *h;
     if (calm_log_level() < CALM_LOG_TRACE) return;
     calm_log(CALM_LOG_TRACE, "> %s %s", r->method, r->url);
+    for (h = r->headers; h; h = h->next)
+        if (strncmp(h->data, "Expect:", 7) != 0)   /* ours, only to switch curl's off */
+            calm_log(CALM_LOG_TRACE, "> %s", h->data);
     if (r->sent.len) calm_log_write(CALM_LOG_TRACE, r->sent.data, r->sent.len);
     calm_log(CALM_LOG_TRACE, "< HTTP %ld", status);
     if (r->head.len) calm_log_write(CALM_LOG_TRACE, r->head.data, r->head.len);
