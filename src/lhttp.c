@@ -117,34 +117,21 @@ static void req_release(request *r)
 /* Builds the header table from the raw lines: lower-case names, repeats joined. */
 static void push_headers(lua_State *L, const calm_buf *head)
 {
-    const char *p = head->data ? head->data : "", *end = p + head->len;
+    const char *p = head->data ? head->data : "", *end = p + head->len, *v;
+    char name[128];
+    size_t vl;
     lua_newtable(L);
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p)), *colon, *v, *ve;
-        char name[128];
-        size_t nl, i;
-        if (!eol) eol = end;
-        colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon && (size_t)(colon - p) < sizeof name && colon > p) {
-            nl = (size_t)(colon - p);
-            for (i = 0; i < nl; i++) name[i] = (char)tolower((unsigned char)p[i]);
-            name[nl] = 0;
-            v = colon + 1;
-            ve = eol;
-            while (v < ve && (*v == ' ' || *v == '\t')) v++;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-            lua_getfield(L, -1, name);
-            if (lua_isstring(L, -1)) {
-                lua_pushliteral(L, ", ");
-                lua_pushlstring(L, v, (size_t)(ve - v));
-                lua_concat(L, 3);
-            } else {
-                lua_pop(L, 1);
-                lua_pushlstring(L, v, (size_t)(ve - v));
-            }
-            lua_setfield(L, -2, name);
+    while (calm_header_next(&p, end, name, sizeof name, &v, &vl)) {
+        lua_getfield(L, -1, name);
+        if (lua_isstring(L, -1)) {
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, v, vl);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushlstring(L, v, vl);
         }
-        p = eol + 1;
+        lua_setfield(L, -2, name);
     }
 }
 
