@@ -27,7 +27,8 @@ typedef struct request {
     struct curl_slist *headers;
     calm_buf body;             /* response body */
     calm_buf head;             /* response header lines, for the table */
-    calm_buf sent;             /* request body, kept only for --trace */
+    calm_buf sent;             /* request body: built here (the GC owns it if a
+                                * check raises), kept after sending only for --trace */
     size_t max_body;
     int too_large;
     int framed;                /* Content-Length or chunked seen */
@@ -353,10 +354,11 @@ static void encode_form(lua_State *L, int idx, calm_buf *out)
     lua_pop(L, 1);   /* scratch */
 }
 
-/* Sets the request body from body | json | form; returns the default
- * Content-Type for it (or NULL). */
-static const char *set_body(lua_State *L, request *r, calm_buf *payload)
+/* Sets the request body (into r->sent) from body | json | form; returns the
+ * default Content-Type for it (or NULL). */
+static const char *set_body(lua_State *L, request *r)
 {
+    calm_buf *payload = &r->sent;
     int kinds = 0;
     const char *ctype = NULL;
     size_t len;
@@ -384,7 +386,6 @@ static const char *set_body(lua_State *L, request *r, calm_buf *payload)
     }
     lua_pop(L, 1);
     if (kinds > 1) luaL_error(L, "http.request: give only one of 'body', 'json' and 'form'");
-    (void)r;
     return ctype;
 }
 
@@ -447,7 +448,6 @@ static int http_request(lua_State *L)
 {
     request *r;
     CURL *e;
-    calm_buf payload;
     const char *url, *why, *ctype;
     const char *method = "GET";
     double timeout, connect_timeout, remaining;
@@ -488,15 +488,13 @@ static int http_request(lua_State *L)
     if (!(r->url = strdup(url)) || !(r->t.easy = e = curl_easy_init()))
         return luaL_error(L, "http.request: out of memory");
 
-    calm_buf_init(&payload);
-    ctype = set_body(L, r, &payload);
+    ctype = set_body(L, r);
     seen = add_user_headers(L, r);
     if (!(seen & 1)) add_header(L, r, "Accept", "application/json");
     if (!(seen & 2) && ctype) add_header(L, r, "Content-Type", ctype);
     add_header(L, r, "Expect", "");
-    set_method(L, r, r->method, &payload);
-    if (calm_log_level() >= CALM_LOG_TRACE && payload.len) calm_buf_append(&r->sent, payload.data, payload.len);
-    calm_buf_free(&payload);
+    set_method(L, r, r->method, &r->sent);   /* curl copies the body */
+    if (calm_log_level() < CALM_LOG_TRACE) calm_buf_free(&r->sent);   /* wiped: it may hold a secret */
     set_tls(L, r);
 
     curl_easy_setopt(e, CURLOPT_URL, url);
