@@ -499,6 +499,7 @@ function C:create(kind, body, scope_key, what)
   local name = body.name
   local scope_id = scope_key and body[scope_key]
   local r, msg, code
+  local delay = self.policy.initial
   for attempt = 1, M.BUSY_ATTEMPTS do
     r, msg, code = self:mutate("POST", "/v1/" .. kind, body, what, kind)
     if not r then return nil, msg, code end
@@ -509,14 +510,15 @@ function C:create(kind, body, scope_key, what)
     local it, fmsg, fcode = self:find_by_name(kind, name, scope_key, scope_id)
     if it == nil then return nil, fmsg, fcode end
     if it then break end
-    local ok, wmsg, wcode
     if kind == "service_bindings" and scope_id then
-      ok, wmsg, wcode = self:wait_idle("service_instances", scope_id, what)
-    else
-      ok, wmsg, wcode = wait(self.policy.initial, what)
+      local idle, imsg, icode = self:wait_idle("service_instances", scope_id, what)
+      if not idle then return nil, imsg, icode end
     end
+    -- and back off in any case: the busy operation need not be visible to us
+    local ok, wmsg, wcode = wait(delay, what)
     if not ok then return nil, wmsg, wcode end
-    log.info("%s: %s; the running operation is over, creating again", what, tostring(r.text))
+    delay = math.min(delay * self.policy.factor, self.policy.max)
+    log.info("%s: %s; creating again (attempt %d/%d)", what, tostring(r.text), attempt + 1, M.BUSY_ATTEMPTS)
   end
   local created = true
   if r.status == "conflict" or r.status == "unknown" or r.status == "busy" then
@@ -529,6 +531,10 @@ function C:create(kind, body, scope_key, what)
       if r.status == "unknown" then
         return nil, what .. ": the create got no answer (" .. tostring(r.text) ..
           ") and nothing named '" .. name .. "' exists; rerun to try again", r.code or "API"
+      end
+      if r.status == "busy" then
+        return nil, string.format("%s: %s (still busy after %d attempts: another operation is running; "
+          .. "rerun when it is over)", what, tostring(r.text), M.BUSY_ATTEMPTS), "API"
       end
       return nil, what .. ": " .. tostring(r.text), "API"
     end
