@@ -282,6 +282,12 @@ CASES = [
          "waits for the running operation, binds again, exit 0", preset="mid-2023",
          faults=[dict(method="POST", path=SB, action="status", status=422)],
          checks=requests_of("POST", SB, 2)),
+    Case("bind-422-forever", "mid-2023: create binding answered 422 every time",
+         "backs off between 5 attempts, then exit 1 saying it stayed busy; the rerun converges",
+         preset="mid-2023", timeout=60,
+         faults=[dict(method="POST", path=SB, action="status", status=422, count=-1)],
+         exit=1, err=r"still busy after 5 attempts", rerun=0,
+         checks=requests_of("POST", SB, 5, status=422)),
     # --- async operations --------------------------------------------------------------------
     Case("instance-op-fails", "mid-2023: the create-instance operation ends `failed`",
          "SM's text, the ready:false leftover deleted: exit 1; the rerun converges", preset="mid-2023",
