@@ -13,6 +13,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VG = ["valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
       "--error-exitcode=99", "--track-fds=no"]
 failed = 0
+passed = 0
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -30,12 +31,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def vg(name, argv, env=None, ok_codes=(0,)):
-    global failed
+    global failed, passed
     e = dict(os.environ)
     e.update(env or {})
     proc = subprocess.run(VG + [BIN] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, env=e, timeout=600)
     if proc.returncode in ok_codes:
+        passed += 1
         print(f"ok - valgrind: {name}")
     else:
         failed += 1
@@ -81,6 +83,7 @@ log.info("done with valgrind-secret-value")
             vg("get on the mid-2023 path (create instance, bind)",
                ["get", "--sm-key", fake.sm_key_path, "--out", out, "--timeout", "120"])
             vg("check of the key get wrote", ["check", out])
+    print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 
 
