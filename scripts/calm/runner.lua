@@ -1,0 +1,675 @@
+-- calm.runner: runs `get` and `plan`: options, evidence gathering (the
+-- requests that do not depend on each other go out together), carrying out
+-- the steps calm.paths planned, output and the run report.
+--
+--   runner.command("get" | "plan")  -- the function a command file returns
+--   runner.run(opts, mode)          -- exit status | nil, message, code
+--
+-- Requests that do not depend on each other go out together (calm.task):
+-- the tokens first, then every read in one round.
+local paths = require "calm.paths"
+local M = {}
+
+local function getenv(name)
+  local ok, v = pcall(function() return os.getenv(name) end)
+  if ok and v ~= "" then return v end
+  return nil
+end
+
+function M.spec(command)
+  local key = require "calm.key"
+  local get = command == "get"
+  local spec = {
+    command = command,
+    summary = get
+      and "Decide the provisioning-date path, find or create the SAP Cloud ALM API instance and binding, export the key."
+      or "Same decision as get, read-only: print what get would find, create, update or leave alone, and why.",
+    options = {
+      ["sm-key"] = { arg = "FILE", env = "CALMBIND_SM_KEY",
+        help = "Service Manager binding (plan subaccount-admin)" },
+      ["cis-key"] = { arg = "FILE", env = "CALMBIND_CIS_KEY",
+        help = "Cloud Management service binding: dates for auto detection, entitlement assignment" },
+      subaccount = { arg = "GUID", help = "the SAP Cloud ALM subaccount (with --cis-key)" },
+      provisioned = { arg = "DATE", default = "auto", help = "YYYY-MM-DD, or auto: detect from evidence" },
+      scenario = { arg = "S", choices = { "deployment", "monitoring" }, default = "deployment",
+        help = "deployment needs the imp-cdm-feature-* authorities" },
+      ["instance-name"] = { arg = "N", help = "instance to create or adopt (<= 32 of letters, digits, -, _)" },
+      ["binding-name"] = { arg = "N", help = "binding to create or adopt (not <SID>_<client>_<sysno>)" },
+      runtime = { arg = "R", choices = { "sm", "cf" }, default = "sm",
+        help = "sm (\"Other\" environment) or cf (legacy Cloud Foundry space)" },
+      ["cf-api"] = { arg = "URL", help = "Cloud Foundry API endpoint (with --runtime cf)" },
+      ["cf-space"] = { arg = "GUID", help = "Cloud Foundry space GUID (with --runtime cf)" },
+      ["credential-type"] = { arg = "T", choices = { "binding-secret", "x509" }, default = "binding-secret",
+        help = "kind of key to create" },
+      report = { arg = "FILE", help = "write a JSON run report there (no secrets)" },
+    },
+  }
+  if get then
+    spec.options.out = { arg = "FILE", help = "write the key there (mode 0600, atomic) instead of stdout" }
+    spec.options.format = { arg = "F", choices = key.FORMATS or { "json", "alm-setup", "env", "vcap" },
+      default = "json", help = "json (bare key), alm-setup, env, vcap" }
+    spec.options.verify = { flag = true, help = "verify the key afterwards (token, scopes, zone)" }
+    spec.options["show-secrets"] = { flag = true, allow_secret_name = true,
+      help = "allow printing the key to a terminal" }
+  end
+  return spec
+end
+
+-- Checks every option before any request is sent.
+function M.validate(opts)
+  if opts.provisioned ~= "auto" then
+    local ok, msg, code = paths.check_date(opts.provisioned)
+    if not ok then return nil, msg, code end
+  end
+  if opts["instance-name"] then
+    local ok, msg, code = paths.check_instance_name(opts["instance-name"])
+    if not ok then return nil, msg, code end
+  end
+  if opts["binding-name"] then
+    local ok, msg, code = paths.check_binding_name(opts["binding-name"])
+    if not ok then return nil, msg, code end
+  end
+  if opts.runtime == "cf" then
+    if not opts["cf-api"] then return nil, "--runtime cf needs --cf-api URL", "USAGE" end
+    if not opts["cf-space"] then return nil, "--runtime cf needs --cf-space GUID", "USAGE" end
+    if not getenv("CF_USERNAME") or not getenv("CF_PASSWORD") then
+      return nil, "--runtime cf needs CF_USERNAME and CF_PASSWORD in the environment", "USAGE"
+    end
+    if opts["credential-type"] == "x509" then
+      return nil, "--credential-type x509 is not available with --runtime cf (CF keys are instance secrets)", "USAGE"
+    end
+  else
+    if opts["cf-api"] or opts["cf-space"] then
+      return nil, "--cf-api and --cf-space need --runtime cf", "USAGE"
+    end
+    if not opts["sm-key"] then
+      return nil, "missing --sm-key FILE or CALMBIND_SM_KEY (the Service Manager binding, plan subaccount-admin)", "USAGE"
+    end
+  end
+  if opts.subaccount and not opts.subaccount:match("^[%w%-]+$") then
+    return nil, "--subaccount must be a GUID", "USAGE"
+  end
+  return true
+end
+
+-- Reads a key file as JSON; a binding envelope {credentials: {...}} is unwrapped.
+local function load_json_key(path, what)
+  local fs = require "calm.fs"
+  local json = require "calm.json"
+  local text, msg = fs.read(path, 1024 * 1024)
+  if not text then return nil, "cannot read " .. what .. " " .. path .. ": " .. tostring(msg), "INPUT" end
+  if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
+  local t, jmsg = json.decode(text, path)
+  if type(t) ~= "table" then return nil, jmsg or (path .. ": not a JSON object"), "INPUT" end
+  if type(t.credentials) == "table" and not t.clientid and not t.uaa then t = t.credentials end
+  return t
+end
+
+-- ---------------------------------------------------------- report --
+
+local function new_report(command, opts)
+  return {
+    tool = "calmbind", command = command, report_version = 1,
+    options = {
+      scenario = opts.scenario, provisioned = opts.provisioned, runtime = opts.runtime,
+      instance_name = opts["instance-name"], binding_name = opts["binding-name"],
+      credential_type = opts["credential-type"], format = opts.format,
+      cis = opts["cis-key"] and true or false, subaccount = opts.subaccount,
+      cf_api = opts["cf-api"], cf_space = opts["cf-space"], out = opts.out,
+    },
+    evidence = {}, decision = nil, steps = nil, actions = {}, checks = {}, result = nil,
+  }
+end
+
+-- Empty lists must stay JSON arrays in the report.
+local function arr(t)
+  local json = require "calm.json"
+  local c = {}
+  for i, v in ipairs(t or {}) do c[i] = v end
+  return json.array(c)
+end
+
+local function write_report(path, report)
+  local fs = require "calm.fs"
+  local json = require "calm.json"
+  report.evidence, report.actions, report.checks = arr(report.evidence), arr(report.actions), arr(report.checks)
+  for _, c in ipairs(report.checks) do
+    c.problems, c.warnings = arr(c.problems), arr(c.warnings)
+  end
+  if report.decision then report.decision.reasons = arr(report.decision.reasons) end
+  if report.steps and report.steps.notes then report.steps.notes = arr(report.steps.notes) end
+  local ok, text = pcall(json.pretty, report, { "tool", "command", "result", "decision", "evidence",
+    "steps", "actions", "checks" })
+  if not ok then text = json.encode(report) end
+  local w, msg = fs.write_private(path, text .. "\n")
+  if not w then
+    local log = require "calm.log"
+    log.warn("cannot write the report %s: %s", path, tostring(msg))
+  end
+end
+
+-- Keeps a step for the report without its bulky raw parts.
+local function step_view(st)
+  if not st then return nil end
+  local v = {}
+  for k, x in pairs(st) do
+    if k ~= "raw" then v[k] = x end
+  end
+  return v
+end
+
+-- ------------------------------------------------------- gathering --
+
+-- Runs fns concurrently; returns the packed results.
+local function together(fns)
+  local task = require "calm.task"
+  if #fns == 0 then return {} end
+  return task.all(fns)
+end
+
+local function unpack_result(r)
+  if r[1] == nil and r[3] == "FLOW_FAILED" then error(r[2], 0) end
+  return r[1], r[2], r[3]
+end
+
+-- Round 1: tokens (SM and cis together). Round 2: every read together:
+-- offering, plans, instances, bindings, subaccount date, subscription date.
+function M.gather(ctx)
+  local log = require "calm.log"
+  local sm = require "calm.sm"
+  local cis = require "calm.cis"
+  local opts = ctx.opts
+  local ev = { cis_errors = {} }
+  ctx.evidence = ev
+
+  -- round 1
+  local r1 = {}
+  if ctx.sm then r1[#r1 + 1] = function() return ctx.sm.session:token() end end
+  if ctx.cis then r1[#r1 + 1] = function() return ctx.cis.session:token() end end
+  local res = together(r1)
+  local i = 1
+  if ctx.sm then
+    local tok, msg, code = unpack_result(res[i]); i = i + 1
+    if not tok then return nil, msg, code end
+  end
+  if ctx.cis then
+    local tok, msg, code = unpack_result(res[i])
+    if not tok then
+      if code == "DEADLINE" then return nil, msg, code end
+      ev.cis_errors[#ev.cis_errors + 1] = "no cis token: " .. tostring(msg)
+      log.warn("--cis-key: %s", tostring(msg))
+      ctx.cis_failed = { msg, code }
+    end
+  end
+
+  -- round 2
+  local want_dates = opts.provisioned == "auto" and ctx.cis and not ctx.cis_failed
+  local jobs, names = {}, {}
+  local function add(name, fn) jobs[#jobs + 1] = fn; names[#names + 1] = name end
+  local c = ctx.sm
+  if c then
+    add("offerings", function() return c:list("service_offerings", { fieldQuery = sm.eq("catalog_name", c.offering_name) }) end)
+    add("plans", function() return c:list("service_plans", { fieldQuery = sm.eq("catalog_name", c.plan_name) }) end)
+    add("instances", function() return c:list("service_instances", { attach_last_operations = true }) end)
+    add("bindings", function() return c:list("service_bindings", { attach_last_operations = true }) end)
+  end
+  if want_dates and opts.subaccount then
+    add("subaccount", function() return ctx.cis:subaccount(opts.subaccount) end)
+  end
+  if want_dates then
+    add("subscription", function() return ctx.cis:calm_subscription() end)
+  end
+  local out = {}
+  res = together(jobs)
+  for k, name in ipairs(names) do
+    local v, msg, code = unpack_result(res[k])
+    if v == nil then
+      if name == "subaccount" or name == "subscription" then
+        if code == "DEADLINE" then return nil, msg, code end
+        ev.cis_errors[#ev.cis_errors + 1] = tostring(msg)
+        log.warn("--cis-key: %s", tostring(msg))
+      else
+        return nil, msg, code
+      end
+    else
+      out[name] = v
+    end
+  end
+  if want_dates and not opts.subaccount then
+    ev.cis_errors[#ev.cis_errors + 1] = "no --subaccount GUID: subaccount creation date not read"
+  end
+  ev.subaccount = out.subaccount
+  ev.subscription = out.subscription
+
+  if c then
+    -- join: offering (display-name fallback costs one more round only when
+    -- the catalog name finds nothing), plan, then our instances and bindings
+    local offering = sm.pick_offering(out.offerings, c.offering_name, c.display_name)
+    if not offering then
+      local o, msg, code = c:find_offering(out.offerings)
+      if o == nil then return nil, msg, code end
+      offering = o or nil
+    end
+    local plan = offering and sm.pick_plan(out.plans, offering.id, c.plan_name) or nil
+    if offering and not plan then
+      local plans, msg, code = c:list("service_plans", { fieldQuery = sm.eq("service_offering_id", offering.id) })
+      if not plans then return nil, msg, code end
+      plan = sm.pick_plan(plans, offering.id, c.plan_name)
+    end
+    ev.inventory = paths.inventory { offering = offering, plan = plan, instances = out.instances, bindings = out.bindings }
+  else
+    ev.inventory = { instances = {}, by_id = {}, entitled = nil }
+  end
+  return ev
+end
+
+-- ---------------------------------------------------------- output --
+
+local function show_decision(ctx, say)
+  local d = ctx.decision
+  say(string.format("path: %s (%s)", d.path, paths.PATH_TEXT[d.path]))
+  for _, r in ipairs(d.reasons) do say("  because " .. r) end
+end
+
+local function show_evidence(ctx, say)
+  local lines = paths.evidence_lines(ctx.evidence)
+  if #lines == 0 then return end
+  say("evidence:")
+  for _, l in ipairs(lines) do say("  " .. l.what) end
+end
+
+local function describe_steps(ctx, say, verb)
+  local json = require "calm.json"
+  local s = ctx.steps
+  local e = s.entitlement
+  if e.op == "ok" then say("entitlement: ok (" .. e.why .. ")")
+  elseif e.op == "assign" then say(verb .. " assign the entitlement SAP Cloud ALM API / standard: " .. e.why)
+  else say("entitlement: manual step needed: " .. e.why) end
+  local inst = s.instance
+  if inst then
+    local target = inst.id and (" '" .. tostring(inst.name) .. "' (" .. inst.id .. ")") or (" '" .. tostring(inst.name) .. "'")
+    if inst.op == "adopt" then say("instance: find" .. target .. ", leave alone: " .. inst.why)
+    elseif inst.op == "create" then say("instance: " .. verb .. " create" .. target .. ": " .. inst.why)
+    elseif inst.op == "update" then say("instance: " .. verb .. " update" .. target .. ": " .. inst.why)
+    elseif inst.op == "recreate" then say("instance: " .. verb .. " delete and re-create" .. target .. ": " .. inst.why)
+    else say("instance:" .. target .. ": manual step needed: " .. tostring(inst.why)) end
+    if inst.parameters then say("  parameters: " .. json.encode(inst.parameters)) end
+  end
+  local b = s.binding
+  if b then
+    local target = b.id and (" '" .. tostring(b.name) .. "' (" .. b.id .. ")") or (" '" .. tostring(b.name) .. "'")
+    if b.op == "adopt" then say("binding: find" .. target .. ", fetch its key: " .. b.why)
+    elseif b.op == "recreate" then say("binding: " .. verb .. " delete and re-create" .. target .. ": " .. b.why)
+    else say("binding: " .. verb .. " create" .. target .. " and fetch its key: " .. b.why) end
+    if b.parameters then say("  parameters: " .. json.encode(b.parameters)) end
+  end
+  for _, n in ipairs(s.notes or {}) do say("note: " .. n) end
+  if s.manual then say("manual step: " .. s.manual) end
+end
+
+-- ------------------------------------------------------- execution --
+
+local function labels_for_create(authorities)
+  local l = { [paths.CREATED_BY] = { paths.TOOL } }
+  if authorities then l[paths.AUTH_LABEL] = { paths.AUTH_VALUE } end
+  return l
+end
+
+-- Waits until the offering and plan are visible after an entitlement
+-- assignment (Service Manager picks it up with a delay).
+local function wait_for_plan(ctx)
+  local sm = require "calm.sm"
+  local c = ctx.sm
+  local delay = 1
+  for _ = 1, 60 do
+    local o, p, code = c:offering_and_plan()
+    if o == nil then return nil, p, code end
+    if o and p then return o, p end
+    local ok, msg, wcode = sm.wait(delay, "the SAP Cloud ALM API offering to appear in Service Manager after the entitlement")
+    if not ok then return nil, msg, wcode end
+    delay = math.min(delay * 1.5, 10)
+  end
+  return nil, "the entitlement was assigned but the SAPCloudALMAPIs offering does not appear in Service Manager", "API"
+end
+
+local function action(ctx, a)
+  ctx.report.actions[#ctx.report.actions + 1] = a
+end
+
+-- Runs the steps through Service Manager; returns the binding entity
+-- (with credentials) | nil, msg, code.
+local function execute_sm(ctx)
+  local log = require "calm.log"
+  local c = ctx.sm
+  local s = ctx.steps
+  local inv = ctx.evidence.inventory
+  local plan = inv.plan
+
+  if s.entitlement.op == "assign" then
+    log.info("assigning the entitlement SAP Cloud ALM API / standard to subaccount %s", ctx.opts.subaccount)
+    local ok, msg, code = ctx.cis:assign_entitlement(ctx.opts.subaccount)
+    if not ok then return nil, msg, code end
+    local o, p, pcode = wait_for_plan(ctx)
+    if not o then return nil, p, pcode end
+    plan = p
+  end
+
+  local inst = s.instance
+  local entity
+  if inst.op == "adopt" then
+    entity = inv.by_id[inst.id].raw
+    action(ctx, { action = "adopt", resource = "instance", id = inst.id, name = inst.name })
+  elseif inst.op == "create" or inst.op == "recreate" then
+    if inst.op == "recreate" then
+      local ok, msg, code = c:delete("service_instances", inst.id, "deleting the failed instance '" .. inst.name .. "'")
+      if not ok then return nil, msg, code end
+    end
+    local auth = inst.parameters["xs-security"].authorities ~= nil
+    log.info("creating instance '%s'", inst.name)
+    local e, msg, code = c:create_instance { name = inst.name, service_plan_id = plan.id,
+      parameters = inst.parameters, labels = labels_for_create(auth) }
+    if not e then return nil, msg, code end
+    entity = e
+  elseif inst.op == "update" then
+    log.info("updating instance '%s' (%s): adding the imp-cdm-feature-* authorities", inst.name, inst.id)
+    local e, msg, code = c:update_instance(inst.id, { parameters = inst.parameters,
+      labels = { { op = "add", key = paths.AUTH_LABEL, values = { paths.AUTH_VALUE } } } },
+      "updating instance '" .. inst.name .. "'")
+    if not e then return nil, msg, code end
+    entity = inv.by_id[inst.id].raw
+  end
+  ctx.result.instance_id = entity.id
+  ctx.result.instance_name = entity.name or inst.name
+
+  local b = s.binding
+  local binding
+  if b.op == "adopt" then
+    local raw
+    for _, x in ipairs(inv.by_id[inst.id] and inv.by_id[inst.id].bindings or {}) do
+      if x.id == b.id then raw = x.raw end
+    end
+    if not raw or type(raw.credentials) ~= "table" then
+      local got, msg, code = c:get("service_bindings", b.id)
+      if not got then return nil, msg, code end
+      raw = got
+    end
+    binding = raw
+    action(ctx, { action = "adopt", resource = "binding", id = b.id, name = b.name })
+  else
+    if b.op == "recreate" then
+      local ok, msg, code = c:delete("service_bindings", b.id, "deleting the failed binding '" .. b.name .. "'")
+      if not ok then return nil, msg, code end
+    end
+    log.info("creating binding '%s'", b.name)
+    local e, msg, code = c:create_binding { name = b.name, service_instance_id = entity.id,
+      parameters = b.parameters, labels = { [paths.CREATED_BY] = { paths.TOOL } } }
+    if not e then return nil, msg, code end
+    binding = e
+    if type(binding.credentials) ~= "table" then
+      local got, gmsg, gcode = c:get("service_bindings", binding.id)
+      if not got then return nil, gmsg, gcode end
+      binding = got
+    end
+  end
+  if type(binding.credentials) ~= "table" then
+    return nil, "binding '" .. tostring(binding.name) .. "' (" .. tostring(binding.id) .. ") has no credentials", "API"
+  end
+  ctx.result.binding_id = binding.id
+  ctx.result.binding_name = binding.name or b.name
+  return binding.credentials
+end
+
+-- The Cloud Foundry variant: find or create instance and key in a space.
+-- Returns credentials | nil, msg, code.
+local function run_cf(ctx, mode, say)
+  local cf = require "calm.cf"
+  local log = require "calm.log"
+  local json = require "calm.json"
+  local opts = ctx.opts
+  local c, msg, code = cf.connect { api = opts["cf-api"], username = getenv("CF_USERNAME"),
+    password = getenv("CF_PASSWORD"), cacert = opts.cacert,
+    on_action = function(a) action(ctx, a) end }
+  if not c then return nil, msg, code end
+  local space = opts["cf-space"]
+  local ok, tmsg, tcode = c.session:token()
+  if not ok then return nil, tmsg, tcode end
+  local plan
+  plan, msg, code = c:find_plan()
+  if plan == nil then return nil, msg, code end
+  if not plan then
+    return nil, "Cloud Foundry: no SAP Cloud ALM API plan 'standard' is visible: the subaccount is not "
+      .. "entitled for it.\n  " .. paths.ENTITLEMENT_STEPS, "MANUAL"
+  end
+  local deployment = opts.scenario ~= "monitoring"
+  local name = opts["instance-name"] or paths.default_instance_name(opts.scenario)
+  local all
+  all, msg, code = c:instances(space, plan.guid)
+  if not all then return nil, msg, code end
+  local inst
+  for _, i in ipairs(all) do if i.name == name then inst = i end end
+  if not inst and not opts["instance-name"] then
+    table.sort(all, function(a, b) return tostring(a.created_at) < tostring(b.created_at) end)
+    inst = all[1]
+  end
+  local steps = { runtime = "cf", space = space, plan = plan.guid }
+  ctx.report.steps = steps
+  if inst then
+    steps.instance = { op = "adopt", id = inst.guid, name = inst.name, why = "instance exists in the space" }
+  else
+    steps.instance = { op = "create", name = name, why = "no SAPCloudALMAPIs instance in the space",
+      parameters = paths.instance_parameters(name, { authorities = deployment, runtime = "cf" }) }
+  end
+  local kname = opts["binding-name"] or paths.default_binding_name(inst and inst.name or name)
+  local k
+  if inst then
+    k, msg, code = c:find_key(inst.guid, kname)
+    if k == nil then return nil, msg, code end
+  end
+  if k then
+    steps.binding = { op = "adopt", id = k.guid, name = kname, why = "service key exists" }
+  else
+    steps.binding = { op = "create", name = kname, why = "no service key named '" .. kname .. "'" }
+  end
+  if mode == "plan" then
+    say("runtime: Cloud Foundry " .. opts["cf-api"] .. ", space " .. space)
+    local si = steps.instance
+    say(string.format("instance: %s '%s'%s: %s", si.op == "adopt" and "find" or "would create", si.name,
+      si.id and (" (" .. si.id .. ")") or "", si.why))
+    if si.parameters then say("  parameters: " .. json.encode(si.parameters)) end
+    local sb = steps.binding
+    say(string.format("service key: %s '%s'%s: %s", sb.op == "adopt" and "find" or "would create", sb.name,
+      sb.id and (" (" .. sb.id .. ")") or "", sb.why))
+    return true
+  end
+  if not inst then
+    log.info("creating instance '%s' in Cloud Foundry space %s", name, space)
+    inst, msg, code = c:create_instance(space, plan.guid, name, steps.instance.parameters)
+    if not inst then return nil, msg, code end
+  else
+    action(ctx, { action = "adopt", resource = "cf-instance", id = inst.guid, name = inst.name })
+    if deployment then
+      log.info("note: instance '%s' was made in Cloud Foundry by hand; whether its keys carry the "
+        .. "imp-cdm-feature-* scopes shows only in a token: add --verify", inst.name)
+    end
+  end
+  ctx.result.instance_id, ctx.result.instance_name = inst.guid, inst.name
+  if not k then
+    log.info("creating service key '%s'", kname)
+    k, msg, code = c:create_key(inst.guid, kname)
+    if not k then return nil, msg, code end
+  else
+    action(ctx, { action = "adopt", resource = "cf-key", id = k.guid, name = kname })
+  end
+  ctx.result.binding_id, ctx.result.binding_name = k.guid, kname
+  return c:key_details(k.guid)
+end
+
+-- ------------------------------------------------------------- run --
+
+local function run_inner(ctx, mode)
+  local log = require "calm.log"
+  local json = require "calm.json"
+  local opts = ctx.opts
+  local lines = {}
+  local say
+  if mode == "plan" then
+    say = function(s) lines[#lines + 1] = s end
+  else
+    say = function(s) log.info("%s", s) end
+  end
+
+  -- clients (key files are read before any request)
+  local sm = require "calm.sm"
+  local cis = require "calm.cis"
+  local on_action = function(a) action(ctx, a) end
+  if opts["sm-key"] then
+    local t, msg, code = load_json_key(opts["sm-key"], "--sm-key")
+    if not t then return nil, msg, code end
+    local c
+    c, msg, code = sm.from_key(t, { cacert = opts.cacert, on_action = on_action,
+      what = "the Service Manager key (" .. opts["sm-key"] .. ")" })
+    if not c then return nil, msg, code end
+    ctx.sm = c
+  end
+  if opts["cis-key"] then
+    local t, msg, code = load_json_key(opts["cis-key"], "--cis-key")
+    if not t then return nil, msg, code end
+    local c
+    c, msg, code = cis.from_key(t, { cacert = opts.cacert, on_action = on_action,
+      what = "the cis key (" .. opts["cis-key"] .. ")" })
+    if not c then return nil, msg, code end
+    ctx.cis = c
+  end
+
+  local ev, msg, code = M.gather(ctx)
+  if not ev then return nil, msg, code end
+  ctx.report.evidence = paths.evidence_lines(ev)
+  ctx.decision = paths.decide(opts.provisioned, ev)
+  ctx.report.decision = { path = ctx.decision.path, date = ctx.decision.date, source = ctx.decision.source,
+    looked = ctx.decision.looked or false, reasons = ctx.decision.reasons }
+  say(string.format("calmbind %s: scenario %s, runtime %s", mode, opts.scenario, opts.runtime))
+  show_evidence(ctx, say)
+  show_decision(ctx, say)
+
+  if opts.runtime == "cf" then
+    local creds, cmsg, ccode = run_cf(ctx, mode, say)
+    if mode == "plan" then
+      if not creds then return nil, cmsg, ccode end
+      io.write(table.concat(lines, "\n") .. "\n")
+      return 0
+    end
+    if not creds then return nil, cmsg, ccode end
+    ctx.result.credential_source = "cloud-foundry"
+    return creds
+  end
+
+  ctx.steps = paths.plan_steps(ctx.decision, ev.inventory, {
+    scenario = opts.scenario, instance_name = opts["instance-name"], binding_name = opts["binding-name"],
+    runtime = opts.runtime, credential_type = opts["credential-type"],
+    cis = ctx.cis ~= nil and not ctx.cis_failed, subaccount = opts.subaccount,
+  })
+  ctx.report.steps = { entitlement = step_view(ctx.steps.entitlement), instance = step_view(ctx.steps.instance),
+    binding = step_view(ctx.steps.binding), notes = ctx.steps.notes, manual = ctx.steps.manual,
+    read_only = paths.read_only(ctx.steps) }
+
+  if mode == "plan" then
+    describe_steps(ctx, say, "would")
+    if ctx.steps.manual then
+      say("get would stop here (exit 4) until the manual step is done")
+    elseif paths.read_only(ctx.steps) then
+      say("get would send no mutating request: it only reads and exports the key")
+    end
+    io.write(table.concat(lines, "\n") .. "\n")
+    return 0
+  end
+
+  describe_steps(ctx, say, "will")
+  if ctx.steps.manual then
+    return nil, ctx.steps.manual, "MANUAL"
+  end
+  return execute_sm(ctx)
+end
+
+-- opts from cli.parse; mode "get" | "plan". Returns exit status | nil, msg, code.
+function M.run(opts, mode)
+  local log = require "calm.log"
+  local key = require "calm.key"
+  local ok, msg, code = M.validate(opts)
+  if not ok then return nil, msg, code end
+  local ctx = { opts = opts, report = new_report(mode, opts), result = {} }
+  local pok, creds, rmsg, rcode = pcall(run_inner, ctx, mode)
+  if not pok then
+    -- a Lua error: still leave a report behind, then re-raise
+    if opts.report then
+      ctx.report.result = { ok = false, error = "internal error" }
+      write_report(opts.report, ctx.report)
+    end
+    error(creds, 0)
+  end
+  local function finish(status, err, ecode)
+    if opts.report then
+      ctx.report.result = { ok = status == 0, exit = status, error = err, code = ecode,
+        instance_id = ctx.result.instance_id, instance_name = ctx.result.instance_name,
+        binding_id = ctx.result.binding_id, binding_name = ctx.result.binding_name,
+        credential_type = ctx.result.credential_type, path = ctx.decision and ctx.decision.path }
+      write_report(opts.report, ctx.report)
+    end
+  end
+  local exit = require "calm.exit"
+  if creds == nil then
+    finish(exit.status_for(rcode), log.redact(tostring(rmsg)), rcode)
+    return nil, rmsg, rcode
+  end
+  if mode == "plan" then
+    finish(0)
+    return 0
+  end
+
+  -- the key: checked, written, optionally verified
+  local k, kmsg, kcode = key.from_value(creds, "binding '" .. tostring(ctx.result.binding_name) .. "'")
+  if not k then finish(exit.status_for(kcode), kmsg, kcode); return nil, kmsg, kcode end
+  ctx.result.credential_type = k.uaa and k.uaa["credential-type"] or nil
+  if key.check then
+    local cres = key.check(k, {})
+    if type(cres) == "table" then
+      ctx.report.checks[#ctx.report.checks + 1] = { name = "key", ok = cres.ok,
+        problems = cres.problems, warnings = cres.warnings }
+    end
+  end
+  local wrote, wmsg, wcode = key.export(k, { format = opts.format, out = opts.out,
+    show_secrets = opts["show-secrets"] })
+  if not wrote then finish(exit.status_for(wcode), wmsg, wcode); return nil, wmsg, wcode end
+  if opts.out then log.info("key written to %s (mode 0600)", opts.out) end
+  if key.rotation_hint and ctx.steps and ctx.steps.binding and ctx.steps.binding.op == "create" then
+    local hint = key.rotation_hint { created = ctx.result.binding_name, others = ctx.steps.others,
+      credential_type = ctx.result.credential_type }
+    if hint then log.info("%s", hint) end
+  end
+  if opts.verify then
+    local r, vmsg, vcode = key.verify(k, { scenario = opts.scenario, cacert = opts.cacert })
+    if not r then finish(exit.status_for(vcode), vmsg, vcode); return nil, vmsg, vcode end
+    ctx.report.checks[#ctx.report.checks + 1] = { name = "verify", ok = r.ok, problems = r.problems,
+      warnings = r.warnings, scopes = r.scopes, deployment = r.deployment, zone = r.zone }
+    log.info("%s", key.verify_text(r, k.source))
+    if not r.ok then
+      finish(6, "verification failed", "VERIFY")
+      return 6
+    end
+  end
+  finish(0)
+  return 0
+end
+
+-- The command body shared by get and plan.
+function M.command(mode)
+  return function(args)
+    local cli = require "calm.cli"
+    local spec = M.spec(mode)
+    local opts, pos, code = cli.parse(args, spec)
+    if not opts then return nil, pos, code end
+    if opts.help then io.write(cli.usage(spec)); return 0 end
+    return M.run(opts, mode)
+  end
+end
+
+return M
