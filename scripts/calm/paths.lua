@@ -173,6 +173,7 @@ function M.inventory(raw)
         credential_type = uaa and uaa["credential-type"] or nil,
         xsappname = uaa and type(uaa.xsappname) == "string" and uaa.xsappname or nil,
         system = M.is_system_binding_name(b.name), labels = b.labels, raw = b,
+        ours = has_label(b, M.CREATED_BY, M.TOOL),
       }
       inst.bindings[#inst.bindings + 1] = bd
     end
@@ -426,7 +427,8 @@ end
 -- Returns steps = {entitlement = {op, why}, instance = {op, ...},
 -- binding = {op, ...}, manual = text?}. ops: "ok" | "assign" | "manual";
 -- instance "adopt" | "create" | "update" | "after-entitlement";
--- binding "adopt" | "create" | "later".
+-- binding "adopt" | "create" | "later". s.manual (exit 4) or s.usage (exit 2)
+-- say why get must stop before any mutation.
 function M.plan_steps(d, inv, o)
   local s = { notes = {} }
   local function note(fmt, ...) s.notes[#s.notes + 1] = string.format(fmt, ...) end
@@ -526,9 +528,16 @@ function M.plan_steps(d, inv, o)
       if target.has_authorities then
         s.instance = { op = "adopt", id = target.id, name = target.name,
           why = "instance '" .. target.name .. "' already carries the authorities (label " .. M.AUTH_LABEL .. ")" }
-      elseif existing and existing.ready then
+      elseif existing and existing.ready and existing.ours then
         s.instance = { op = "adopt", id = target.id, name = target.name,
           why = "binding '" .. bname .. "' exists on instance '" .. target.name .. "': nothing to update (an earlier run did it)" }
+      elseif existing then
+        -- Not ours, so it was made before the authorities were added: its key
+        -- lacks the Deployment scopes, and a new binding cannot take its name.
+        s.instance = { op = "adopt", id = target.id, name = target.name, why = "not changed: see below" }
+        s.usage = string.format("--binding-name '%s': that binding already exists on instance '%s' and was "
+          .. "not made by calmbind after the imp-cdm-feature-* authorities were added, so its key cannot carry "
+          .. "the Deployment scopes; name a new binding (or leave out --binding-name)", bname, target.name)
       else
         local xsapp = target.xsappname or (target.ours and target.name) or target.id
         s.instance = { op = "update", id = target.id, name = target.name, xsappname = xsapp,
@@ -612,7 +621,7 @@ end
 
 -- True when the steps send no mutating request.
 function M.read_only(s)
-  if s.manual then return true end
+  if s.manual or s.usage then return true end
   if s.entitlement.op == "assign" then return false end
   if s.instance and s.instance.op ~= "adopt" then return false end
   if s.binding and s.binding.op ~= "adopt" then return false end

@@ -570,11 +570,14 @@ local function run_inner(ctx, mode)
   })
   ctx.report.steps = { entitlement = step_view(ctx.steps.entitlement), instance = step_view(ctx.steps.instance),
     binding = step_view(ctx.steps.binding), notes = ctx.steps.notes, manual = ctx.steps.manual,
+    usage = ctx.steps.usage,
     read_only = paths.read_only(ctx.steps) }
 
   if mode == "plan" then
     describe_steps(ctx, say, "would")
-    if ctx.steps.manual then
+    if ctx.steps.usage then
+      say("get would stop here (exit 2): " .. ctx.steps.usage)
+    elseif ctx.steps.manual then
       say("get would stop here (exit 4) until the manual step is done")
     elseif paths.read_only(ctx.steps) then
       say("get would send no mutating request: it only reads and exports the key")
@@ -584,6 +587,9 @@ local function run_inner(ctx, mode)
   end
 
   describe_steps(ctx, say, "will")
+  if ctx.steps.usage then
+    return nil, ctx.steps.usage, "USAGE"
+  end
   if ctx.steps.manual then
     return nil, ctx.steps.manual, "MANUAL"
   end

@@ -213,6 +213,20 @@ def mid_update(s):
                 fake.mutations()[n:] == [], fake.mutations()[n:])
 
 
+def foreign_binding_name(s):
+    """mid-2023, deployment, naming the generated instance and its old key: refused (exit 2)
+    before any request that changes something; plan says get would stop."""
+    with FakeBTP(preset="mid-2023") as fake:
+        args = ("--instance-name", "SAPCloudALMAPIs-auto", "--binding-name", "calm-api-key-auto")
+        rc, out, err, rep = run_get(fake, *args)
+        s.check("old binding named for deployment: exit 2, says to name a new binding",
+                rc == 2 and "name a new binding" in err, (rc, err[-400:]))
+        s.eq("old binding named for deployment: no mutating request", fake.mutations(), [])
+        rc, out, err, rep = run_get(fake, *args, command="plan")
+        s.check("plan says get would stop with exit 2", rc == 0 and "would stop here (exit 2)" in out,
+                (rc, out[-400:]))
+
+
 def main():
     s = itest.Suite("integration/get_paths")
     for preset in ("after-2023-10-16", "mid-2023", "before-2023-06-12"):
@@ -223,6 +237,7 @@ def main():
                 s.check("%s/%s: runs" % (preset, scenario), False, repr(e))
     after_round_trips(s)
     mid_update(s)
+    foreign_binding_name(s)
     s.done()
 
 

@@ -172,6 +172,16 @@ function T.mid_deployment_update_keeps_guid_xsappname()
   t.eq(s.binding.op, "create")
 end
 
+function T.mid_deployment_refuses_a_foreign_binding_name()
+  -- the generated key predates the authorities: adopting it would give a key
+  -- without the Deployment scopes, and a new binding cannot take its name
+  local s = steps(paths.MID, "deployment", gen_inventory("2023-08-21"),
+    { instance_name = "cloud-alm-api", binding_name = "generated-key" })
+  t.find(s.usage, "--binding-name 'generated-key'")
+  t.find(s.usage, "name a new binding")
+  t.eq(paths.read_only(s), true)
+end
+
 function T.mid_deployment_converges_on_labels()
   local inv = paths.inventory { offering = OFF, plan = PLAN,
     instances = { { id = "i-2", name = "calm-api-deployment", service_plan_id = "plan-1", ready = true,
