@@ -128,11 +128,19 @@ local function uaa_of(b)
   return c and type(c.uaa) == "table" and c.uaa or nil
 end
 
+-- "succeeded" | "failed" | "pending" | "update-failed" | nil. Only a failed
+-- create (or ready: false) is a failed resource: a failed update or delete
+-- leaves it as it was, usable ("update-failed": deployment updates again).
 local function lo_state(it)
   local lo = it.last_operation
   if type(lo) ~= "table" then return nil end
   local s = type(lo.state) == "string" and lo.state:lower() or ""
-  if s == "succeeded" or s == "failed" then return s end
+  if s == "succeeded" then return s end
+  if s == "failed" then
+    local t = type(lo.type) == "string" and lo.type:lower() or ""
+    if t == "create" or it.ready == false then return "failed" end
+    return "update-failed"
+  end
   return "pending"
 end
 
@@ -383,7 +391,10 @@ function M.instance_parameters(xsappname, o)
   end
   if o.runtime ~= "cf" then
     local types = { "binding-secret" }
-    if o.credential_type == "x509" then types[2] = "x509" end
+    -- existing instance-secret keys must keep working (SAP's migration guide:
+    -- allow both first, move consumers, then restrict)
+    if o.keep_instance_secret then types[#types + 1] = "instance-secret" end
+    if o.credential_type == "x509" then types[#types + 1] = "x509" end
     xs["oauth2-configuration"] = { ["credential-types"] = types }
   end
   return { ["xs-security"] = xs }
@@ -401,8 +412,38 @@ function M.default_instance_name(scenario)
   return "calm-api-" .. (scenario or "deployment")
 end
 
-function M.default_binding_name(instance_name)
-  return tostring(instance_name) .. "-key"
+-- x509 keys get their own name, so asking for the other kind never adopts
+-- a key of the wrong kind by its name.
+function M.default_binding_name(instance_name, credential_type)
+  return tostring(instance_name) .. (credential_type == "x509" and "-x509-key" or "-key")
+end
+
+-- The binding that carries the Deployment scopes on an instance with the
+-- authorities: only one calmbind made (and labelled) after they were there.
+-- Candidates: --binding-name, else the default name, else
+-- "<instance>-deployment-key" (when the default name is taken by an older
+-- key, e.g. one made for monitoring). Returns {op = "adopt"|"create", ...}
+-- or nil, usage text.
+local function deployment_binding(inst, o, ctype)
+  local names = o.binding_name and { o.binding_name }
+    or { M.default_binding_name(inst.name, ctype), tostring(inst.name) .. "-deployment"
+         .. (ctype == "x509" and "-x509" or "") .. "-key" }
+  for _, n in ipairs(names) do
+    local b = M.find_binding(inst, n)
+    if not b then
+      return { op = "create", name = n, with_authorities = true,
+        why = "a new binding: only bindings created after the authorities were added carry them" }
+    end
+    if has_label(b, M.AUTH_LABEL) and b.state ~= "failed" and (b.ready or b.state == "pending")
+        and usable_binding({ ready = true, credential_type = b.credential_type }, ctype) then
+      return { op = "adopt", id = b.id, name = b.name, wait = b.state == "pending",
+        why = "the binding an earlier run created after adding the authorities" }
+    end
+  end
+  return nil, string.format("%s'%s': that binding already exists on instance '%s' and was not made by "
+    .. "calmbind after the imp-cdm-feature-* authorities were added (or is of another credential type), so "
+    .. "its key cannot carry the Deployment scopes; name a new binding with --binding-name",
+    o.binding_name and "--binding-name " or "binding ", names[1], tostring(inst.name))
 end
 
 -- ------------------------------------------------------------ steps --
@@ -460,6 +501,12 @@ function M.plan_steps(d, inv, o)
     local name = o.instance_name or M.default_instance_name(o.scenario)
     target = named or M.find_instance(inv, name)
     if not target and not o.instance_name then
+      -- one an earlier run gave the authorities (any name): no second instance
+      for _, i in ipairs(inv.instances) do
+        if i.has_authorities and not i.cf_owned and i.state ~= "failed" then target = i; break end
+      end
+    end
+    if not target and not o.instance_name then
       -- look before creating: an instance made the Cloud Foundry way is
       -- the user's to choose (--runtime cf), not a reason for a second one
       for _, i in ipairs(inv.instances) do
@@ -509,8 +556,8 @@ function M.plan_steps(d, inv, o)
     if target.cf_owned and o.runtime ~= "cf" then
       s.instance = { op = "manual", id = target.id, name = target.name, why = "owned by Cloud Foundry" }
       s.manual = s.manual or cf_manual(target)
-    elseif target.state == "failed" or not target.ready then
-      if target.ours then
+    elseif target.state == "failed" or (not target.ready and target.state ~= "pending") then
+      if target.ours and #target.bindings == 0 then
         s.instance = { op = "recreate", id = target.id, name = target.name,
           why = "instance '" .. tostring(target.name) .. "' is a failed leftover of an earlier calmbind run "
             .. "(ready: false): delete it and create it again",
@@ -518,39 +565,45 @@ function M.plan_steps(d, inv, o)
             runtime = o.runtime, credential_type = ctype }) }
       else
         s.instance = { op = "manual", id = target.id, name = target.name, why = "not ready" }
-        s.manual = s.manual or string.format("instance '%s' (%s) is not ready (last operation %s); it was not "
-          .. "created by calmbind, so it is left alone: delete or repair it in the BTP cockpit, or use another --instance-name",
-          tostring(target.name), tostring(target.id), tostring(target.state))
-      end
-    elseif need_auth then
-      local bname = o.binding_name or M.default_binding_name(target.name)
-      local existing = M.find_binding(target, bname)
-      if target.has_authorities then
-        s.instance = { op = "adopt", id = target.id, name = target.name,
-          why = "instance '" .. target.name .. "' already carries the authorities (label " .. M.AUTH_LABEL .. ")" }
-      elseif existing and existing.ready and existing.ours then
-        s.instance = { op = "adopt", id = target.id, name = target.name,
-          why = "binding '" .. bname .. "' exists on instance '" .. target.name .. "': nothing to update (an earlier run did it)" }
-      elseif existing then
-        -- Not ours, so it was made before the authorities were added: its key
-        -- lacks the Deployment scopes, and a new binding cannot take its name.
-        s.instance = { op = "adopt", id = target.id, name = target.name, why = "not changed: see below" }
-        s.usage = string.format("--binding-name '%s': that binding already exists on instance '%s' and was "
-          .. "not made by calmbind after the imp-cdm-feature-* authorities were added, so its key cannot carry "
-          .. "the Deployment scopes; name a new binding (or leave out --binding-name)", bname, target.name)
-      else
-        local xsapp = target.xsappname or (target.ours and target.name) or target.id
-        s.instance = { op = "update", id = target.id, name = target.name, xsappname = xsapp,
-          why = string.format("%s, scenario deployment: add the two imp-cdm-feature-* authorities to the existing "
-            .. "instance '%s', keeping its xsappname %s%s", d.path, target.name, xsapp,
-            xsapp == target.id and " (its GUID: it was created without parameters)" or ""),
-          parameters = M.instance_parameters(xsapp, { authorities = true, runtime = o.runtime, credential_type = ctype }) }
+        s.manual = s.manual or string.format("instance '%s' (%s) is not ready (its create failed); %s: delete or "
+          .. "repair it in the BTP cockpit, or use another --instance-name", tostring(target.name), tostring(target.id),
+          target.ours and "it has bindings, so calmbind does not delete it" or "calmbind did not create it, so it is left alone")
       end
     else
-      s.instance = { op = "adopt", id = target.id, name = target.name,
-        why = target.generated and "the instance SAP generated at provisioning"
-          or (o.instance_name and "the instance named by --instance-name")
-          or "the existing SAPCloudALMAPIs instance" }
+      -- an operation still running (a create that outlived an earlier run's
+      -- --timeout, say) is waited for, never taken for a failure
+      if target.state == "pending" then s.wait_for = { id = target.id, name = target.name } end
+      if need_auth and not target.has_authorities then
+        local xsapp = target.xsappname or (target.ours and target.name) or nil
+        local keep_instance_secret = false
+        for _, b in ipairs(target.bindings) do
+          if b.credential_type == "instance-secret" then keep_instance_secret = true end
+        end
+        if not xsapp then
+          s.instance = { op = "manual", id = target.id, name = target.name, why = "xsappname unknown" }
+          s.manual = s.manual or string.format("instance '%s' (%s) needs the imp-cdm-feature-* authorities, and an "
+            .. "update must keep its xsappname, which only a binding shows (uaa.xsappname) and it has none: create a "
+            .. "binding for it in the BTP cockpit (any name), then rerun", tostring(target.name), tostring(target.id))
+        else
+          s.instance = { op = "update", id = target.id, name = target.name, xsappname = xsapp,
+            why = string.format("%s, scenario deployment: add the two imp-cdm-feature-* authorities to the existing "
+              .. "instance '%s', keeping its xsappname %s%s%s", d.path, target.name, xsapp,
+              xsapp == target.id and " (its GUID: it was created without parameters)" or "",
+              target.state == "update-failed" and " (an earlier update failed: updating again)" or ""),
+            parameters = M.instance_parameters(xsapp, { authorities = true, runtime = o.runtime,
+              credential_type = ctype, keep_instance_secret = keep_instance_secret }) }
+          if keep_instance_secret then
+            note("instance '%s' keeps allowing instance-secret keys: its existing keys use them", target.name)
+          end
+        end
+      else
+        s.instance = { op = "adopt", id = target.id, name = target.name,
+          why = need_auth and ("instance '" .. target.name .. "' already carries the authorities (label "
+              .. M.AUTH_LABEL .. ")")
+            or target.generated and "the instance SAP generated at provisioning"
+            or (o.instance_name and "the instance named by --instance-name")
+            or "the existing SAPCloudALMAPIs instance" }
+      end
     end
   end
   if s.entitlement.op ~= "ok" and s.instance and s.instance.op ~= "manual" then
@@ -559,47 +612,63 @@ function M.plan_steps(d, inv, o)
 
   -- which binding
   local inst = s.instance
-  if inst and (inst.op == "adopt") and target then
+  if inst and (inst.op == "adopt" or inst.op == "update") and target and need_auth then
+    -- the instance has (or is about to get) the authorities
+    local b, problem = deployment_binding(target, o, ctype)
+    if b then
+      b.parameters = b.op == "create" and M.binding_parameters({ credential_type = ctype }) or nil
+      s.binding = b
+    else
+      s.binding = { op = "none", why = "see below" }
+      s.usage = s.usage or problem
+    end
+  elseif inst and inst.op == "adopt" and target then
     if o.binding_name then
       local b = M.find_binding(target, o.binding_name)
-      if b and b.ready and b.state ~= "failed" then
-        s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding named by --binding-name" }
-        if b.credential_type and ctype ~= b.credential_type and not (ctype == "binding-secret" and b.credential_type == "instance-secret") then
-          note("binding '%s' has credential type %s, not %s", b.name, b.credential_type, ctype)
+      if b and b.state == "pending" then
+        s.binding = { op = "adopt", id = b.id, name = b.name, wait = true,
+          why = "the binding named by --binding-name (its create is still running: wait for it)" }
+      elseif b and b.ready and b.state ~= "failed" then
+        if not usable_binding(b, ctype) then
+          s.binding = { op = "none", why = "see below" }
+          s.usage = s.usage or string.format("--binding-name '%s' is a %s key, not %s: name another binding",
+            b.name, tostring(b.credential_type), ctype)
+        else
+          s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding named by --binding-name" }
         end
       elseif b then
         s.binding = { op = "recreate", id = b.id, name = b.name, why = "binding '" .. b.name
-          .. "' exists but is not ready (" .. tostring(b.state) .. "): delete it and create it again",
+          .. "' exists but its create failed: delete it and create it again",
           parameters = M.binding_parameters({ credential_type = ctype }) }
       else
         s.binding = { op = "create", name = o.binding_name, why = "no binding named '" .. o.binding_name .. "' exists",
           parameters = M.binding_parameters({ credential_type = ctype }) }
       end
     else
-      local default = M.default_binding_name(target.name)
+      local default = M.default_binding_name(target.name, ctype)
       local b = M.find_binding(target, default)
-      if b and b.ready and b.state ~= "failed" then
+      if b and b.state == "pending" then
+        s.binding = { op = "adopt", id = b.id, name = b.name, wait = true,
+          why = "the binding an earlier run created (still being created: wait for it)" }
+      elseif b and usable_binding(b, ctype) then
         s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding an earlier run created" }
-      elseif need_auth then
-        s.binding = { op = "create", name = default,
-          why = "a new binding: only bindings created after the authorities were added carry them",
-          parameters = M.binding_parameters({ credential_type = ctype }) }
       else
         b = M.pick_binding(target, ctype)
         if b then
           s.binding = { op = "adopt", id = b.id, name = b.name,
             why = target.generated and "the credentials SAP generated at provisioning" or "the oldest ready binding" }
         else
-          s.binding = { op = "create", name = default, why = "the instance has no usable binding",
+          s.binding = { op = "create", name = default, why = ctype == "x509"
+              and "the instance has no x509 key (the instance must allow x509 keys)"
+              or "the instance has no usable binding",
             parameters = M.binding_parameters({ credential_type = ctype }) }
         end
       end
     end
   elseif inst and (inst.op == "create" or inst.op == "update" or inst.op == "recreate") then
-    local bname = o.binding_name or M.default_binding_name(inst.name)
-    s.binding = { op = "create", name = bname, why = inst.op == "update"
-        and "a new binding: existing bindings do not get the new authorities"
-        or "a binding of the new instance",
+    local bname = o.binding_name or M.default_binding_name(inst.name, ctype)
+    s.binding = { op = "create", name = bname, with_authorities = deployment or nil,
+      why = "a binding of the new instance",
       parameters = M.binding_parameters({ credential_type = ctype }) }
   end
   -- Every other Cloud ALM API key of the tenant is one Landscape Management
@@ -611,7 +680,8 @@ function M.plan_steps(d, inv, o)
     for _, i in ipairs(inv.instances) do
       for _, b in ipairs(i.bindings) do
         if not b.system then
-          s.others[#s.others + 1] = { name = b.name, instance = i.name, credential_type = b.credential_type }
+          s.others[#s.others + 1] = { name = b.name, instance = i.name, credential_type = b.credential_type,
+            generated = i.generated or nil }
         end
       end
     end

@@ -201,7 +201,10 @@ def mid_update(s):
              [("PATCH", "/v1/service_instances/" + gen["id"]), ("POST", "/v1/service_bindings")])
         patch = fake.mutations()[0]["body"] if got else {}
         want = expected_parameters("deployment", gen["id"])
-        s.eq("mid update: exact parameters, xsappname = the instance GUID", patch.get("parameters"), want)
+        # the generated key is an instance-secret key: the instance must keep allowing those
+        want["xs-security"]["oauth2-configuration"]["credential-types"] = ["binding-secret", "instance-secret"]
+        s.eq("mid update: exact parameters, xsappname = the instance GUID, instance secrets kept",
+             patch.get("parameters"), want)
         if rc == 0:
             key = json.loads(out)
             s.check("mid update: the new key's token carries both imp-cdm-feature-* scopes",
@@ -227,6 +230,75 @@ def foreign_binding_name(s):
                 (rc, out[-400:]))
 
 
+def run_get_tty(fake, *extra):
+    """calmbind get with stdout on a pseudo terminal; returns (rc, terminal output, stderr)."""
+    import pty
+    import select
+    import subprocess
+    master, slave = pty.openpty()
+    env = dict(os.environ)
+    env.update(ENV)
+    proc = subprocess.Popen([itest.CALMBIND, "get", "--sm-key", fake.sm_key_path] + list(extra),
+                            stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        r, _, _ = select.select([master], [], [], 60)
+        if not r:
+            break
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    rc = proc.wait(timeout=60)
+    err = proc.stderr.read().decode(errors="replace")
+    os.close(master)
+    return rc, b"".join(chunks).decode(errors="replace"), err
+
+
+def refused_before_requests(s):
+    """mid-2023, deployment would create an instance and a binding: a terminal without
+    --show-secrets, or an --out whose directory is missing, stops get with exit 2 before
+    any request (not after the mutations)."""
+    with FakeBTP(preset="mid-2023") as fake:
+        def sent():
+            return [r for r in fake.requests() if not r["path"].startswith("/_fake")]
+        rc, out, err = run_get_tty(fake)
+        s.eq("terminal without --show-secrets: exit 2", rc, 2)
+        s.check("terminal without --show-secrets: says so", "--show-secrets" in err, err[-400:])
+        s.eq("terminal without --show-secrets: no mutating request", fake.mutations(), [])
+        s.eq("terminal without --show-secrets: no request at all", sent(), [])
+        missing = os.path.join(fake.dir, "no", "such", "dir", "key.json")
+        rc, out, err, rep = run_get(fake, "--out", missing)
+        s.eq("--out in a missing directory: exit 2", rc, 2)
+        s.check("--out in a missing directory: names it", "does not exist" in err, err[-400:])
+        s.eq("--out in a missing directory: no request at all", (fake.mutations(), sent()), ([], []))
+        rc, out, err, rep = run_get(fake, "--out", os.path.join(fake.sm_key_path, "key.json"))
+        s.check("--out under a file: exit 2, no request", rc == 2 and sent() == [] and "not a directory" in err,
+                (rc, err[-400:]))
+        rc, out, err, rep = run_get(fake, "--out", fake.dir)
+        s.check("--out naming a directory: exit 2, no request", rc == 2 and sent() == [], (rc, err[-400:]))
+        # still fine: a terminal with --show-secrets, plan on a terminal
+        rc, out, err = run_get_tty(fake, "--scenario", "monitoring", "--show-secrets")
+        s.check("terminal with --show-secrets: exit 0, the key shown", rc == 0 and '"uaa"' in out, (rc, err[-400:]))
+
+
+def vcap_names(s):
+    """get --format vcap names the entry after the binding and carries binding and instance names."""
+    with FakeBTP(preset="after-2023-10-16") as fake:
+        rc, out, err, rep = run_get(fake, "--format", "vcap")
+        s.eq("get --format vcap: exit 0", rc, 0)
+        if rc != 0:
+            return
+        entry = json.loads(out)["SAPCloudALMAPIs"][0]
+        s.eq("get --format vcap: entry names", (entry.get("name"), entry.get("binding_name"),
+                                                entry.get("instance_name")),
+             ("calm-api-key-auto", "calm-api-key-auto", "SAPCloudALMAPIs-auto"))
+
+
 def main():
     s = itest.Suite("integration/get_paths")
     for preset in ("after-2023-10-16", "mid-2023", "before-2023-06-12"):
@@ -238,6 +310,8 @@ def main():
     after_round_trips(s)
     mid_update(s)
     foreign_binding_name(s)
+    refused_before_requests(s)
+    vcap_names(s)
     s.done()
 
 

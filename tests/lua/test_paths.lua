@@ -188,7 +188,8 @@ function T.mid_deployment_converges_on_labels()
       created_at = "2024-01-01T00:00:00Z",
       labels = { created_by = { "calmbind" }, calmbind_authorities = { "imp-cdm-feature" } } } },
     bindings = { { id = "b-2", name = "calm-api-deployment-key", service_instance_id = "i-2", ready = true,
-      created_at = "2024-01-01T00:01:00Z", credentials = { uaa = { xsappname = "calm-api-deployment!b9|calm!b1" } } } } }
+      created_at = "2024-01-01T00:01:00Z", credentials = { uaa = { xsappname = "calm-api-deployment!b9|calm!b1" } },
+      labels = { created_by = { "calmbind" }, calmbind_authorities = { "imp-cdm-feature" } } } } }
   local s = steps(paths.MID, "deployment", inv)
   t.eq({ s.instance.op, s.binding.op, s.binding.id }, { "adopt", "adopt", "b-2" })
   t.eq(paths.read_only(s), true)
