@@ -21,6 +21,7 @@ typedef struct flow {
     double wake_at;          /* FLOW_SLEEP */
     double resumed_at;       /* when the scheduler last resumed it */
     unsigned pass;           /* the loop pass that last resumed it */
+    int bare_yield;          /* its last yield was a bare coroutine.yield */
     calm_transfer *transfer; /* FLOW_HTTP / FLOW_QUEUED */
     struct flow *target;     /* FLOW_WAIT */
     struct flow *next;       /* list of live flows */
@@ -36,6 +37,7 @@ typedef struct sched {
     int in_flight, limit;
     unsigned next_id;
     unsigned pass;           /* counts the loop's passes over the ready flows */
+    flow *current;           /* the flow being resumed (NULL between resumes) */
     int deadline_fired;      /* the hook stopped a flow past its deadline */
     lua_State *main;
 } sched;

@@ -12,6 +12,7 @@
  *            symlink at a write target)          -> Lua code NOT_FILE
  *   EFBIG    the file is larger than the cap    -> Lua code TOO_LARGE */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -185,9 +186,10 @@ int calm_write_private(const char *path, const char *data, size_t n, char *err, 
 {
     char tmp[96], *dir = NULL;
     const char *base, *slash, *step = NULL;
-    int dfd = -1, fd = -1, created = 0, renamed = 0, rc = -1;
+    int dfd = -1, fd = -1, created = 0, renamed = 0, rc = -1, blocked = 0;
     size_t plen = strlen(path);
     struct stat st;
+    sigset_t stop, saved;
 
     if (plen == 0 || path[plen - 1] == '/') {
         errno = plen ? EISDIR : ENOENT;
@@ -231,6 +233,15 @@ int calm_write_private(const char *path, const char *data, size_t n, char *err, 
         goto out;
     }
 
+    /* From here until the temp file is renamed or removed, Ctrl-C or a
+     * SIGTERM must not leave a partial secret next to the target: such a
+     * signal waits and is delivered once the cleanup below is done. */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    sigaddset(&stop, SIGQUIT);
+    blocked = sigprocmask(SIG_BLOCK, &stop, &saved) == 0;
     fd = create_temp(dfd, base, tmp, sizeof tmp);
     if (fd < 0) {
         step = "creating a temporary file";
@@ -287,5 +298,10 @@ out_msg:
     if (dfd >= 0)
         close_keep_errno(dfd);
     free(dir);
+    if (blocked) {
+        int e = errno;
+        sigprocmask(SIG_SETMASK, &saved, NULL);
+        errno = e;
+    }
     return rc;
 }

@@ -90,6 +90,31 @@ static int load_text_only(lua_State *L)
     return lua_gettop(L);
 }
 
+/* coroutine.resume / coroutine.close on a flow's thread would run or end it
+ * behind the scheduler's back (a parked HTTP transfer then completes into
+ * the wrong request): refuse. Upvalues: the original function, its name. */
+static int guarded_coroutine(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, 1);
+    if (co && *(void **)lua_getextraspace(co) != NULL)
+        return luaL_error(L, "coroutine.%s: that coroutine is a flow; use calm.task to wait for or cancel it",
+                          lua_tostring(L, lua_upvalueindex(2)));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void guard_coroutine(lua_State *L, const char *fn)
+{
+    lua_getglobal(L, "coroutine");
+    lua_getfield(L, -1, fn);
+    lua_pushstring(L, fn);
+    lua_pushcclosure(L, guarded_coroutine, 2);
+    lua_setfield(L, -2, fn);
+    lua_pop(L, 1);
+}
+
 static void open_libs(lua_State *L, int unsafe)
 {
     static const luaL_Reg libs[] = {
@@ -104,6 +129,8 @@ static void open_libs(lua_State *L, int unsafe)
         luaL_requiref(L, lib->name, lib->func, 1);
         lua_pop(L, 1);
     }
+    guard_coroutine(L, "resume");
+    guard_coroutine(L, "close");
     if (unsafe) {
         luaL_requiref(L, LUA_DBLIBNAME, luaopen_debug, 1);
         lua_pop(L, 1);
@@ -331,7 +358,14 @@ static int run_root(lua_State *L, const char *kind, int argc, char **argv, int f
         return deadline_hit || strstr(lua_tostring(L, -1), "deadline passed") ? CALM_EXIT_DEADLINE
                                                                               : CALM_EXIT_API;
     }
-    return outcome_status(L, n, opts);
+    {
+        int status = outcome_status(L, n, opts);
+        if (status == CALM_EXIT_OK && deadline_hit) {
+            calm_log(CALM_LOG_ERROR, "deadline passed (--timeout): a flow was stopped");
+            status = CALM_EXIT_DEADLINE;
+        }
+        return status;
+    }
 }
 
 /* ---- calmbind scripts [--dump DIR] ---------------------------------------- */

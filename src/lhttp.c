@@ -28,7 +28,8 @@ typedef struct request {
     calm_buf body;             /* response body */
     calm_buf head;             /* response header lines, for the table */
     calm_buf sent;             /* request body: built here (the GC owns it if a
-                                * check raises), kept after sending only for --trace */
+                                * check raises); libcurl reads it in place */
+    calm_buf cert, key;        /* mTLS PEM, handed to libcurl without a copy */
     size_t max_body;
     int too_large;
     int framed;                /* Content-Length or chunked seen */
@@ -109,6 +110,8 @@ static void req_release(request *r)
     calm_buf_free(&r->body);
     calm_buf_free(&r->head);
     calm_buf_free(&r->sent);
+    calm_buf_free(&r->cert);
+    calm_buf_free(&r->key);
     free(r->url);
     r->url = NULL;
     if (r->anchor != LUA_NOREF && r->main) luaL_unref(r->main, LUA_REGISTRYINDEX, r->anchor);
@@ -239,12 +242,15 @@ static const char *check_url(const char *url, int *plain_loopback)
     return why;
 }
 
+/* A positive number: 0 would mean "no limit" to libcurl, and a negative
+ * or NaN one makes its setopt fail silently. */
 static double opt_number(lua_State *L, const char *field, double dflt)
 {
     double v = dflt;
     if (lua_getfield(L, 1, field) != LUA_TNIL) {
         if (!lua_isnumber(L, -1)) luaL_error(L, "http.request: '%s' must be a number", field);
         v = lua_tonumber(L, -1);
+        if (!(v > 0) || v > 1e12) luaL_error(L, "http.request: '%s' must be a positive number", field);
     }
     lua_pop(L, 1);
     return v;
@@ -407,9 +413,13 @@ static void set_tls(lua_State *L, request *r)
     }
     if ((cert == NULL) != (key == NULL)) luaL_error(L, "http.request: 'cert' and 'key' go together");
     if (cert) {
+        /* Our own copies, wiped when the request ends; libcurl would free its
+         * copies of the private key without wiping them. */
         struct curl_blob cb, kb;
-        cb.data = (void *)cert; cb.len = certlen; cb.flags = CURL_BLOB_COPY;
-        kb.data = (void *)key; kb.len = keylen; kb.flags = CURL_BLOB_COPY;
+        if (calm_buf_append(&r->cert, cert, certlen) || calm_buf_append(&r->key, key, keylen))
+            luaL_error(L, "http.request: out of memory");
+        cb.data = r->cert.data; cb.len = r->cert.len; cb.flags = CURL_BLOB_NOCOPY;
+        kb.data = r->key.data; kb.len = r->key.len; kb.flags = CURL_BLOB_NOCOPY;
         curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
         curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
         curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
@@ -436,8 +446,9 @@ static void set_method(lua_State *L, request *r, const char *method, const calm_
     if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     if (payload->len || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
         strcmp(method, "PATCH") == 0) {
+        /* read in place from the request's own buffer, wiped when it ends */
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)payload->len);
-        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, payload->data ? payload->data : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, payload->data ? payload->data : "");
     }
     (void)L;
 }
@@ -460,7 +471,8 @@ static int http_request(lua_State *L)
     url = opt_string(L, "url", NULL);
     if (!url) luaL_error(L, "http.request: 'url' must be a string");
     if (opt_string(L, "method", NULL)) method = opt_string(L, "method", NULL);
-    if (strlen(method) >= sizeof r->method) luaL_error(L, "http.request: 'method' is too long");
+    if (strlen(method) >= sizeof r->method || !*method || strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != strlen(method))
+        luaL_error(L, "http.request: 'method' must be a word of letters, e.g. \"GET\"");
     timeout = opt_number(L, "timeout", DEFAULT_TIMEOUT);
     connect_timeout = opt_number(L, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
     calm_sched_check_flow(L, "http.request");
@@ -493,8 +505,7 @@ static int http_request(lua_State *L)
     if (!(seen & 1)) add_header(L, r, "Accept", "application/json");
     if (!(seen & 2) && ctype) add_header(L, r, "Content-Type", ctype);
     add_header(L, r, "Expect", "");
-    set_method(L, r, r->method, &r->sent);   /* curl copies the body */
-    if (calm_log_level() < CALM_LOG_TRACE) calm_buf_free(&r->sent);   /* wiped: it may hold a secret */
+    set_method(L, r, r->method, &r->sent);
     set_tls(L, r);
 
     curl_easy_setopt(e, CURLOPT_URL, url);

@@ -48,11 +48,23 @@ double calm_sched_remaining(lua_State *L)
 
 CURLM *calm_sched_multi(lua_State *L) { return calm_sched_get(L)->multi; }
 
+static void make_ready(flow *f, int nargs);
+
+/* A transfer curl refuses to take (out of memory) fails at once instead of
+ * leaving its flow parked until the deadline. */
 static void start_transfer(sched *s, flow *f)
 {
+    CURLMcode mc = curl_multi_add_handle(s->multi, f->transfer->easy);
+    if (mc != CURLM_OK) {
+        calm_transfer *t = f->transfer;
+        f->transfer = NULL;
+        t->abandon(t);
+        calm_loop_push_fail(f->co, curl_multi_strerror(mc), "OUT_OF_MEMORY");
+        make_ready(f, 3);
+        return;
+    }
     f->state = FLOW_HTTP;
     s->in_flight++;
-    curl_multi_add_handle(s->multi, f->transfer->easy);
 }
 
 int calm_sched_park(lua_State *L, calm_transfer *t)
@@ -183,32 +195,51 @@ void calm_loop_fail(lua_State *L, sched *s, flow *f, const char *msg)
 static void resume(lua_State *L, sched *s, flow *f)
 {
     int nres = 0, status;
+    double now = calm_now();
     f->state = FLOW_RUNNING;
-    f->resumed_at = calm_now();
+    /* After a bare yield the deadline grace keeps running: a loop of
+     * coroutine.yield() past the deadline must not renew it forever. */
+    if (!f->bare_yield || now < f->deadline) f->resumed_at = now;
+    f->bare_yield = 0;
+    s->current = f;
     status = lua_resume(f->co, L, f->nargs, &nres);
+    s->current = NULL;
     f->nargs = 0;
     if (status == LUA_YIELD) {
         if (f->state == FLOW_RUNNING) {   /* a bare coroutine.yield: let others run */
             lua_pop(f->co, nres);
+            f->bare_yield = 1;
             make_ready(f, 0);
         }
     } else if (status == LUA_OK) {
         int i;
-        lua_createtable(L, nres, 1);
-        lua_xmove(f->co, L, nres);
+        /* Pack the results on the flow's own stack (which holds them
+         * already), then move the one table: the main thread's stack has
+         * room for a few values only. */
+        if (!lua_checkstack(f->co, 2)) {
+            lua_settop(f->co, 0);
+            calm_loop_fail(L, s, f, "too many results");
+            return;
+        }
+        lua_createtable(f->co, nres, 1);
+        lua_insert(f->co, -(nres + 1));
         /* stack: results table, v1..vn; pop vn first */
-        for (i = nres; i >= 1; i--) lua_rawseti(L, -(i + 1), i);
-        lua_pushinteger(L, nres);
-        lua_setfield(L, -2, "n");
+        for (i = nres; i >= 1; i--) lua_rawseti(f->co, -(i + 1), i);
+        lua_pushinteger(f->co, nres);
+        lua_setfield(f->co, -2, "n");
+        lua_xmove(f->co, L, 1);
         f->results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         f->state = FLOW_DONE;
         finish(L, s, f);
     } else {
+        /* No metamethod runs here: a __tostring that raises must not take
+         * the scheduler down with it. */
+        int top = lua_gettop(L);
         const char *msg = lua_tostring(f->co, -1);
-        if (!msg) msg = luaL_tolstring(f->co, -1, NULL);
+        if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(f->co, -1));
         luaL_traceback(L, f->co, msg, 0);
         calm_loop_fail(L, s, f, lua_tostring(L, -1));
-        lua_pop(L, 1);
+        lua_settop(L, top);
     }
 }
 
@@ -253,11 +284,11 @@ static double timers(sched *s, double now)
     return next;
 }
 
-static int any_ready(sched *s)
+static int any_in_state(sched *s, enum flow_state st)
 {
     flow *f;
     for (f = s->live; f; f = f->next)
-        if (f->state == FLOW_READY) return 1;
+        if (f->state == st) return 1;
     return 0;
 }
 
@@ -287,8 +318,10 @@ void calm_loop_run_until(lua_State *L, sched *s, flow *until)
         collect(s);
         now = calm_now();
         due = timers(s, now);
-        if (any_ready(s)) continue;
-        if (s->in_flight == 0 && due == HUGE_VAL) {
+        if (any_in_state(s, FLOW_READY)) continue;
+        /* Nothing in flight, queued or sleeping: only deadlines could wake
+         * the flows left, and a wait cycle should not idle until then. */
+        if (s->in_flight == 0 && !s->queue_head && !any_in_state(s, FLOW_SLEEP)) {
             /* Nothing can ever wake the flows that are left: a wait cycle. */
             for (f = s->live; f; f = f->next)
                 if (f->state == FLOW_WAIT) {

@@ -126,6 +126,8 @@ static int task_all(lua_State *L)
             calm_loop_spawn(L, s, 0, NULL, 0);   /* consumes the function, pushes the flow */
         } else if (!luaL_testudata(L, -1, FLOW_MT)) {
             luaL_error(L, "task.all: entry %d must be a function or a flow", (int)i);
+        } else if (lua_touserdata(L, -1) == (void *)flow_of(L)) {
+            luaL_error(L, "task.all: entry %d is the calling flow, which cannot wait for itself", (int)i);
         }
         lua_rawseti(L, 2, i);
     }
@@ -186,7 +188,10 @@ static int task_cancel(lua_State *L)
     flow *f = check_flow_arg(L, 1);
     sched *s = calm_sched_get(L);
     if (f->state == FLOW_DONE || f->state == FLOW_FAILED) return 0;
-    if (f->co == L) return luaL_error(L, "cancelled");
+    /* The running flow (also when asked from a plain coroutine inside it):
+     * its thread is on the C stack, so it cannot be reset here; it ends by
+     * raising instead. */
+    if (f->co == L || f->state == FLOW_RUNNING) return luaL_error(L, "cancelled");
     calm_loop_detach(s, f);
     f->reported = 1;   /* whoever cancels it knows */
     calm_loop_fail(L, s, f, "cancelled");
@@ -230,6 +235,9 @@ static int flow_gc(lua_State *L)
     if (f->error && !f->reported) calm_log(CALM_LOG_ERROR, "%s failed: %s", f->name, f->error);
     free(f->error);
     f->error = NULL;
+    /* what it returned may be large (a response body, a token) */
+    luaL_unref(L, LUA_REGISTRYINDEX, f->results_ref);
+    f->results_ref = LUA_NOREF;
     return 0;
 }
 
@@ -258,14 +266,17 @@ int calm_sched_push_deadline(lua_State *L)
 static void deadline_hook(lua_State *L, lua_Debug *ar)
 {
     flow *f = flow_of(L);
+    sched *s;
     double now, since;
     (void)ar;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &calm_sched_key);
+    s = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!f && s) f = s->current;   /* a plain coroutine running inside a flow */
     if (!f || f->deadline > (now = calm_now())) return;
     since = f->resumed_at > f->deadline ? f->resumed_at : f->deadline;
     if (now - since < DEADLINE_GRACE) return;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &calm_sched_key);
-    ((sched *)lua_touserdata(L, -1))->deadline_fired = 1;
-    lua_pop(L, 1);
+    s->deadline_fired = 1;
     lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
     luaL_error(L, "deadline passed (--timeout): script stopped");
 }
@@ -285,7 +296,16 @@ int calm_sched_run_root(lua_State *L, int nargs, double timeout, int *deadline_h
     if (timeout > 0) root->deadline = calm_now() + timeout;
     /* stack: root handle */
     calm_loop_run_until(L, s, root);
-    *deadline_hit = s->deadline_fired;
+    /* Flows still running when the main flow ends are cancelled here, so
+     * their <close> variables run and nothing goes on behind the result. */
+    while (s->live) {
+        flow *f = s->live;
+        calm_loop_detach(s, f);
+        f->reported = 1;
+        calm_loop_fail(L, s, f, "cancelled: the main flow finished");
+    }
+    /* the hook stopped a flow, and it was the run's own deadline */
+    *deadline_hit = s->deadline_fired && root->deadline <= calm_now();
     if (root->state == FLOW_FAILED) {
         root->reported = 1;
         lua_pushstring(L, root->error ? root->error : "failed");

@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 
-from itest import Suite, run
+from itest import CALMBIND, Suite, run
 
 S = Suite("host")
 TMP = tempfile.mkdtemp(prefix="calmbind-host-")
@@ -369,6 +369,106 @@ print(r, code)
                        "--timeout", "1")
     S.check("a pcall loop cannot swallow the deadline", rc == 5 and time.time() - t0 < 3,
             f"{rc} after {time.time() - t0:.1f}s")
+
+    # --- found by review: scheduler edge cases ------------------------------------------
+    rc, out, err = lua(pre + """
+local f = task.spawn(function() return table.unpack({}, 1, 5000) end)
+print(select("#", task.wait(f)))
+return table.unpack({}, 1, 300)
+""")
+    S.eq("a flow (and the main flow) may return thousands of values", (rc, out.strip()), (0, "5000"))
+    rc, out, err = lua(pre + """
+local me = task.current()
+local ok, e = pcall(coroutine.wrap(function() task.cancel(me) end))
+print(ok, e)
+""")
+    S.check("cancelling the running flow from a plain coroutine inside it raises, no crash",
+            rc == 0 and out.startswith("false") and "cancelled" in out, (rc, out, err[-300:]))
+    rc, out, err = lua(pre + """
+local fns = {}
+for i = 1, 100 do fns[i] = function() return string.rep("x", 100000) .. i end end
+local r = task.all(fns); r = nil
+collectgarbage(); collectgarbage()
+print(collectgarbage("count") < 4096)
+""")
+    S.eq("what finished flows returned is freed once nobody holds it", out.strip(), "true")
+    rc, out, err = lua(pre + """
+local a = task.spawn(function() return task.sleep(0.2) end)
+task.sleep(0.01)
+print(pcall(coroutine.resume, coroutine.running()))
+local ok, e = pcall(coroutine.close, select(1, coroutine.running()))
+print(ok, e)
+print(task.wait(a))
+""")
+    S.check("coroutine.resume/close refuse a flow's thread", "that coroutine is a flow" in out
+            and out.strip().endswith("true"), (out, err[-300:]))
+    rc, out, err = lua(pre + """
+local bad = task.spawn(function()
+  error(setmetatable({}, {__tostring = function() error("tostring exploded") end}))
+end)
+print(task.wait(bad))
+print("still running")
+""")
+    S.check("an error object whose __tostring raises does not stop the run",
+            rc == 0 and "error object is a table value" in out and "still running" in out, (out, err[-300:]))
+    t0 = time.time()
+    rc, out, err = lua("while true do coroutine.yield() end\n", "--timeout", "1")
+    S.check("a loop of bare yields past the deadline is stopped: exit 5",
+            rc == 5 and time.time() - t0 < 3, f"{rc} after {time.time() - t0:.1f}s")
+    t0 = time.time()
+    rc, out, err = lua("coroutine.wrap(function() while true do end end)()\n", "--timeout", "1")
+    S.check("a busy loop inside a plain coroutine is stopped: exit 5",
+            rc == 5 and time.time() - t0 < 3, f"{rc} after {time.time() - t0:.1f}s")
+    rc, out, err = lua(pre + """
+local busy = task.spawn(function() while true do end end)
+print(task.wait(busy))
+return 0
+""", "--timeout", "1")
+    S.eq("a busy flow stopped at the run's deadline makes the exit 5 even if main returns 0", rc, 5)
+    rc, out, err = lua(pre + """
+task.spawn(function()
+  local guard <close> = setmetatable({}, {__close = function() io.write("closed\\n") end})
+  task.sleep(30)
+end)
+task.sleep(0.05)
+""")
+    S.check("flows left when the main flow ends are cancelled, their <close> runs",
+            rc == 0 and "closed" in out, (rc, out, err[-200:]))
+    t0 = time.time()
+    rc, out, err = lua(pre + """
+local a, b
+a = task.spawn(function() task.sleep(0); return select(3, task.wait(b)) end)
+b = task.spawn(function() task.sleep(0); return task.wait(a) end)
+print(task.wait(a))
+""", "--timeout", "60")
+    S.check("a wait cycle is reported as DEADLOCK at once, not at the deadline",
+            "DEADLOCK" in out and time.time() - t0 < 5, (out, err[-300:], time.time() - t0))
+    rc, out, err = lua(pre + """
+print(pcall(task.all, {task.current()}))
+for _, o in ipairs({ {timeout = 0}, {timeout = -1}, {max_body = 0}, {connect_timeout = 0/0} }) do
+  o.url = U .. "/echo"
+  print(pcall(http.request, o))
+end
+print(pcall(http.request, {url = U .. "/echo", method = "GET\\r\\nX-Injected: 1"}))
+""")
+    S.check("task.all refuses to wait for the calling flow", "cannot wait for itself" in out, out)
+    S.eq("timeouts and max_body must be positive numbers", out.count("must be a positive number"), 4)
+    S.check("a method with a line break is refused", "'method' must be a word of letters" in out, out)
+
+    big = os.path.join(TMP, "big-secret.json")
+    proc = subprocess.Popen([CALMBIND, script("bigwrite.lua",
+        "local fs = require 'calm.fs'\nassert(fs.write_private(%r, string.rep('s', 300 << 20)))\n" % big)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()   # send SIGTERM the moment the temp file exists, i.e. mid-write
+    while time.time() - t0 < 20 and not any(n.startswith(".big-secret.json.") for n in os.listdir(TMP)):
+        time.sleep(0.001)
+    proc.terminate()
+    proc.wait()
+    leftovers = [n for n in os.listdir(TMP) if n.startswith(".big-secret.json.")]
+    S.check("SIGTERM during write_private: the write completes, then the signal; no partial temp file",
+            not leftovers and proc.returncode == -15 and os.path.getsize(big) == 300 << 20,
+            (leftovers, proc.returncode))
+    os.remove(big)
 
     rc, out, err = lua("os.execute('true')\n")
     S.check("os.execute fails with a clear sandbox message",
