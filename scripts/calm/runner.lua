@@ -55,8 +55,9 @@ function M.spec(command)
   return spec
 end
 
--- Checks every option before any request is sent.
-function M.validate(opts)
+-- Checks every option before any request is sent. mode "get" also checks
+-- where the key goes (--out's directory, a terminal without --show-secrets).
+function M.validate(opts, mode)
   if opts.provisioned ~= "auto" then
     local ok, msg, code = paths.check_date(opts.provisioned)
     if not ok then return nil, msg, code end
@@ -88,6 +89,28 @@ function M.validate(opts)
   end
   if opts.subaccount and not opts.subaccount:match("^[%w%-]+$") then
     return nil, "--subaccount must be a GUID", "USAGE"
+  end
+  if mode == "get" then
+    -- where the key goes is checked now, not after the instance and binding exist
+    local fs = require "calm.fs"
+    local out = opts.out
+    if out and out ~= "-" then
+      local dir = out:match("^(.*)/[^/]*$")
+      if dir == "" then dir = "/" end
+      dir = dir or "."
+      if out:match("/$") or fs.exists(out .. "/.") then
+        return nil, "--out " .. out .. " is a directory; name the file to write the key to", "USAGE"
+      end
+      if not fs.exists(dir) then
+        return nil, "--out " .. out .. ": the directory " .. dir .. " does not exist", "USAGE"
+      end
+      if not fs.exists(dir .. "/.") then
+        return nil, "--out " .. out .. ": " .. dir .. " is not a directory", "USAGE"
+      end
+    elseif not opts["show-secrets"] and fs.isatty("stdout") then
+      return nil, "refusing to print the key's secret to a terminal: use --out FILE, "
+        .. "pipe the output, or add --show-secrets", "USAGE"
+    end
   end
   return true
 end
@@ -356,6 +379,18 @@ local function execute_sm(ctx)
 
   local inst = s.instance
   local entity
+  if s.wait_for then
+    -- a create (or update) an earlier run left running: wait for it, then go on
+    log.info("instance '%s' has an operation running; waiting for it", s.wait_for.name)
+    local e, msg, code = c:wait_idle("service_instances", s.wait_for.id,
+      "waiting for the running operation of instance '" .. s.wait_for.name .. "'")
+    if not e then return nil, msg, code end
+    if e.ready == false then
+      return nil, string.format("instance '%s' (%s): its create failed while calmbind waited; rerun to clean it up",
+        s.wait_for.name, s.wait_for.id), "API"
+    end
+    inv.by_id[s.wait_for.id].raw = e
+  end
   if inst.op == "adopt" then
     entity = inv.by_id[inst.id].raw
     action(ctx, { action = "adopt", resource = "instance", id = inst.id, name = inst.name })
@@ -385,8 +420,14 @@ local function execute_sm(ctx)
   local binding
   if b.op == "adopt" then
     local raw
-    for _, x in ipairs(inv.by_id[inst.id] and inv.by_id[inst.id].bindings or {}) do
-      if x.id == b.id then raw = x.raw end
+    if b.wait then
+      log.info("binding '%s' is still being created; waiting for it", b.name)
+      local ok, msg, code = c:wait_idle("service_bindings", b.id, "waiting for binding '" .. b.name .. "'")
+      if not ok then return nil, msg, code end
+    else
+      for _, x in ipairs(inv.by_id[inst.id] and inv.by_id[inst.id].bindings or {}) do
+        if x.id == b.id then raw = x.raw end
+      end
     end
     if not raw or type(raw.credentials) ~= "table" then
       local got, msg, code = c:get("service_bindings", b.id)
@@ -401,8 +442,12 @@ local function execute_sm(ctx)
       if not ok then return nil, msg, code end
     end
     log.info("creating binding '%s'", b.name)
+    -- a binding made once the instance had the authorities carries the
+    -- Deployment scopes; the label lets a rerun tell it from older keys
+    local labels = { [paths.CREATED_BY] = { paths.TOOL } }
+    if b.with_authorities then labels[paths.AUTH_LABEL] = { paths.AUTH_VALUE } end
     local e, msg, code = c:create_binding { name = b.name, service_instance_id = entity.id,
-      parameters = b.parameters, labels = { [paths.CREATED_BY] = { paths.TOOL } } }
+      parameters = b.parameters, labels = labels }
     if not e then return nil, msg, code end
     binding = e
     if type(binding.credentials) ~= "table" then
@@ -419,7 +464,46 @@ local function execute_sm(ctx)
   return binding.credentials
 end
 
+-- A CF resource's metadata label (real CF keeps them; the fake shows none).
+local function cf_has_label(it, k, v)
+  local md = type(it.metadata) == "table" and it.metadata or {}
+  local l = type(md.labels) == "table" and md.labels or {}
+  return l[k] == v
+end
+
+-- The xsappname an update of an existing CF instance must keep: the part of
+-- a service key's uaa.xsappname before "!b"; the instance GUID only when it
+-- has no key at all (then it was created without parameters or never
+-- bound). Returns xsappname, where | nil, msg, code.
+local function cf_xsappname(c, inst)
+  local log = require "calm.log"
+  local keys, msg, code = c:keys(inst.guid)
+  if not keys then return nil, msg, code end
+  if #keys == 0 then return inst.guid, "its GUID: it has no service key" end
+  table.sort(keys, function(a, b) return tostring(a.created_at) < tostring(b.created_at) end)
+  for _, k in ipairs(keys) do
+    local creds, dmsg, dcode = c:key_details(k.guid)
+    if not creds and (dcode == "DEADLINE" or dcode == "AUTH") then return nil, dmsg, dcode end
+    local uaa = type(creds) == "table" and type(creds.uaa) == "table" and creds.uaa or nil
+    if uaa then
+      if type(uaa.clientsecret) == "string" and uaa.clientsecret ~= "" then log.secret(uaa.clientsecret) end
+      local x = uaa.xsappname
+      if type(x) == "string" and x ~= "" then
+        return x:match("^(.-)!b") or x, "from service key '" .. tostring(k.name) .. "'"
+      end
+    end
+  end
+  return nil, string.format("cannot tell the xsappname of instance '%s' (%s): none of its %d service keys "
+    .. "shows uaa.xsappname, and an update must keep it; add the imp-cdm-feature-* authorities in the BTP "
+    .. "cockpit or name a new instance with --instance-name N", tostring(inst.name), tostring(inst.guid), #keys), "MANUAL"
+end
+
 -- The Cloud Foundry variant: find or create instance and key in a space.
+-- Deployment on the mid-2023 and before-2023-06-12 paths needs the
+-- imp-cdm-feature-* authorities: an instance this run does not create gets
+-- them by a PATCH (keeping its xsappname), and then a NEW key, by default
+-- <instance>-deployment-key; a rerun adopts that key by its name (the fake
+-- CF keeps no labels; real CF also gets the label calmbind_authorities).
 -- Returns credentials | nil, msg, code.
 local function run_cf(ctx, mode, say)
   local cf = require "calm.cf"
@@ -441,59 +525,113 @@ local function run_cf(ctx, mode, say)
       .. "entitled for it.\n  " .. paths.ENTITLEMENT_STEPS, "MANUAL"
   end
   local deployment = opts.scenario ~= "monitoring"
+  local need_auth = deployment and ctx.decision and ctx.decision.path ~= paths.AFTER
   local name = opts["instance-name"] or paths.default_instance_name(opts.scenario)
   local all
   all, msg, code = c:instances(space, plan.guid)
   if not all then return nil, msg, code end
   local inst
   for _, i in ipairs(all) do if i.name == name then inst = i end end
-  if not inst and not opts["instance-name"] then
-    table.sort(all, function(a, b) return tostring(a.created_at) < tostring(b.created_at) end)
-    inst = all[1]
-  end
   local steps = { runtime = "cf", space = space, plan = plan.guid }
   ctx.report.steps = steps
-  if inst then
-    steps.instance = { op = "adopt", id = inst.guid, name = inst.name, why = "instance exists in the space" }
-  else
-    steps.instance = { op = "create", name = name, why = "no SAPCloudALMAPIs instance in the space",
-      parameters = paths.instance_parameters(name, { authorities = deployment, runtime = "cf" }) }
+  if not inst and not opts["instance-name"] and #all > 1 then
+    local names = {}
+    for _, i in ipairs(all) do names[#names + 1] = "'" .. tostring(i.name) .. "'" end
+    table.sort(names)
+    steps.usage = string.format("the space holds %d SAPCloudALMAPIs instances (%s): name the one to use "
+      .. "with --instance-name N", #all, table.concat(names, ", "))
+  elseif not inst and not opts["instance-name"] then
+    inst = all[1]
   end
-  local kname = opts["binding-name"] or paths.default_binding_name(inst and inst.name or name)
+  local det = function(n) -- the key name that says "made after the authorities were added"
+    return need_auth and (n .. "-deployment-key") or paths.default_binding_name(n)
+  end
+  local kname = opts["binding-name"] or det(inst and inst.name or name)
   local k
   if inst then
     k, msg, code = c:find_key(inst.guid, kname)
     if k == nil then return nil, msg, code end
   end
-  if k then
+  if steps.usage then
+    -- stop before any change
+  elseif not inst then
+    steps.instance = { op = "create", name = name, why = "no SAPCloudALMAPIs instance "
+        .. (opts["instance-name"] and ("named '" .. name .. "' ") or "") .. "in the space"
+        .. (deployment and "; with the two imp-cdm-feature-* authorities (xsappname = the instance name)" or ""),
+      parameters = paths.instance_parameters(name, { authorities = deployment, runtime = "cf" }) }
+  elseif not need_auth then
+    steps.instance = { op = "adopt", id = inst.guid, name = inst.name, why = "instance exists in the space" }
+  elseif cf_has_label(inst, paths.AUTH_LABEL, paths.AUTH_VALUE) then
+    steps.instance = { op = "adopt", id = inst.guid, name = inst.name,
+      why = "instance already carries the authorities (label " .. paths.AUTH_LABEL .. ")" }
+  elseif k and kname == det(inst.name) then
+    steps.instance = { op = "adopt", id = inst.guid, name = inst.name, why = "service key '" .. kname
+      .. "' exists: an earlier run added the authorities and created it" }
+  elseif k then
+    steps.usage = string.format("--binding-name '%s': that service key already exists on instance '%s' and "
+      .. "nothing shows it was made after the imp-cdm-feature-* authorities were added, so its key may lack "
+      .. "the Deployment scopes; name a new key (or leave out --binding-name)", kname, inst.name)
+  else
+    local xsapp, where, xcode = cf_xsappname(c, inst)
+    if not xsapp then return nil, where, xcode end
+    steps.instance = { op = "update", id = inst.guid, name = inst.name, xsappname = xsapp,
+      why = string.format("%s, scenario deployment: add the two imp-cdm-feature-* authorities to instance "
+        .. "'%s', keeping its xsappname %s (%s)", ctx.decision.path, inst.name, xsapp, where),
+      parameters = paths.instance_parameters(xsapp, { authorities = true, runtime = "cf" }) }
+  end
+  if steps.usage then
+    -- nothing more to decide
+  elseif k and steps.instance.op ~= "update" then
     steps.binding = { op = "adopt", id = k.guid, name = kname, why = "service key exists" }
   else
-    steps.binding = { op = "create", name = kname, why = "no service key named '" .. kname .. "'" }
+    steps.binding = { op = "create", name = kname, why = steps.instance.op == "update"
+      and "a new service key: only keys created after the update carry the authorities"
+      or ("no service key named '" .. kname .. "'") }
   end
   if mode == "plan" then
     say("runtime: Cloud Foundry " .. opts["cf-api"] .. ", space " .. space)
     local si = steps.instance
-    say(string.format("instance: %s '%s'%s: %s", si.op == "adopt" and "find" or "would create", si.name,
-      si.id and (" (" .. si.id .. ")") or "", si.why))
-    if si.parameters then say("  parameters: " .. json.encode(si.parameters)) end
+    if si then
+      local verb = ({ adopt = "find", create = "would create", update = "would update" })[si.op]
+      say(string.format("instance: %s '%s'%s: %s", verb, si.name, si.id and (" (" .. si.id .. ")") or "", si.why))
+      if si.parameters then say("  parameters: " .. json.encode(si.parameters)) end
+    end
     local sb = steps.binding
-    say(string.format("service key: %s '%s'%s: %s", sb.op == "adopt" and "find" or "would create", sb.name,
-      sb.id and (" (" .. sb.id .. ")") or "", sb.why))
+    if sb then
+      say(string.format("service key: %s '%s'%s: %s", sb.op == "adopt" and "find" or "would create", sb.name,
+        sb.id and (" (" .. sb.id .. ")") or "", sb.why))
+    end
+    if steps.usage then say("get would stop here (exit 2): " .. steps.usage) end
     return true
   end
-  if not inst then
+  if steps.usage then return nil, steps.usage, "USAGE" end
+  local si = steps.instance
+  if si.op == "create" then
     log.info("creating instance '%s' in Cloud Foundry space %s", name, space)
-    inst, msg, code = c:create_instance(space, plan.guid, name, steps.instance.parameters)
+    inst, msg, code = c:create_instance(space, plan.guid, name, si.parameters)
     if not inst then return nil, msg, code end
+  elseif si.op == "update" then
+    log.info("updating instance '%s' (%s) in Cloud Foundry: adding the imp-cdm-feature-* authorities",
+      inst.name, inst.guid)
+    local path = "/v3/service_instances/" .. inst.guid
+    local job, umsg, ucode = c:mutate("PATCH", path, { parameters = si.parameters },
+      "updating instance '" .. inst.name .. "' in Cloud Foundry")
+    if not job then return nil, umsg, ucode end
+    action(ctx, { action = "update", resource = "cf-instance", id = inst.guid, name = inst.name })
+    -- the label, once the authorities are in: where CF keeps labels, a rerun
+    -- (or --binding-name) knows without the key name
+    local lok, lmsg = c:mutate("PATCH", path, { metadata = { labels = { [paths.AUTH_LABEL] = paths.AUTH_VALUE } } },
+      "labelling instance '" .. inst.name .. "'")
+    if not lok then log.warn("%s", tostring(lmsg)) end
   else
     action(ctx, { action = "adopt", resource = "cf-instance", id = inst.guid, name = inst.name })
-    if deployment then
+    if deployment and not need_auth then
       log.info("note: instance '%s' was made in Cloud Foundry by hand; whether its keys carry the "
         .. "imp-cdm-feature-* scopes shows only in a token: add --verify", inst.name)
     end
   end
   ctx.result.instance_id, ctx.result.instance_name = inst.guid, inst.name
-  if not k then
+  if steps.binding.op == "create" then
     log.info("creating service key '%s'", kname)
     k, msg, code = c:create_key(inst.guid, kname)
     if not k then return nil, msg, code end
@@ -600,7 +738,7 @@ end
 function M.run(opts, mode)
   local log = require "calm.log"
   local key = require "calm.key"
-  local ok, msg, code = M.validate(opts)
+  local ok, msg, code = M.validate(opts, mode)
   if not ok then return nil, msg, code end
   local ctx = { opts = opts, report = new_report(mode, opts), result = {} }
   local pok, creds, rmsg, rcode = pcall(run_inner, ctx, mode)
@@ -643,7 +781,8 @@ function M.run(opts, mode)
     end
   end
   local wrote, wmsg, wcode = key.export(k, { format = opts.format, out = opts.out,
-    show_secrets = opts["show-secrets"] })
+    show_secrets = opts["show-secrets"], name = ctx.result.binding_name,
+    binding_name = ctx.result.binding_name, instance_name = ctx.result.instance_name })
   if not wrote then finish(exit.status_for(wcode), wmsg, wcode); return nil, wmsg, wcode end
   if opts.out then log.info("key written to %s (mode 0600)", opts.out) end
   if key.rotation_hint and ctx.steps and ctx.steps.binding and ctx.steps.binding.op == "create" then

@@ -9,7 +9,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import itest  # noqa: E402
 from harness import FakeBTP  # noqa: E402
-from test_get_paths import run_get, no_secret_in  # noqa: E402
+from test_get_paths import (run_get, no_secret_in, AUTHORITIES, has_cdm_scopes,  # noqa: E402
+                            key_token_scopes)
 
 
 def cf_args(fake, *extra):
@@ -19,6 +20,82 @@ def cf_args(fake, *extra):
 
 def cf_env(fake):
     return {"CF_USERNAME": fake.cf_env["CF_USERNAME"], "CF_PASSWORD": fake.cf_env["CF_PASSWORD"]}
+
+
+def cf_deployment(s, fake):
+    """Deployment (the default) with --runtime cf on an instance made without the authorities
+    (before-2023-06-12 here): PATCH the authorities in, keeping the xsappname, then a NEW key
+    <instance>-deployment-key whose token carries both scopes; a rerun adopts it by name."""
+    inst = "cloudalm-api-service"
+    n0 = len(fake.mutations())
+    rc, out, err, rep = run_get(fake, *cf_args(fake), command="plan", env=cf_env(fake))
+    s.check("plan --runtime cf (deployment): would update the instance and create a new key",
+            rc == 0 and ("instance: would update '%s'" % inst) in out
+            and ("service key: would create '%s-deployment-key'" % inst) in out, out)
+    s.eq("plan --runtime cf (deployment): no mutating request", fake.mutations()[n0:], [])
+
+    rc, out1, err, rep = run_get(fake, *cf_args(fake, "--verify"), env=cf_env(fake))
+    s.eq("deployment --runtime cf --verify: exit 0", rc, 0)
+    muts = fake.mutations()[n0:]
+    got = [(m["method"], m["path"]) for m in muts]
+    s.check("deployment --runtime cf: PATCH the instance, then create one key",
+            len(got) >= 2 and got[0][0] == "PATCH" and got[0][1].startswith("/v3/service_instances/")
+            and got[-1] == ("POST", "/v3/service_credential_bindings")
+            and all(m == "PATCH" for m, _ in got[:-1]), got)
+    if got:
+        s.eq("deployment --runtime cf: exact PATCH parameters (xsappname kept, CF variant)",
+             muts[0]["body"].get("parameters"),
+             {"xs-security": {"xsappname": inst, "authorities": AUTHORITIES}})
+        s.eq("deployment --runtime cf: the new key's name", muts[-1]["body"].get("name"), inst + "-deployment-key")
+    if rc == 0:
+        key = json.loads(out1)
+        s.check("deployment --runtime cf: the key's token carries both imp-cdm-feature-* scopes",
+                has_cdm_scopes(key_token_scopes(key)))
+        s.eq("deployment --runtime cf: report names the new key",
+             (rep or {}).get("result", {}).get("binding_name"), inst + "-deployment-key")
+    n1 = len(fake.mutations())
+    rc, out2, err, rep = run_get(fake, *cf_args(fake, "--verify"), env=cf_env(fake))
+    s.check("deployment --runtime cf rerun: exit 0, same key, no mutation",
+            rc == 0 and out2 == out1 and fake.mutations()[n1:] == [], (rc, fake.mutations()[n1:], err[-400:]))
+    # a key made before the update is never adopted for Deployment
+    rc, out3, err, rep = run_get(fake, *cf_args(fake, "--binding-name", inst + "-key"), env=cf_env(fake))
+    s.check("deployment --runtime cf naming a pre-update key: exit 2, no mutation",
+            rc == 2 and fake.mutations()[n1:] == [] and "name a new key" in err, (rc, err[-400:]))
+
+
+def cf_instance_choice(s):
+    """--instance-name picks (or creates) exactly that instance; without it, several
+    SAPCloudALMAPIs instances in the space stop get with exit 2 before any change."""
+    with FakeBTP(preset="mid-2023") as fake:
+        # a monitoring-only instance made in CF (no authorities), then Deployment on it
+        rc, out, err, rep = run_get(fake, *cf_args(fake, "--instance-name", "calm-mon", "--scenario", "monitoring"),
+                                    env=cf_env(fake))
+        s.eq("mid-2023 cf: monitoring instance created, exit 0", rc, 0)
+        n0 = len(fake.mutations())
+        rc, out1, err, rep = run_get(fake, *cf_args(fake, "--instance-name", "calm-mon", "--verify"), env=cf_env(fake))
+        s.eq("mid-2023 cf: deployment on the named instance, verify exit 0", rc, 0)
+        muts = fake.mutations()[n0:]
+        patch = [m for m in muts if m["method"] == "PATCH" and "parameters" in (m["body"] or {})]
+        s.eq("mid-2023 cf: exact PATCH parameters", patch[0]["body"]["parameters"] if patch else None,
+             {"xs-security": {"xsappname": "calm-mon", "authorities": AUTHORITIES}})
+        s.eq("mid-2023 cf: new key", [m["body"].get("name") for m in muts if m["method"] == "POST"],
+             ["calm-mon-deployment-key"])
+        # a second instance, created with the authorities: its key needs no update
+        n1 = len(fake.mutations())
+        rc, out, err, rep = run_get(fake, *cf_args(fake, "--instance-name", "calm-dep", "--verify"), env=cf_env(fake))
+        s.eq("mid-2023 cf: --instance-name of a missing instance: created, verify exit 0", rc, 0)
+        muts = fake.mutations()[n1:]
+        s.eq("mid-2023 cf: create with the authorities, then the key",
+             [(m["method"], m["path"]) for m in muts],
+             [("POST", "/v3/service_instances"), ("POST", "/v3/service_credential_bindings")])
+        n2 = len(fake.mutations())
+        rc, out2, err, rep = run_get(fake, *cf_args(fake, "--instance-name", "calm-dep"), env=cf_env(fake))
+        s.check("mid-2023 cf: rerun on the created instance: same key, no mutation",
+                rc == 0 and out2 == out and fake.mutations()[n2:] == [], (rc, fake.mutations()[n2:]))
+        rc, out, err, rep = run_get(fake, *cf_args(fake), env=cf_env(fake))
+        s.check("mid-2023 cf: two instances, no --instance-name: exit 2 asking for it",
+                rc == 2 and "--instance-name" in err and "'calm-dep'" in err and "'calm-mon'" in err, (rc, err[-400:]))
+        s.eq("mid-2023 cf: two instances: no mutation", fake.mutations()[n2:], [])
 
 
 def main():
@@ -31,32 +108,35 @@ def main():
         s.eq("SM only: no mutating request", fake.mutations(), [])
         s.eq("SM only: nothing on stdout", out, "")
 
-        rc, out, err, rep = run_get(fake, *cf_args(fake), command="plan", env=cf_env(fake))
-        s.eq("plan --runtime cf: exit 0", rc, 0)
-        s.check("plan --runtime cf: finds the CF instance and key",
+        mon = ("--scenario", "monitoring")
+        rc, out, err, rep = run_get(fake, *cf_args(fake, *mon), command="plan", env=cf_env(fake))
+        s.eq("plan --runtime cf (monitoring): exit 0", rc, 0)
+        s.check("plan --runtime cf (monitoring): finds the CF instance and key",
                 "instance: find 'cloudalm-api-service'" in out and "service key: find" in out, out)
         s.eq("plan --runtime cf: no mutating request", fake.mutations(), [])
 
-        rc, out1, err, rep = run_get(fake, *cf_args(fake), env=cf_env(fake))
-        s.eq("get --runtime cf: exit 0", rc, 0)
+        rc, out1, err, rep = run_get(fake, *cf_args(fake, *mon), env=cf_env(fake))
+        s.eq("get --runtime cf (monitoring): exit 0", rc, 0)
         if rc == 0:
             key = json.loads(out1)
             s.eq("get --runtime cf: an instance-secret key", key["uaa"].get("credential-type"), "instance-secret")
-        s.eq("get --runtime cf: adopts, creates nothing", fake.mutations(), [])
+        s.eq("get --runtime cf (monitoring): adopts, creates nothing", fake.mutations(), [])
         s.check("get --runtime cf: no password or secret on stderr or in the report",
                 no_secret_in(err + json.dumps(rep), fake) and fake.cf_env["CF_PASSWORD"] not in err + json.dumps(rep))
-        rc, out2, err, rep = run_get(fake, *cf_args(fake), env=cf_env(fake))
+        rc, out2, err, rep = run_get(fake, *cf_args(fake, *mon), env=cf_env(fake))
         s.check("get --runtime cf twice: same key", rc == 0 and out2 == out1, err[-400:])
 
         # a new key by name: created through CF (job polled), then adopted on the rerun
-        rc, out3, err, rep = run_get(fake, *cf_args(fake, "--binding-name", "calmbind-cf-key"), env=cf_env(fake))
+        rc, out3, err, rep = run_get(fake, *cf_args(fake, "--binding-name", "calmbind-cf-key", *mon), env=cf_env(fake))
         s.eq("get --runtime cf --binding-name: exit 0", rc, 0)
         muts = [(m["method"], m["path"]) for m in fake.mutations()]
         s.eq("get --runtime cf --binding-name: one key created through CF",
              muts, [("POST", "/v3/service_credential_bindings")])
-        rc, out4, err, rep = run_get(fake, *cf_args(fake, "--binding-name", "calmbind-cf-key"), env=cf_env(fake))
+        rc, out4, err, rep = run_get(fake, *cf_args(fake, "--binding-name", "calmbind-cf-key", *mon), env=cf_env(fake))
         s.check("rerun: same key, no second create", rc == 0 and out4 == out3 and len(fake.mutations()) == 1,
                 fake.mutations())
+
+        cf_deployment(s, fake)
 
         rc, out, err, rep = run_get(fake, "--runtime", "cf", "--cf-api", fake.cf_env["CF_API"], env=cf_env(fake))
         s.eq("--runtime cf without --cf-space: usage error", rc, 2)
@@ -79,6 +159,7 @@ def main():
             if rc == 0:
                 s.eq("empty space: instance-secret key", json.loads(out)["uaa"].get("credential-type"),
                      "instance-secret")
+    cf_instance_choice(s)
     s.done()
 
 
