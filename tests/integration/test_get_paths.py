@@ -232,31 +232,7 @@ def foreign_binding_name(s):
 
 def run_get_tty(fake, *extra):
     """calmbind get with stdout on a pseudo terminal; returns (rc, terminal output, stderr)."""
-    import pty
-    import select
-    import subprocess
-    master, slave = pty.openpty()
-    env = dict(os.environ)
-    env.update(ENV)
-    proc = subprocess.Popen([itest.CALMBIND, "get", "--sm-key", fake.sm_key_path] + list(extra),
-                            stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
-    os.close(slave)
-    chunks = []
-    while True:
-        r, _, _ = select.select([master], [], [], 60)
-        if not r:
-            break
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    rc = proc.wait(timeout=60)
-    err = proc.stderr.read().decode(errors="replace")
-    os.close(master)
-    return rc, b"".join(chunks).decode(errors="replace"), err
+    return itest.run_tty(["get", "--sm-key", fake.sm_key_path] + list(extra), env=ENV)
 
 
 def refused_before_requests(s):

@@ -7,8 +7,6 @@ print a secret to a terminal."""
 import copy
 import json
 import os
-import pty
-import select
 import shutil
 import stat
 import subprocess
@@ -16,7 +14,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from itest import CALMBIND, Suite, run  # noqa: E402
+from itest import CALMBIND, Suite, run, run_tty  # noqa: E402
 
 S = Suite("integration/key_commands")
 
@@ -362,29 +360,6 @@ def test_export_refusals_and_out():
             f"rc={rc} err={err!r}")
     rc, out, err = export(write(secret_key()), "json", ["--out", os.path.join(TMP, "no", "such", "dir", "k.json")])
     S.eq("export --out into a missing directory: exit 2", rc, 2)
-
-
-def run_tty(args):
-    """Runs calmbind with stdout on a pseudo terminal; returns (rc, tty output, stderr)."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([CALMBIND] + args, stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    os.close(slave)
-    chunks = []
-    while True:
-        r, _, _ = select.select([master], [], [], 30)
-        if not r:
-            break
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    rc = proc.wait(timeout=30)
-    err = proc.stderr.read().decode(errors="replace")
-    os.close(master)
-    return rc, b"".join(chunks).decode(errors="replace"), err
 
 
 def test_terminal():
