@@ -281,39 +281,45 @@ end
 
 -- Creates a managed instance; a 422 "name is taken" or an unanswered POST
 -- is settled by looking the name up. Returns instance, created | nil,msg,code.
-function C:create_instance(space, plan_guid, name, parameters)
-  local what = "creating instance '" .. name .. "' in Cloud Foundry"
-  local body = {
-    type = "managed", name = name, parameters = parameters,
-    relationships = { space = { data = { guid = space } }, service_plan = { data = { guid = plan_guid } } },
-  }
-  local job, msg, code, resp = self:mutate("POST", "/v3/service_instances", body, what)
+-- POST a resource whose answer is a job; on a conflict (422/409) or no
+-- answer, look it up by name first (the first attempt may have landed).
+-- kind: the /v3 collection ("service_instances"); find(): item | false |
+-- nil, msg, code. Returns the resource, created(bool) | nil, msg, code.
+function C:_create(kind, body, what, resource, find)
+  local job, msg, code, resp = self:mutate("POST", "/v3/" .. kind, body, what)
   if not job then
     local taken = resp and (resp.status == 422 or resp.status == 409)
     local unanswered = resp == nil and code ~= "DEADLINE" and code ~= "AUTH"
     if taken or unanswered then
-      local it, fmsg, fcode = self:find_instance(space, name)
+      local it, fmsg, fcode = find()
       if it then
-        self:_note { action = "adopt-after-conflict", resource = "cf-instance", id = it.guid, name = name }
+        self:_note { action = "adopt-after-conflict", resource = resource, id = it.guid, name = body.name }
         return it, false
       end
       if it == nil then return nil, fmsg, fcode end
     end
     return nil, msg, code
   end
-  local href = job.links and job.links.service_instances and job.links.service_instances.href
-  local guid = guid_from_href(href)
-  local inst
-  if guid then
-    inst = self:get_json("/v3/service_instances/" .. guid, "reading the new instance")
-  end
-  if not inst then
-    local it, fmsg, fcode = self:find_instance(space, name)
+  local link = job.links and job.links[kind]
+  local guid = guid_from_href(link and link.href)
+  local item
+  if guid then item = self:get_json("/v3/" .. kind .. "/" .. guid, "reading the new " .. resource:gsub("^cf%-", "")) end
+  if not item then
+    local it, fmsg, fcode = find()
     if not it then return nil, fmsg or (what .. ": created, but not found by name"), fcode or "API" end
-    inst = it
+    item = it
   end
-  self:_note { action = "create", resource = "cf-instance", id = inst.guid, name = name }
-  return inst, true
+  self:_note { action = "create", resource = resource, id = item.guid, name = body.name }
+  return item, true
+end
+
+function C:create_instance(space, plan_guid, name, parameters)
+  local body = {
+    type = "managed", name = name, parameters = parameters,
+    relationships = { space = { data = { guid = space } }, service_plan = { data = { guid = plan_guid } } },
+  }
+  return self:_create("service_instances", body, "creating instance '" .. name .. "' in Cloud Foundry",
+    "cf-instance", function() return self:find_instance(space, name) end)
 end
 
 -- ------------------------------------------------------------- keys --
@@ -334,34 +340,10 @@ function C:find_key(instance_guid, name)
 end
 
 function C:create_key(instance_guid, name, parameters)
-  local what = "creating service key '" .. name .. "'"
   local body = { type = "key", name = name, parameters = parameters,
     relationships = { service_instance = { data = { guid = instance_guid } } } }
-  local job, msg, code, resp = self:mutate("POST", "/v3/service_credential_bindings", body, what)
-  if not job then
-    local taken = resp and (resp.status == 422 or resp.status == 409)
-    local unanswered = resp == nil and code ~= "DEADLINE" and code ~= "AUTH"
-    if taken or unanswered then
-      local k, fmsg, fcode = self:find_key(instance_guid, name)
-      if k then
-        self:_note { action = "adopt-after-conflict", resource = "cf-key", id = k.guid, name = name }
-        return k, false
-      end
-      if k == nil then return nil, fmsg, fcode end
-    end
-    return nil, msg, code
-  end
-  local href = job.links and job.links.service_credential_bindings and job.links.service_credential_bindings.href
-  local guid = guid_from_href(href)
-  local key
-  if guid then key = self:get_json("/v3/service_credential_bindings/" .. guid, "reading the new key") end
-  if not key then
-    local k, fmsg, fcode = self:find_key(instance_guid, name)
-    if not k then return nil, fmsg or (what .. ": created, but not found by name"), fcode or "API" end
-    key = k
-  end
-  self:_note { action = "create", resource = "cf-key", id = key.guid, name = name }
-  return key, true
+  return self:_create("service_credential_bindings", body, "creating service key '" .. name .. "'",
+    "cf-key", function() return self:find_key(instance_guid, name) end)
 end
 
 -- credentials table | nil, msg, code

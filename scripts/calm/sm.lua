@@ -569,27 +569,24 @@ function C:create(kind, body, scope_key, what)
   return e, created
 end
 
+-- create() plus the run report's note of what happened.
+function C:_create_noted(kind, body, scope_key, what, resource)
+  local e, created, code = self:create(kind, body, scope_key, what)
+  if not e then return nil, created, code end
+  self:_note { action = created and "create" or "adopt-after-conflict", resource = resource,
+    id = e.id, name = body.name }
+  return e, created
+end
+
 -- Instance create body: {name, service_plan_id, parameters, labels}.
 function C:create_instance(body)
-  local e, c, code = self:create("service_instances", body, "service_plan_id",
-    "creating instance '" .. body.name .. "'")
-  if not e then return nil, c, code end
-  if e then
-    self:_note { action = c and "create" or "adopt-after-conflict", resource = "instance",
-      id = e.id, name = body.name }
-  end
-  return e, c
+  return self:_create_noted("service_instances", body, "service_plan_id",
+    "creating instance '" .. body.name .. "'", "instance")
 end
 
 function C:create_binding(body)
-  local e, c, code = self:create("service_bindings", body, "service_instance_id",
-    "creating binding '" .. body.name .. "'")
-  if not e then return nil, c, code end
-  if e then
-    self:_note { action = c and "create" or "adopt-after-conflict", resource = "binding",
-      id = e.id, name = body.name }
-  end
-  return e, c
+  return self:_create_noted("service_bindings", body, "service_instance_id",
+    "creating binding '" .. body.name .. "'", "binding")
 end
 
 -- PATCH an instance (parameters/labels). 422 -> wait for the running
