@@ -17,8 +17,8 @@ checks the common invariants:
 Cases that need a rerun (a crash, a create answered too late, a failed operation) rerun
 without faults and check the invariants again.
 
-`python3 test_fault_matrix.py --markdown` prints the table kept in README.md;
-the suite checks that the README copy is in sync.
+`python3 test_fault_matrix.py --markdown` prints the table kept in docs/reliability.md;
+the suite checks that the docs copy is in sync.
 
 Fast settings, all documented: CALMBIND_POLL_INTERVAL=0.05 (first operation-poll interval),
 short --timeout values, Retry-After values of 1-2 s. calm.rest's backoff is the product's."""
@@ -42,7 +42,7 @@ import itest  # noqa: E402
 from harness import FakeBTP  # noqa: E402
 import test_secrets as canary  # noqa: E402
 
-README = os.path.join(ROOT, "README.md")
+MATRIX_DOC = os.path.join(ROOT, "docs", "reliability.md")
 ENV = {"CALMBIND_POLL_INTERVAL": "0.05"}
 SLACK = 3.0          # seconds a run may overshoot --timeout (process start, last answer)
 SI, SB = r"^/v1/service_instances$", r"^/v1/service_bindings$"
@@ -56,8 +56,8 @@ class Case:
                  crash_after=None, rerun=None, checks=None, allow_pending=False, bug=None,
                  bug_exit=None, wait_before_rerun=0.0):
         self.id = cid
-        self.fault = fault            # README: what is injected
-        self.outcome = outcome        # README: what must happen
+        self.fault = fault            # docs: what is injected
+        self.outcome = outcome        # docs: what must happen
         self.preset = preset
         self.faults = list(faults)
         self.args = list(args)
@@ -523,11 +523,11 @@ def main():
     s.check("at least 30 cases, unique ids", len(ids) >= 30 and len(set(ids)) == len(ids),
             "%d cases, %d unique" % (len(ids), len(set(ids))))
     try:
-        with open(README) as f:
+        with open(MATRIX_DOC) as f:
             readme = f.read()
     except OSError:
         readme = ""
-    s.check("README.md carries the current matrix", markdown() in readme,
+    s.check("docs/reliability.md carries the current matrix", markdown() in readme,
             "regenerate with: python3 tests/integration/test_fault_matrix.py --markdown")
     work_root = tempfile.mkdtemp(prefix="calmbind-faults-")
     t0 = time.monotonic()
