@@ -52,6 +52,22 @@ int calm_url_decode(const char *in, size_t n, int form, calm_buf *out);
 /* Fills p with n bytes from getrandom(2). Returns 0 or -1. */
 int calm_random_bytes(unsigned char *p, size_t n);
 
+/* ---- ijson.c: the I-JSON (RFC 7493) check before any JSON is decoded -- */
+/* A fault: kind is one of "truncated", "syntax", "utf8", "surrogate",
+ * "noncharacter", "duplicate", "number", "depth"; at is its 1-based byte
+ * offset; what says what was wrong in one line and quotes nothing of the
+ * input but a duplicate member's name (printable ASCII, at most 40 bytes). */
+typedef struct calm_ijson_fault {
+    const char *kind;
+    size_t at;
+    char what[96];
+} calm_ijson_fault;
+/* Checks that s[0..n) is one JSON text (RFC 8259) that is also I-JSON:
+ * UTF-8 without surrogates or noncharacters, no duplicate member names, no
+ * number beyond a double's range; and nested at most max_depth deep.
+ * Returns 0, -1 with *f filled in, or -2 when memory runs out. */
+int calm_ijson_check(const char *s, size_t n, int max_depth, calm_ijson_fault *f);
+
 /* ---- httpdate.c: Retry-After and friends ------------------------------- */
 /* Parses a Retry-After value in any form seen from BTP: delta seconds
  * ("120"), an RFC 7231 HTTP-date (IMF-fixdate, RFC 850, asctime), or Service

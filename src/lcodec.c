@@ -298,6 +298,31 @@ static int codec_uuid(lua_State *L)
     return 1;
 }
 
+/* codec.ijson_check(text [, max_depth]) -> true | nil, what, kind, at:
+ * the I-JSON check of ijson.c (calm.json runs it before every decode).
+ * what names the fault without quoting the text; kind is one of ijson.c's
+ * kinds; at is the 1-based byte offset. max_depth defaults to 1000. */
+static int codec_ijson_check(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    lua_Integer depth = luaL_optinteger(L, 2, 1000);
+    calm_ijson_fault f;
+    int rc;
+    luaL_argcheck(L, depth >= 1 && depth <= 100000, 2, "max_depth must be 1..100000");
+    rc = calm_ijson_check(s, n, (int)depth, &f);
+    if (rc == -2) return oom(L, "ijson_check");
+    if (rc == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, f.what);
+    lua_pushstring(L, f.kind);
+    lua_pushinteger(L, (lua_Integer)f.at);
+    return 4;
+}
+
 static const luaL_Reg codec_funcs[] = {
     {"b64encode", codec_b64encode},
     {"b64url_encode", codec_b64url_encode},
@@ -308,6 +333,7 @@ static const luaL_Reg codec_funcs[] = {
     {"form_decode", codec_form_decode},
     {"random_hex", codec_random_hex},
     {"uuid", codec_uuid},
+    {"ijson_check", codec_ijson_check},
     {NULL, NULL}
 };
 

@@ -2,12 +2,14 @@
 --
 -- Over lua-cjson 2.1.0, on a private instance (cjson.new()) so the settings
 -- here never change what other code gets from require "cjson":
+--  * every text passes the I-JSON check of src/ijson.c first (see decode);
 --  * NaN, Infinity and hex numbers are refused (decode_invalid_numbers(false));
 --  * every JSON null is removed (cjson.null is a truthy userdata, so a null
 --    "clientsecret" would otherwise pass an `if key.clientsecret` check);
 --  * integral numbers come back as Lua integers (cjson gives floats);
 --  * messages name the source and the position, never the input text.
 local cjson = require "cjson"
+local codec = require "calm.codec"
 
 local M = {}
 
@@ -15,7 +17,9 @@ local M = {}
 local C = cjson.new()
 C.decode_invalid_numbers(false)
 C.encode_invalid_numbers(false)
-C.decode_max_depth(1000)
+-- ijson_check refuses deeper text first, with a message naming the limit
+local MAX_DEPTH = 1000
+C.decode_max_depth(MAX_DEPTH)
 C.encode_max_depth(1000)
 
 M.null = cjson.null
@@ -63,36 +67,42 @@ local function describe(what)
   return "JSON from " .. tostring(what)
 end
 
--- json.decode(text, what) -> value | nil, message, "BAD_JSON"
+-- json.decode(text, what) -> value | nil, message, "BAD_JSON", kind
+-- Every text first passes codec.ijson_check (src/ijson.c), the one I-JSON
+-- check (RFC 7493) in calmbind: UTF-8 only, no surrogates or noncharacters,
+-- no duplicate member names, no number beyond a double, at most MAX_DEPTH
+-- levels. lua-cjson sees only text that passed. `kind` says what was wrong:
+-- "empty", "bom", "truncated", "syntax", "null" (the text is just null), or
+-- an I-JSON rule: "utf8", "surrogate", "noncharacter", "duplicate",
+-- "number", "depth". A truncated or malformed answer may be a transfer
+-- problem; the I-JSON kinds are properties of the text (calm.rest does not
+-- retry them).
 function M.decode(text, what)
   if type(text) ~= "string" then
-    return nil, "no " .. describe(what) .. " (got " .. type(text) .. ")", "BAD_JSON"
+    return nil, "no " .. describe(what) .. " (got " .. type(text) .. ")", "BAD_JSON", "empty"
   end
   if not text:find("%S") then
-    return nil, "empty " .. describe(what), "BAD_JSON"
+    return nil, "empty " .. describe(what), "BAD_JSON", "empty"
   end
   if text:sub(1, 3) == "\239\187\191" then
-    return nil, "invalid " .. describe(what) .. ": starts with a byte order mark (save it as UTF-8 without BOM)", "BAD_JSON"
+    return nil, "invalid " .. describe(what) .. ": starts with a byte order mark (save it as UTF-8 without BOM)",
+      "BAD_JSON", "bom"
   end
-  local ok, value = pcall(C.decode, text)
+  local ok, why, kind, at = codec.ijson_check(text, MAX_DEPTH)
   if not ok then
-    local err = tostring(value)
-    local pos = err:match("at character (%d+)")
-    local reason = err:gsub("^.-: ", ""):gsub("%s*at character %d+", "")
-    local msg
-    local at = tonumber(pos)
-    if err:find("T_END", 1, true) or err:find("end of string", 1, true) or (at and at > #text) then
-      msg = "truncated " .. describe(what) .. " (ends at character " .. (pos or "?") .. ")"
-    else
-      -- cjson's reasons are fixed phrases ("Expected value but found invalid
-      -- token"); keep one only if it is plainly such a phrase.
-      if not reason:match("^[%w%s'_%(%)]+$") or #reason > 100 then reason = "syntax error" end
-      msg = "invalid " .. describe(what) .. (pos and (" at character " .. pos) or "") .. ": " .. reason
+    if kind == "truncated" then
+      return nil, "truncated " .. describe(what) .. " (ends at byte " .. at .. ")", "BAD_JSON", kind
     end
-    return nil, msg, "BAD_JSON"
+    return nil, "invalid " .. describe(what) .. ": " .. why .. " at byte " .. at, "BAD_JSON", kind
+  end
+  local dok, value = pcall(C.decode, text)
+  if not dok then
+    -- the check above accepts nothing lua-cjson refuses, short of memory;
+    -- cjson's own text is not shown (it may quote the input)
+    return nil, "invalid " .. describe(what) .. ": the decoder failed", "BAD_JSON", "syntax"
   end
   if value == NULL then
-    return nil, describe(what) .. " is null", "BAD_JSON"
+    return nil, describe(what) .. " is null", "BAD_JSON", "null"
   end
   return clean(value)
 end
@@ -116,11 +126,7 @@ function M.is_array(t)
 end
 
 local function random_token()
-  local ok, codec = pcall(require, "calm.codec")
-  if ok and type(codec) == "table" and codec.random_hex then
-    return "calmEmptyArray" .. codec.random_hex(12)
-  end
-  return string.format("calmEmptyArray%x%x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+  return "calmEmptyArray" .. codec.random_hex(12)
 end
 
 -- Copies value, replacing each empty marked array with the placeholder.

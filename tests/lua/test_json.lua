@@ -49,7 +49,7 @@ function T.never_echoes_input()
 end
 
 function T.error_position()
-  t.match(t.fails("BAD_JSON", json.decode, '{"a":1,}', "k.json"), "at character %d+")
+  t.match(t.fails("BAD_JSON", json.decode, '{"a":1,}', "k.json"), "expected a member name %(a string%) at byte 8$")
 end
 
 function T.bom_and_comments_refused()
@@ -59,6 +59,58 @@ end
 
 function T.deep_nesting_refused()
   t.fails("BAD_JSON", json.decode, string.rep("[", 2000) .. string.rep("]", 2000), "x")
+end
+
+-- I-JSON (RFC 7493), checked by codec.ijson_check before cjson decodes
+function T.ijson_rules_refused_with_the_reason()
+  local cases = {
+    { '{"clientsecret":"a","clientsecret":"b"}', "duplicate", "duplicate member 'clientsecret' at byte 21" },
+    { '{"a":1,"\\u0061":2}', "duplicate", "duplicate member 'a' at byte 8" },
+    { '{"s":"\255\254\192\175\237\160\128"}', "utf8", "invalid UTF-8 at byte 7" },
+    { '{"s":"\\ud800"}', "surrogate", "unpaired surrogate escape at byte 7" },
+    { '{"s":"\\uffff"}', "noncharacter", "noncharacter at byte 7" },
+    { '{"expires_in":1e400}', "number", "number out of range" },
+    { '[-1e400]', "number", "number out of range" },
+    { string.rep("[", 100000) .. string.rep("]", 100000), "depth", "nested deeper than 1000 levels at byte 1001" },
+  }
+  for _, c in ipairs(cases) do
+    local v, msg, code, kind = json.decode(c[1], "sm-key.json")
+    t.eq(v, nil, c[2])
+    t.eq(code, "BAD_JSON", c[2])
+    t.eq(kind, c[2], c[2])
+    t.find(msg, "invalid JSON from sm-key.json: ", c[2])
+    t.find(msg, c[3], c[2])
+  end
+end
+
+function T.kinds_of_ordinary_faults()
+  t.eq(select(4, json.decode('{"a":', "x")), "truncated")
+  t.eq(select(4, json.decode('{"a":NaN}', "x")), "syntax")
+  t.eq(select(4, json.decode("", "x")), "empty")
+  t.eq(select(4, json.decode("null", "x")), "null")
+end
+
+function T.ijson_accepts_what_btp_sends()
+  local v = assert(json.decode('{"a":{"x":1},"b":{"x":2},"s":"\\u00e9\195\169 \\ud83d\\ude00","n":1.7976931348623157e308,"z":1e-400}', "x"))
+  t.eq(v.s, "\195\169\195\169 \240\159\152\128")
+  t.eq(v.n, 1.7976931348623157e308)
+  t.eq(v.z, 0)
+  t.ok(json.decode(string.rep("[", 1000) .. string.rep("]", 1000), "x"), "1000 levels")
+end
+
+function T.ijson_messages_never_echo_values()
+  local secret = "S3CR3T-VALUE-0002"
+  for _, s in ipairs { '{"x":"' .. secret .. '\\255"}', '{"x":"' .. secret .. '","y":1e999}',
+                       '{"x":"' .. secret .. '","x":"' .. secret .. '"}' } do
+    local msg = select(2, json.decode(s, "k.json"))
+    t.ok(msg, s)
+    t.nofind(msg, secret, s)
+  end
+  -- a duplicate's name is shown (names are field names, not values), as
+  -- printable ASCII of at most 40 bytes
+  local long = string.rep("n", 60)
+  local msg = select(2, json.decode('{"' .. long .. '\\n":1,"' .. long .. '\\n":2}', "k.json"))
+  t.find(msg, "duplicate member '" .. string.rep("n", 40) .. "...'")
 end
 
 function T.global_cjson_untouched()

@@ -170,7 +170,7 @@ function T.broken_files_give_one_line()
     { "", "empty" },
     { "   \n", "empty" },
     { "{\"uaa\": {\"clientsecret\": \"" .. SECRET .. "\"", "truncated" },
-    { "{\"uaa\": {\"clientsecret\": \"" .. SECRET .. "\",}}", "character" },
+    { "{\"uaa\": {\"clientsecret\": \"" .. SECRET .. "\",}}", "at byte" },
     { "{'uaa': 1}", "invalid" },
     { "[1, 2]", "not an object" },
     { "\"just a string\"", "not an object" },
