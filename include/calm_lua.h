@@ -3,6 +3,7 @@
 #ifndef CALM_LUA_H
 #define CALM_LUA_H
 
+#include <stdio.h>
 #include <lua.h>
 #include <curl/curl.h>
 #include "calm.h"
@@ -65,9 +66,26 @@ int calm_host_setup(lua_State *L);
  * exit status. Never raises. */
 int calm_host_main(int argc, char **argv, const struct calm_host_opts *opts);
 
+/* ---- scripts.c: where scripts come from ---------------------------------- */
+/* The index-th override directory (CALMBIND_PATH entries, then
+ * $XDG_CONFIG_HOME/calmbind/scripts or ~/.config/calmbind/scripts) into out;
+ * returns 0 past the last one. */
+int calm_script_dir(int index, char *out, size_t size);
+/* Loads scripts/<rel> (e.g. "calm/key.lua") from the first override directory
+ * that has it, else from the built-in scripts; -v logs which file. Pushes the
+ * chunk and returns 0, or pushes a message and returns -1 (it does not load)
+ * or CALM_SCRIPT_MISSING (there is no such script). Files load as text only. */
+#define CALM_SCRIPT_MISSING (-2)
+int calm_load_script(lua_State *L, const char *rel);
+/* `calmbind scripts [--dump DIR [--force]]`; argv[0] is "scripts". */
+int calm_scripts_command(int argc, char **argv);
+/* For --help: the commands found in the override directories. */
+void calm_print_user_commands(FILE *out);
+
 /* Built-in scripts (generated into build/embedded.c from scripts/). */
 struct calm_embedded { const char *name; const char *source; size_t len; };
 extern const struct calm_embedded calm_embedded_scripts[];
 extern const size_t calm_embedded_count;
+const struct calm_embedded *calm_find_embedded(const char *rel);
 
 #endif

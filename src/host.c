@@ -2,11 +2,9 @@
  * built-in modules in package.preload, a module searcher that prefers the
  * admin's script directories over the embedded scripts, strict globals, a
  * memory cap, and one protected entry point that maps outcomes to exit codes. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -18,7 +16,6 @@
 int luaopen_cjson_safe(lua_State *L);   /* in Debian's liblua5.4-cjson, not in its header */
 
 #define MEMORY_LIMIT ((size_t)1 << 30)  /* a runaway string.rep fails cleanly */
-#define SCRIPT_MAX ((size_t)4 << 20)
 
 struct alloc_state { size_t used, limit; };
 
@@ -151,79 +148,17 @@ static void open_libs(lua_State *L, int unsafe)
     lua_pop(L, 1);
 }
 
-/* ---- module search: admin dirs first, then the embedded scripts ----------- */
-
-static const struct calm_embedded *find_embedded(const char *rel)
-{
-    size_t i;
-    for (i = 0; i < calm_embedded_count; i++)
-        if (strcmp(calm_embedded_scripts[i].name, rel) == 0) return &calm_embedded_scripts[i];
-    return NULL;
-}
-
-/* Pushes the script directories to search, in order, as a table. */
-static void push_script_dirs(lua_State *L)
-{
-    const char *path = getenv("CALMBIND_PATH"), *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-    int n = 0;
-    lua_newtable(L);
-    if (path && *path) {
-        const char *p = path;
-        while (*p) {
-            const char *colon = strchr(p, ':');
-            size_t len = colon ? (size_t)(colon - p) : strlen(p);
-            if (len) {
-                lua_pushlstring(L, p, len);
-                lua_rawseti(L, -2, ++n);
-            }
-            p += len + (colon ? 1 : 0);
-        }
-    }
-    if (xdg && *xdg) lua_pushfstring(L, "%s/calmbind/scripts", xdg);
-    else if (home && *home) lua_pushfstring(L, "%s/.config/calmbind/scripts", home);
-    else return;
-    lua_rawseti(L, -2, ++n);
-}
-
-/* Loads scripts/<rel> (e.g. "calm/key.lua"); pushes the chunk or returns -1
- * with a message pushed. Files are loaded as text only. */
-static int load_script(lua_State *L, const char *rel)
-{
-    const struct calm_embedded *e;
-    int i, n;
-    push_script_dirs(L);
-    n = (int)luaL_len(L, -1);
-    for (i = 1; i <= n; i++) {
-        struct stat st;
-        const char *path;
-        lua_rawgeti(L, -1, i);
-        path = lua_pushfstring(L, "%s/%s", lua_tostring(L, -1), rel);
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-            int rc = luaL_loadfilex(L, path, "t");
-            lua_replace(L, -4);
-            lua_pop(L, 2);
-            return rc == LUA_OK ? 0 : -1;
-        }
-        lua_pop(L, 2);
-    }
-    lua_pop(L, 1);
-    if ((e = find_embedded(rel)) != NULL) {
-        char name[256];
-        snprintf(name, sizeof name, "@scripts/%s", rel);
-        return luaL_loadbufferx(L, e->source, e->len, name, "t") == LUA_OK ? 0 : -1;
-    }
-    lua_pushfstring(L, "no script '%s' (built in or in CALMBIND_PATH)", rel);
-    return -1;
-}
+/* ---- module search: admin dirs first, then the embedded scripts (scripts.c) */
 
 /* package.searchers entry: "calm.key" -> scripts/calm/key.lua */
 static int search_scripts(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     const char *rel = luaL_gsub(L, name, ".", "/");
+    int rc;
     lua_pushfstring(L, "%s.lua", rel);
-    if (load_script(L, lua_tostring(L, -1)) != 0) {
-        if (strncmp(lua_tostring(L, -1), "no script", 9) == 0) {
+    if ((rc = calm_load_script(L, lua_tostring(L, -1))) != 0) {
+        if (rc == CALM_SCRIPT_MISSING) {
             lua_pushfstring(L, "no calmbind script '%s'", lua_tostring(L, -2));
             return 1;
         }
@@ -368,47 +303,6 @@ static int run_root(lua_State *L, const char *kind, int argc, char **argv, int f
     }
 }
 
-/* ---- calmbind scripts [--dump DIR] ---------------------------------------- */
-
-static int mkdirs_for(char *path)
-{
-    char *p;
-    for (p = path + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(path, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return 0;
-}
-
-static int scripts_command(int argc, char **argv)
-{
-    size_t i;
-    if (argc >= 3 && strcmp(argv[1], "--dump") == 0) {
-        for (i = 0; i < calm_embedded_count; i++) {
-            const struct calm_embedded *e = &calm_embedded_scripts[i];
-            char path[4096];
-            FILE *f;
-            snprintf(path, sizeof path, "%s/%s", argv[2], e->name);
-            if (mkdirs_for(path) != 0 || !(f = fopen(path, "wb"))) {
-                calm_log(CALM_LOG_ERROR, "scripts: cannot write %s: %s", path, strerror(errno));
-                return CALM_EXIT_USAGE;
-            }
-            fwrite(e->source, 1, e->len, f);
-            if (fclose(f) != 0) return CALM_EXIT_USAGE;
-            printf("%s\n", path);
-        }
-        return CALM_EXIT_OK;
-    }
-    if (argc >= 2) {
-        calm_log(CALM_LOG_ERROR, "usage: calmbind scripts [--dump DIR]");
-        return CALM_EXIT_USAGE;
-    }
-    for (i = 0; i < calm_embedded_count; i++) printf("%s\n", calm_embedded_scripts[i].name);
-    return CALM_EXIT_OK;
-}
-
 /* ---- entry ------------------------------------------------------------------ */
 
 static int looks_like_script(const char *arg)
@@ -442,6 +336,7 @@ static int pmain(lua_State *L)
 {
     struct pmain_args *a = lua_touserdata(L, 1);
     const char *what = a->argv[0];
+    int rc;
     lua_pushcfunction(L, calm_host_setup);
     lua_pushboolean(L, a->opts->unsafe);
     lua_call(L, 1, 0);
@@ -466,9 +361,9 @@ static int pmain(lua_State *L)
         }
     }
     lua_pushfstring(L, "commands/%s.lua", what);
-    if (load_script(L, lua_tostring(L, -1)) != 0) {
+    if ((rc = calm_load_script(L, lua_tostring(L, -1))) != 0) {
         const char *msg = lua_tostring(L, -1);
-        if (strncmp(msg, "no script", 9) == 0) {
+        if (rc == CALM_SCRIPT_MISSING) {
             calm_log(CALM_LOG_ERROR, "unknown command '%s' (see calmbind --help)", what);
             a->status = CALM_EXIT_USAGE;
         } else {
@@ -487,7 +382,7 @@ int calm_host_main(int argc, char **argv, const struct calm_host_opts *opts)
     struct alloc_state mem = { 0, MEMORY_LIMIT };
     struct pmain_args a;
     lua_State *L;
-    if (argc >= 1 && strcmp(argv[0], "scripts") == 0) return scripts_command(argc, argv);
+    if (argc >= 1 && strcmp(argv[0], "scripts") == 0) return calm_scripts_command(argc, argv);
     L = lua_newstate(capped_alloc, &mem);
     if (!L) {
         calm_log(CALM_LOG_ERROR, "cannot create the Lua state: out of memory");

@@ -16,7 +16,8 @@
 static const char USAGE[] =
     "usage: calmbind COMMAND [options]      run a built-in or admin-provided command\n"
     "       calmbind FILE.lua [args]        run your own script with the calmbind library\n"
-    "       calmbind scripts [--dump DIR]   list (or write out) the built-in scripts\n"
+    "       calmbind scripts [--dump DIR [--force]]  list every script and where it comes from\n"
+    "                                       (or write the built-in ones out)\n"
     "       calmbind --version | --help\n"
     "\n"
     "commands:\n"
@@ -24,7 +25,9 @@ static const char USAGE[] =
     "  plan     the same decision, read-only: what get would do, and why\n"
     "  check    offline checks of a key file (Landscape Management rules, Deployment fitness)\n"
     "  verify   live check of a key: token, scopes, identity zone\n"
-    "  export   convert a key file to another --format\n"
+    "  export   convert a key file to another --format\n";
+
+static const char USAGE_TAIL[] =
     "\n"
     "global options: --timeout S (default 300), -v/--verbose, --trace, --cacert FILE, --unsafe\n"
     "exit status: 0 done, 1 BTP/API failure, 2 usage or bad input, 3 authentication refused,\n"
@@ -89,7 +92,10 @@ int main(int argc, char **argv)
     int status;
     harden();
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(USAGE, argc < 2 ? stderr : stdout);
+        FILE *out = argc < 2 ? stderr : stdout;
+        fputs(USAGE, out);
+        calm_print_user_commands(out);
+        fputs(USAGE_TAIL, out);
         return argc < 2 ? CALM_EXIT_USAGE : CALM_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0) {

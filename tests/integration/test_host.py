@@ -541,6 +541,50 @@ end
     dump = os.path.join(TMP, "dump")
     rc, out, err = run(["scripts", "--dump", dump])
     S.check("scripts --dump writes them out", rc == 0 and os.path.isfile(os.path.join(dump, "calm", "exit.lua")), err)
+    edited = os.path.join(dump, "calm", "exit.lua")
+    with open(edited, "a") as f:
+        f.write("-- my edit\n")
+    rc, out, err = run(["scripts", "--dump", dump])
+    with open(edited) as f:
+        kept = f.read().endswith("-- my edit\n")
+    S.check("scripts --dump refuses to overwrite an existing file, naming it",
+            rc == 2 and kept and "exists" in err and "--force" in err and out == "", f"{rc} {err!r}")
+    rc, out, err = run(["scripts", "--dump", dump, "--force"])
+    with open(edited) as f:
+        kept = f.read().endswith("-- my edit\n")
+    S.check("scripts --dump --force overwrites", rc == 0 and not kept, f"{rc} {err!r}")
+
+    # Visible origin: every script with where it comes from; -v names overrides; --help
+    # lists the commands an admin added.
+    with open(os.path.join(over, "calm", "exit.lua"), "w") as f:
+        f.write("local real = {status_for = function(code) return code == 'AUTH' and 3 or 1 end}\nreturn real\n")
+    with open(os.path.join(over, "calm", "greet.lua"), "w") as f:
+        f.write("assert(require('calm.exit').status_for('AUTH') == 3)\nreturn function(n) return 'hello ' .. n end\n")
+    with open(os.path.join(over, "commands", "hello.lua"), "r+") as f:
+        body = f.read()
+        f.seek(0)
+        f.write("-- calmbind hello: greets whoever is named\n" + body)
+    env = {"CALMBIND_PATH": over, "XDG_CONFIG_HOME": xdg}
+    rc, out, err = run(["scripts"], env=env)
+    rows = {l.split(None, 1)[0]: l.split(None, 1)[1] for l in out.splitlines() if l.strip()}
+    S.check("scripts: a built-in script says built in", rows.get("calm/sm.lua") == "built in", out)
+    S.check("scripts: an override names its file and that it overrides the built-in",
+            rows.get("calm/exit.lua") == os.path.join(over, "calm", "exit.lua") + " (overrides the built-in script)", out)
+    S.check("scripts: added modules and commands name their files",
+            rows.get("calm/greet.lua") == os.path.join(over, "calm", "greet.lua")
+            and rows.get("commands/hello.lua") == os.path.join(over, "commands", "hello.lua")
+            and rows.get("commands/hi.lua") == os.path.join(xdg, "calmbind", "scripts", "commands", "hi.lua"), out)
+    rc, out, err = run(["hello", "admin", "-v"], env=env)
+    S.check("-v says which file overrides a built-in",
+            rc == 0 and "calm/exit.lua: using %s instead of the built-in script" % os.path.join(over, "calm", "exit.lua") in err, err)
+    rc, out, err = run(["hello", "admin"], env=env)
+    S.check("without -v no origin lines", rc == 0 and "instead of the built-in" not in err, err)
+    rc, out, err = run(["--help"], env=env)
+    S.check("--help lists the admin's commands with their summary and file",
+            rc == 0 and "greets whoever is named (%s)" % os.path.join(over, "commands", "hello.lua") in out
+            and "  hi " in out, out)
+    rc, out, err = run(["scripts", "--force"])
+    S.eq("scripts --force without --dump is a usage error", rc, 2)
     rc, out, err = run(["--version"])
     S.check("--version names calmbind, Lua and libcurl", rc == 0 and "calmbind" in out and "Lua 5.4" in out, out)
     S.done()
