@@ -78,6 +78,11 @@ local PRE_SEND = {
   PEER_FAILED_VERIFICATION = true, SSL_CACERT_BADFILE = true, SSL_CERTPROBLEM = true,
   SSL_CIPHER = true, SSL_ENGINE_NOTFOUND = true, BAD_FUNCTION_ARGUMENT = true,
 }
+-- An unreachable host: a name that does not resolve will not resolve a
+-- second later (one try); a refused connection gets one more try (a
+-- restarting router). Then the failure is final, with curl's code (exit 1),
+-- instead of six tries ending in RETRY_EXHAUSTED (exit 5).
+local UNREACHABLE = { COULDNT_RESOLVE_HOST = 1, COULDNT_RESOLVE_PROXY = 1, COULDNT_CONNECT = 2 }
 local RETRY_STATUS = { [500] = true, [502] = true, [503] = true, [504] = true }
 local IDEMPOTENT_METHODS = { GET = true, HEAD = true, DELETE = true, OPTIONS = true, PUT = false }
 
@@ -270,12 +275,20 @@ function M.send(req, opts)
   local what = opts.what or (method .. " " .. log.redact(tostring(url)))
   local attempts = math.max(1, M.policy.attempts)
   local last -- description of the last retryable problem
+  local unreachable = 0
 
   for attempt = 1, attempts do
     local resp, emsg, ecode = http().request(req)
     local wait, why, hinted
     if resp == nil then
       if ecode == "DEADLINE" or ecode == "CANCELLED" then return nil, emsg, ecode end
+      if UNREACHABLE[ecode] then
+        unreachable = unreachable + 1
+        if unreachable >= UNREACHABLE[ecode] then
+          return nil, string.format("%s failed: cannot reach %s (%s); check the URL and the network "
+            .. "or proxy", what, host, one_line(emsg or ecode)), ecode
+        end
+      end
       local retry = (idempotent and RETRY_TRANSPORT[ecode]) or NOT_SENT[ecode]
       if not retry then
         if not idempotent and not PRE_SEND[ecode] then

@@ -150,10 +150,35 @@ function T.put_idempotent_by_request()
 end
 
 function T.get_transport_failures_retried()
-  local fake = t.use_fake_http { { fail = "COULDNT_RESOLVE_HOST" }, { fail = "GOT_NOTHING" },
+  local fake = t.use_fake_http { { fail = "COULDNT_CONNECT" }, { fail = "GOT_NOTHING" },
                                  { fail = "PARTIAL_FILE" }, { status = 200, json = {} } }
   assert(client():request { path = "/v1/x" })
   t.eq(#fake.requests, 4)
+end
+
+-- a name that does not resolve will not resolve a second later: one try,
+-- the curl code (exit 1), not six tries ending in RETRY_EXHAUSTED (exit 5)
+function T.dns_failure_is_final()
+  for _, code in ipairs { "COULDNT_RESOLVE_HOST", "COULDNT_RESOLVE_PROXY" } do
+    local fake = t.use_fake_http { { fail = code, msg = "Could not resolve host: sm.example.test" },
+                                   { status = 200, json = {} } }
+    local msg = t.fails(code, client().request, client(), { path = "/v1/x" })
+    t.eq(#fake.requests, 1)
+    t.eq(#fake.sleeps, 0)
+    t.find(msg, "cannot reach sm.example.test")
+    t.find(msg, "Could not resolve host")
+  end
+end
+
+-- a host that refuses connections gets one more try, then the failure is final
+function T.refused_connection_tried_twice()
+  local fake = t.use_fake_http { { fail = "COULDNT_CONNECT", msg = "Failed to connect" },
+                                 { fail = "COULDNT_CONNECT", msg = "Failed to connect" },
+                                 { status = 200, json = {} } }
+  local msg = t.fails("COULDNT_CONNECT", client().request, client(), { path = "/v1/x" })
+  t.eq(#fake.requests, 2)
+  t.find(msg, "cannot reach sm.example.test")
+  t.eq(require("calm.exit").status_for("COULDNT_CONNECT"), 1)
 end
 
 function T.tls_verification_failure_is_final()
