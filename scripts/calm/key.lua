@@ -216,6 +216,10 @@ function M.from_value(v, source, opts)
   if type(v) ~= "table" or (next(v) ~= nil and #v > 0) then
     return nil, source .. ": not a service key: the JSON is " .. kind_of(v) .. ", not an object", "INPUT"
   end
+  local input = require "calm.input"
+  local kind, why = input.kind(v)
+  local refused = input.refusal(kind, why, "calm", source)
+  if refused then return nil, refused, "INPUT" end
   local bare, info = unwrap(v, opts.name)
   if not bare then return nil, source .. ": " .. info, "INPUT" end
   if type(bare.uaa) == "table" then register_secrets(bare.uaa) end
@@ -235,10 +239,8 @@ end
 -- key.parse(text, source [, opts]) -> k | nil, message, "INPUT"
 function M.parse(text, source, opts)
   local label = source and shown(source, 200) or "key"
-  if type(text) ~= "string" then return nil, label .. ": no text", "INPUT" end
-  -- Windows editors save keys with a BOM; the key is still the key.
-  if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
-  local v, msg = json.decode(text, label)
+  -- BOM, raw `cf service-key` output, what a file that is not JSON looks like
+  local v, msg = require("calm.input").decode(text, label)
   if v == nil then return nil, msg, "INPUT" end
   return M.from_value(v, label, opts)
 end

@@ -87,26 +87,27 @@ function M.validate(opts, mode)
       return nil, "missing --sm-key FILE or CALMBIND_SM_KEY (the Service Manager binding, plan subaccount-admin)", "USAGE"
     end
   end
-  if opts.subaccount and not opts.subaccount:match("^[%w%-]+$") then
-    return nil, "--subaccount must be a GUID", "USAGE"
+  local input = require "calm.input"
+  if opts.subaccount and not input.is_guid(opts.subaccount) then
+    return nil, "--subaccount must be a GUID (8-4-4-4-12 hexadecimal digits, as the cockpit shows "
+      .. "the subaccount ID)", "USAGE"
+  end
+  -- what a request needs or leaves behind is checked before the first one
+  if opts.cacert then
+    local ok, msg, code = input.check_cacert(opts.cacert)
+    if not ok then return nil, msg, code end
+  end
+  if opts.report then
+    local ok, msg, code = input.check_output("--report", opts.report)
+    if not ok then return nil, msg, code end
   end
   if mode == "get" then
     -- where the key goes is checked now, not after the instance and binding exist
     local fs = require "calm.fs"
     local out = opts.out
     if out and out ~= "-" then
-      local dir = out:match("^(.*)/[^/]*$")
-      if dir == "" then dir = "/" end
-      dir = dir or "."
-      if out:match("/$") or fs.exists(out .. "/.") then
-        return nil, "--out " .. out .. " is a directory; name the file to write the key to", "USAGE"
-      end
-      if not fs.exists(dir) then
-        return nil, "--out " .. out .. ": the directory " .. dir .. " does not exist", "USAGE"
-      end
-      if not fs.exists(dir .. "/.") then
-        return nil, "--out " .. out .. ": " .. dir .. " is not a directory", "USAGE"
-      end
+      local ok, msg, code = input.check_output("--out", out)
+      if not ok then return nil, msg, code end
     elseif not opts["show-secrets"] and fs.isatty("stdout") then
       return nil, "refusing to print the key's secret to a terminal: use --out FILE, "
         .. "pipe the output, or add --show-secrets", "USAGE"
@@ -115,17 +116,11 @@ function M.validate(opts, mode)
   return true
 end
 
--- Reads a key file as JSON; a binding envelope {credentials: {...}} is unwrapped.
+-- Reads a key file (calm.input: not JSON, or a key of the wrong kind, is
+-- INPUT); a binding envelope {credentials: {...}} is unwrapped.
 local function load_json_key(path, what)
-  local fs = require "calm.fs"
-  local json = require "calm.json"
-  local text, msg = fs.read(path, 1024 * 1024)
-  if not text then return nil, "cannot read " .. what .. " " .. path .. ": " .. tostring(msg), "INPUT" end
-  if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
-  local t, jmsg = json.decode(text, path)
-  if type(t) ~= "table" then return nil, jmsg or (path .. ": not a JSON object"), "INPUT" end
-  if type(t.credentials) == "table" and not t.clientid and not t.uaa then t = t.credentials end
-  return t
+  local want = what == "--sm-key" and "sm" or "cis"
+  return require("calm.input").load_key(path, want, what)
 end
 
 -- ---------------------------------------------------------- report --

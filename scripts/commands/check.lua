@@ -2,7 +2,8 @@
 -- Landscape Management upload rules by default (--for alm-setup: the checks
 -- for /SDF/ALM_SETUP, where an x509 key is fine), URL shapes, and a summary
 -- of the key without its secrets.
--- Exit: 0 passes, 6 fails (invalid JSON included), 2 unreadable file or usage.
+-- Exit: 0 passes, 6 fails a rule, 2 unreadable file, not a key (not JSON, the
+-- wrong kind of key) or usage.
 local cli = require "calm.cli"
 local key = require "calm.key"
 
@@ -27,9 +28,10 @@ return function(args)
   text, msg, code = key.read(path)
   if not text then return nil, msg, code end
   local k
-  k, msg = key.parse(text, path == "-" and "standard input" or path, { name = opts.name })
-  -- a file that is not JSON, or no key at all, fails the first upload rule
-  if not k then return nil, msg, "VERIFY" end
+  k, msg, code = key.parse(text, path == "-" and "standard input" or path, { name = opts.name })
+  -- a file that is not JSON, or no key at all (or the wrong kind of key), is
+  -- bad input: exit 2, as in every command
+  if not k then return nil, msg, code end
   local landscape = opts["for"] == "landscape"
   local res = key.check(k, { for_landscape = landscape, tenant = opts.tenant })
   io.write(key.check_text(res, { for_landscape = landscape }))

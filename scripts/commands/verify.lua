@@ -23,6 +23,10 @@ return function(args)
   if not opts then return nil, pos, code end
   if opts.help then io.write(cli.usage(spec)); return 0 end
   local k, msg
+  if opts.cacert then
+    k, msg, code = require("calm.input").check_cacert(opts.cacert)
+    if not k then return nil, msg, code end
+  end
   k, msg, code = key.load(pos[1], { name = opts.name })
   if not k then return nil, msg, code end
   local report

@@ -10,6 +10,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import itest  # noqa: E402
+from harness import FakeBTP  # noqa: E402
 
 S = itest.Suite("integration/inputs")
 TMP = tempfile.mkdtemp(prefix="calmbind-inputs-")
@@ -48,8 +49,108 @@ def unreachable():
         S.check("%s: the secret is not shown" % cmd, "s3cr3t-unreachable" not in err + out, err[-300:])
 
 
+CALM_KEY = {"endpoints": {"Api": "https://t.eu10.alm.cloud.sap/api"},
+            "uaa": {"clientid": "sb-k!b1|sapcloudalm!b2", "clientsecret": "s3cr3t-calm",
+                    "url": "https://t.authentication.eu10.hana.ondemand.com", "identityzone": "t",
+                    "credential-type": "binding-secret"}}
+SM_KEY = {"clientid": "sb-x!b1|service-manager!b1", "clientsecret": "s3cr3t-sm",
+          "url": "https://t.authentication.eu10.hana.ondemand.com",
+          "sm_url": "https://service-manager.cfapps.eu10.hana.ondemand.com", "xsappname": "x!b1"}
+CIS_KEY = {"endpoints": {"accounts_service_url": "https://accounts-service.cfapps.eu10.hana.ondemand.com"},
+           "grant_type": "client_credentials",
+           "uaa": {"clientid": "sb-c!b1|cis-central!b14", "clientsecret": "s3cr3t-cis",
+                   "url": "https://t.authentication.eu10.hana.ondemand.com", "xsappname": "cis-central!b14"}}
+NOT_KEYS = [("pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "PEM certificate"),
+            ("empty", "", "empty"),
+            ("yaml", "clientid: x\nclientsecret: s3cr3t-yaml\n", "YAML"),
+            ("broken", '{"uaa": {"clientsecret": "s3cr3t-broken",}}', "invalid JSON")]
+
+
+def sent(fake):
+    return [r for r in fake.requests() if not r["path"].startswith("/_fake")]
+
+
+def not_keys():
+    """Files that are not keys, and keys of the wrong kind: exit 2 in every command, with a
+    message saying what the file looks like, before any request."""
+    calm = write("calm.json", json.dumps(CALM_KEY))
+    sm = write("sm.json", json.dumps(SM_KEY))
+    cis = write("cis.json", json.dumps(CIS_KEY))
+    cmds = {"check": lambda f: ["check", f], "verify": lambda f: ["verify", f],
+            "export": lambda f: ["export", f, "--out", os.path.join(TMP, "x.json")],
+            "plan --sm-key": lambda f: ["plan", "--sm-key", f],
+            "get --sm-key": lambda f: ["get", "--sm-key", f, "--out", os.path.join(TMP, "x.json")],
+            "plan --cis-key": lambda f: ["plan", "--sm-key", sm, "--cis-key", f]}
+    for name, text, says in NOT_KEYS:
+        path = write("not-a-key-%s.txt" % name, text)
+        for cmd, args in cmds.items():
+            rc, out, err = itest.run(args(path), timeout=30)
+            S.eq("%s on a %s file: exit 2" % (cmd, name), rc, 2)
+            S.check("%s on a %s file: says what it looks like" % (cmd, name), says in err, err[-300:])
+            S.check("%s on a %s file: no secret shown" % (cmd, name), "s3cr3t" not in out + err, err[-300:])
+    wrong = [("check", ["check", sm], "Service Manager binding"),
+             ("verify", ["verify", sm], "Service Manager binding"),
+             ("export", ["export", sm, "--out", os.path.join(TMP, "x.json")], "Service Manager binding"),
+             ("check", ["check", cis], "Cloud Management Service (cis) key"),
+             ("verify", ["verify", cis], "Cloud Management Service (cis) key"),
+             ("plan --sm-key", ["plan", "--sm-key", calm], "the SAP Cloud ALM API key"),
+             ("get --sm-key", ["get", "--sm-key", calm, "--out", os.path.join(TMP, "x.json")],
+              "the SAP Cloud ALM API key"),
+             ("plan --sm-key", ["plan", "--sm-key", cis], "pass it as --cis-key"),
+             ("plan --cis-key", ["plan", "--sm-key", sm, "--cis-key", calm], "the SAP Cloud ALM API key"),
+             ("get --cis-key", ["get", "--sm-key", sm, "--cis-key", sm, "--out", os.path.join(TMP, "x.json")],
+              "pass it as --sm-key")]
+    for cmd, args, says in wrong:
+        rc, out, err = itest.run(args, timeout=30)
+        S.eq("%s given %s: exit 2" % (cmd, os.path.basename(args[-1] if cmd in ("check", "verify")
+                                                          else args[2])), rc, 2)
+        S.check("%s: says %r" % (cmd, says), says in err, err[-400:])
+        S.check("%s: no secret shown" % cmd, "s3cr3t" not in out + err, err[-300:])
+
+
+def cf_output_and_options():
+    """Raw `cf service-key` output is a key; --subaccount, --cacert and --report are checked
+    before any request."""
+    with FakeBTP(preset="after-2023-10-16") as fake:
+        with open(fake.sm_key_path) as f:
+            smk = json.load(f)
+        for style, body in (("v6", smk), ("v8", {"credentials": smk})):
+            raw = write("cf-sm-%s.txt" % style, "Getting key calmbind-sm-key for service instance "
+                        "calmbind-sm as admin@example.com...\n\n" + json.dumps(body, indent=2) + "\n")
+            rc, out, err = itest.run(["plan", "--sm-key", raw], timeout=60)
+            S.eq("plan --sm-key with raw cf service-key output (%s): exit 0" % style, rc, 0)
+        rc, out, err = itest.run(["get", "--sm-key", fake.sm_key_path, "--out", os.path.join(TMP, "k.json")],
+                                 timeout=60)
+        S.eq("get: exit 0", rc, 0)
+        raw = write("cf-calm.txt", "Getting key k for service instance i as admin@example.com...\n\n"
+                    + json.dumps({"credentials": json.load(open(os.path.join(TMP, "k.json")))}) + "\n")
+        rc, out, err = itest.run(["check", raw, "--for", "alm-setup"])
+        S.eq("check on raw cf service-key output: exit 0", rc, 0)
+        n = len(sent(fake))
+        bad = [("--subaccount", ["--subaccount", "calm-subaccount"], "--subaccount must be a GUID"),
+               ("--subaccount with spaces", ["--subaccount", "1234"], "GUID"),
+               ("--cacert missing", ["--cacert", os.path.join(TMP, "nope.pem")], "--cacert"),
+               ("--cacert not PEM", ["--cacert", fake.sm_key_path], "no PEM certificate"),
+               ("--report in a missing directory", ["--report", os.path.join(TMP, "no", "r.json")],
+                "does not exist"),
+               ("--report naming a directory", ["--report", TMP], "is a directory")]
+        for what, extra, says in bad:
+            for cmd in ("plan", "get"):
+                args = [cmd, "--sm-key", fake.sm_key_path] + extra
+                if cmd == "get":
+                    args += ["--out", os.path.join(TMP, "k2.json")]
+                rc, out, err = itest.run(args, timeout=30)
+                S.eq("%s %s: exit 2" % (cmd, what), rc, 2)
+                S.check("%s %s: says %r" % (cmd, what, says), says in err, err[-300:])
+        rc, out, err = itest.run(["verify", os.path.join(TMP, "k.json"), "--cacert", fake.sm_key_path])
+        S.eq("verify --cacert not PEM: exit 2", rc, 2)
+        S.eq("bad options: no request at all", sent(fake)[n:], [])
+
+
 def main():
     unreachable()
+    not_keys()
+    cf_output_and_options()
     S.done()
 
 

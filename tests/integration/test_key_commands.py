@@ -130,11 +130,14 @@ def test_check():
     check_case("--tenant match", secret_key(), 0, "passes", ["--tenant", "example-tenant"])
     check_case("--tenant mismatch", secret_key(), 6, "is not the tenant 'acme'", ["--tenant", "acme"])
 
+    # not a key at all: bad input (exit 2), as in every command
+    for what, content, text in [
+            ("invalid JSON", '{"uaa": {"clientsecret": "' + SECRET + '",}}', "invalid JSON"),
+            ("truncated JSON", '{"uaa": {"clientsecret": "' + SECRET + '"', "truncated"),
+            ("empty file", "", "empty"),
+            ("top-level array", "[1,2]", "not an object")]:
+        check_case(what, content, 2, text)
     hostile = [
-        ("invalid JSON", '{"uaa": {"clientsecret": "' + SECRET + '",}}', "invalid JSON"),
-        ("truncated JSON", '{"uaa": {"clientsecret": "' + SECRET + '"', "truncated"),
-        ("empty file", "", "empty"),
-        ("top-level array", "[1,2]", "not an object"),
         ("no uaa", '{"endpoints": {"Api": "https://x.example/api"}}', "uaa is missing"),
         ("missing clientsecret", mutate(lambda k: k["uaa"].pop("clientsecret")), "uaa.clientsecret is missing"),
         ("null clientsecret", json.dumps(secret_key()).replace(json.dumps(SECRET), "null"), "uaa.clientsecret is missing"),
@@ -187,7 +190,7 @@ def test_check():
     rc, out, err = run(["check", path])
     lines = [l for l in err.splitlines() if l.strip()]
     S.check("check invalid JSON: one line on stderr", len(lines) == 1 and "invalid JSON" in lines[0], err)
-    S.eq("check invalid JSON: exit 6", rc, 6)
+    S.eq("check invalid JSON: exit 2 (not a key)", rc, 2)
     # stdin
     rc, out, err = run(["check", "-"], stdin=json.dumps(secret_key()))
     S.eq("check - (stdin): exit 0", rc, 0)

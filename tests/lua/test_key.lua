@@ -179,7 +179,19 @@ function T.broken_files_give_one_line()
     { "{\"credentials\": 5}", "credentials must be an object" },
     { "{\"credentials\": {\"a\": 1}}", "credentials holds no uaa section" },
     { "{\"uaa\": {\"clientid\": NaN}}", "invalid" },
-    { "\0\1\2", "invalid" },
+    { "\0\1\2", "binary data" },
+    { "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "PEM certificate" },
+    { "-----BEGIN PRIVATE KEY-----\nMIIB\n", "PEM private key" },
+    { "<html><body>Login</body></html>", "HTML" },
+    { "export CALM_CLIENT_SECRET='x'\n", "shell variable assignments" },
+    { "clientid: x\nclientsecret: y\n", "YAML" },
+    { "Getting key k for service instance i as me...\n\nService key not found\n", "without the key JSON" },
+    { "hello", "text that is not JSON" },
+    { "{\"clientid\": \"sb-x\", \"clientsecret\": \"" .. SECRET .. "\", \"url\": \"https://x\", "
+      .. "\"sm_url\": \"https://sm\"}", "Service Manager binding" },
+    { "{\"credentials\": {\"clientid\": \"x\", \"sm_url\": \"https://sm\"}}", "it has sm_url" },
+    { "{\"endpoints\": {\"accounts_service_url\": \"https://a\"}, \"uaa\": {\"clientid\": \"x\"}}",
+      "Cloud Management Service (cis) key" },
   }
   for _, c in ipairs(cases) do
     local msg = t.fails("INPUT", key.parse, c[1], "bad.json")
@@ -188,6 +200,17 @@ function T.broken_files_give_one_line()
     t.nofind(msg, "\n", "one line")
     t.nofind(msg, "traceback", "no traceback")
     no_secret(msg, { SECRET, "FAKE-SECRET" }, "no secret")
+  end
+end
+
+-- raw `cf service-key` output: the header line, a blank line, then the JSON
+-- (cf v6: the bare credentials; v7 and later: {"credentials": ...})
+function T.cf_service_key_output_is_a_key()
+  local bare = json.encode(secret_key())
+  for _, body in ipairs { bare, json.encode { credentials = secret_key() } } do
+    local text = "Getting key calm-key for service instance calm as admin@example.com...\n\n" .. body .. "\n"
+    local k = assert(key.parse(text, "cf.txt"))
+    t.eq(k.uaa.clientid, secret_key().uaa.clientid)
   end
 end
 
