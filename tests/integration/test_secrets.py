@@ -292,7 +292,7 @@ def test_check_verify_export():
                 r.rc == 2 and "invalid JSON" in r.err, (r.rc, r.err[-200:]))
         no_canary("verify of a key with NaN", fake, r)
         r = Run(fake, ["check", nan_path])
-        S.eq("check of a key with NaN: fails (exit 6)", r.rc, 6)
+        S.eq("check of a key with NaN: not JSON, bad input (exit 2)", r.rc, 2)
         no_canary("check of a key with NaN", fake, r)
 
 
