@@ -128,6 +128,18 @@ static int fs_exists(lua_State *L)
     return 1;
 }
 
+/* fs.same_file(a, b) -> boolean: both paths name one existing file (same
+ * device and inode after following symlinks; a hard link counts too). */
+static int fs_same_file(lua_State *L)
+{
+    struct stat sa, sb;
+    const char *a = check_path(L, 1);
+    const char *b = check_path(L, 2);
+    lua_pushboolean(L, stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+                           sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+    return 1;
+}
+
 static int name_cmp(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -213,6 +225,7 @@ static const luaL_Reg fs_funcs[] = {
     {"read", fs_read},
     {"write_private", fs_write_private},
     {"exists", fs_exists},
+    {"same_file", fs_same_file},
     {"list", fs_list},
     {"isatty", fs_isatty},
     {"remove", fs_remove},

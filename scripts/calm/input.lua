@@ -184,4 +184,18 @@ function M.check_output(option, path)
   return true
 end
 
+-- --out / --report must not name an input file (the atomic rename would
+-- replace it): inputs = {{"--sm-key", path}, ...}. true | nil, msg, "USAGE"
+function M.check_not_input(option, path, inputs)
+  local fs = require "calm.fs"
+  if not path or path == "-" then return true end
+  for _, i in ipairs(inputs) do
+    if i[2] and i[2] ~= "-" and fs.same_file(path, i[2]) then
+      return nil, string.format("%s %s is the %s file: writing there would replace it; name another file",
+        option, path, i[1]), "USAGE"
+    end
+  end
+  return true
+end
+
 return M

@@ -97,8 +97,11 @@ function M.validate(opts, mode)
     local ok, msg, code = input.check_cacert(opts.cacert)
     if not ok then return nil, msg, code end
   end
+  local inputs = { { "--sm-key", opts["sm-key"] }, { "--cis-key", opts["cis-key"] },
+    { "--cacert", opts.cacert } }
   if opts.report then
     local ok, msg, code = input.check_output("--report", opts.report)
+    if ok then ok, msg, code = input.check_not_input("--report", opts.report, inputs) end
     if not ok then return nil, msg, code end
   end
   if mode == "get" then
@@ -107,6 +110,8 @@ function M.validate(opts, mode)
     local out = opts.out
     if out and out ~= "-" then
       local ok, msg, code = input.check_output("--out", out)
+      inputs[#inputs + 1] = { "--report", opts.report }
+      if ok then ok, msg, code = input.check_not_input("--out", out, inputs) end
       if not ok then return nil, msg, code end
     elseif not opts["show-secrets"] and fs.isatty("stdout") then
       return nil, "refusing to print the key's secret to a terminal: use --out FILE, "

@@ -25,6 +25,8 @@ return function(args)
   if not opts then return nil, pos, code end
   if opts.help then io.write(cli.usage(spec)); return 0 end
   local k, msg
+  k, msg, code = require("calm.input").check_not_input("--out", opts.out, { { "key", pos[1] } })
+  if not k then return nil, msg, code end
   k, msg, code = key.load(pos[1], { name = opts.name })
   if not k then return nil, msg, code end
   local ok

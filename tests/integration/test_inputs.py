@@ -147,7 +147,47 @@ def cf_output_and_options():
         S.eq("bad options: no request at all", sent(fake)[n:], [])
 
 
+def out_is_input():
+    """--out (and --report) naming an input file, by any name (a hard link, ./ in the path),
+    is refused before any request, and the input is left as it was."""
+    with FakeBTP(preset="mid-2023") as fake:
+        with open(fake.sm_key_path) as f:
+            before = f.read()
+        link = os.path.join(TMP, "sm-hardlink.json")
+        if os.path.exists(link):
+            os.unlink(link)
+        os.link(fake.sm_key_path, link)
+        dotted = os.path.join(os.path.dirname(fake.sm_key_path), ".", os.path.basename(fake.sm_key_path))
+        cases = [("--out = --sm-key", ["get", "--sm-key", fake.sm_key_path, "--out", fake.sm_key_path],
+                  "is the --sm-key file"),
+                 ("--out = a hard link of --sm-key", ["get", "--sm-key", fake.sm_key_path, "--out", link],
+                  "is the --sm-key file"),
+                 ("--out = --sm-key via ./", ["get", "--sm-key", fake.sm_key_path, "--out", dotted],
+                  "is the --sm-key file"),
+                 ("--out = --cis-key", ["get", "--sm-key", fake.sm_key_path, "--cis-key", fake.cis_key_path,
+                                        "--out", fake.cis_key_path], "is the --cis-key file"),
+                 ("--out = --cacert", ["get", "--sm-key", fake.sm_key_path, "--cacert", fake.ca_path,
+                                       "--out", fake.ca_path], "is the --cacert file"),
+                 ("--report = --sm-key", ["plan", "--sm-key", fake.sm_key_path, "--report", fake.sm_key_path],
+                  "is the --sm-key file"),
+                 ("--out = --report", ["get", "--sm-key", fake.sm_key_path, "--report", os.path.join(TMP, "r"),
+                                       "--out", os.path.join(TMP, "r")], "is the --report file")]
+        open(os.path.join(TMP, "r"), "w").close()
+        for what, args, says in cases:
+            rc, out, err = itest.run(args, timeout=30)
+            S.eq("%s: exit 2" % what, rc, 2)
+            S.check("%s: says so" % what, says in err, err[-300:])
+        with open(fake.sm_key_path) as f:
+            S.eq("--out = input: the SM key is unchanged", f.read(), before)
+        S.eq("--out = input: no request at all", sent(fake), [])
+        k = write("export-in.json", json.dumps(CALM_KEY))
+        rc, out, err = itest.run(["export", k, "--format", "env", "--out", k])
+        S.eq("export FILE --out FILE: exit 2", rc, 2)
+        S.eq("export FILE --out FILE: the key is unchanged", json.load(open(k)), CALM_KEY)
+
+
 def main():
+    out_is_input()
     unreachable()
     not_keys()
     cf_output_and_options()

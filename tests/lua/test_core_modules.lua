@@ -115,6 +115,10 @@ function T.fs_write_private_read_list_remove()
   t.eq(fs.write_private(path, "second"), true)
   t.eq(fs.read(path), "second")
   t.eq(fs.exists(path), true)
+  t.eq(fs.same_file(path, path), true)
+  t.eq(fs.same_file(path, dir .. "/./" .. name), true)
+  t.eq(fs.same_file(path, dir), false)
+  t.eq(fs.same_file(path, path .. "-missing"), false)
   local names = fs.list(dir)
   local found = false
   for _, n in ipairs(names) do if n == name then found = true end end
