@@ -113,4 +113,6 @@ class CA:
 
     def public_key_pem(self):
         """A PEM public key text (the CA's) to use as a fake 'verificationkey'."""
-        return _run(["pkey", "-in", self.ca_key, "-pubout"], self.dir).decode()
+        if getattr(self, "_pub", None) is None:
+            self._pub = _run(["pkey", "-in", self.ca_key, "-pubout"], self.dir).decode()
+        return self._pub

@@ -35,6 +35,7 @@ if HERE not in sys.path:
 
 import certs  # noqa: E402
 import faults  # noqa: E402
+import tenants  # noqa: E402
 
 PRESETS = ("after-2023-10-16", "mid-2023", "before-2023-06-12", "cf-legacy", "empty")
 
@@ -118,6 +119,7 @@ class Request:
         # DER bytes and getpeercert() dict of the verified client certificate (cert port)
         self.peer_cert, self.peer_cert_info = peer_cert or (None, None)
         self.fault = None                   # matched fault rule (dict) or None
+        self.tenant = None                  # tenant name in multi-tenant mode
         self._json = None
 
     def q(self, name, default=None):
@@ -230,7 +232,7 @@ class Tokens:
                                   "description": "authorization header is missing"},
                             {"WWW-Authenticate": 'Bearer realm="fakebtp"'})
         claims = self.decode(tok)
-        if claims is None:
+        if claims is None or not self._same_zone(claims):
             raise HTTPError(401, {"error": "invalid_token",
                                   "error_description": "token is expired, revoked or unknown"},
                             {"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -239,6 +241,13 @@ class Tokens:
                 raise HTTPError(403, {"error": "insufficient_scope",
                                       "error_description": "missing scope *%s" % need_scope_suffix})
         return claims
+
+    def _same_zone(self, claims):
+        """Multi-tenant mode: a token is good only at the tenant (zone) that issued it."""
+        if not self.app.tenants.multi:
+            return True
+        zdn = (claims.get("ext_attr") or {}).get("zdn")
+        return zdn == self.app.state.get("subaccount", {}).get("subdomain")
 
     def expire_all(self):
         with self.lock:
@@ -254,6 +263,8 @@ class Config:
         self.async_mode = args.async_mode
         self.op_polls = args.op_polls
         self.errors_style = args.errors_style
+        self.preset = args.preset
+        self.tenant_x509 = args.tenant_x509
 
 
 class App:
@@ -264,10 +275,7 @@ class App:
         self.config = config
         self.state_dir = state_dir
         self.lock = threading.RLock()
-        self.state = {"subaccount": {}, "entitled": False, "instances": {}, "bindings": {},
-                      "operations": {}}
-        self.users = {}
-        self.clients = {}
+        self.tenants = tenants.Registry(getattr(config, "preset", "after-2023-10-16"))
         self.routes = []
         self.control_routes = []
         self.tokens = Tokens(self)
@@ -278,6 +286,31 @@ class App:
         self._secret_lock = threading.Lock()
         self._log_lock = threading.Lock()
         self.ca = None          # certs.CA
+
+    # --- per-tenant data (the tenant of the running request; tenants.py) ---------------
+    @property
+    def tenant(self):
+        return self.tenants.current()
+
+    @property
+    def state(self):
+        return self.tenants.current().state
+
+    @property
+    def users(self):
+        return self.tenants.current().users
+
+    @property
+    def clients(self):
+        return self.tenants.current().clients
+
+    @property
+    def preset(self):
+        return self.tenants.current().preset
+
+    @preset.setter
+    def preset(self, value):
+        self.tenants.current().preset = value
 
     # --- seam -----------------------------------------------------------------------
     def route(self, method, regex, handler):
@@ -318,10 +351,10 @@ class App:
         return "https" if self.config.https else "http"
 
     def url(self, host):
-        return "%s://%s:%d" % (self.scheme(), host, self.port)
+        return "%s://%s:%d%s" % (self.scheme(), host, self.port, self.tenants.url_suffix(host))
 
     def cert_url(self, host):
-        return "https://%s:%d" % (host, self.cert_port)
+        return "https://%s:%d%s" % (host, self.cert_port, self.tenants.url_suffix(host))
 
     @staticmethod
     def uuid():
@@ -352,6 +385,8 @@ class App:
                "query": query, "headers": headers, "body": body, "status": status}
         if req.fault:
             rec["fault"] = req.fault.get("action")
+        if req.tenant:
+            rec["tenant"] = req.tenant
         line = json.dumps(rec) + "\n"
         with self._log_lock:
             with open(os.path.join(self.state_dir, "requests.jsonl"), "a") as f:
@@ -430,6 +465,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self._read_body()
         req = Request(app, self.command, self.path, self.headers, body,
                       self.server.kind, self._peer_cert())
+        if not app.tenants.resolve(req):
+            self._send(to_response(HTTPError(404, {"error": "NotFound",
+                                                   "description": "no such tenant"})))
+            return
         if self.headers.get("Expect", "").lower() == "100-continue":
             pass  # body already read; BaseHTTPRequestHandler answered 100 for us
         if req.path.startswith("/_fake/"):
@@ -564,7 +603,10 @@ def parse_args(argv):
                    help="polls of an operation answered 'in progress' before it succeeds")
     p.add_argument("--errors-style", choices=("alternate", "object", "array"), default="alternate",
                    help="shape of a failed operation's 'errors'")
-    return p.parse_args(argv)
+    tenants.add_args(p, PRESETS)
+    args = p.parse_args(argv)
+    args.tenant_preset_list = tenants.check_args(p, args, PRESETS)
+    return args
 
 
 def main(argv=None):
@@ -579,7 +621,8 @@ def main(argv=None):
         except FileNotFoundError:
             pass
     app = App(Config(args), state_dir)
-    app.preset = args.preset
+    if args.tenants:
+        app.tenants.create(args.tenants, args.tenant_preset_list)
     app.ca = certs.CA(state_dir)
     app.ca.create()
 
@@ -597,14 +640,17 @@ def main(argv=None):
     sm.register(app)
     load_plugins(app)
 
-    sm.apply_preset(app, args.preset)
-    for mod in app.plugins:
-        if hasattr(mod, "apply_preset"):
-            mod.apply_preset(app, args.preset)
-    sm.write_files(app, state_dir)
-    for mod in app.plugins:
-        if hasattr(mod, "write_files"):
-            mod.write_files(app, state_dir)
+    if args.tenants:
+        tenants.setup(app, state_dir, sm.init_state, [sm] + app.plugins)
+    else:
+        sm.apply_preset(app, args.preset)
+        for mod in app.plugins:
+            if hasattr(mod, "apply_preset"):
+                mod.apply_preset(app, args.preset)
+        sm.write_files(app, state_dir)
+        for mod in app.plugins:
+            if hasattr(mod, "write_files"):
+                mod.write_files(app, state_dir)
 
     for s in (srv, cert_srv):
         threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2},
@@ -620,8 +666,8 @@ def main(argv=None):
     write_text(os.path.join(state_dir, "port"), "%d\n" % app.port)
     write_text(os.path.join(state_dir, "cert-port"), "%d\n" % app.cert_port)
     write_text(os.path.join(state_dir, "ready"), "%d %d\n" % (app.port, app.cert_port))
-    print("fakebtp: preset %s on %s (cert port %d), state %s" %
-          (args.preset, app.url("service-manager.localhost"), app.cert_port, state_dir),
+    print("fakebtp: %s on %s (cert port %d), state %s" %
+          ("%d tenants" % args.tenants if args.tenants else "preset " + args.preset, app.url("service-manager.localhost"), app.cert_port, state_dir),
           file=sys.stderr, flush=True)
     while not stop.wait(0.5):
         pass

@@ -1,6 +1,7 @@
 """Fault injection rules for fakebtp (POST /_fake/faults).
 
 Rule: {"method": "GET"|"*", "path": regex (re.search on the path), "host": regex (optional),
+       "tenant": name (optional, multi-tenant mode),
        "count": n (default 1), "action": ..., "status": n, "retry_after": ..., "delay_ms": n,
        "body": "json"|"html"|text}
 """
@@ -89,6 +90,8 @@ class Faults:
                 if not re.search(r["path"], req.path):
                     continue
                 if r.get("host") and not re.search(r["host"], req.host):
+                    continue
+                if r.get("tenant") and r["tenant"] != req.tenant:
                     continue
                 if r["count"] > 0:
                     r["count"] -= 1

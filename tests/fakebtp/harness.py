@@ -3,6 +3,11 @@
     from harness import FakeBTP
     with FakeBTP(preset="after-2023-10-16") as fake:
         ... fake.url, fake.sm_key_path, fake.requests(), fake.fault(action="reset", path="/v1/") ...
+
+    # multi-tenant: N subaccounts behind one port, presets cycled over the tenants
+    with FakeBTP(tenants=3, presets=["after-2023-10-16", "mid-2023", "before-2023-06-12"]) as fake:
+        for t in fake.tenants:            # Tenant: name, subaccount, preset, sm_key_path, ...
+            ... t.sm_key_path, t.cis_key_path, fake.requests(tenant=t.name) ...
 """
 import json
 import os
@@ -19,13 +24,48 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FAKEBTP = os.path.join(HERE, "fakebtp.py")
 
 
+class Tenant:
+    """One subaccount of a multi-tenant fake (from its tenants.json)."""
+
+    def __init__(self, rec):
+        self.name = rec["name"]
+        self.subdomain = rec["subdomain"]
+        self.subaccount = rec["subaccount"]
+        self.preset = rec["preset"]
+        self.dir = rec["dir"]
+        self.url_prefix = rec["url_prefix"]
+        self.sm_key_path = rec["sm_key"]
+        self.sm_key_x509_path = rec.get("sm_key_x509")     # only with tenant_x509=True
+        self.cis_key_path = rec.get("cis_key")
+        self.cf_env_path = rec.get("cf_env")
+
+    def sm_key(self):
+        with open(self.sm_key_path) as f:
+            return json.load(f)
+
+    def __repr__(self):
+        return "<Tenant %s %s>" % (self.name, self.preset)
+
+
 class FakeBTP:
     def __init__(self, preset="after-2023-10-16", https=False, token_lifetime=None, latency_ms=0,
                  page_size=None, async_mode=None, op_polls=None, errors_style=None,
-                 state_dir=None, keep=False, ready_timeout=10.0):
+                 state_dir=None, keep=False, ready_timeout=None, tenants=0, presets=None,
+                 tenant_x509=False):
         self.preset = preset
         self.https = https
         self.args = []
+        self.tenant_count = int(tenants or 0)
+        if self.tenant_count:
+            self.args += ["--tenants", str(self.tenant_count)]
+            if presets:
+                self.args += ["--tenant-presets", ",".join(presets)]
+            if tenant_x509:
+                self.args.append("--tenant-x509")
+        elif presets or tenant_x509:
+            raise ValueError("presets and tenant_x509 need tenants=N")
+        if ready_timeout is None:   # about 2 ms per tenant to set up, more with x509 keys
+            ready_timeout = 10.0 + self.tenant_count * (0.3 if tenant_x509 else 0.01)
         if https:
             self.args.append("--https")
         for flag, val in (("--token-lifetime", token_lifetime), ("--latency-ms", latency_ms or None),
@@ -69,6 +109,10 @@ class FakeBTP:
         self.ca_path = os.path.join(self.dir, "ca.pem")
         with open(os.path.join(self.dir, "subaccount")) as f:
             self.subaccount = f.read().strip()
+        self.tenants = []
+        if self.tenant_count:
+            with open(os.path.join(self.dir, "tenants.json")) as f:
+                self.tenants = [Tenant(r) for r in json.load(f)["tenants"]]
         self.cf_env = {}
         cf_env = os.path.join(self.dir, "cf.env")
         if os.path.exists(cf_env):
@@ -117,8 +161,17 @@ class FakeBTP:
             return None
         return ssl.create_default_context(cafile=self.ca_path)
 
-    def control(self, method, path, body=None):
+    def tenant(self, name):
+        for t in self.tenants:
+            if t.name == name:
+                return t
+        raise KeyError("no tenant %r" % name)
+
+    def control(self, method, path, body=None, tenant=None):
+        """A /_fake/ request; with tenant= it acts on that tenant's state."""
         data = json.dumps(body).encode() if body is not None else None
+        if tenant is not None:
+            path = self.tenant(tenant).url_prefix + path
         req = urllib.request.Request(self.control_url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10, context=self._ssl()) as r:
@@ -126,7 +179,8 @@ class FakeBTP:
         return json.loads(raw) if raw else None
 
     def fault(self, **rule):
-        """Add a fault rule (see tests/fakebtp/README.md); returns the stored rule."""
+        """Add a fault rule (see tests/fakebtp/README.md); returns the stored rule.
+        tenant="t0002" limits it to one tenant's requests (faults are shared otherwise)."""
         return self.control("POST", "/_fake/faults", rule)["rules"][0]
 
     def clear_faults(self):
@@ -135,17 +189,24 @@ class FakeBTP:
     def expire_tokens(self):
         self.control("POST", "/_fake/expire_tokens", {})
 
-    def revoke(self, binding_id):
-        self.control("POST", "/_fake/revoke/" + binding_id, {})
+    def revoke(self, binding_id, tenant=None):
+        self.control("POST", "/_fake/revoke/" + binding_id, {}, tenant=tenant)
 
-    def state(self):
-        return self.control("GET", "/_fake/state")
+    def state(self, tenant=None):
+        return self.control("GET", "/_fake/state", tenant=tenant)
 
-    def set_entitled(self, flag):
-        self.control("PATCH", "/_fake/state", {"entitled": bool(flag)})
+    def set_entitled(self, flag, tenant=None):
+        self.control("PATCH", "/_fake/state", {"entitled": bool(flag)}, tenant=tenant)
 
     # --- records ---------------------------------------------------------------------------
-    def requests(self):
+    def requests(self, tenant=None):
+        """Logged requests (dicts); with tenant= only that tenant's."""
+        out = self._requests()
+        if tenant is not None:
+            out = [r for r in out if r.get("tenant") == tenant]
+        return out
+
+    def _requests(self):
         path = os.path.join(self.dir, "requests.jsonl")
         if not os.path.exists(path):
             return []
@@ -160,10 +221,10 @@ class FakeBTP:
                         pass
         return out
 
-    def mutations(self):
+    def mutations(self, tenant=None):
         """Non-GET requests to SM, CF and the cis services (token requests excluded)."""
         out = []
-        for r in self.requests():
+        for r in self.requests(tenant):
             if r["method"] in ("GET", "HEAD", "OPTIONS"):
                 continue
             if r["path"].endswith("/oauth/token"):

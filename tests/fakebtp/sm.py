@@ -221,7 +221,7 @@ def _list(app, req, items, fields, render):
         body = {"token": t, "num_items": len(sel), "items": body["items"]}
         q = dict((k, v[-1]) for k, v in req.query.items())
         q["token"] = t
-        headers["Link"] = '<%s?%s>; rel="next"' % (req.path, urllib_encode(q))
+        headers["Link"] = '<%s%s?%s>; rel="next"' % (app.tenant.prefix, req.path, urllib_encode(q))
     return app.json(200, body, headers)
 
 
@@ -345,7 +345,7 @@ def _in_progress(app, entity):
 def _respond_mutation(app, req, op, is_async, rtype, entity_render, sync_status):
     """202 + Location, or run the operation to completion and answer sync."""
     if is_async or op["_fate"] == "stuck":
-        loc = "/v1/%s/%s/operations/%s" % (rtype, op["resource_id"], op["id"])
+        loc = "%s/v1/%s/%s/operations/%s" % (app.tenant.prefix, rtype, op["resource_id"], op["id"])
         return app.json(202, {}, {"Location": loc})
     _finish(app, op)
     if op["state"] == "failed":
@@ -973,18 +973,24 @@ def info(app, req, m):
 # registration, presets, files
 
 
-def register(app):
+def init_state(app):
+    """The SM state of the current tenant (before its preset)."""
     offs, plans = _catalog(app)
     preset = getattr(app, "preset", "empty")
     created = PRESET_DATES.get(preset, PRESET_DATES["empty"])
+    subdomain = app.tenant.subdomain or "calm-demo-%s" % random.randint(1000, 9999)
     app.state.update({
         "offerings": offs, "plans": plans, "instances": {}, "bindings": {}, "operations": {},
         "_credentials": [], "entitled": False,
-        "subaccount": {"id": app.uuid(), "subdomain": "calm-demo-%s" % random.randint(1000, 9999),
+        "subaccount": {"id": app.uuid(), "subdomain": subdomain,
                        "created": created, "global_account_id": app.uuid(),
                        "display_name": "Cloud ALM (%s)" % preset, "region": "eu10"},
     })
     app.state["_verificationkey"] = app.ca.public_key_pem().strip()
+
+
+def register(app):
+    init_state(app)
     app.lookup_credentials = lambda cid: lookup_credentials(app, cid)
 
     def r(method, rx, fn, *extra):
@@ -1062,18 +1068,20 @@ def apply_preset(app, preset):
     revoke_binding(app, sm_bind["id"])          # its credentials are the SM client below
     sm_secret = sm_bind["id"] + "$" + app.new_secret()
     cn = app.uuid()
-    chain, key, der = app.ca.issue_client(cn, 30, "service-manager")
+    # Multi-tenant mode issues X.509 SM keys only with --tenant-x509 (an RSA key each).
+    x509 = not app.tenants.multi or app.config.tenant_x509
+    chain, key, der = app.ca.issue_client(cn, 30, "service-manager") if x509 else (None, None, b"")
     app.record_secret(key)
     import hashlib
-    app.clients[sm_client] = {"secret": sm_secret, "cert_cn": cn,
-                              "cert_sha256": hashlib.sha256(der).hexdigest(),
+    app.clients[sm_client] = {"secret": sm_secret, "cert_cn": cn if x509 else None,
+                              "cert_sha256": hashlib.sha256(der).hexdigest() if x509 else None,
                               "scopes": ["%s.%s" % (sm_xsapp, s) for s in SM_SCOPE_NAMES],
                               "zid": sub["id"]}
     sm_url = app.url("service-manager.localhost")
     app.state["_sm_key"] = {"clientid": sm_client, "clientsecret": sm_secret,
                             "url": app.url("%s.authentication.localhost" % sub["subdomain"]),
                             "sm_url": sm_url, "xsappname": sm_xsapp}
-    app.state["_sm_key_x509"] = {
+    app.state["_sm_key_x509"] = None if not x509 else {
         "clientid": sm_client, "certificate": chain, "key": key,
         "certurl": app.cert_url("%s.authentication.cert.localhost" % sub["subdomain"]),
         "sm_url": sm_url, "xsappname": sm_xsapp, "credential-type": "x509"}
@@ -1108,5 +1116,6 @@ def apply_preset(app, preset):
 def write_files(app, state_dir):
     from fakebtp import write_json, write_text
     write_json(state_dir + "/sm-key.json", app.state["_sm_key"])
-    write_json(state_dir + "/sm-key-x509.json", app.state["_sm_key_x509"])
+    if app.state["_sm_key_x509"] is not None:
+        write_json(state_dir + "/sm-key-x509.json", app.state["_sm_key_x509"])
     write_text(state_dir + "/subaccount", app.state["subaccount"]["id"] + "\n")
