@@ -95,6 +95,9 @@ void calm_redact_clear(void);   /* wipes and frees every registered value */
  * key, certificate, assertion...) -> "***"; "Bearer x"/"Basic x" -> "***".
  * Returns 0 or -1 on memory. */
 int calm_redact(const char *in, size_t n, calm_buf *out);
+/* 1 if a field of this name holds a secret by rule 2 of calm_redact (any
+ * case: "client_secret", "Authorization", "key"), else 0. */
+int calm_redact_secret_name(const char *name, size_t n);
 
 /* ---- log.c: levels and the one place text reaches stderr --------------- */
 enum calm_level { CALM_LOG_ERROR, CALM_LOG_WARN, CALM_LOG_INFO, CALM_LOG_DEBUG, CALM_LOG_TRACE };

@@ -57,6 +57,8 @@ struct calm_host_opts {
     double timeout;        /* whole-run deadline in seconds; <= 0: none */
     int unsafe;            /* full standard library for a custom script */
     int verbose;           /* -v: tracebacks and debug logs */
+    const char *record;    /* --record FILE: write the run's HTTP exchanges there */
+    const char *replay;    /* --replay FILE: answer HTTP from that recording */
 };
 /* lua_CFunction: prepares a fresh state (libraries, sandbox unless arg 1 is
  * true, built-in modules and the script searcher, strict globals, deadline
@@ -65,6 +67,13 @@ int calm_host_setup(lua_State *L);
 /* Runs `calmbind <argv...>` (argv[0] is the command or script) and returns the
  * exit status. Never raises. */
 int calm_host_main(int argc, char **argv, const struct calm_host_opts *opts);
+
+/* ---- sandbox.c ------------------------------------------------------------ */
+/* Opens the standard libraries a script may use (all of them and debug when
+ * unsafe), with coroutine.resume/close guarded against flows. */
+void calm_sandbox_open_libs(lua_State *L, int unsafe);
+/* Makes reading or assigning an undeclared global raise. */
+void calm_sandbox_strict_globals(lua_State *L);
 
 /* ---- scripts.c: where scripts come from ---------------------------------- */
 /* The index-th override directory (CALMBIND_PATH entries, then

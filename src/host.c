@@ -1,6 +1,7 @@
 /* host.c: the Lua state calmbind runs scripts in: chosen standard libraries,
  * built-in modules in package.preload, a module searcher that prefers the
- * admin's script directories over the embedded scripts, strict globals, a
+ * admin's script directories over the embedded scripts, the sandbox
+ * (sandbox.c), strict globals, a
  * memory cap, and one protected entry point that maps outcomes to exit codes. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,119 +34,6 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     p = realloc(ptr, nsize);
     if (p) a->used = a->used - old + nsize;
     return p;
-}
-
-/* ---- strict globals -------------------------------------------------------- */
-
-static int strict_index(lua_State *L)
-{
-    return luaL_error(L, "undeclared global '%s' (declare it with local)", luaL_tolstring(L, 2, NULL));
-}
-
-static int strict_newindex(lua_State *L)
-{
-    return luaL_error(L, "assignment to undeclared global '%s' (use local)", luaL_tolstring(L, 2, NULL));
-}
-
-/* ---- sandbox ------------------------------------------------------------- */
-
-static int not_available(lua_State *L)
-{
-    return luaL_error(L, "sandbox: '%s' is not available to scripts (a custom script may run with --unsafe)",
-                      lua_tostring(L, lua_upvalueindex(1)));
-}
-
-static void block(lua_State *L, const char *lib, const char *fn)
-{
-    lua_getglobal(L, lib);
-    lua_pushfstring(L, "%s.%s", lib, fn);
-    lua_pushcclosure(L, not_available, 1);
-    lua_setfield(L, -2, fn);
-    lua_pop(L, 1);
-}
-
-static void block_global(lua_State *L, const char *fn)
-{
-    lua_pushstring(L, fn);
-    lua_pushcclosure(L, not_available, 1);
-    lua_setglobal(L, fn);
-}
-
-/* load(chunk [, name [, mode [, env]]]) with mode forced to text: binary
- * chunks can crash the VM. */
-static int load_text_only(lua_State *L)
-{
-    int n = lua_gettop(L);
-    if (n >= 3 && !lua_isnil(L, 3) && strcmp(luaL_checkstring(L, 3), "t") != 0)
-        return luaL_error(L, "sandbox: load accepts text chunks only (mode \"t\")");
-    if (n < 3) lua_settop(L, n = 3);   /* an absent env must stay absent, not nil */
-    lua_pushliteral(L, "t");
-    lua_replace(L, 3);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, n, LUA_MULTRET);
-    return lua_gettop(L);
-}
-
-/* coroutine.resume / coroutine.close on a flow's thread would run or end it
- * behind the scheduler's back (a parked HTTP transfer then completes into
- * the wrong request): refuse. Upvalues: the original function, its name. */
-static int guarded_coroutine(lua_State *L)
-{
-    lua_State *co = lua_tothread(L, 1);
-    if (co && *(void **)lua_getextraspace(co) != NULL)
-        return luaL_error(L, "coroutine.%s: that coroutine is a flow; use calm.task to wait for or cancel it",
-                          lua_tostring(L, lua_upvalueindex(2)));
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
-}
-
-static void guard_coroutine(lua_State *L, const char *fn)
-{
-    lua_getglobal(L, "coroutine");
-    lua_getfield(L, -1, fn);
-    lua_pushstring(L, fn);
-    lua_pushcclosure(L, guarded_coroutine, 2);
-    lua_setfield(L, -2, fn);
-    lua_pop(L, 1);
-}
-
-static void open_libs(lua_State *L, int unsafe)
-{
-    static const luaL_Reg libs[] = {
-        { LUA_GNAME, luaopen_base }, { LUA_LOADLIBNAME, luaopen_package },
-        { LUA_COLIBNAME, luaopen_coroutine }, { LUA_TABLIBNAME, luaopen_table },
-        { LUA_IOLIBNAME, luaopen_io }, { LUA_OSLIBNAME, luaopen_os },
-        { LUA_STRLIBNAME, luaopen_string }, { LUA_MATHLIBNAME, luaopen_math },
-        { LUA_UTF8LIBNAME, luaopen_utf8 }, { NULL, NULL }
-    };
-    const luaL_Reg *lib;
-    for (lib = libs; lib->func; lib++) {
-        luaL_requiref(L, lib->name, lib->func, 1);
-        lua_pop(L, 1);
-    }
-    guard_coroutine(L, "resume");
-    guard_coroutine(L, "close");
-    if (unsafe) {
-        luaL_requiref(L, LUA_DBLIBNAME, luaopen_debug, 1);
-        lua_pop(L, 1);
-        return;
-    }
-    block(L, "os", "execute");
-    block(L, "os", "exit");
-    block(L, "io", "popen");
-    block(L, "package", "loadlib");
-    block_global(L, "dofile");
-    block_global(L, "loadfile");
-    lua_getglobal(L, "load");
-    lua_pushcclosure(L, load_text_only, 1);
-    lua_setglobal(L, "load");
-    lua_getglobal(L, "string");
-    lua_pushnil(L);
-    lua_setfield(L, -2, "dump");
-    lua_pop(L, 1);
 }
 
 /* ---- module search: admin dirs first, then the embedded scripts (scripts.c) */
@@ -318,63 +206,87 @@ int calm_host_setup(lua_State *L)
     int unsafe = lua_toboolean(L, 1);
     lua_settop(L, 0);
     luaL_checkversion(L);
-    open_libs(L, unsafe);
+    calm_sandbox_open_libs(L, unsafe);
     setup_modules(L);
-    lua_pushglobaltable(L);   /* strict globals, set last so the libraries could register */
-    lua_newtable(L);
-    lua_pushcfunction(L, strict_index);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, strict_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_setmetatable(L, -2);
-    lua_pop(L, 1);
+    calm_sandbox_strict_globals(L);   /* last, so the libraries could register */
     calm_sched_install_hook(L);
     return 0;
 }
 
+/* --record / --replay: calm.record's start (before any script loads, so
+ * every require of calm.http sees its http.request) or finish. Returns 0, or
+ * the exit status for the failure it reported. */
+static int recorder(lua_State *L, const char *fn, const struct calm_host_opts *o)
+{
+    int top = lua_gettop(L), status = CALM_EXIT_OK;
+    if (!o->record && !o->replay) return 0;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "calm.record");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, fn);
+    if (fn[0] == 's') {
+        lua_pushstring(L, o->record ? "record" : "replay");
+        lua_pushstring(L, o->record ? o->record : o->replay);
+    }
+    lua_call(L, fn[0] == 's' ? 2 : 0, 3);
+    if (!lua_toboolean(L, -3)) {
+        report_error(lua_isstring(L, -2) ? lua_tostring(L, -2) : "--record/--replay failed", o->verbose);
+        /* a --replay file that cannot be used is bad input, whatever the reason */
+        status = fn[0] == 's' || lua_isnil(L, -1) ? CALM_EXIT_USAGE : status_for_code(L, lua_gettop(L));
+    }
+    lua_settop(L, top);
+    return status;
+}
+
+/* Runs the command or script named by argv[0] (recorder started). */
+static int run_what(lua_State *L, struct pmain_args *a);
+
 static int pmain(lua_State *L)
 {
     struct pmain_args *a = lua_touserdata(L, 1);
-    const char *what = a->argv[0];
     int rc;
     lua_pushcfunction(L, calm_host_setup);
     lua_pushboolean(L, a->opts->unsafe);
     lua_call(L, 1, 0);
     lua_settop(L, 0);
+    if ((rc = recorder(L, "start", a->opts)) != 0) {
+        a->status = rc;
+        return 0;
+    }
+    a->status = run_what(L, a);
+    lua_settop(L, 0);
+    if ((rc = recorder(L, "finish", a->opts)) != 0 && a->status == CALM_EXIT_OK) a->status = rc;
+    return 0;
+}
+
+static int run_what(lua_State *L, struct pmain_args *a)
+{
+    const char *what = a->argv[0], *p;
+    int rc;
     if (looks_like_script(what)) {
         if (luaL_loadfilex(L, what, "t") != LUA_OK) {
             report_error(lua_tostring(L, -1), 1);
-            a->status = CALM_EXIT_USAGE;
-            return 0;
+            return CALM_EXIT_USAGE;
         }
-        a->status = run_root(L, "script", a->argc, a->argv, 1, a->opts);
-        return 0;
+        return run_root(L, "script", a->argc, a->argv, 1, a->opts);
     }
-    {
-        const char *p;
-        for (p = what; *p; p++)
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) break;
-        if (*p || !*what) {
-            calm_log(CALM_LOG_ERROR, "unknown command '%s' (see calmbind --help)", what);
-            a->status = CALM_EXIT_USAGE;
-            return 0;
-        }
+    for (p = what; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) break;
+    if (*p || !*what) {
+        calm_log(CALM_LOG_ERROR, "unknown command '%s' (see calmbind --help)", what);
+        return CALM_EXIT_USAGE;
     }
     lua_pushfstring(L, "commands/%s.lua", what);
     if ((rc = calm_load_script(L, lua_tostring(L, -1))) != 0) {
-        const char *msg = lua_tostring(L, -1);
         if (rc == CALM_SCRIPT_MISSING) {
             calm_log(CALM_LOG_ERROR, "unknown command '%s' (see calmbind --help)", what);
-            a->status = CALM_EXIT_USAGE;
-        } else {
-            report_error(msg, 1);
-            a->status = CALM_EXIT_API;
+            return CALM_EXIT_USAGE;
         }
-        return 0;
+        report_error(lua_tostring(L, -1), 1);
+        return CALM_EXIT_API;
     }
     lua_remove(L, -2);
-    a->status = run_root(L, "command", a->argc, a->argv, 1, a->opts);
-    return 0;
+    return run_root(L, "command", a->argc, a->argv, 1, a->opts);
 }
 
 int calm_host_main(int argc, char **argv, const struct calm_host_opts *opts)

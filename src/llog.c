@@ -150,6 +150,15 @@ static int log_redact(lua_State *L)
     return 1;
 }
 
+/* log.secret_name(name) -> true if redaction hides the values of fields so named */
+static int log_secret_name(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    lua_pushboolean(L, calm_redact_secret_name(s, n));
+    return 1;
+}
+
 /* ---- progress ------------------------------------------------------------- */
 
 /* log.progress(fmt, ...) -> nothing. On a TTY: rewrites one status line in
@@ -190,6 +199,7 @@ static const luaL_Reg log_funcs[] = {
     { "enabled", log_enabled },
     { "secret", log_secret },
     { "redact", log_redact },
+    { "secret_name", log_secret_name },
     { "progress", log_progress },
     { "progress_done", log_progress_done },
     { NULL, NULL }

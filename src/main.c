@@ -29,7 +29,8 @@ static const char USAGE[] =
 
 static const char USAGE_TAIL[] =
     "\n"
-    "global options: --timeout S (default 300), -v/--verbose, --trace, --cacert FILE, --unsafe\n"
+    "global options: --timeout S (default 300), -v/--verbose, --trace, --cacert FILE, --unsafe,\n"
+    "                --record FILE (HTTP exchanges, secrets replaced), --replay FILE (offline)\n"
     "exit status: 0 done, 1 BTP/API failure, 2 usage or bad input, 3 authentication refused,\n"
     "             4 manual step needed, 5 deadline passed, 6 verification failed\n"
     "Run 'calmbind COMMAND --help' for a command's options.\n";
@@ -68,6 +69,10 @@ static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
             v = argv[++i];
         } else if (strncmp(a, "--timeout=", 10) == 0) {
             v = a + 10;
+        } else if ((strcmp(a, "--record") == 0 || strcmp(a, "--replay") == 0) && i + 1 < argc) {
+            *(a[4] == 'c' ? &o->record : &o->replay) = argv[++i];
+        } else if (strncmp(a, "--record=", 9) == 0 || strncmp(a, "--replay=", 9) == 0) {
+            *(a[4] == 'c' ? &o->record : &o->replay) = a + 9;
         } else if (strcmp(a, "--cacert") == 0 && i + 1 < argc) {
             setenv("CALMBIND_CACERT", argv[++i], 1);
         } else if (strncmp(a, "--cacert=", 9) == 0) {
@@ -83,12 +88,16 @@ static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
             o->timeout = t;
         }
     }
+    if (o->record && o->replay) {
+        calm_log(CALM_LOG_ERROR, "--record and --replay go one at a time");
+        return -1;
+    }
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    struct calm_host_opts opts = { DEFAULT_TIMEOUT, 0, 0 };
+    struct calm_host_opts opts = { DEFAULT_TIMEOUT, 0, 0, NULL, NULL };
     int status;
     harden();
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -479,6 +479,17 @@ static void mark_words(const char *in, size_t n, unsigned char *m)
     }
 }
 
+int calm_redact_secret_name(const char *name, size_t n)
+{
+    char low[64];
+    size_t k;
+    if (n >= sizeof low) return 0;   /* as in text: longer words are never field names */
+    for (k = 0; k < n; k++)
+        low[k] = (char)((name[k] >= 'A' && name[k] <= 'Z') ? name[k] | 0x20 : name[k]);
+    low[n] = '\0';
+    return secret_name(low, n);
+}
+
 /* URL userinfo: in https://user:password@host, "user:password" is hidden.
  * The authority ends at the first '/', '?', '#', space or quote, so
  * "a://b/ x@y" is spared. */

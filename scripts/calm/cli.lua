@@ -28,9 +28,11 @@ local GLOBAL = {
   trace   = { flag = true, help = "log HTTP exchanges, every secret redacted" },
   cacert  = { arg = "FILE", help = "trust this CA bundle as well (PEM)" },
   unsafe  = { flag = true, help = "full standard library for a custom script" },
+  record  = { arg = "FILE", help = "write the run's HTTP exchanges there, every secret replaced" },
+  replay  = { arg = "FILE", help = "answer every HTTP request from that recording: no network" },
   help    = { flag = true, help = "show this help" },
 }
-local GLOBAL_ORDER = { "timeout", "cacert", "verbose", "trace", "unsafe", "help" }
+local GLOBAL_ORDER = { "timeout", "cacert", "verbose", "trace", "record", "replay", "unsafe", "help" }
 
 local SECRET_MSG = "secrets are not accepted on the command line (argv is visible to other users); "
   .. "put them in a file or the environment"
