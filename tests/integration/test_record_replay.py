@@ -202,7 +202,13 @@ def bad_usage(s):
     s.check("--record with --replay: usage error", r[0] == 2 and "one at a time" in r[2], r[2])
     r = itest.run(["check", notrec, "--record", os.path.join(work, "no", "dir", "rec.json")])
     s.check("--record into a missing directory: the run's own exit, then an error naming the file",
-            r[0] == 6 and "--record" in r[2] and "rec.json" in r[2], (r[0], r[2]))
+            r[0] == 2 and "not a service key" in r[2] and "--record: cannot write" in r[2]
+            and "rec.json" in r[2], (r[0], r[2]))
+    with open(os.path.join(work, "ok.lua"), "w") as f:
+        f.write("return 0\n")
+    r = itest.run([os.path.join(work, "ok.lua"), "--record", os.path.join(work, "no", "dir", "rec.json")])
+    s.check("--record into a missing directory after a successful run: exit 2",
+            r[0] == 2 and "--record: cannot write" in r[2], (r[0], r[2]))
     r = itest.run(["check", "--help"])
     s.check("--record and --replay are global options in every command's help",
             "--record FILE" in r[1] and "--replay FILE" in r[1], r[1])
