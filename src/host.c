@@ -231,8 +231,9 @@ static int recorder(lua_State *L, const char *fn, const struct calm_host_opts *o
     lua_call(L, fn[0] == 's' ? 2 : 0, 3);
     if (!lua_toboolean(L, -3)) {
         report_error(lua_isstring(L, -2) ? lua_tostring(L, -2) : "--record/--replay failed", o->verbose);
-        /* a --replay file that cannot be used is bad input, whatever the reason */
-        status = fn[0] == 's' || lua_isnil(L, -1) ? CALM_EXIT_USAGE : status_for_code(L, lua_gettop(L));
+        /* a --replay file that cannot be used, or a --record file that cannot
+         * be written, is bad input on the command line, whatever the reason */
+        status = CALM_EXIT_USAGE;
     }
     lua_settop(L, top);
     return status;
