@@ -16,6 +16,10 @@ SAN         ?=
 B           ?= build
 PREFIX      ?= /usr/local
 DESTDIR     ?=
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 
 ALL_CFLAGS  = $(OPT) $(WARN) $(WERROR) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(SAN) $(CFLAGS)
 SRC         := $(sort $(wildcard src/*.c))
@@ -24,8 +28,8 @@ SCRIPTS     := $(sort $(shell find scripts -name '*.lua'))
 UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test unit asan bench demo fuzz install clean
-all: $(B)/calmbind
+.PHONY: all test unit asan bench demo fuzz install uninstall deb clean
+all: $(B)/calmbind $(B)/completion/calmbind.bash $(B)/completion/_calmbind
 
 $(B)/calmbind: $(B)/obj/main.o $(CORE_OBJ)
 	@echo "  LD    $@"
@@ -76,9 +80,26 @@ demo: all
 fuzz: all
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
+# Shell completion is generated from the option specs the parser uses, by the
+# binary itself (built-in scripts only: no admin overrides leak in).
+$(B)/completion/calmbind.bash: $(B)/calmbind
+	@mkdir -p $(@D)
+	@env -u CALMBIND_PATH XDG_CONFIG_HOME=/nonexistent $(B)/calmbind completion bash > $@.tmp && mv $@.tmp $@
+
+$(B)/completion/_calmbind: $(B)/calmbind
+	@mkdir -p $(@D)
+	@env -u CALMBIND_PATH XDG_CONFIG_HOME=/nonexistent $(B)/calmbind completion zsh > $@.tmp && mv $@.tmp $@
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(B)/calmbind $(DESTDIR)$(PREFIX)/bin/calmbind
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 0755 $(B)/calmbind $(DESTDIR)$(BINDIR)/calmbind
+	install -m 0644 docs/calmbind.1 $(DESTDIR)$(MANDIR)/man1/calmbind.1
+	install -m 0644 $(B)/completion/calmbind.bash $(DESTDIR)$(BASHCOMPDIR)/calmbind
+	install -m 0644 $(B)/completion/_calmbind $(DESTDIR)$(ZSHCOMPDIR)/_calmbind
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/calmbind $(DESTDIR)$(MANDIR)/man1/calmbind.1 \
+	  $(DESTDIR)$(BASHCOMPDIR)/calmbind $(DESTDIR)$(ZSHCOMPDIR)/_calmbind
 
 clean:
 	rm -rf build

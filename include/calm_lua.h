@@ -59,6 +59,7 @@ struct calm_host_opts {
     int verbose;           /* -v: tracebacks and debug logs */
     const char *record;    /* --record FILE: write the run's HTTP exchanges there */
     const char *replay;    /* --replay FILE: answer HTTP from that recording */
+    int quiet;             /* -q: errors only */
 };
 /* lua_CFunction: prepares a fresh state (libraries, sandbox unless arg 1 is
  * true, built-in modules and the script searcher, strict globals, deadline
@@ -90,6 +91,17 @@ int calm_load_script(lua_State *L, const char *rel);
 int calm_scripts_command(int argc, char **argv);
 /* For --help: the commands found in the override directories. */
 void calm_print_user_commands(FILE *out);
+
+/* ---- cmdline.c: the command line as admins type it ---------------------- */
+/* Rewrites argv into out (room for argc + 1): leading global options move
+ * after the command, `help [CMD]` becomes `CMD --help` (or `--help`),
+ * `version` becomes `--version`. Returns the new argc, or -1 after logging a
+ * usage error (an unknown option before the command, with a suggestion). */
+int calm_cmdline_normalise(int argc, char **argv, char **out);
+/* The stock command a mistyped one is closest to, or NULL. */
+const char *calm_cmdline_suggest(const char *word);
+/* Logs "unknown command 'x'", with a suggestion when there is one. */
+void calm_cmdline_unknown(const char *what);
 
 /* Built-in scripts (generated into build/embedded.c from scripts/). */
 struct calm_embedded { const char *name; const char *source; size_t len; };

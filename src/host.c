@@ -274,13 +274,13 @@ static int run_what(lua_State *L, struct pmain_args *a)
     for (p = what; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) break;
     if (*p || !*what) {
-        calm_log(CALM_LOG_ERROR, "unknown command '%s' (see calmbind --help)", what);
+        calm_cmdline_unknown(what);
         return CALM_EXIT_USAGE;
     }
     lua_pushfstring(L, "commands/%s.lua", what);
     if ((rc = calm_load_script(L, lua_tostring(L, -1))) != 0) {
         if (rc == CALM_SCRIPT_MISSING) {
-            calm_log(CALM_LOG_ERROR, "unknown command '%s' (see calmbind --help)", what);
+            calm_cmdline_unknown(what);
             return CALM_EXIT_USAGE;
         }
         report_error(lua_tostring(L, -1), 1);

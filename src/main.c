@@ -18,7 +18,7 @@ static const char USAGE[] =
     "       calmbind FILE.lua [args]        run your own script with the calmbind library\n"
     "       calmbind scripts [--dump DIR [--force]]  list every script and where it comes from\n"
     "                                       (or write the built-in ones out)\n"
-    "       calmbind --version | --help\n"
+    "       calmbind help [COMMAND] | version\n"
     "\n"
     "commands:\n"
     "  get      find or create the SAP Cloud ALM API instance and binding, export the key\n"
@@ -29,11 +29,12 @@ static const char USAGE[] =
 
 static const char USAGE_TAIL[] =
     "\n"
-    "global options: --timeout S (default 300), -v/--verbose, --trace, --cacert FILE, --unsafe,\n"
+    "global options (before or after the command): --timeout S (default 300), -v/--verbose,\n"
+    "                -q/--quiet, --trace, --cacert FILE, --unsafe,\n"
     "                --record FILE (HTTP exchanges, secrets replaced), --replay FILE (offline)\n"
     "exit status: 0 done, 1 BTP/API failure, 2 usage or bad input, 3 authentication refused,\n"
     "             4 manual step needed, 5 deadline passed, 6 verification failed\n"
-    "Run 'calmbind COMMAND --help' for a command's options.\n";
+    "Run 'calmbind help COMMAND' (or 'calmbind COMMAND -h') for a command's options; man calmbind.\n";
 
 /* Secrets live in this process's memory: no core files, no ptrace by others. */
 static void harden(void)
@@ -63,6 +64,8 @@ static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
         } else if (strcmp(a, "--trace") == 0) {
             o->verbose = 1;
             calm_log_set_level(CALM_LOG_TRACE);
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            o->quiet = 1;
         } else if (strcmp(a, "--unsafe") == 0) {
             o->unsafe = 1;
         } else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
@@ -92,14 +95,19 @@ static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
         calm_log(CALM_LOG_ERROR, "--record and --replay go one at a time");
         return -1;
     }
+    /* -q: errors only, unless -v or --trace asked for more */
+    if (o->quiet && !o->verbose) calm_log_set_level(CALM_LOG_ERROR);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    struct calm_host_opts opts = { DEFAULT_TIMEOUT, 0, 0, NULL, NULL };
+    struct calm_host_opts opts = { DEFAULT_TIMEOUT, 0, 0, NULL, NULL, 0 };
     int status;
+    char **args = calloc((size_t)argc + 1, sizeof *args);
     harden();
+    if (!args || (argc = calm_cmdline_normalise(argc, argv, args)) < 0) return CALM_EXIT_USAGE;
+    argv = args;
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         FILE *out = argc < 2 ? stderr : stdout;
         fputs(USAGE, out);

@@ -30,9 +30,11 @@ local GLOBAL = {
   unsafe  = { flag = true, help = "full standard library for a custom script" },
   record  = { arg = "FILE", help = "write the run's HTTP exchanges there, every secret replaced" },
   replay  = { arg = "FILE", help = "answer every HTTP request from that recording: no network" },
-  help    = { flag = true, help = "show this help" },
+  quiet   = { flag = true, short = "q", help = "errors only: no progress, notes or warnings" },
+  help    = { flag = true, short = "h", help = "show this help" },
 }
-local GLOBAL_ORDER = { "timeout", "cacert", "verbose", "trace", "record", "replay", "unsafe", "help" }
+local GLOBAL_ORDER = { "timeout", "cacert", "verbose", "quiet", "trace", "record", "replay", "unsafe", "help" }
+M.GLOBAL, M.GLOBAL_ORDER = GLOBAL, GLOBAL_ORDER
 
 local SECRET_MSG = "secrets are not accepted on the command line (argv is visible to other users); "
   .. "put them in a file or the environment"
@@ -62,8 +64,47 @@ local function merged_options(spec)
   return all
 end
 
+-- Edit distance (insert, delete, substitute, swap two neighbours).
+local function distance(a, b)
+  local d = {}
+  for i = 0, #a do d[i] = { [0] = i } end
+  for j = 0, #b do d[0][j] = j end
+  for i = 1, #a do
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:sub(i, i) == b:sub(j - 1, j - 1) and a:sub(i - 1, i - 1) == b:sub(j, j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
+    end
+  end
+  return d[#a][#b]
+end
+
+-- cli.suggest(word, candidates) -> the closest candidate a typo could have
+-- meant (a prefix of one, or at most 2 edits away, 1 for short words), or nil.
+function M.suggest(word, candidates)
+  local best, best_d
+  for _, c in ipairs(candidates) do
+    local d = distance(word, c)
+    if #word >= 3 and c:sub(1, #word) == word then d = math.min(d, 1) end
+    if d < (best_d or math.huge) or (d == best_d and c < best) then best, best_d = c, d end
+  end
+  if best and best_d <= (#word <= 4 and 1 or 2) then return best end
+  return nil
+end
+
 local function see_help(spec)
   return spec.command and ("see calmbind " .. spec.command .. " --help") or "see --help"
+end
+
+-- "did you mean --x?" for a near miss, else where to look.
+local function hint_for(defs, word, spec)
+  local names = {}
+  for name in pairs(defs) do names[#names + 1] = name end
+  local near = M.suggest(word, names)
+  return near and ("did you mean --" .. near .. "?") or see_help(spec)
 end
 
 -- Strict decimal number: no hex, inf, nan or exponent surprises.
@@ -155,7 +196,7 @@ function M.parse(args, spec)
         name = shorts[a:sub(2)]
         if not name then
           if looks_secret(a:sub(2)) then return usage_error(spec, SECRET_MSG) end
-          return usage_error(spec, string.format("unknown option %s (%s)", a, see_help(spec)))
+          return usage_error(spec, string.format("unknown option %s (%s)", a, hint_for(defs, a:sub(2), spec)))
         end
       end
       local def = defs[name]
@@ -163,7 +204,7 @@ function M.parse(args, spec)
         return usage_error(spec, SECRET_MSG)
       end
       if not def then
-        return usage_error(spec, string.format("unknown option --%s (%s)", name, see_help(spec)))
+        return usage_error(spec, string.format("unknown option --%s (%s)", name, hint_for(defs, name, spec)))
       end
       local label = "--" .. name
       if seen[name] then
@@ -244,6 +285,17 @@ function M.parse(args, spec)
     return usage_error(spec, string.format("unexpected argument '%s' (%s)", extra, see_help(spec)))
   end
   return opts, pos
+end
+
+-- cli.options(spec) -> every option the parser accepts for spec, globals
+-- included, sorted by name: { {name = "sm-key", def = {...}}, ... }. Help,
+-- the man page check and shell completion are made from this list.
+function M.options(spec)
+  local defs = merged_options(spec or {})
+  local out = {}
+  for name, def in pairs(defs) do out[#out + 1] = { name = name, def = def } end
+  table.sort(out, function(a, b) return a.name < b.name end)
+  return out
 end
 
 local function sorted_keys(t)

@@ -52,6 +52,11 @@ function M.spec(command)
     spec.options["show-secrets"] = { flag = true, allow_secret_name = true,
       help = "allow printing the key to a terminal" }
   end
+  if not get then
+    spec.options.json = { flag = true, help = "print the run report (JSON, no secrets) instead of text" }
+    spec.options["detailed-exitcode"] = { flag = true,
+      help = "exit 7 when get would change something, 0 when it would only read" }
+  end
   return spec
 end
 
@@ -152,8 +157,7 @@ local function arr(t)
   return json.array(c)
 end
 
-local function write_report(path, report)
-  local fs = require "calm.fs"
+local function report_text(report)
   local json = require "calm.json"
   report.evidence, report.actions, report.checks = arr(report.evidence), arr(report.actions), arr(report.checks)
   for _, c in ipairs(report.checks) do
@@ -164,7 +168,12 @@ local function write_report(path, report)
   local ok, text = pcall(json.pretty, report, { "tool", "command", "result", "decision", "evidence",
     "steps", "actions", "checks" })
   if not ok then text = json.encode(report) end
-  local w, msg = fs.write_private(path, text .. "\n")
+  return text .. "\n"
+end
+
+local function write_report(path, report)
+  local fs = require "calm.fs"
+  local w, msg = fs.write_private(path, report_text(report))
   if not w then
     local log = require "calm.log"
     log.warn("cannot write the report %s: %s", path, tostring(msg))
@@ -653,7 +662,8 @@ local function run_inner(ctx, mode)
   if mode == "plan" then
     say = function(s) lines[#lines + 1] = s end
   else
-    say = function(s) log.info("%s", s) end
+    -- get shows the path it took; the evidence and reasons are for plan and -v
+    say = function(s) if s:match("^path: ") then log.info("%s", s) else log.debug("%s", s) end end
   end
 
   -- clients (key files are read before any request)
@@ -693,7 +703,7 @@ local function run_inner(ctx, mode)
     local creds, cmsg, ccode = run_cf(ctx, mode, say)
     if mode == "plan" then
       if not creds then return nil, cmsg, ccode end
-      io.write(table.concat(lines, "\n") .. "\n")
+      ctx.plan_text = table.concat(lines, "\n") .. "\n"
       return 0
     end
     if not creds then return nil, cmsg, ccode end
@@ -720,8 +730,8 @@ local function run_inner(ctx, mode)
     elseif paths.read_only(ctx.steps) then
       say("get would send no mutating request: it only reads and exports the key")
     end
-    io.write(table.concat(lines, "\n") .. "\n")
-    return 0
+    ctx.plan_text = table.concat(lines, "\n") .. "\n"
+    return M.plan_status(ctx)
   end
 
   describe_steps(ctx, say, "will")
@@ -729,9 +739,21 @@ local function run_inner(ctx, mode)
     return nil, ctx.steps.usage, "USAGE"
   end
   if ctx.steps.manual then
+    -- the steps are the point of exit 4: shown without -v, the error line last
+    for line in tostring(ctx.steps.manual):gmatch("\n([^\n]+)") do log.info("%s", line) end
     return nil, ctx.steps.manual, "MANUAL"
   end
   return execute_sm(ctx)
+end
+
+-- What plan exits: what get would exit where that is known without
+-- mutating (2 for a usage stop, 4 for a manual step); with
+-- --detailed-exitcode, 7 when get would change something.
+function M.plan_status(ctx)
+  if ctx.steps.usage then return 2 end
+  if ctx.steps.manual then return 4 end
+  if ctx.opts["detailed-exitcode"] and not paths.read_only(ctx.steps) then return 7 end
+  return 0
 end
 
 -- opts from cli.parse; mode "get" | "plan". Returns exit status | nil, msg, code.
@@ -751,13 +773,14 @@ function M.run(opts, mode)
     error(creds, 0)
   end
   local function finish(status, err, ecode)
-    if opts.report then
-      ctx.report.result = { ok = status == 0, exit = status, error = err, code = ecode,
-        instance_id = ctx.result.instance_id, instance_name = ctx.result.instance_name,
-        binding_id = ctx.result.binding_id, binding_name = ctx.result.binding_name,
-        credential_type = ctx.result.credential_type, path = ctx.decision and ctx.decision.path }
-      write_report(opts.report, ctx.report)
-    end
+    ctx.report.result = { ok = status == 0 or (mode == "plan" and status == 7), exit = status,
+      error = err, code = ecode,
+      instance_id = ctx.result.instance_id, instance_name = ctx.result.instance_name,
+      binding_id = ctx.result.binding_id, binding_name = ctx.result.binding_name,
+      credential_type = ctx.result.credential_type, path = ctx.decision and ctx.decision.path }
+    if opts.report then write_report(opts.report, ctx.report) end
+    -- plan --json: the report on stdout, also when plan failed
+    if mode == "plan" and opts.json then io.write(log.redact(report_text(ctx.report))) end
   end
   local exit = require "calm.exit"
   if creds == nil then
@@ -765,8 +788,9 @@ function M.run(opts, mode)
     return nil, rmsg, rcode
   end
   if mode == "plan" then
-    finish(0)
-    return 0
+    finish(creds)
+    if not opts.json then io.write(ctx.plan_text or "") end
+    return creds
   end
 
   -- the key: checked, written, optionally verified

@@ -14,26 +14,51 @@ local spec = {
     ["for"] = { arg = "TARGET", choices = { "landscape", "alm-setup" }, default = "landscape",
                 help = "whose rules: Landscape Management upload, or /SDF/ALM_SETUP" },
     tenant = { arg = "SUBDOMAIN", help = "the identity zone (subaccount subdomain) the key must belong to" },
+    json = { flag = true, help = "print the result as JSON (no secrets) instead of text" },
     name = { arg = "N", help = "the VCAP_SERVICES entry to check when there are several" },
   },
   positionals = { min = 1, max = 1, names = { "FILE" } },
 }
 
-return function(args)
+-- --json: the result on stdout, machine-readable; messages name fields, not
+-- values, and anything registered as a secret is redacted all the same.
+local function print_json(t)
+  local json, log = require "calm.json", require "calm.log"
+  t.problems, t.warnings = json.array(t.problems), json.array(t.warnings)
+  io.write(log.redact(json.pretty(t, { "ok", "exit", "error" })), "\n")
+end
+
+local function main(args)
   local opts, pos, code = cli.parse(args, spec)
   if not opts then return nil, pos, code end
   if opts.help then io.write(cli.usage(spec)); return 0 end
   local path = pos[1]
   local text, msg
   text, msg, code = key.read(path)
-  if not text then return nil, msg, code end
+  if not text then
+    if opts.json then print_json { ok = false, exit = 2, error = msg } end
+    return nil, msg, code
+  end
   local k
   k, msg, code = key.parse(text, path == "-" and "standard input" or path, { name = opts.name })
   -- a file that is not JSON, or no key at all (or the wrong kind of key), is
   -- bad input: exit 2, as in every command
-  if not k then return nil, msg, code end
+  if not k then
+    if opts.json then print_json { ok = false, exit = require("calm.exit").status_for(code), error = msg } end
+    return nil, msg, code
+  end
   local landscape = opts["for"] == "landscape"
   local res = key.check(k, { for_landscape = landscape, tenant = opts.tenant })
-  io.write(key.check_text(res, { for_landscape = landscape }))
+  if opts.json then
+    -- what kind of secret the key holds, under a name the redactor spares
+    res.summary.about, res.summary.secret = res.summary.secret, nil
+    print_json { ok = res.ok, exit = res.ok and 0 or 6, rules = landscape and "landscape" or "alm-setup",
+      problems = res.problems, warnings = res.warnings, key = res.summary }
+  else
+    io.write(key.check_text(res, { for_landscape = landscape }))
+  end
   return res.ok and 0 or 6
 end
+
+-- the spec too: help, completion and the man page check read it
+return main, spec

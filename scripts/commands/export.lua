@@ -20,7 +20,7 @@ local spec = {
   positionals = { min = 1, max = 1, names = { "FILE" } },
 }
 
-return function(args)
+local function main(args)
   local opts, pos, code = cli.parse(args, spec)
   if not opts then return nil, pos, code end
   if opts.help then io.write(cli.usage(spec)); return 0 end
@@ -35,3 +35,6 @@ return function(args)
   if not ok then return nil, msg, code end
   return 0
 end
+
+-- the spec too: help, completion and the man page check read it
+return main, spec

@@ -13,25 +13,43 @@ local spec = {
   options = {
     scenario = { arg = "S", choices = { "deployment", "monitoring" }, default = "deployment",
                  help = "deployment needs both imp-cdm-feature-* scopes" },
+    json = { flag = true, help = "print the result as JSON (no secrets) instead of text" },
     name = { arg = "N", help = "the VCAP_SERVICES entry to verify when there are several" },
   },
   positionals = { min = 1, max = 1, names = { "FILE" } },
 }
 
-return function(args)
+-- --json: the result on stdout, machine-readable; messages name fields, not
+-- values, and anything registered as a secret is redacted all the same.
+local function print_json(t)
+  local json, log = require "calm.json", require "calm.log"
+  t.problems, t.warnings = json.array(t.problems), json.array(t.warnings)
+  io.write(log.redact(json.pretty(t, { "ok", "exit", "error" })), "\n")
+end
+
+local function main(args)
   local opts, pos, code = cli.parse(args, spec)
   if not opts then return nil, pos, code end
   if opts.help then io.write(cli.usage(spec)); return 0 end
-  local k, msg
+  local k, msg, report
   if opts.cacert then
     k, msg, code = require("calm.input").check_cacert(opts.cacert)
     if not k then return nil, msg, code end
   end
   k, msg, code = key.load(pos[1], { name = opts.name })
-  if not k then return nil, msg, code end
-  local report
-  report, msg, code = key.verify(k, { scenario = opts.scenario, cacert = opts.cacert })
-  if not report then return nil, msg, code end
-  io.write(key.verify_text(report, k.source))
+  if k then report, msg, code = key.verify(k, { scenario = opts.scenario, cacert = opts.cacert }) end
+  if not report then
+    if opts.json then print_json { ok = false, exit = require("calm.exit").status_for(code), error = msg } end
+    return nil, msg, code
+  end
+  if opts.json then
+    report.exit = report.ok and 0 or 6
+    print_json(report)
+  else
+    io.write(key.verify_text(report, k.source))
+  end
   return report.ok and 0 or 6
 end
+
+-- the spec too: help, completion and the man page check read it
+return main, spec

@@ -226,7 +226,7 @@ def foreign_binding_name(s):
                 rc == 2 and "name a new binding" in err, (rc, err[-400:]))
         s.eq("old binding named for deployment: no mutating request", fake.mutations(), [])
         rc, out, err, rep = run_get(fake, *args, command="plan")
-        s.check("plan says get would stop with exit 2", rc == 0 and "would stop here (exit 2)" in out,
+        s.check("plan says get would stop with exit 2, and exits 2", rc == 2 and "would stop here (exit 2)" in out,
                 (rc, out[-400:]))
 
 

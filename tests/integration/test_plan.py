@@ -39,6 +39,19 @@ def main():
                         rep and rep["steps"])
                 s.check(tag + ": no secret in output or report",
                         no_secret_in(out + err + json.dumps(rep), fake))
+                rc, out, err, _ = run_get(fake, "--scenario", scenario, "--json", "--detailed-exitcode",
+                                          cis=True, command="plan")
+                s.eq(tag + ": --detailed-exitcode: 7 when get would change something, else 0",
+                     rc, 0 if rep["steps"]["read_only"] else 7)
+                try:
+                    doc = json.loads(out)
+                except ValueError:
+                    doc = None
+                s.check(tag + ": --json prints the run report on stdout, and only that",
+                        doc and doc["steps"] == rep["steps"] and doc["decision"] == rep["decision"]
+                        and doc["result"]["exit"] == rc and doc["result"]["ok"] is True, out[:300])
+                s.check(tag + ": --json holds no secret", no_secret_in(out + err, fake))
+                s.eq(tag + ": --json sent no mutating request either", fake.mutations(), [])
         except Exception as e:
             s.check(tag + ": runs", False, repr(e))
     # plan after a get: everything is found, nothing would change
@@ -50,11 +63,17 @@ def main():
         s.check("mid-2023 after get: plan finds what get made",
                 "instance: find 'calm-api-deployment'" in out and "get would send no mutating request" in out, out)
         s.eq("mid-2023 after get: plan sends no mutating request", fake.mutations()[n:], [])
+        rc, out, err, rep = run_get(fake, "--detailed-exitcode", command="plan")
+        s.eq("mid-2023 after get: --detailed-exitcode exits 0 (nothing to change)", rc, 0)
     # no --cis-key on the oldest tenant: plan names the manual step, get exits 4
     with FakeBTP(preset="before-2023-06-12") as fake:
         rc, out, err, rep = run_get(fake, command="plan")
-        s.eq("before without --cis-key: plan exits 0", rc, 0)
+        s.eq("before without --cis-key: plan exits 4, as get would", rc, 4)
         s.check("before without --cis-key: plan names the cockpit steps", "Entity Assignments" in out, out)
+        rc, out, err, _ = run_get(fake, "--json", "--detailed-exitcode", command="plan")
+        doc = json.loads(out) if out.startswith("{") else {}
+        s.check("before without --cis-key: plan --json --detailed-exitcode still exits 4, the report says so",
+                rc == 4 and doc.get("result", {}).get("exit") == 4 and doc["steps"].get("manual"), (rc, out[:300]))
         rc, out, err, rep = run_get(fake)
         s.eq("before without --cis-key: get exits 4", rc, 4)
         s.check("before without --cis-key: get prints the cockpit steps", "Entity Assignments" in err, err[-600:])

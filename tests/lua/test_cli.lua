@@ -131,4 +131,33 @@ function T.usage_text()
   t.find(u, "default 300")
 end
 
+function T.suggest()
+  local names = { "sm-key", "cis-key", "scenario", "verbose", "json", "out" }
+  t.eq(cli.suggest("sm-kye", names), "sm-key", "a swap")
+  t.eq(cli.suggest("scenaro", names), "scenario", "a letter missing")
+  t.eq(cli.suggest("verb", names), "verbose", "a prefix")
+  t.eq(cli.suggest("jsn", names), "json", "one edit in a short word")
+  t.eq(cli.suggest("xml", names), nil, "nothing near")
+  t.eq(cli.suggest("o", names), nil, "one letter suggests nothing")
+end
+
+function T.did_you_mean()
+  t.find(t.fails("USAGE", cli.parse, { "--sm-kye", "x" }, spec), "did you mean --sm-key?")
+  t.find(t.fails("USAGE", cli.parse, { "-verbose" }, spec), "did you mean --verbose?")
+  t.find(t.fails("USAGE", cli.parse, { "--zzzzzz" }, spec), "see calmbind get --help")
+end
+
+function T.short_help_and_quiet()
+  t.ok(assert(cli.parse({ "-h" }, spec)).help, "-h is --help")
+  t.ok(assert(cli.parse({ "-q" }, spec)).quiet, "-q is --quiet")
+end
+
+function T.options_lists_globals_and_own()
+  local names = {}
+  for _, o in ipairs(cli.options(spec)) do names[#names + 1] = o.name end
+  t.find(table.concat(names, " "), "cacert")
+  t.find(table.concat(names, " "), "sm-key")
+  t.find(table.concat(names, " "), "quiet")
+end
+
 return T
