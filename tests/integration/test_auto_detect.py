@@ -53,7 +53,7 @@ def main():
     # no evidence at all: nothing entitled, nothing created, no cis key
     with FakeBTP(preset="empty") as fake:
         rc, out, d = decision(fake)
-        s.eq("empty tenant: exits 0", rc, 0)
+        s.eq("empty tenant: plan exits 4, as get would (not entitled, no --cis-key)", rc, 4)
         s.eq("empty tenant: no evidence -> before-2023-06-12", (d.get("path"), d.get("source")),
              ("before-2023-06-12", "none"))
         s.check("empty tenant: prints the reasoning", "no evidence" in out, out)
