@@ -125,6 +125,6 @@ int calm_write_private(const char *path, const char *data, size_t n, char *err, 
 int calm_read_file(const char *path, size_t max, calm_buf *out, char *err, size_t errlen);
 
 /* ---- clock -------------------------------------------------------------- */
-double calm_now(void);   /* monotonic seconds (sched.c) */
+double calm_now(void);   /* monotonic seconds (loop.c) */
 
 #endif

@@ -15,7 +15,7 @@ int luaopen_calm_codec(lua_State *L);
 int luaopen_calm_fs(lua_State *L);
 int luaopen_calm_log(lua_State *L);
 
-/* ---- scheduler seam (sched.c) -------------------------------------------
+/* ---- scheduler seam (ltask.c, loop.c) ---------------------------------------
  * A flow is a coroutine the scheduler owns. A C function running in a flow
  * parks it on a transfer and returns calm_sched_park(); when curl reports
  * the transfer done the scheduler calls finish(), which pushes the values the
@@ -44,7 +44,8 @@ void calm_sched_install_hook(lua_State *L);
 /* Runs the function below nargs arguments on the stack as the root flow with a
  * deadline of timeout seconds (<= 0: none) until it finishes. Replaces them
  * with its results and returns how many, or -1 with the error message pushed.
- * *deadline_hit tells whether the deadline hook stopped a flow. */
+ * *deadline_hit tells whether the run's deadline passed and stopped a flow
+ * (the hook) or saw the main flow fail. */
 int calm_sched_run_root(lua_State *L, int nargs, double timeout, int *deadline_hit);
 /* Pushes nil, "deadline passed (--timeout)", "DEADLINE": what a blocking call
  * returns once the flow's deadline has passed. */

@@ -1,5 +1,5 @@
 /* sched_internal.h: the scheduler's state, shared by the event loop (loop.c)
- * and the calm.task module (sched.c). Not for anything else. */
+ * and the calm.task module (ltask.c). Not for anything else. */
 #ifndef SCHED_INTERNAL_H
 #define SCHED_INTERNAL_H
 

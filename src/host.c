@@ -36,6 +36,28 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+/* ---- warn() ------------------------------------------------------------------ */
+
+/* Lua's warn(msg1, ...) arrives in pieces (tocont set on all but the last);
+ * the whole message (up to 1 KiB) goes out as one warning line, redacted
+ * like every log line. Control messages ("@on", "@off") are ignored:
+ * warnings are always on. The pending text lives in a userdata anchored in
+ * the registry, so it goes with the state. */
+struct warn_text { size_t len; char text[1024]; };
+
+static void host_warn(void *ud, const char *msg, int tocont)
+{
+    struct warn_text *w = ud;
+    size_t n = strlen(msg);
+    if (!tocont && w->len == 0 && msg[0] == '@') return;
+    if (n > sizeof w->text - w->len) n = sizeof w->text - w->len;
+    memcpy(w->text + w->len, msg, n);
+    w->len += n;
+    if (tocont) return;
+    calm_log_write(CALM_LOG_WARN, w->text, w->len);
+    w->len = 0;
+}
+
 /* ---- module search: admin dirs first, then the embedded scripts (scripts.c) */
 
 /* package.searchers entry: "calm.key" -> scripts/calm/key.lua */
@@ -178,8 +200,7 @@ static int run_root(lua_State *L, const char *kind, int argc, char **argv, int f
     n = calm_sched_run_root(L, 3, opts->timeout, &deadline_hit);
     if (n < 0) {
         report_error(lua_tostring(L, -1), opts->verbose);
-        return deadline_hit || strstr(lua_tostring(L, -1), "deadline passed") ? CALM_EXIT_DEADLINE
-                                                                              : CALM_EXIT_API;
+        return deadline_hit ? CALM_EXIT_DEADLINE : CALM_EXIT_API;
     }
     {
         int status = outcome_status(L, n, opts);
@@ -206,6 +227,12 @@ int calm_host_setup(lua_State *L)
     int unsafe = lua_toboolean(L, 1);
     lua_settop(L, 0);
     luaL_checkversion(L);
+    {
+        struct warn_text *w = lua_newuserdatauv(L, sizeof *w, 0);
+        w->len = 0;
+        luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_setwarnf(L, host_warn, w);
+    }
     calm_sandbox_open_libs(L, unsafe);
     setup_modules(L);
     calm_sandbox_strict_globals(L);   /* last, so the libraries could register */

@@ -517,6 +517,9 @@ end
             rc == 3 and "the key was refused" in err, f"{rc} {err!r}")
     rc, out, err = lua("return 4\n")
     S.eq("a script's integer result is the exit status", rc, 4)
+    rc, out, err = lua("warn('@off')\nwarn('disk ', 'almost ', 'full')\nwarn('Bearer abcdefghijklmnopq')\nreturn 0\n")
+    S.check("warn() prints one redacted warning line per call, always on",
+            rc == 0 and err == "warning: disk almost full\nwarning: Bearer ***\n", repr(err))
 
     over = os.path.join(TMP, "override")
     os.makedirs(os.path.join(over, "commands"))

@@ -1,4 +1,4 @@
-/* sched.c: calm.task — spawn, wait, all, sleep, deadlines and the flow
+/* ltask.c: calm.task — spawn, wait, all, sleep, deadlines and the flow
  * handle. The loop that drives flows is in loop.c. */
 #include <math.h>
 #include <stdlib.h>
@@ -304,8 +304,9 @@ int calm_sched_run_root(lua_State *L, int nargs, double timeout, int *deadline_h
         f->reported = 1;
         calm_loop_fail(L, s, f, "cancelled: the main flow finished");
     }
-    /* the hook stopped a flow, and it was the run's own deadline */
-    *deadline_hit = s->deadline_fired && root->deadline <= calm_now();
+    /* the run's own deadline passed, and it stopped a flow (the hook) or the
+     * main flow failed (an error raised from a "deadline passed" result) */
+    *deadline_hit = (s->deadline_fired || root->state == FLOW_FAILED) && root->deadline <= calm_now();
     if (root->state == FLOW_FAILED) {
         root->reported = 1;
         lua_pushstring(L, root->error ? root->error : "failed");
