@@ -15,6 +15,19 @@ int luaopen_calm_codec(lua_State *L);
 int luaopen_calm_fs(lua_State *L);
 int luaopen_calm_log(lua_State *L);
 
+/* ---- lbuf.c: the Lua-owned buffer ---------------------------------------- */
+/* Pushes a userdata holding an empty calm_buf that __gc / __close wipe and
+ * free; returns the buffer. */
+calm_buf *calm_lbuf_new(lua_State *L);
+/* Pushes the buffer's bytes as a string, then wipes and frees the buffer. */
+void calm_lbuf_push(lua_State *L, calm_buf *b);
+
+/* ---- lcodec.c -------------------------------------------------------------- */
+/* Appends the table at idx form-encoded (keys sorted bytewise, space as '+')
+ * to out. Returns 0; -1 with a message pushed for a key that is not a string
+ * or a value that is not a string or number; -2 when memory runs out. */
+int calm_form_encode(lua_State *L, int idx, calm_buf *out);
+
 /* ---- scheduler seam (ltask.c, loop.c) ---------------------------------------
  * A flow is a coroutine the scheduler owns. A C function running in a flow
  * parks it on a transfer and returns calm_sched_park(); when curl reports

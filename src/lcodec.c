@@ -1,6 +1,6 @@
 /* lcodec.c: the calm.codec Lua module, thin wrappers over codec.c.
  *
- * Every C-side buffer lives in a "box" userdata with __gc/__close that wipes
+ * Every C-side buffer lives in the shared buffer userdata (lbuf.c), which wipes
  * and frees it, so nothing leaks when a Lua call raises halfway (a memory
  * error in lua_pushlstring, a bad value found in form_encode) and the bytes
  * never linger unwiped in the C heap. The strings handed back to Lua are
@@ -13,32 +13,6 @@
 
 #include "calm_lua.h"
 
-#define BOX_META "calm.codec.buf"
-
-static int box_gc(lua_State *L)
-{
-    calm_buf *b = luaL_checkudata(L, 1, BOX_META);
-    calm_buf_free(b);
-    return 0;
-}
-
-/* Pushes a new empty buffer owned by Lua. */
-static calm_buf *box_new(lua_State *L)
-{
-    calm_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
-    calm_buf_init(b);
-    luaL_setmetatable(L, BOX_META);
-    return b;
-}
-
-/* Pushes the buffer's bytes as a string and wipes the buffer right away
- * rather than when the collector gets to it. */
-static void box_push(lua_State *L, calm_buf *b)
-{
-    lua_pushlstring(L, b->data ? b->data : "", b->len);
-    calm_buf_free(b);
-}
-
 static int oom(lua_State *L, const char *fn)
 {
     return luaL_error(L, "codec.%s: not enough memory", fn);
@@ -49,10 +23,10 @@ static int encode_b64(lua_State *L, int url, const char *fn)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    calm_buf *b = box_new(L);
+    calm_buf *b = calm_lbuf_new(L);
     if (calm_b64_encode((const unsigned char *)s, n, url, b) != 0)
         return oom(L, fn);
-    box_push(L, b);
+    calm_lbuf_push(L, b);
     return 1;
 }
 
@@ -75,7 +49,7 @@ static int codec_b64decode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    calm_buf *b = box_new(L);
+    calm_buf *b = calm_lbuf_new(L);
     int rc = calm_b64_decode(s, n, b);
     if (rc == -2)
         return oom(L, "b64decode");
@@ -85,7 +59,7 @@ static int codec_b64decode(lua_State *L)
         lua_pushliteral(L, "INVALID");
         return 3;
     }
-    box_push(L, b);
+    calm_lbuf_push(L, b);
     return 1;
 }
 
@@ -95,10 +69,10 @@ static int codec_url_encode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    calm_buf *b = box_new(L);
+    calm_buf *b = calm_lbuf_new(L);
     if (calm_url_encode(s, n, 0, b) != 0)
         return oom(L, "url_encode");
-    box_push(L, b);
+    calm_lbuf_push(L, b);
     return 1;
 }
 
@@ -108,7 +82,7 @@ static int codec_url_decode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    calm_buf *b = box_new(L);
+    calm_buf *b = calm_lbuf_new(L);
     int rc = calm_url_decode(s, n, 0, b);
     if (rc == -2)
         return oom(L, "url_decode");
@@ -118,7 +92,7 @@ static int codec_url_decode(lua_State *L)
         lua_pushliteral(L, "INVALID");
         return 3;
     }
-    box_push(L, b);
+    calm_lbuf_push(L, b);
     return 1;
 }
 
@@ -134,56 +108,70 @@ static int kv_cmp(const void *a, const void *b)
     return (x->kn > y->kn) - (x->kn < y->kn);
 }
 
+int calm_form_encode(lua_State *L, int idx, calm_buf *out)
+{
+    struct kv *keys;
+    size_t count = 0, i;
+
+    idx = lua_absindex(L, idx);
+    /* First pass: validate and count, so nothing is built for a bad table. */
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pushfstring(L, "keys must be strings, got %s", luaL_typename(L, -2));
+            return -1;
+        }
+        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+            lua_pushfstring(L, "value of '%s' must be a string or number, got %s",
+                            lua_tostring(L, -2), luaL_typename(L, -1));
+            return -1;
+        }
+        count++;
+        lua_pop(L, 1);
+    }
+    /* The key strings stay anchored by the table, so pointers to them are
+     * valid for the rest of this call. */
+    keys = lua_newuserdatauv(L, (count ? count : 1) * sizeof *keys, 0);
+    i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        keys[i].k = lua_tolstring(L, -2, &keys[i].kn);
+        i++;
+        lua_pop(L, 1);
+    }
+    qsort(keys, count, sizeof *keys, kv_cmp);
+    for (i = 0; i < count; i++) {
+        size_t vn;
+        const char *v;
+        lua_pushlstring(L, keys[i].k, keys[i].kn);
+        lua_rawget(L, idx);
+        /* a number is converted on this copy, so the table is not changed */
+        v = lua_tolstring(L, -1, &vn);
+        if ((i && calm_buf_putc(out, '&') != 0) || calm_url_encode(keys[i].k, keys[i].kn, 1, out) != 0 ||
+            calm_buf_putc(out, '=') != 0 || calm_url_encode(v, vn, 1, out) != 0)
+            return -2;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);   /* keys */
+    return 0;
+}
+
 /* codec.form_encode(t) -> string: application/x-www-form-urlencoded, keys
  * sorted bytewise so the same table always gives the same body (stable
  * request logs and test expectations). Keys must be strings, values strings
  * or numbers; anything else raises naming the key. */
 static int codec_form_encode(lua_State *L)
 {
-    struct kv *keys;
-    size_t count = 0, i;
     calm_buf *b;
+    int rc;
 
     luaL_checktype(L, 1, LUA_TTABLE);
-    /* First pass: validate and count, so nothing is built for a bad table. */
-    lua_pushnil(L);
-    while (lua_next(L, 1) != 0) {
-        if (lua_type(L, -2) != LUA_TSTRING)
-            return luaL_argerror(L, 1, lua_pushfstring(L, "keys must be strings, got %s",
-                                                       luaL_typename(L, -2)));
-        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-            return luaL_argerror(L, 1, lua_pushfstring(L, "value of '%s' must be a string or number, got %s",
-                                                       lua_tostring(L, -2), luaL_typename(L, -1)));
-        count++;
-        lua_pop(L, 1);
-    }
-    /* The key strings stay anchored by the table at index 1, so pointers to
-     * them are valid for the rest of this call. */
-    keys = lua_newuserdatauv(L, (count ? count : 1) * sizeof *keys, 0);
-    i = 0;
-    lua_pushnil(L);
-    while (lua_next(L, 1) != 0) {
-        keys[i].k = lua_tolstring(L, -2, &keys[i].kn);
-        i++;
-        lua_pop(L, 1);
-    }
-    qsort(keys, count, sizeof *keys, kv_cmp);
-
-    b = box_new(L);
-    for (i = 0; i < count; i++) {
-        size_t vn;
-        const char *v;
-        lua_pushlstring(L, keys[i].k, keys[i].kn);
-        lua_rawget(L, 1);
-        /* A number value is converted on a copy so the table is not changed. */
-        lua_pushvalue(L, -1);
-        v = lua_tolstring(L, -1, &vn);
-        if ((i && calm_buf_putc(b, '&') != 0) || calm_url_encode(keys[i].k, keys[i].kn, 1, b) != 0 ||
-            calm_buf_putc(b, '=') != 0 || calm_url_encode(v, vn, 1, b) != 0)
-            return oom(L, "form_encode");
-        lua_pop(L, 2);
-    }
-    box_push(L, b);
+    b = calm_lbuf_new(L);
+    if ((rc = calm_form_encode(L, 1, b)) == -1)
+        return luaL_argerror(L, 1, lua_tostring(L, -1));
+    if (rc != 0)
+        return oom(L, "form_encode");
+    calm_lbuf_push(L, b);
     return 1;
 }
 
@@ -213,7 +201,7 @@ static int codec_form_decode(lua_State *L)
     calm_buf *b;
 
     lua_newtable(L);
-    b = box_new(L);
+    b = calm_lbuf_new(L);
     /* stack: s, result, box */
     while (s < end) {
         const char *amp = memchr(s, '&', (size_t)(end - s));
@@ -337,17 +325,8 @@ static const luaL_Reg codec_funcs[] = {
     {NULL, NULL}
 };
 
-static const luaL_Reg box_meta[] = {
-    {"__gc", box_gc},
-    {"__close", box_gc},
-    {NULL, NULL}
-};
-
 int luaopen_calm_codec(lua_State *L)
 {
-    if (luaL_newmetatable(L, BOX_META))
-        luaL_setfuncs(L, box_meta, 0);
-    lua_pop(L, 1);
     luaL_newlib(L, codec_funcs);
     return 1;
 }

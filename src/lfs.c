@@ -4,7 +4,7 @@
  * Expected failures return nil, message, code where code is the errno name
  * ("ENOENT", "EACCES", ...) or one of ours: NOT_FILE, TOO_LARGE. Misuse (a
  * non-string path, a path with a NUL byte, a negative max) raises.
- * C-side resources (the read buffer, a DIR*) live in a "box" userdata whose
+ * C-side resources (the read buffer: lbuf.c; a DIR*) live in userdata whose
  * __gc/__close releases them, so a raise halfway leaks nothing. */
 #include <dirent.h>
 #include <errno.h>
@@ -18,36 +18,30 @@
 
 #include "calm_lua.h"
 
-#define BOX_META "calm.fs.box"
+#define DIR_META "calm.fs.dir"
 #define READ_MAX_DEFAULT (1024 * 1024)
 
-struct box {
-    calm_buf buf;   /* file contents: may be a secret, wiped on release */
-    DIR *dir;
-};
-
-static void box_release(struct box *b)
+/* An open directory owned by Lua: closed by __gc / __close if a call raises. */
+static int dir_close(lua_State *L)
 {
-    calm_buf_free(&b->buf);
-    if (b->dir) {
-        closedir(b->dir);
-        b->dir = NULL;
-    }
-}
-
-static int box_gc(lua_State *L)
-{
-    box_release(luaL_checkudata(L, 1, BOX_META));
+    DIR **d = luaL_checkudata(L, 1, DIR_META);
+    if (*d) closedir(*d);
+    *d = NULL;
     return 0;
 }
 
-static struct box *box_new(lua_State *L)
+static DIR **dir_new(lua_State *L)
 {
-    struct box *b = lua_newuserdatauv(L, sizeof *b, 0);
-    calm_buf_init(&b->buf);
-    b->dir = NULL;
-    luaL_setmetatable(L, BOX_META);
-    return b;
+    DIR **d = lua_newuserdatauv(L, sizeof *d, 0);
+    *d = NULL;
+    if (luaL_newmetatable(L, DIR_META)) {
+        lua_pushcfunction(L, dir_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, dir_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_setmetatable(L, -2);
+    return d;
 }
 
 /* Stable code for an errno: the fs.c conventions first, then the errno's
@@ -90,14 +84,13 @@ static int fs_read(lua_State *L)
     const char *path = check_path(L, 1);
     lua_Integer max = luaL_optinteger(L, 2, READ_MAX_DEFAULT);
     char err[512];
-    struct box *b;
+    calm_buf *b;
 
     luaL_argcheck(L, max >= 0, 2, "'max' must not be negative");
-    b = box_new(L);
-    if (calm_read_file(path, (size_t)max, &b->buf, err, sizeof err) != 0)
+    b = calm_lbuf_new(L);
+    if (calm_read_file(path, (size_t)max, b, err, sizeof err) != 0)
         return push_fail(L, err, errno);
-    lua_pushlstring(L, b->buf.data, b->buf.len);
-    box_release(b);
+    calm_lbuf_push(L, b);
     return 1;
 }
 
@@ -152,21 +145,21 @@ static int fs_list(lua_State *L)
     const char *path = check_path(L, 1);
     const char **names;
     struct dirent *d;
-    struct box *b;
+    DIR **dir;
     lua_Integer n = 0, i;
 
-    b = box_new(L);
+    dir = dir_new(L);
     lua_newtable(L);
-    /* stack: path, box, names-table */
-    b->dir = opendir(path);
-    if (!b->dir) {
+    /* stack: path, dir, names-table */
+    *dir = opendir(path);
+    if (!*dir) {
         int e = errno;
         lua_pushfstring(L, "cannot list '%s': %s", path, strerror(e));
         return push_fail(L, lua_tostring(L, -1), e);
     }
     for (;;) {
         errno = 0;
-        d = readdir(b->dir);
+        d = readdir(*dir);
         if (!d)
             break;
         if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
@@ -179,7 +172,8 @@ static int fs_list(lua_State *L)
         lua_pushfstring(L, "cannot list '%s': %s", path, strerror(e));
         return push_fail(L, lua_tostring(L, -1), e);
     }
-    box_release(b);
+    closedir(*dir);
+    *dir = NULL;
 
     /* Sort pointers to the strings, which the names table keeps alive. */
     names = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *names, 0);
@@ -232,17 +226,8 @@ static const luaL_Reg fs_funcs[] = {
     {NULL, NULL}
 };
 
-static const luaL_Reg box_meta[] = {
-    {"__gc", box_gc},
-    {"__close", box_gc},
-    {NULL, NULL}
-};
-
 int luaopen_calm_fs(lua_State *L)
 {
-    if (luaL_newmetatable(L, BOX_META))
-        luaL_setfuncs(L, box_meta, 0);
-    lua_pop(L, 1);
     luaL_newlib(L, fs_funcs);
     return 1;
 }

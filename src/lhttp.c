@@ -321,45 +321,6 @@ static int add_user_headers(lua_State *L, request *r)
     return seen;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* form = {k = v}: keys sorted so requests are reproducible (tests, traces). */
-static void encode_form(lua_State *L, int idx, calm_buf *out)
-{
-    const char **keys;
-    size_t n = 0, cap = 16, i;
-    keys = lua_newuserdatauv(L, cap * sizeof *keys, 0);   /* GC-owned scratch */
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
-            luaL_error(L, "http.request: 'form' must map names to strings");
-        lua_pop(L, 1);
-        if (n == cap) {
-            const char **more = lua_newuserdatauv(L, 2 * cap * sizeof *keys, 0);
-            memcpy(more, keys, n * sizeof *keys);
-            lua_replace(L, -3);   /* stack: scratch, key, more -> more, key */
-            keys = more;
-            cap *= 2;
-        }
-        keys[n++] = lua_tostring(L, -1);   /* anchored by the form table */
-    }
-    qsort(keys, n, sizeof *keys, cmp_str);
-    for (i = 0; i < n; i++) {
-        size_t vl;
-        const char *v;
-        lua_getfield(L, idx, keys[i]);
-        v = lua_tolstring(L, -1, &vl);
-        if ((i && calm_buf_putc(out, '&')) || calm_url_encode(keys[i], strlen(keys[i]), 1, out) ||
-            calm_buf_putc(out, '=') || calm_url_encode(v, vl, 1, out))
-            luaL_error(L, "http.request: out of memory");
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);   /* scratch */
-}
-
 /* Sets the request body (into r->sent) from body | json | form; returns the
  * default Content-Type for it (or NULL). */
 static const char *set_body(lua_State *L, request *r)
@@ -386,8 +347,11 @@ static const char *set_body(lua_State *L, request *r)
     lua_pop(L, 1);
     if (lua_getfield(L, 1, "form") != LUA_TNIL) {
         kinds++;
+        int rc;
         luaL_checktype(L, -1, LUA_TTABLE);
-        encode_form(L, lua_gettop(L), payload);
+        if ((rc = calm_form_encode(L, -1, payload)) == -1)
+            luaL_error(L, "http.request: 'form': %s", lua_tostring(L, -1));
+        if (rc != 0) luaL_error(L, "http.request: out of memory");
         ctype = "application/x-www-form-urlencoded";
     }
     lua_pop(L, 1);

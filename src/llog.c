@@ -23,20 +23,9 @@ static const char *const level_names[] = { "error", "warn", "info", "debug", "tr
  * (memory), Lua still closes the box, so the redacted copy is wiped and freed
  * rather than leaked. */
 
-static const char BOX_META[] = "calm.log.buffer";
-
-static int box_close(lua_State *L)
-{
-    calm_buf_free((calm_buf *)luaL_checkudata(L, 1, BOX_META));
-    return 0;
-}
-
 static calm_buf *push_box(lua_State *L)
 {
-    calm_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
-
-    calm_buf_init(b);
-    luaL_setmetatable(L, BOX_META);
+    calm_buf *b = calm_lbuf_new(L);
     lua_toclose(L, -1);
     return b;
 }
@@ -205,18 +194,8 @@ static const luaL_Reg log_funcs[] = {
     { NULL, NULL }
 };
 
-static const luaL_Reg box_meta[] = {
-    { "__close", box_close },
-    { "__gc", box_close },
-    { NULL, NULL }
-};
-
 int luaopen_calm_log(lua_State *L)
 {
-    if (luaL_newmetatable(L, BOX_META))
-        luaL_setfuncs(L, box_meta, 0);
-    lua_pop(L, 1);
-
     /* string.format as the shared upvalue: from package.loaded.string if
      * the host opened it, else a private copy of the string library. */
     luaL_newlibtable(L, log_funcs);                 /* stack: M */
