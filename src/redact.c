@@ -99,29 +99,21 @@ static int add_pattern(calm_buf *b, int raw)
     return 0;
 }
 
-static const char hex_upper[] = "0123456789ABCDEF";
 static const char hex_lower[] = "0123456789abcdef";
 
-/* Percent-encoding of all but RFC 3986 unreserved bytes. form: space as '+'.
- * Our own copy (not codec.c) so the registry and its fuzz target stand alone. */
-static int enc_percent(const unsigned char *s, size_t n, int form, const char *hex, calm_buf *o)
+/* Percent-encoding (codec.c) with lower-case hex digits, as some encoders write it. */
+static int enc_percent_lower(const char *s, size_t n, calm_buf *o)
 {
-    size_t i;
-    int rc = 0;
+    size_t i, from = o->len;
 
-    for (i = 0; i < n && rc == 0; i++) {
-        unsigned char c = s[i];
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            rc = calm_buf_putc(o, c);
-        } else if (c == ' ' && form) {
-            rc = calm_buf_putc(o, '+');
-        } else {
-            char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-            rc = calm_buf_append(o, e, 3);
+    if (calm_url_encode(s, n, 0, o) != 0)
+        return -1;
+    for (i = from; i + 2 < o->len; i++)
+        if (o->data[i] == '%') {
+            o->data[i + 1] = (char)(o->data[i + 1] | (o->data[i + 1] >= 'A' ? 0x20 : 0));
+            o->data[i + 2] = (char)(o->data[i + 2] | (o->data[i + 2] >= 'A' ? 0x20 : 0));
         }
-    }
-    return rc;
+    return 0;
 }
 
 /* The JSON string form. slash: escape '/' as "\/" as lua-cjson does. */
@@ -156,29 +148,14 @@ static int enc_json(const unsigned char *s, size_t n, int slash, calm_buf *o)
     return rc;
 }
 
-/* Base64 without padding (so it matches whether or not '=' follows). */
+/* Base64 (codec.c) without padding, so it matches whether or not '=' follows. */
 static int enc_b64(const unsigned char *s, size_t n, int url, calm_buf *o)
 {
-    const char *abc = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-                          : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i;
-    int rc = 0;
-
-    for (i = 0; i < n && rc == 0; i += 3) {
-        unsigned long v = (unsigned long)s[i] << 16;
-        size_t k = n - i >= 3 ? 3 : n - i;
-        char q[4];
-        if (k > 1)
-            v |= (unsigned long)s[i + 1] << 8;
-        if (k > 2)
-            v |= s[i + 2];
-        q[0] = abc[(v >> 18) & 63];
-        q[1] = abc[(v >> 12) & 63];
-        q[2] = abc[(v >> 6) & 63];
-        q[3] = abc[v & 63];
-        rc = calm_buf_append(o, q, k + 1);
-    }
-    return rc;
+    if (calm_b64_encode(s, n, url, o) != 0)
+        return -1;
+    while (o->len && o->data[o->len - 1] == '=')
+        o->data[--o->len] = '\0';
+    return 0;
 }
 
 /* Registers s (a copy) and the forms it may be printed in: percent- and
@@ -199,9 +176,9 @@ int calm_redact_add(const char *s, size_t n)
     for (form = 0; form < 7; form++) {
         int rc;
         switch (form) {
-        case 0: rc = enc_percent(u, n, 0, hex_upper, &b); break;
-        case 1: rc = enc_percent(u, n, 1, hex_upper, &b); break;
-        case 2: rc = enc_percent(u, n, 0, hex_lower, &b); break;
+        case 0: rc = calm_url_encode(s, n, 0, &b); break;
+        case 1: rc = calm_url_encode(s, n, 1, &b); break;
+        case 2: rc = enc_percent_lower(s, n, &b); break;
         case 3: rc = enc_json(u, n, 0, &b); break;
         case 4: rc = enc_json(u, n, 1, &b); break;
         case 5: rc = enc_b64(u, n, 0, &b); break;
