@@ -33,7 +33,7 @@ all: $(B)/calmbind $(B)/completion/calmbind.bash $(B)/completion/_calmbind
 
 $(B)/calmbind: $(B)/obj/main.o $(CORE_OBJ)
 	@echo "  LD    $@"
-	@$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
+	@$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/obj/%.o: src/%.c | $(B)/obj
 	@echo "  CC    $<"
@@ -100,6 +100,11 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/calmbind $(DESTDIR)$(MANDIR)/man1/calmbind.1 \
 	  $(DESTDIR)$(BASHCOMPDIR)/calmbind $(DESTDIR)$(ZSHCOMPDIR)/_calmbind
+
+# A Debian package (build/calmbind_<version>_<arch>.deb), checked by lintian.
+deb:
+	@sh tools/mkdeb.sh $(B)
+	@lintian --fail-on error,warning $(B)/calmbind_*.deb
 
 clean:
 	rm -rf build
