@@ -148,7 +148,7 @@ def paginate(app, req, q, items, render, included=None):
     items = sorted(items, key=lambda r: (r.get(key) or "", r["guid"]),
                    reverse=order.startswith("-"))
     if "label_selector" in q and q["label_selector"] != [""]:
-        items = []          # the fake's resources carry no labels
+        items = []          # label selectors are not supported by the fake
     total = len(items)
     pages = int(math.ceil(total / float(per_page)))
     keep = [(k, ",".join(urllib.parse.quote(x, safe="") for x in v))
@@ -262,7 +262,7 @@ def r_instance(app, i):
             "last_operation": r_last_op(i["last_operation"]),
             "relationships": {"space": {"data": {"guid": i["space_guid"]}},
                               "service_plan": {"data": {"guid": i["plan_guid"]}}},
-            "metadata": {"labels": {}, "annotations": {}},
+            "metadata": {"labels": dict(i.get("labels") or {}), "annotations": {}},
             "links": {"self": {"href": api(app, "/v3/service_instances/" + g)},
                       "space": {"href": api(app, "/v3/spaces/" + i["space_guid"])},
                       "service_plan": {"href": api(app, "/v3/service_plans/" + i["plan_guid"])},
@@ -852,7 +852,7 @@ def make_instance(app, name, space_guid, plan_guid, params, created=None, guid=N
     g = guid or app.uuid()
     inst = {"guid": g, "name": name, "space_guid": space_guid, "plan_guid": plan_guid,
             "created_at": t, "updated_at": t, "tags": [], "params": params or {},
-            "xsappname": None, "authorities": (), "bnum": 0, "secret": None,
+            "xsappname": None, "authorities": (), "bnum": 0, "secret": None, "labels": {},
             "last_operation": {"type": "create", "state": "in progress", "description": "",
                                "created_at": t, "updated_at": t}}
     st(app)["instances"][g] = inst
@@ -877,6 +877,19 @@ def provision(app, inst):
     set_last_op(inst, "create", "succeeded")
     sm_mirror(app, inst)
     return None
+
+
+def apply_labels(inst, body):
+    """CF v3 metadata.labels: string values set, null removes (as CF does)."""
+    md = body.get("metadata")
+    labels = md.get("labels") if isinstance(md, dict) else None
+    if not isinstance(labels, dict):
+        return
+    for k, v in labels.items():
+        if v is None:
+            inst["labels"].pop(k, None)
+        elif isinstance(v, str):
+            inst["labels"][k] = v
 
 
 def h_create_instance(app):
@@ -906,6 +919,7 @@ def h_create_instance(app):
                 if i["space_guid"] == space_guid and i["name"] == name:
                     unprocessable(app, "The service instance name is taken: %s." % name)
             inst = make_instance(app, name, space_guid, plan_guid, params)
+            apply_labels(inst, body)
             sm_mirror(app, inst)
             job = new_job(app, "service_instance.create", ("service_instances", inst["guid"]),
                           lambda: provision(app, inst))
@@ -938,6 +952,7 @@ def h_update_instance(app):
                               "is available, and you have access to it.")
             if isinstance(body.get("tags"), list):
                 inst["tags"] = [t for t in body["tags"] if isinstance(t, str)]
+            apply_labels(inst, body)
             if new_name is not None:
                 inst["name"] = new_name
                 inst["updated_at"] = ts(now())
@@ -1288,6 +1303,8 @@ def apply_preset(app, name):
             except (KeyError, ValueError):
                 pass
         params = {"xs-security": {"xsappname": name}}
+        if "cf-authorities" in getattr(app.config, "variants", ()):
+            params["xs-security"]["authorities"] = ["$XSMASTERAPPNAME." + a for a in AUTHORITIES]
         inst = make_instance(app, name, s["space"]["guid"], plan["guid"], params, created, guid)
         if core is not None and isinstance(core.get("context"), dict):
             core["context"].update(sm_context(app, inst))

@@ -265,6 +265,7 @@ class Config:
         self.errors_style = args.errors_style
         self.preset = args.preset
         self.tenant_x509 = args.tenant_x509
+        self.variants = frozenset(args.variant or ())
 
 
 class App:
@@ -590,6 +591,20 @@ def load_plugins(app):
         app.plugins.append(mod)
 
 
+# Where SAP's documentation leaves room, the fake allows each variant:
+#   generated-xsappname-name: the instance generated since 2023-10-16 has an xsappname
+#     that is not its GUID (SAP does not document it; it is created WITH the authorities);
+#   hand-deployment: an admin already made an instance with the imp-cdm-feature-*
+#     authorities (plus calm-api.* ones for another integration) and a key after it;
+#   cf-authorities: the Cloud Foundry instance of cf-legacy already has the authorities
+#     and a key made after them;
+#   kyma-owned: an extra Cloud ALM API instance owned by a Kyma cluster (platform kubernetes);
+#   x509-wrapped-only: the broker reads bind parameters only in the {"xsuaa": {...}} shape
+#     and silently ignores the plain one (SAP documents both shapes).
+VARIANTS = ("generated-xsappname-name", "hand-deployment", "cf-authorities", "kyma-owned",
+            "x509-wrapped-only")
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description="fake SAP BTP for calmbind tests")
     p.add_argument("--state-dir", required=True)
@@ -603,6 +618,8 @@ def parse_args(argv):
                    help="polls of an operation answered 'in progress' before it succeeds")
     p.add_argument("--errors-style", choices=("alternate", "object", "array"), default="alternate",
                    help="shape of a failed operation's 'errors'")
+    p.add_argument("--variant", action="append", choices=VARIANTS,
+                   help="a documented variant of the preset's state (repeatable; see README)")
     tenants.add_args(p, PRESETS)
     args = p.parse_args(argv)
     args.tenant_preset_list = tenants.check_args(p, args, PRESETS)

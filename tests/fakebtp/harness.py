@@ -51,7 +51,7 @@ class FakeBTP:
     def __init__(self, preset="after-2023-10-16", https=False, token_lifetime=None, latency_ms=0,
                  page_size=None, async_mode=None, op_polls=None, errors_style=None,
                  state_dir=None, keep=False, ready_timeout=None, tenants=0, presets=None,
-                 tenant_x509=False):
+                 tenant_x509=False, variants=()):
         self.preset = preset
         self.https = https
         self.args = []
@@ -73,6 +73,8 @@ class FakeBTP:
                           ("--op-polls", op_polls), ("--errors-style", errors_style)):
             if val is not None:
                 self.args += [flag, str(val)]
+        for v in variants:
+            self.args += ["--variant", v]
         self._own_dir = state_dir is None
         self.dir = state_dir or tempfile.mkdtemp(prefix="fakebtp-")
         self.keep = keep

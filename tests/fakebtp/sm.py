@@ -456,6 +456,8 @@ def _credential_kind(app, inst, params):
     p = params or {}
     if isinstance(p.get("xsuaa"), dict):
         p = p["xsuaa"]
+    elif "x509-wrapped-only" in getattr(app.config, "variants", ()):
+        p = {}      # a broker that reads only {"xsuaa": {...}} ignores the plain shape
     want = p.get("credential-type")
     cts = inst.get("_cred_types")
     if want is not None:
@@ -1093,13 +1095,24 @@ def apply_preset(app, preset):
 
     calm_auth = ["$XSMASTERAPPNAME.imp-cdm-feature-display-ui",
                  "$XSMASTERAPPNAME.imp-cdm-feature-manage-ui"]
-    if preset == "after-2023-10-16":
+    variants = getattr(app.config, "variants", frozenset())
+    if preset in ("after-2023-10-16", "mid-2023"):
         inst = add_instance(app, "SAPCloudALMAPIs-auto", CALM_PLAN_ID, created,
-                            authorities=calm_auth)
+                            authorities=calm_auth if preset == "after-2023-10-16" else [])
+        if "generated-xsappname-name" in variants:
+            inst["_xsappname"] = "calm-api-" + inst["id"][:8]
         add_binding(app, inst, "calm-api-key-auto", created)
-    elif preset == "mid-2023":
-        inst = add_instance(app, "SAPCloudALMAPIs-auto", CALM_PLAN_ID, created, authorities=[])
-        add_binding(app, inst, "calm-api-key-auto", created)
+    if "hand-deployment" in variants and preset != "before-2023-06-12":
+        later = created + datetime.timedelta(days=40)
+        params = {"xs-security": {"xsappname": "calm-deploy-by-hand",
+                                  "authorities": calm_auth + ["$XSMASTERAPPNAME.calm-api.analytics.read"],
+                                  "oauth2-configuration": {"credential-types": ["binding-secret"]}}}
+        hand = add_instance(app, "calm.deploy.by-hand", CALM_PLAN_ID, later, params=params)
+        add_binding(app, hand, "transport-key", later + datetime.timedelta(minutes=5))
+    if "kyma-owned" in variants:
+        add_instance(app, "calm-api-kyma", CALM_PLAN_ID, created, platform_id="kubernetes-" + app.uuid()[:8],
+                     context_extra={"env_type": "kubernetes", "platform": "kubernetes",
+                                    "origin": "kubernetes", "namespace": "calm"})
     elif preset == "cf-legacy":
         org, space = app.uuid(), app.uuid()
         pid = "cf-" + app.uuid()
