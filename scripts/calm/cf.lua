@@ -313,9 +313,10 @@ function C:_create(kind, body, what, resource, find)
   return item, true
 end
 
-function C:create_instance(space, plan_guid, name, parameters)
+function C:create_instance(space, plan_guid, name, parameters, labels)
   local body = {
     type = "managed", name = name, parameters = parameters,
+    metadata = labels and { labels = labels } or nil,
     relationships = { space = { data = { guid = space } }, service_plan = { data = { guid = plan_guid } } },
   }
   return self:_create("service_instances", body, "creating instance '" .. name .. "' in Cloud Foundry",

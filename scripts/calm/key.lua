@@ -651,6 +651,19 @@ local function fmt_env(k)
   return table.concat(out, "\n") .. "\n"
 end
 
+local X509_SETUP = {
+  "",
+  "# This is an x509 (mutual TLS) key: /SDF/ALM_SETUP has no field for its certificate or",
+  "# private key, and Landscape Management does not accept x509 keys. On the managed system:",
+  "#   1. make a PKCS#12 file of uaa.certificate and uaa.key (e.g. calmbind export FILE --format json,",
+  "#      then openssl pkcs12 -export -in cert.pem -inkey key.pem -out calm-client.p12);",
+  "#   2. import it in STRUST as the SSL client identity the connection to SAP Cloud ALM uses,",
+  "#      and trust the CA of the token endpoint above;",
+  "#   3. in /SDF/ALM_SETUP choose certificate-based authentication and enter the mTLS token",
+  "#      endpoint, the client ID and the root URL above (no client secret).",
+  "# The certificate expires (see --x509-validity): repeat this with a new key before then.",
+}
+
 local function fmt_alm_setup(k)
   local uaa = k.uaa
   local x509 = is_x509(uaa)
@@ -682,11 +695,9 @@ local function fmt_alm_setup(k)
   local out = { head, "" }
   for _, l in ipairs(lines) do out[#out + 1] = l end
   if x509 then
-    out[#out + 1] = ""
-    out[#out + 1] = "Client certificate (PEM):"
-    out[#out + 1] = (uaa.certificate:gsub("\r?\n$", ""))
-    out[#out + 1] = "Private key (PEM):"
-    out[#out + 1] = (uaa.key:gsub("\r?\n$", ""))
+    -- /SDF/ALM_SETUP has no field for a certificate or a private key: they
+    -- go into the managed system's trust store, not into this screen
+    for _, l in ipairs(X509_SETUP) do out[#out + 1] = l end
   end
   out[#out + 1] = ""
   out[#out + 1] = "# Or paste the whole key (calmbind export FILE --format json) under \"Paste Service Keys\"."
@@ -893,53 +904,53 @@ end
 -- key.rotation_hint{created = "new-binding", others = {"old", ...},
 --                   credential_type = "binding-secret"} -> text | nil
 -- nil unless a binding was created while other keys exist. The text tells
--- the user to replace the key in Landscape Management and /SDF/ALM_SETUP
--- before deleting the old binding(s). An entry with generated = true is a
--- key SAP generated at provisioning: it may still serve monitoring on other
--- systems, so it is not simply "delete".
+-- the user to replace the key in Landscape Management and /SDF/ALM_SETUP.
+-- Only entries with ours = true (bindings calmbind created) are named for
+-- deletion afterwards; calmbind never advises deleting a key it did not
+-- create (SAP's generated key, hand-made ones): those are listed as kept.
 function M.rotation_hint(opts)
   opts = opts or {}
-  local others, plain, generated, instance_secret = {}, {}, {}, {}
+  local others, ours, kept, instance_secret = {}, {}, {}, {}
   for _, o in ipairs(opts.others or {}) do
-    -- an entry is a binding name, or {name=, instance=, credential_type=, generated=}
+    -- an entry is a binding name, or {name=, instance=, credential_type=, generated=, ours=}
     local name = type(o) == "table" and o.name or o
     if name ~= opts.created then
       local text = "'" .. shown(name) .. "'"
       if type(o) == "table" and o.instance then text = text .. " (instance '" .. shown(o.instance) .. "')" end
       others[#others + 1] = text
-      if type(o) == "table" and o.generated then generated[#generated + 1] = text
-      else plain[#plain + 1] = text end
-      local ctype = type(o) == "table" and o.credential_type or opts.credential_type
-      if ctype == "instance-secret" then instance_secret[#instance_secret + 1] = "'" .. shown(name) .. "'" end
+      if type(o) == "table" and o.ours then
+        ours[#ours + 1] = text
+        if (o.credential_type or opts.credential_type) == "instance-secret" then
+          instance_secret[#instance_secret + 1] = "'" .. shown(name) .. "'"
+        end
+      else
+        kept[#kept + 1] = text
+      end
     end
   end
   if not opts.created or #others == 0 then return nil end
-  local old = table.concat(others, ", ")
   local one = #others == 1
   local out = {
-    string.format("New binding '%s' created; %s %s. Before deleting %s:",
+    string.format("New binding '%s' created; %s %s. Next:",
       shown(opts.created), one and "another SAP Cloud ALM API key exists:" or "other SAP Cloud ALM API keys exist:",
-      old, one and "it" or "them"),
+      table.concat(others, ", ")),
     "  1. upload the new key in Cloud ALM Landscape Management (Settings > SAP Cloud ALM Service Key):"
-      .. " it keeps one key per tenant, and deleting a binding in BTP does not delete the uploaded copy;",
+      .. " it keeps one key per tenant;",
     "  2. paste the new key in /SDF/ALM_SETUP on every managed system and client of the transport track;",
   }
-  local n = 3
-  if #plain > 0 then
-    out[#out + 1] = string.format("  %d. then delete the old binding%s %s in BTP%s", n, #plain == 1 and "" or "s",
-      table.concat(plain, ", "), #generated > 0 and ";" or ".")
-    n = n + 1
+  if #ours > 0 then
+    out[#out + 1] = string.format("  3. then the older binding%s %s that calmbind created can go (deleting a binding "
+      .. "in BTP does not delete an uploaded copy).", #ours == 1 and "" or "s", table.concat(ours, ", "))
   end
-  if #generated > 0 then
-    out[#out + 1] = string.format("  %d. %s %s generated by SAP at provisioning: keep %s if systems still use %s"
-      .. " for monitoring; otherwise delete %s in BTP.", n, table.concat(generated, ", "),
-      #generated == 1 and "was" or "were", #generated == 1 and "it" or "them",
-      #generated == 1 and "it" or "them", #generated == 1 and "it" or "them")
+  if #kept > 0 then
+    out[#out + 1] = string.format("  Kept as they are: %s: calmbind did not create %s, and other systems or "
+      .. "integrations may use %s.", table.concat(kept, ", "), #kept == 1 and "it" or "them",
+      #kept == 1 and "it" or "them")
   end
   if #instance_secret > 0 then
     out[#out + 1] = "  Note: " .. table.concat(instance_secret, ", ") .. (#instance_secret == 1 and " is an" or " are")
       .. " instance-secret key" .. (#instance_secret == 1 and "" or "s") .. ": the secret is shared by all keys"
-      .. " of its instance, so deleting the binding does not revoke it (deleting the instance does)."
+      .. " of its instance, so removing the binding does not revoke it (removing the instance does)."
   end
   return table.concat(out, "\n")
 end

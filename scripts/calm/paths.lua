@@ -13,8 +13,12 @@
 -- |                        | then a new binding                      |                        |
 -- | before 2023-06-12      | entitlement, create with authorities    | same, no authorities   |
 --
--- 2023-06-12..14 is documented inconsistently by SAP (12 vs 14 June): in
--- that window we look for generated credentials instead of assuming.
+-- 12 and 14 June 2023 are two events, not one date documented twice: tenants
+-- requested from 12 June got generated credentials; from 14 June those were
+-- also uploaded to Landscape Management automatically.
+--
+-- Above all dates stands the key itself: a key whose token already carries
+-- both imp-cdm-feature-* scopes is adopted for Deployment (calm.probe).
 local M = {}
 
 M.AFTER = "after-2023-10-16"
@@ -22,7 +26,7 @@ M.MID = "mid-2023"
 M.BEFORE = "before-2023-06-12"
 M.AFTER_FROM = "2023-10-16"
 M.MID_FROM = "2023-06-12"
-M.LOOK_TO = "2023-06-14"
+M.UPLOAD_FROM = "2023-06-14"
 
 M.PATH_TEXT = {
   [M.AFTER] = "provisioned on or after 2023-10-16: instance and credentials were generated",
@@ -36,10 +40,9 @@ M.AUTHORITIES = {
 }
 -- Labels we put on what we create or update: they make the rerun converge
 -- (an instance carrying AUTH_LABEL already has the authorities).
-M.CREATED_BY = "created_by"
-M.TOOL = "calmbind"
-M.AUTH_LABEL = "calmbind_authorities"
-M.AUTH_VALUE = "imp-cdm-feature"
+local labels = require "calm.inventory"
+M.CREATED_BY, M.TOOL = labels.CREATED_BY, labels.TOOL
+M.AUTH_LABEL, M.AUTH_VALUE = labels.AUTH_LABEL, labels.AUTH_VALUE
 
 -- ------------------------------------------------------------- names --
 
@@ -65,11 +68,17 @@ function M.check_instance_name(n)
   return true
 end
 
--- The pattern of the credentials Cloud ALM creates itself for managed
--- systems: <SID>_<client>_<sysno>, e.g. S4H_100_00.
-function M.is_system_binding_name(n)
-  return type(n) == "string" and n:upper():match("^[A-Z][A-Z0-9][A-Z0-9]_%d%d%d_%d%d$") ~= nil
+-- A name that refers to an instance that may exist: the strict rules above
+-- are for creating one (instances made elsewhere may have '.' or be longer).
+function M.check_instance_ref(n, option)
+  option = option or "--instance-name"
+  if type(n) ~= "string" or n == "" then return nil, option .. " must not be empty", "USAGE" end
+  if n:find("[%c]") then return nil, option .. " must not contain control characters", "USAGE" end
+  if #n > 255 then return nil, option .. " is longer than 255 characters", "USAGE" end
+  return true
 end
+
+M.is_system_binding_name = labels.is_system_binding_name
 
 function M.check_binding_name(n)
   if type(n) ~= "string" or n == "" then
@@ -103,147 +112,27 @@ function M.check_date(s)
   return true
 end
 
--- Date -> path, plus whether it lies in the 12-14 June window.
+-- Date -> path, plus whether the generated credentials reached Landscape
+-- Management by themselves (requested on or after 14 June 2023).
 function M.region(date)
-  if date >= M.AFTER_FROM then return M.AFTER, false end
-  if date >= M.MID_FROM then return M.MID, date <= M.LOOK_TO end
+  if date >= M.AFTER_FROM then return M.AFTER, true end
+  if date >= M.MID_FROM then return M.MID, date >= M.UPLOAD_FROM end
   return M.BEFORE, false
 end
 
 -- ------------------------------------------------------ inventory --
 
-local function day(ts) return type(ts) == "string" and ts:match("^(%d%d%d%d%-%d%d%-%d%d)") or nil end
-
-local function has_label(it, key, value)
-  local l = type(it.labels) == "table" and it.labels[key]
-  if type(l) ~= "table" then return false end
-  if value == nil then return true end
-  for _, v in ipairs(l) do if v == value then return true end end
-  return false
-end
-M.has_label = has_label
-
-local function uaa_of(b)
-  local c = type(b.credentials) == "table" and b.credentials or nil
-  return c and type(c.uaa) == "table" and c.uaa or nil
-end
-
--- "succeeded" | "failed" | "pending" | "update-failed" | nil. Only a failed
--- create (or ready: false) is a failed resource: a failed update or delete
--- leaves it as it was, usable ("update-failed": deployment updates again).
-local function lo_state(it)
-  local lo = it.last_operation
-  if type(lo) ~= "table" then return nil end
-  local s = type(lo.state) == "string" and lo.state:lower() or ""
-  if s == "succeeded" then return s end
-  if s == "failed" then
-    local t = type(lo.type) == "string" and lo.type:lower() or ""
-    if t == "create" or it.ready == false then return "failed" end
-    return "update-failed"
-  end
-  return "pending"
-end
-
-local function by_created(a, b)
-  local ca, cb = a.created_at or "", b.created_at or ""
-  if ca ~= cb then return ca < cb end
-  return tostring(a.id) < tostring(b.id)
-end
-
--- Joins SM instances and bindings of the Cloud ALM API plan and classifies
--- them. raw = {offering, plan, instances, bindings}. Bindings of other
--- services are dropped here (and with them their secrets).
-function M.inventory(raw)
-  local inv = { offering = raw.offering, plan = raw.plan, instances = {}, by_id = {}, entitled = raw.plan and true or false }
-  if not raw.plan then return inv end
-  for _, i in ipairs(raw.instances or {}) do
-    if i.service_plan_id == raw.plan.id then
-      local inst = {
-        id = i.id, name = i.name, created_at = i.created_at, created = day(i.created_at),
-        platform_id = i.platform_id or "service-manager", ready = i.ready ~= false,
-        usable = i.usable ~= false, labels = i.labels, last_operation = i.last_operation,
-        state = lo_state(i), bindings = {}, raw = i,
-      }
-      inst.cf_owned = inst.platform_id ~= "service-manager"
-      inst.ours = has_label(i, M.CREATED_BY, M.TOOL)
-      inst.has_authorities = has_label(i, M.AUTH_LABEL)
-      inv.instances[#inv.instances + 1] = inst
-      inv.by_id[i.id] = inst
-    end
-  end
-  for _, b in ipairs(raw.bindings or {}) do
-    local inst = inv.by_id[b.service_instance_id]
-    if inst then
-      local uaa = uaa_of(b)
-      local bd = {
-        id = b.id, name = b.name, created_at = b.created_at, created = day(b.created_at),
-        ready = b.ready ~= false, state = lo_state(b), last_operation = b.last_operation,
-        credential_type = uaa and uaa["credential-type"] or nil,
-        xsappname = uaa and type(uaa.xsappname) == "string" and uaa.xsappname or nil,
-        system = M.is_system_binding_name(b.name), labels = b.labels, raw = b,
-        ours = has_label(b, M.CREATED_BY, M.TOOL),
-      }
-      inst.bindings[#inst.bindings + 1] = bd
-    end
-  end
-  for _, inst in ipairs(inv.instances) do
-    table.sort(inst.bindings, by_created)
-    -- the xsappname is the part of a binding's uaa.xsappname before "!b"
-    for _, b in ipairs(inst.bindings) do
-      if b.xsappname then
-        inst.xsappname = b.xsappname:match("^(.-)!b") or b.xsappname
-        break
-      end
-    end
-    -- an instance created without parameters has its GUID as xsappname:
-    -- that is the one SAP generated at provisioning
-    inst.generated = inst.xsappname ~= nil and inst.xsappname == inst.id
-  end
-  table.sort(inv.instances, by_created)
-  return inv
-end
-
-function M.find_instance(inv, name)
-  local hit
-  for _, i in ipairs(inv.instances) do
-    if i.name == name then
-      if not hit or (hit.cf_owned and not i.cf_owned) then hit = i end
-    end
-  end
-  return hit
-end
-
--- The instance SAP generated: parameterless (xsappname = GUID), oldest first;
--- without bindings to tell, the oldest usable SM instance not made by us.
-function M.generated_instance(inv)
-  for _, i in ipairs(inv.instances) do
-    if i.generated and not i.cf_owned and i.ready then return i end
-  end
-  return nil
-end
-
-local function usable_binding(b, ctype)
-  if not b.ready or b.state == "failed" or b.state == "pending" then return false end
-  if ctype == "x509" then return b.credential_type == "x509" end
-  return b.credential_type == nil or b.credential_type ~= "x509"
-end
-
--- The binding to adopt on an instance when no name was asked for: the
--- oldest ready one of the wanted credential type, not one Cloud ALM made
--- for a managed system (<SID>_<client>_<sysno>).
-function M.pick_binding(inst, ctype)
-  for _, b in ipairs(inst.bindings) do
-    if not b.system and usable_binding(b, ctype) then return b end
-  end
-  return nil
-end
-
-function M.find_binding(inst, name)
-  for _, b in ipairs(inst and inst.bindings or {}) do
-    if b.name == name then return b end
-  end
-  return nil
-end
+-- calm.inventory joins and classifies what Service Manager lists; the names
+-- stay here for the scripts and tests that know them as calm.paths.*.
+local inventory = require "calm.inventory"
+M.inventory = inventory.inventory
+M.find_instance = inventory.find_instance
+M.generated_instance = inventory.generated_instance
+M.pick_binding = inventory.pick_binding
+M.find_binding = inventory.find_binding
+M.has_label = inventory.has_label
+local has_label = inventory.has_label
+local usable_binding = inventory.usable_binding
 
 -- ------------------------------------------------------- evidence --
 
@@ -282,11 +171,13 @@ function M.evidence_lines(ev)
         or (i.xsappname and ("created with xsappname " .. i.xsappname)) or "origin unknown (no binding to tell)"
       add("service-manager", string.format("instance '%s' (%s) created %s, %s%s, %d binding(s)",
         tostring(i.name), tostring(i.id), tostring(i.created), kind,
-        i.cf_owned and (", owned by " .. tostring(i.platform_id)) or "", #i.bindings), i.created)
+        i.cf_owned and (", owned by " .. tostring(i.owner) .. " (" .. tostring(i.platform_id) .. ")") or "",
+        #i.bindings), i.created)
       for _, b in ipairs(i.bindings) do
-        add("service-manager", string.format("  binding '%s' created %s%s%s", tostring(b.name), tostring(b.created),
+        add("service-manager", string.format("  binding '%s' created %s%s%s%s", tostring(b.name), tostring(b.created),
           b.credential_type and (", " .. b.credential_type) or "",
-          b.system and ", named like <SID>_<client>_<sysno>: made by Cloud ALM for a managed system" or ""),
+          b.system and ", named like <SID>_<client>_<sysno>: made by Cloud ALM for a managed system" or "",
+          b.probe and (": " .. require("calm.probe").summary(b.probe)) or ""),
           b.created)
       end
     end
@@ -297,8 +188,8 @@ end
 -- ------------------------------------------------------- decision --
 
 -- provisioned: "auto" or "YYYY-MM-DD". Returns
--- {path, date, source, reasons = {...}, looked = bool}
-function M.decide(provisioned, ev)
+-- {path, date, source, reasons = {...}}
+local function decide_by_dates(provisioned, ev)
   local inv = ev.inventory or { instances = {} }
   local d = { reasons = {} }
   local function why(fmt, ...) d.reasons[#d.reasons + 1] = string.format(fmt, ...) end
@@ -326,22 +217,12 @@ function M.decide(provisioned, ev)
   end
 
   if date then
-    local path, window = M.region(date)
+    local path, uploaded = M.region(date)
     d.date, d.source = date, source
-    if window then
-      -- SAP: "Managing Your Service Credentials" says June 14, the
-      -- retrieval table June 12. Look at what exists instead.
-      d.looked = true
-      why("%s lies in 2023-06-12..2023-06-14, which SAP documents inconsistently (12 vs 14 June): looked instead of assuming", date)
-      if gen then
-        path = M.MID
-        why("found generated instance '%s' (%s): credentials were generated, so %s", gen.name, gen.id, M.MID)
-      else
-        path = M.BEFORE
-        why("found no generated instance or credentials, so %s", M.BEFORE)
-      end
-    else
-      why("%s -> %s (%s)", date, path, M.PATH_TEXT[path])
+    why("%s -> %s (%s)", date, path, M.PATH_TEXT[path])
+    if path == M.MID and not uploaded then
+      why("note: credentials were generated from 2023-06-12, but only for tenants requested from "
+        .. "2023-06-14 were they also uploaded to Landscape Management automatically: upload the key there yourself")
     end
     d.path = path
     if path == M.AFTER and not gen and source ~= "generated-instance" then
@@ -379,6 +260,46 @@ function M.decide(provisioned, ev)
   return d
 end
 
+-- The key outranks the dates: a key whose token already carries both
+-- imp-cdm-feature-* scopes is adopted for Deployment (plan_steps), and keys
+-- that all lack them mean the authorities are still missing, whatever the
+-- date says. An explicit --provisioned that contradicts this gets a warning
+-- naming the evidence. o = {scenario = "deployment"|"monitoring"}.
+-- Returns {path, date, source, reasons, warnings, keys_lack_scopes}.
+function M.decide(provisioned, ev, o)
+  local d = decide_by_dates(provisioned, ev)
+  d.warnings = {}
+  local inv = ev.inventory or { instances = {} }
+  local deployment = not o or o.scenario ~= "monitoring"
+  local explicit = provisioned and provisioned ~= "auto"
+  local key, inst = inventory.deployment_key(inv, {})
+  local function why(fmt, ...) d.reasons[#d.reasons + 1] = string.format(fmt, ...) end
+  if key then
+    local what = string.format("binding '%s' (instance '%s')", tostring(key.name), tostring(inst.name))
+    why("%s has a token with both imp-cdm-feature-* scopes (checked before any change)", what)
+    if (d.source == "instances" or d.source == "none") and not inst.ours then
+      d.path, d.source = M.AFTER, "key-scopes"
+      why("an instance calmbind did not create already carries the authorities, as SAP generates it "
+        .. "since 2023-10-16 (or an admin added them): %s", M.AFTER)
+    elseif explicit and deployment and d.path ~= M.AFTER then
+      d.warnings[#d.warnings + 1] = string.format("--provisioned %s says %s, but %s already has a token with both "
+        .. "imp-cdm-feature-* scopes: it is adopted; nothing is created or updated", provisioned, d.path, what)
+    end
+  elseif deployment and inventory.keys_lack_scopes(inv) then
+    d.keys_lack_scopes = true
+    if d.path == M.AFTER then
+      local text = "no existing key's token carries the imp-cdm-feature-* scopes (checked before any change): "
+        .. "the authorities are added as on the " .. M.MID .. " path"
+      if explicit then
+        d.warnings[#d.warnings + 1] = string.format("--provisioned %s says %s, but %s", provisioned, d.path, text)
+      else
+        why("%s", text)
+      end
+    end
+  end
+  return d
+end
+
 -- ------------------------------------------------------ parameters --
 
 -- The `parameters` object of create/update, built as a table (no shell
@@ -400,12 +321,30 @@ function M.instance_parameters(xsappname, o)
   return { ["xs-security"] = xs }
 end
 
+-- o.validity = {validity = N, ["validity-type"] = "DAYS"|"MONTHS"|"YEARS"}
+-- (default 7 DAYS). o.wrapped: the {"xsuaa": {...}} shape some SAP reuse
+-- services want instead of the plain one (calm.runner tries both).
 function M.binding_parameters(o)
   if o.credential_type == "x509" then
-    return { ["credential-type"] = "x509",
-      x509 = { ["key-length"] = 2048, validity = 7, ["validity-type"] = "DAYS" } }
+    local v = o.validity or { validity = 7, ["validity-type"] = "DAYS" }
+    local p = { ["credential-type"] = "x509",
+      x509 = { ["key-length"] = 2048, validity = v.validity, ["validity-type"] = v["validity-type"] } }
+    if o.wrapped then return { xsuaa = p } end
+    return p
   end
   return nil
+end
+
+-- "--x509-validity" values: N (days), Nd, Nm (months) or Ny (years).
+function M.parse_validity(s)
+  local n, unit = tostring(s):match("^(%d+)([dmyDMY]?)$")
+  n = tonumber(n)
+  if not n or n < 1 or n > 3650 then
+    return nil, "--x509-validity must be a number of days (1-3650), or N followed by d, m or y (got '"
+      .. tostring(s) .. "')", "USAGE"
+  end
+  local t = ({ [""] = "DAYS", d = "DAYS", m = "MONTHS", y = "YEARS" })[unit:lower()]
+  return { validity = n, ["validity-type"] = t }
 end
 
 function M.default_instance_name(scenario)
@@ -457,10 +396,90 @@ local ENTITLEMENT_STEPS = table.concat({
 M.ENTITLEMENT_STEPS = ENTITLEMENT_STEPS
 
 local function cf_manual(inst)
-  return string.format("instance '%s' (%s) is owned by Cloud Foundry (platform %s): Service Manager lists it "
-    .. "but cannot update or bind it. Rerun with --runtime cf --cf-api URL --cf-space GUID and "
-    .. "CF_USERNAME/CF_PASSWORD in the environment, or name a new instance in Service Manager with --instance-name N",
-    tostring(inst.name), tostring(inst.id), tostring(inst.platform_id))
+  local owner = inst.owner or "another platform"
+  local way = owner == "Cloud Foundry"
+      and "Rerun with --runtime cf --cf-api URL --cf-space GUID and CF_USERNAME/CF_PASSWORD in the environment"
+    or owner == "Kyma"
+      and "Get its key in the Kyma cluster (a ServiceBinding of the SAP BTP service operator)"
+    or "Get its key on that platform"
+  return string.format("instance '%s' (%s) is owned by %s (platform %s): Service Manager lists it "
+    .. "but cannot update or bind it. %s, or name a new instance in Service Manager with --instance-name N",
+    tostring(inst.name), tostring(inst.id), owner, tostring(inst.platform_id), way)
+end
+
+-- The update that adds the authorities to an existing instance. An update
+-- replaces the instance's xs-security authorities (BTP cannot return the old
+-- parameters), which can break other integrations: calmbind updates only an
+-- instance it created, or the one --update-instance names, with a warning.
+-- The xsappname is kept, never guessed; instance secrets stay allowed.
+local function update_step(s, d, target, o, ctype)
+  local name, id = tostring(target.name), tostring(target.id)
+  if not target.ours and o.update_instance ~= target.name then
+    s.instance = { op = "refuse", id = target.id, name = target.name, why = "not created by calmbind" }
+    s.usage = s.usage or string.format("instance '%s' (%s) lacks the imp-cdm-feature-* authorities and calmbind did "
+      .. "not create it: adding them replaces its xs-security authorities (BTP cannot show the current ones, e.g. "
+      .. "calm-api.* authorities of other SAP integrations); to update it anyway pass --update-instance %s, or "
+      .. "leave out --instance-name and calmbind creates an instance of its own", name, id, name)
+    return
+  end
+  local xsapp = target.xsappname or (target.ours and target.name) or nil
+  if not xsapp then
+    s.instance = { op = "manual", id = target.id, name = target.name, why = "xsappname unknown" }
+    s.manual = s.manual or string.format("instance '%s' (%s) needs the imp-cdm-feature-* authorities, and an "
+      .. "update must keep its xsappname, which only a binding shows (uaa.xsappname) and it has none: create a "
+      .. "binding for it in the BTP cockpit (any name), then rerun", name, id)
+    return
+  end
+  -- a binding without credential-type is an instance-secret binding
+  local keep_instance_secret = false
+  for _, b in ipairs(target.bindings) do
+    if b.credential_type == nil or b.credential_type == "instance-secret" then keep_instance_secret = true end
+  end
+  s.instance = { op = "update", id = target.id, name = target.name, xsappname = xsapp,
+    why = string.format("%s, scenario deployment: add the two imp-cdm-feature-* authorities to the existing "
+      .. "instance '%s', keeping its xsappname %s%s%s", d.path, name, xsapp,
+      xsapp == target.id and " (its GUID: it was created without parameters)" or "",
+      target.state == "update-failed" and " (an earlier update failed: updating again)" or ""),
+    parameters = M.instance_parameters(xsapp, { authorities = true, runtime = o.runtime,
+      credential_type = ctype, keep_instance_secret = keep_instance_secret }) }
+  if keep_instance_secret then
+    s.notes[#s.notes + 1] = string.format("instance '%s' keeps allowing instance-secret keys: its existing keys use them", name)
+  end
+  if not target.ours then
+    local xs = s.instance.parameters["xs-security"]
+    s.warnings[#s.warnings + 1] = string.format("updating instance '%s', which calmbind did not create (--update-instance): "
+      .. "its xs-security authorities are replaced by %s and its credential-types by %s; any other authorities it had "
+      .. "(e.g. calm-api.* of other SAP integrations) are dropped, and BTP cannot show them", name,
+      table.concat(xs.authorities, ", "), xs["oauth2-configuration"] and table.concat(
+        xs["oauth2-configuration"]["credential-types"], ", ") or "the broker's default")
+  end
+end
+
+-- A binding of the wanted kind whose token XSUAA refused (calm.probe).
+local function refused_binding(inst, ctype)
+  for _, b in ipairs(inst.bindings) do
+    if not b.system and b.probe and b.probe.refused
+        and usable_binding({ ready = true, credential_type = b.credential_type }, ctype) then
+      return b
+    end
+  end
+  return nil
+end
+
+-- Adopts the key whose token already carries both imp-cdm-feature-* scopes
+-- (calm.probe), within --instance-name / --binding-name: no instance update,
+-- no new binding. Returns true when it did.
+local function adopt_scoped_key(s, inv, o, ctype)
+  local b, inst = inventory.deployment_key(inv, { instance_name = o.instance_name,
+    binding_name = o.binding_name, credential_type = ctype })
+  if not b then return false end
+  s.instance = { op = "adopt", id = inst.id, name = inst.name,
+    why = "its binding '" .. tostring(b.name) .. "' already has a token with both imp-cdm-feature-* scopes" }
+  s.binding = { op = "adopt", id = b.id, name = b.name, scoped = true,
+    why = "its token already carries both imp-cdm-feature-* scopes (checked before any change): "
+      .. "no instance update, no new binding" }
+  s.others = {}
+  return true
 end
 
 -- o = {scenario, instance_name?, binding_name?, runtime, credential_type,
@@ -471,8 +490,7 @@ end
 -- binding "adopt" | "create" | "later". s.manual (exit 4) or s.usage (exit 2)
 -- say why get must stop before any mutation.
 function M.plan_steps(d, inv, o)
-  local s = { notes = {} }
-  local function note(fmt, ...) s.notes[#s.notes + 1] = string.format(fmt, ...) end
+  local s = { notes = {}, warnings = {} }
   local deployment = o.scenario ~= "monitoring"
   local ctype = o.credential_type or "binding-secret"
 
@@ -492,8 +510,11 @@ function M.plan_steps(d, inv, o)
       .. "visible in Service Manager).\n  " .. ENTITLEMENT_STEPS
   end
 
+  -- the key is the best evidence: one that already fits is adopted as it is
+  if deployment and adopt_scoped_key(s, inv, o, ctype) then return s end
+
   -- which instance
-  local need_auth = deployment and d.path ~= M.AFTER
+  local need_auth = deployment and (d.path ~= M.AFTER or d.keys_lack_scopes == true)
   local auth_on_create = deployment or false
   local named = o.instance_name and M.find_instance(inv, o.instance_name) or nil
   local target, op, why
@@ -554,7 +575,8 @@ function M.plan_steps(d, inv, o)
 
   if target then
     if target.cf_owned and o.runtime ~= "cf" then
-      s.instance = { op = "manual", id = target.id, name = target.name, why = "owned by Cloud Foundry" }
+      s.instance = { op = "manual", id = target.id, name = target.name,
+        why = "owned by " .. tostring(target.owner) }
       s.manual = s.manual or cf_manual(target)
     elseif target.state == "failed" or (not target.ready and target.state ~= "pending") then
       if target.ours and #target.bindings == 0 then
@@ -574,28 +596,7 @@ function M.plan_steps(d, inv, o)
       -- --timeout, say) is waited for, never taken for a failure
       if target.state == "pending" then s.wait_for = { id = target.id, name = target.name } end
       if need_auth and not target.has_authorities then
-        local xsapp = target.xsappname or (target.ours and target.name) or nil
-        local keep_instance_secret = false
-        for _, b in ipairs(target.bindings) do
-          if b.credential_type == "instance-secret" then keep_instance_secret = true end
-        end
-        if not xsapp then
-          s.instance = { op = "manual", id = target.id, name = target.name, why = "xsappname unknown" }
-          s.manual = s.manual or string.format("instance '%s' (%s) needs the imp-cdm-feature-* authorities, and an "
-            .. "update must keep its xsappname, which only a binding shows (uaa.xsappname) and it has none: create a "
-            .. "binding for it in the BTP cockpit (any name), then rerun", tostring(target.name), tostring(target.id))
-        else
-          s.instance = { op = "update", id = target.id, name = target.name, xsappname = xsapp,
-            why = string.format("%s, scenario deployment: add the two imp-cdm-feature-* authorities to the existing "
-              .. "instance '%s', keeping its xsappname %s%s%s", d.path, target.name, xsapp,
-              xsapp == target.id and " (its GUID: it was created without parameters)" or "",
-              target.state == "update-failed" and " (an earlier update failed: updating again)" or ""),
-            parameters = M.instance_parameters(xsapp, { authorities = true, runtime = o.runtime,
-              credential_type = ctype, keep_instance_secret = keep_instance_secret }) }
-          if keep_instance_secret then
-            note("instance '%s' keeps allowing instance-secret keys: its existing keys use them", target.name)
-          end
-        end
+        update_step(s, d, target, o, ctype)
       else
         s.instance = { op = "adopt", id = target.id, name = target.name,
           why = need_auth and ("instance '" .. target.name .. "' already carries the authorities (label "
@@ -616,7 +617,7 @@ function M.plan_steps(d, inv, o)
     -- the instance has (or is about to get) the authorities
     local b, problem = deployment_binding(target, o, ctype)
     if b then
-      b.parameters = b.op == "create" and M.binding_parameters({ credential_type = ctype }) or nil
+      b.parameters = b.op == "create" and M.binding_parameters({ credential_type = ctype, validity = o.x509_validity }) or nil
       s.binding = b
     else
       s.binding = { op = "none", why = "see below" }
@@ -636,13 +637,17 @@ function M.plan_steps(d, inv, o)
         else
           s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding named by --binding-name" }
         end
+      elseif b and not b.ours then
+        s.binding = { op = "none", why = "see below" }
+        s.usage = s.usage or string.format("--binding-name '%s': that binding's create failed and calmbind did not "
+          .. "create it, so it leaves it alone: delete it in the BTP cockpit or name another binding", b.name)
       elseif b then
         s.binding = { op = "recreate", id = b.id, name = b.name, why = "binding '" .. b.name
           .. "' exists but its create failed: delete it and create it again",
-          parameters = M.binding_parameters({ credential_type = ctype }) }
+          parameters = M.binding_parameters({ credential_type = ctype, validity = o.x509_validity }) }
       else
         s.binding = { op = "create", name = o.binding_name, why = "no binding named '" .. o.binding_name .. "' exists",
-          parameters = M.binding_parameters({ credential_type = ctype }) }
+          parameters = M.binding_parameters({ credential_type = ctype, validity = o.x509_validity }) }
       end
     else
       local default = M.default_binding_name(target.name, ctype)
@@ -654,14 +659,19 @@ function M.plan_steps(d, inv, o)
         s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding an earlier run created" }
       else
         b = M.pick_binding(target, ctype)
+        local refused = not b and refused_binding(target, ctype)
         if b then
           s.binding = { op = "adopt", id = b.id, name = b.name,
             why = target.generated and "the credentials SAP generated at provisioning" or "the oldest ready binding" }
+        elseif refused then
+          -- not silently replaced: verification before writing names it
+          s.binding = { op = "adopt", id = refused.id, name = refused.name, refused = true,
+            why = "the only key, although XSUAA refused its token (revoked?)" }
         else
           s.binding = { op = "create", name = default, why = ctype == "x509"
               and "the instance has no x509 key (the instance must allow x509 keys)"
               or "the instance has no usable binding",
-            parameters = M.binding_parameters({ credential_type = ctype }) }
+            parameters = M.binding_parameters({ credential_type = ctype, validity = o.x509_validity }) }
         end
       end
     end
@@ -669,7 +679,7 @@ function M.plan_steps(d, inv, o)
     local bname = o.binding_name or M.default_binding_name(inst.name, ctype)
     s.binding = { op = "create", name = bname, with_authorities = deployment or nil,
       why = "a binding of the new instance",
-      parameters = M.binding_parameters({ credential_type = ctype }) }
+      parameters = M.binding_parameters({ credential_type = ctype, validity = o.x509_validity }) }
   end
   -- Every other Cloud ALM API key of the tenant is one Landscape Management
   -- or /SDF/ALM_SETUP may hold today (it keeps one key per tenant), whichever
@@ -681,10 +691,16 @@ function M.plan_steps(d, inv, o)
       for _, b in ipairs(i.bindings) do
         if not b.system then
           s.others[#s.others + 1] = { name = b.name, instance = i.name, credential_type = b.credential_type,
-            generated = i.generated or nil }
+            generated = i.generated or nil, ours = b.ours or nil }
         end
       end
     end
+  end
+  -- the strict name rules are for creating; an existing instance is adopted
+  -- whatever its name
+  if s.instance and s.instance.op == "create" then
+    local ok, msg = M.check_instance_name(s.instance.name)
+    if not ok then s.usage = s.usage or (msg .. " (to create an instance)") end
   end
   return s
 end

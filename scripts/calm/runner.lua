@@ -33,7 +33,9 @@ function M.spec(command)
       provisioned = { arg = "DATE", default = "auto", help = "YYYY-MM-DD, or auto: detect from evidence" },
       scenario = { arg = "S", choices = { "deployment", "monitoring" }, default = "deployment",
         help = "deployment needs the imp-cdm-feature-* authorities" },
-      ["instance-name"] = { arg = "N", help = "instance to create or adopt (<= 32 of letters, digits, -, _)" },
+      ["instance-name"] = { arg = "N", help = "instance to create or adopt (to create: <= 32 of letters, digits, -, _)" },
+      ["update-instance"] = { arg = "N", help = "allow adding the authorities to this instance although calmbind "
+        .. "did not create it (replaces its xs-security authorities)" },
       ["binding-name"] = { arg = "N", help = "binding to create or adopt (not <SID>_<client>_<sysno>)" },
       runtime = { arg = "R", choices = { "sm", "cf" }, default = "sm",
         help = "sm (\"Other\" environment) or cf (legacy Cloud Foundry space)" },
@@ -41,6 +43,7 @@ function M.spec(command)
       ["cf-space"] = { arg = "GUID", help = "Cloud Foundry space GUID (with --runtime cf)" },
       ["credential-type"] = { arg = "T", choices = { "binding-secret", "x509" }, default = "binding-secret",
         help = "kind of key to create" },
+      ["x509-validity"] = { arg = "N", help = "validity of a new x509 key: days, or Nd, Nm, Ny (default 7d)" },
       report = { arg = "FILE", help = "write a JSON run report there (no secrets)" },
     },
   }
@@ -48,7 +51,9 @@ function M.spec(command)
     spec.options.out = { arg = "FILE", help = "write the key there (mode 0600, atomic) instead of stdout" }
     spec.options.format = { arg = "F", choices = key.FORMATS or { "json", "alm-setup", "env", "vcap" },
       default = "json", help = "json (bare key), alm-setup, env, vcap" }
-    spec.options.verify = { flag = true, help = "verify the key afterwards (token, scopes, zone)" }
+    spec.options["no-verify"] = { flag = true,
+      help = "write the key without checking it live first (token, scopes, zone)" }
+    spec.options.verify = { flag = true, help = "the default: verify the key before writing it" }
     spec.options["show-secrets"] = { flag = true, allow_secret_name = true,
       help = "allow printing the key to a terminal" }
   end
@@ -67,9 +72,30 @@ function M.validate(opts, mode)
     local ok, msg, code = paths.check_date(opts.provisioned)
     if not ok then return nil, msg, code end
   end
-  if opts["instance-name"] then
-    local ok, msg, code = paths.check_instance_name(opts["instance-name"])
+  local upd = opts["update-instance"]
+  if upd then
+    local ok, msg, code = paths.check_instance_ref(upd, "--update-instance")
     if not ok then return nil, msg, code end
+    if opts["instance-name"] and opts["instance-name"] ~= upd then
+      return nil, "--update-instance " .. upd .. " and --instance-name " .. opts["instance-name"]
+        .. " name different instances; --update-instance alone is enough", "USAGE"
+    end
+    opts["instance-name"] = upd
+  end
+  if opts["instance-name"] then
+    local ok, msg, code = paths.check_instance_ref(opts["instance-name"])
+    if not ok then return nil, msg, code end
+  end
+  if opts["x509-validity"] then
+    if opts["credential-type"] ~= "x509" then
+      return nil, "--x509-validity needs --credential-type x509", "USAGE"
+    end
+    local v, msg, code = paths.parse_validity(opts["x509-validity"])
+    if not v then return nil, msg, code end
+    opts.x509_validity = v
+  end
+  if opts.verify and opts["no-verify"] then
+    return nil, "--verify and --no-verify contradict each other", "USAGE"
   end
   if opts["binding-name"] then
     local ok, msg, code = paths.check_binding_name(opts["binding-name"])
@@ -163,7 +189,10 @@ local function report_text(report)
   for _, c in ipairs(report.checks) do
     c.problems, c.warnings = arr(c.problems), arr(c.warnings)
   end
-  if report.decision then report.decision.reasons = arr(report.decision.reasons) end
+  if report.decision then
+    report.decision.reasons = arr(report.decision.reasons)
+    report.decision.warnings = arr(report.decision.warnings)
+  end
   if report.steps and report.steps.notes then report.steps.notes = arr(report.steps.notes) end
   local ok, text = pcall(json.pretty, report, { "tool", "command", "result", "decision", "evidence",
     "steps", "actions", "checks" })
@@ -204,6 +233,29 @@ local function unpack_result(r)
   return r[1], r[2], r[3]
 end
 
+-- The key is the best evidence: a token (read-only) with every candidate
+-- key -- each binding of a SAPCloudALMAPIs instance that Service Manager can
+-- bind, not one Cloud ALM made for a managed system -- and its scopes, all at
+-- once. Sets b.probe on each candidate binding.
+function M.probe_inventory(ctx, inv)
+  local probe = require "calm.probe"
+  local list, cands = {}, {}
+  for _, i in ipairs(inv.instances) do
+    for _, b in ipairs(i.bindings) do
+      if not b.system and b.ready and b.state ~= "failed" and b.state ~= "pending"
+          and type(b.raw.credentials) == "table" then
+        list[#list + 1] = b
+        cands[#cands + 1] = { credentials = b.raw.credentials,
+          label = "binding '" .. tostring(b.name) .. "' (instance '" .. tostring(i.name) .. "')" }
+      end
+    end
+  end
+  local res, msg, code = probe.keys(cands, { cacert = ctx.opts.cacert })
+  if not res then return nil, msg, code end
+  for n, b in ipairs(list) do b.probe = res[n] end
+  return true
+end
+
 -- Round 1: tokens (SM and cis together). Round 2: every read together:
 -- offering, plans, instances, bindings, subaccount date, subscription date.
 function M.gather(ctx)
@@ -222,6 +274,10 @@ function M.gather(ctx)
   local i = 1
   if ctx.sm then
     local tok, msg, code = unpack_result(res[i]); i = i + 1
+    if not tok and code == "AUTH" then
+      return nil, tostring(msg) .. "; create a new binding of the Service Manager instance (plan "
+        .. "subaccount-admin) in the BTP cockpit, download it and pass it with --sm-key", code
+    end
     if not tok then return nil, msg, code end
   end
   if ctx.cis then
@@ -289,6 +345,8 @@ function M.gather(ctx)
       plan = sm.pick_plan(plans, offering.id, c.plan_name)
     end
     ev.inventory = paths.inventory { offering = offering, plan = plan, instances = out.instances, bindings = out.bindings }
+    local pok, pmsg, pcode = M.probe_inventory(ctx, ev.inventory)
+    if not pok then return nil, pmsg, pcode end
   else
     ev.inventory = { instances = {}, by_id = {}, entitled = nil }
   end
@@ -324,6 +382,7 @@ local function describe_steps(ctx, say, verb)
     elseif inst.op == "create" then say("instance: " .. verb .. " create" .. target .. ": " .. inst.why)
     elseif inst.op == "update" then say("instance: " .. verb .. " update" .. target .. ": " .. inst.why)
     elseif inst.op == "recreate" then say("instance: " .. verb .. " delete and re-create" .. target .. ": " .. inst.why)
+    elseif inst.op == "refuse" then say("instance:" .. target .. ": leave alone: " .. tostring(inst.why))
     else say("instance:" .. target .. ": manual step needed: " .. tostring(inst.why)) end
     if inst.parameters then say("  parameters: " .. json.encode(inst.parameters)) end
   end
@@ -366,6 +425,61 @@ end
 
 local function action(ctx, a)
   ctx.report.actions[#ctx.report.actions + 1] = a
+end
+
+-- The calm.probe result of an inventory binding, if it was probed.
+local function probed_binding(inv, instance_id, binding_id)
+  for _, x in ipairs(inv.by_id[instance_id] and inv.by_id[instance_id].bindings or {}) do
+    if x.id == binding_id then return x.probe end
+  end
+  return nil
+end
+
+-- One binding create, with its credentials.
+local create_binding
+
+local function bind_once(ctx, b, entity, parameters)
+  local c = ctx.sm
+  -- a binding made once the instance had the authorities carries the
+  -- Deployment scopes; the label lets a rerun tell it from older keys
+  local labels = { [paths.CREATED_BY] = { paths.TOOL } }
+  if b.with_authorities then labels[paths.AUTH_LABEL] = { paths.AUTH_VALUE } end
+  local e, msg, code = c:create_binding { name = b.name, service_instance_id = entity.id,
+    parameters = parameters, labels = labels }
+  if not e then return nil, msg, code end
+  ctx.result.created_binding = true
+  if type(e.credentials) ~= "table" then return c:get("service_bindings", e.id) end
+  return e
+end
+
+local function credential_type_of(binding)
+  local uaa = type(binding.credentials) == "table" and binding.credentials.uaa
+  return type(uaa) == "table" and uaa["credential-type"] or nil
+end
+
+-- Creates the binding. An x509 key is asked for in the plain shape SAP
+-- documents first; a broker that ignores it (the key comes back of another
+-- type) gets the {"xsuaa": {...}} shape, after the wrong key -- calmbind's
+-- own, made a moment ago -- is deleted. Returns the binding entity.
+create_binding = function(ctx, b, entity)
+  local log = require "calm.log"
+  local want = ctx.opts["credential-type"]
+  log.info("creating binding '%s'", b.name)
+  local binding, msg, code = bind_once(ctx, b, entity, b.parameters)
+  if not binding or want ~= "x509" or credential_type_of(binding) == "x509" then return binding, msg, code end
+  local got = tostring(credential_type_of(binding))
+  log.warn("binding '%s' came back as a %s key, not x509: the broker ignored the plain x509 parameters; "
+    .. "deleting it and asking again with {\"xsuaa\": {...}}", b.name, got)
+  local ok, dmsg, dcode = ctx.sm:delete("service_bindings", binding.id, "deleting binding '" .. b.name .. "'")
+  if not ok then return nil, dmsg, dcode end
+  binding, msg, code = bind_once(ctx, b, entity, paths.binding_parameters { credential_type = "x509",
+    validity = ctx.opts.x509_validity, wrapped = true })
+  if binding and credential_type_of(binding) ~= "x509" then
+    return nil, string.format("binding '%s' came back as a %s key in both documented parameter shapes, not x509: "
+      .. "the instance does not issue x509 keys (its oauth2-configuration credential-types must allow x509)",
+      b.name, tostring(credential_type_of(binding))), "API"
+  end
+  return binding, msg, code
 end
 
 -- Runs the steps through Service Manager; returns the binding entity
@@ -444,26 +558,16 @@ local function execute_sm(ctx)
       raw = got
     end
     binding = raw
+    ctx.result.probe = probed_binding(inv, inst.id, b.id)
     action(ctx, { action = "adopt", resource = "binding", id = b.id, name = b.name })
   else
     if b.op == "recreate" then
       local ok, msg, code = c:delete("service_bindings", b.id, "deleting the failed binding '" .. b.name .. "'")
       if not ok then return nil, msg, code end
     end
-    log.info("creating binding '%s'", b.name)
-    -- a binding made once the instance had the authorities carries the
-    -- Deployment scopes; the label lets a rerun tell it from older keys
-    local labels = { [paths.CREATED_BY] = { paths.TOOL } }
-    if b.with_authorities then labels[paths.AUTH_LABEL] = { paths.AUTH_VALUE } end
-    local e, msg, code = c:create_binding { name = b.name, service_instance_id = entity.id,
-      parameters = b.parameters, labels = labels }
-    if not e then return nil, msg, code end
-    binding = e
-    if type(binding.credentials) ~= "table" then
-      local got, gmsg, gcode = c:get("service_bindings", binding.id)
-      if not got then return nil, gmsg, gcode end
-      binding = got
-    end
+    local msg, code
+    binding, msg, code = create_binding(ctx, b, entity)
+    if not binding then return nil, msg, code end
   end
   if type(binding.credentials) ~= "table" then
     return nil, "binding '" .. tostring(binding.name) .. "' (" .. tostring(binding.id) .. ") has no credentials", "API"
@@ -471,184 +575,6 @@ local function execute_sm(ctx)
   ctx.result.binding_id = binding.id
   ctx.result.binding_name = binding.name or b.name
   return binding.credentials
-end
-
--- A CF resource's metadata label (real CF keeps them; the fake shows none).
-local function cf_has_label(it, k, v)
-  local md = type(it.metadata) == "table" and it.metadata or {}
-  local l = type(md.labels) == "table" and md.labels or {}
-  return l[k] == v
-end
-
--- The xsappname an update of an existing CF instance must keep: the part of
--- a service key's uaa.xsappname before "!b"; the instance GUID only when it
--- has no key at all (then it was created without parameters or never
--- bound). Returns xsappname, where | nil, msg, code.
-local function cf_xsappname(c, inst)
-  local log = require "calm.log"
-  local keys, msg, code = c:keys(inst.guid)
-  if not keys then return nil, msg, code end
-  if #keys == 0 then return inst.guid, "its GUID: it has no service key" end
-  table.sort(keys, function(a, b) return tostring(a.created_at) < tostring(b.created_at) end)
-  for _, k in ipairs(keys) do
-    local creds, dmsg, dcode = c:key_details(k.guid)
-    if not creds and (dcode == "DEADLINE" or dcode == "AUTH") then return nil, dmsg, dcode end
-    local uaa = type(creds) == "table" and type(creds.uaa) == "table" and creds.uaa or nil
-    if uaa then
-      if type(uaa.clientsecret) == "string" and uaa.clientsecret ~= "" then log.secret(uaa.clientsecret) end
-      local x = uaa.xsappname
-      if type(x) == "string" and x ~= "" then
-        return x:match("^(.-)!b") or x, "from service key '" .. tostring(k.name) .. "'"
-      end
-    end
-  end
-  return nil, string.format("cannot tell the xsappname of instance '%s' (%s): none of its %d service keys "
-    .. "shows uaa.xsappname, and an update must keep it; add the imp-cdm-feature-* authorities in the BTP "
-    .. "cockpit or name a new instance with --instance-name N", tostring(inst.name), tostring(inst.guid), #keys), "MANUAL"
-end
-
--- The Cloud Foundry variant: find or create instance and key in a space.
--- Deployment on the mid-2023 and before-2023-06-12 paths needs the
--- imp-cdm-feature-* authorities: an instance this run does not create gets
--- them by a PATCH (keeping its xsappname), and then a NEW key, by default
--- <instance>-deployment-key; a rerun adopts that key by its name (the fake
--- CF keeps no labels; real CF also gets the label calmbind_authorities).
--- Returns credentials | nil, msg, code.
-local function run_cf(ctx, mode, say)
-  local cf = require "calm.cf"
-  local log = require "calm.log"
-  local json = require "calm.json"
-  local opts = ctx.opts
-  local c, msg, code = cf.connect { api = opts["cf-api"], username = getenv("CF_USERNAME"),
-    password = getenv("CF_PASSWORD"), cacert = opts.cacert,
-    on_action = function(a) action(ctx, a) end }
-  if not c then return nil, msg, code end
-  local space = opts["cf-space"]
-  local ok, tmsg, tcode = c.session:token()
-  if not ok then return nil, tmsg, tcode end
-  local plan
-  plan, msg, code = c:find_plan()
-  if plan == nil then return nil, msg, code end
-  if not plan then
-    return nil, "Cloud Foundry: no SAP Cloud ALM API plan 'standard' is visible: the subaccount is not "
-      .. "entitled for it.\n  " .. paths.ENTITLEMENT_STEPS, "MANUAL"
-  end
-  local deployment = opts.scenario ~= "monitoring"
-  local need_auth = deployment and ctx.decision and ctx.decision.path ~= paths.AFTER
-  local name = opts["instance-name"] or paths.default_instance_name(opts.scenario)
-  local all
-  all, msg, code = c:instances(space, plan.guid)
-  if not all then return nil, msg, code end
-  local inst
-  for _, i in ipairs(all) do if i.name == name then inst = i end end
-  local steps = { runtime = "cf", space = space, plan = plan.guid }
-  ctx.report.steps = steps
-  if not inst and not opts["instance-name"] and #all > 1 then
-    local names = {}
-    for _, i in ipairs(all) do names[#names + 1] = "'" .. tostring(i.name) .. "'" end
-    table.sort(names)
-    steps.usage = string.format("the space holds %d SAPCloudALMAPIs instances (%s): name the one to use "
-      .. "with --instance-name N", #all, table.concat(names, ", "))
-  elseif not inst and not opts["instance-name"] then
-    inst = all[1]
-  end
-  local det = function(n) -- the key name that says "made after the authorities were added"
-    return need_auth and (n .. "-deployment-key") or paths.default_binding_name(n)
-  end
-  local kname = opts["binding-name"] or det(inst and inst.name or name)
-  local k
-  if inst then
-    k, msg, code = c:find_key(inst.guid, kname)
-    if k == nil then return nil, msg, code end
-  end
-  if steps.usage then
-    -- stop before any change
-  elseif not inst then
-    steps.instance = { op = "create", name = name, why = "no SAPCloudALMAPIs instance "
-        .. (opts["instance-name"] and ("named '" .. name .. "' ") or "") .. "in the space"
-        .. (deployment and "; with the two imp-cdm-feature-* authorities (xsappname = the instance name)" or ""),
-      parameters = paths.instance_parameters(name, { authorities = deployment, runtime = "cf" }) }
-  elseif not need_auth then
-    steps.instance = { op = "adopt", id = inst.guid, name = inst.name, why = "instance exists in the space" }
-  elseif cf_has_label(inst, paths.AUTH_LABEL, paths.AUTH_VALUE) then
-    steps.instance = { op = "adopt", id = inst.guid, name = inst.name,
-      why = "instance already carries the authorities (label " .. paths.AUTH_LABEL .. ")" }
-  elseif k and kname == det(inst.name) then
-    steps.instance = { op = "adopt", id = inst.guid, name = inst.name, why = "service key '" .. kname
-      .. "' exists: an earlier run added the authorities and created it" }
-  elseif k then
-    steps.usage = string.format("--binding-name '%s': that service key already exists on instance '%s' and "
-      .. "nothing shows it was made after the imp-cdm-feature-* authorities were added, so its key may lack "
-      .. "the Deployment scopes; name a new key (or leave out --binding-name)", kname, inst.name)
-  else
-    local xsapp, where, xcode = cf_xsappname(c, inst)
-    if not xsapp then return nil, where, xcode end
-    steps.instance = { op = "update", id = inst.guid, name = inst.name, xsappname = xsapp,
-      why = string.format("%s, scenario deployment: add the two imp-cdm-feature-* authorities to instance "
-        .. "'%s', keeping its xsappname %s (%s)", ctx.decision.path, inst.name, xsapp, where),
-      parameters = paths.instance_parameters(xsapp, { authorities = true, runtime = "cf" }) }
-  end
-  if steps.usage then
-    -- nothing more to decide
-  elseif k and steps.instance.op ~= "update" then
-    steps.binding = { op = "adopt", id = k.guid, name = kname, why = "service key exists" }
-  else
-    steps.binding = { op = "create", name = kname, why = steps.instance.op == "update"
-      and "a new service key: only keys created after the update carry the authorities"
-      or ("no service key named '" .. kname .. "'") }
-  end
-  if mode == "plan" then
-    say("runtime: Cloud Foundry " .. opts["cf-api"] .. ", space " .. space)
-    local si = steps.instance
-    if si then
-      local verb = ({ adopt = "find", create = "would create", update = "would update" })[si.op]
-      say(string.format("instance: %s '%s'%s: %s", verb, si.name, si.id and (" (" .. si.id .. ")") or "", si.why))
-      if si.parameters then say("  parameters: " .. json.encode(si.parameters)) end
-    end
-    local sb = steps.binding
-    if sb then
-      say(string.format("service key: %s '%s'%s: %s", sb.op == "adopt" and "find" or "would create", sb.name,
-        sb.id and (" (" .. sb.id .. ")") or "", sb.why))
-    end
-    if steps.usage then say("get would stop here (exit 2): " .. steps.usage) end
-    return true
-  end
-  if steps.usage then return nil, steps.usage, "USAGE" end
-  local si = steps.instance
-  if si.op == "create" then
-    log.info("creating instance '%s' in Cloud Foundry space %s", name, space)
-    inst, msg, code = c:create_instance(space, plan.guid, name, si.parameters)
-    if not inst then return nil, msg, code end
-  elseif si.op == "update" then
-    log.info("updating instance '%s' (%s) in Cloud Foundry: adding the imp-cdm-feature-* authorities",
-      inst.name, inst.guid)
-    local path = "/v3/service_instances/" .. inst.guid
-    local job, umsg, ucode = c:mutate("PATCH", path, { parameters = si.parameters },
-      "updating instance '" .. inst.name .. "' in Cloud Foundry")
-    if not job then return nil, umsg, ucode end
-    action(ctx, { action = "update", resource = "cf-instance", id = inst.guid, name = inst.name })
-    -- the label, once the authorities are in: where CF keeps labels, a rerun
-    -- (or --binding-name) knows without the key name
-    local lok, lmsg = c:mutate("PATCH", path, { metadata = { labels = { [paths.AUTH_LABEL] = paths.AUTH_VALUE } } },
-      "labelling instance '" .. inst.name .. "'")
-    if not lok then log.warn("%s", tostring(lmsg)) end
-  else
-    action(ctx, { action = "adopt", resource = "cf-instance", id = inst.guid, name = inst.name })
-    if deployment and not need_auth then
-      log.info("note: instance '%s' was made in Cloud Foundry by hand; whether its keys carry the "
-        .. "imp-cdm-feature-* scopes shows only in a token: add --verify", inst.name)
-    end
-  end
-  ctx.result.instance_id, ctx.result.instance_name = inst.guid, inst.name
-  if steps.binding.op == "create" then
-    log.info("creating service key '%s'", kname)
-    k, msg, code = c:create_key(inst.guid, kname)
-    if not k then return nil, msg, code end
-  else
-    action(ctx, { action = "adopt", resource = "cf-key", id = k.guid, name = kname })
-  end
-  ctx.result.binding_id, ctx.result.binding_name = k.guid, kname
-  return c:key_details(k.guid)
 end
 
 -- ------------------------------------------------------------- run --
@@ -692,18 +618,25 @@ local function run_inner(ctx, mode)
   local ev, msg, code = M.gather(ctx)
   if not ev then return nil, msg, code end
   ctx.report.evidence = paths.evidence_lines(ev)
-  ctx.decision = paths.decide(opts.provisioned, ev)
+  ctx.decision = paths.decide(opts.provisioned, ev, { scenario = opts.scenario })
   ctx.report.decision = { path = ctx.decision.path, date = ctx.decision.date, source = ctx.decision.source,
-    looked = ctx.decision.looked or false, reasons = ctx.decision.reasons }
+    warnings = ctx.decision.warnings, reasons = ctx.decision.reasons }
   say(string.format("calmbind %s: scenario %s, runtime %s", mode, opts.scenario, opts.runtime))
   show_evidence(ctx, say)
   show_decision(ctx, say)
+  for _, w in ipairs(ctx.decision.warnings or {}) do log.warn("%s", w) end
 
   if opts.runtime == "cf" then
-    local creds, cmsg, ccode = run_cf(ctx, mode, say)
+    local creds, cmsg, ccode = require("calm.run_cf").run(ctx, mode, say, action)
     if mode == "plan" then
       if not creds then return nil, cmsg, ccode end
       ctx.plan_text = table.concat(lines, "\n") .. "\n"
+      -- plan exits what get would (2, 4), 7 for pending changes on request
+      local st = creds
+      if st.usage then return 2 end
+      if st.manual then return 4 end
+      local mutates = (st.instance and st.instance.op ~= "adopt") or (st.binding and st.binding.op ~= "adopt")
+      if opts["detailed-exitcode"] and mutates then return 7 end
       return 0
     end
     if not creds then return nil, cmsg, ccode end
@@ -715,7 +648,9 @@ local function run_inner(ctx, mode)
     scenario = opts.scenario, instance_name = opts["instance-name"], binding_name = opts["binding-name"],
     runtime = opts.runtime, credential_type = opts["credential-type"],
     cis = ctx.cis ~= nil and not ctx.cis_failed, subaccount = opts.subaccount,
+    update_instance = opts["update-instance"], x509_validity = opts.x509_validity,
   })
+  for _, w in ipairs(ctx.steps.warnings or {}) do log.warn("%s", w) end
   ctx.report.steps = { entitlement = step_view(ctx.steps.entitlement), instance = step_view(ctx.steps.instance),
     binding = step_view(ctx.steps.binding), notes = ctx.steps.notes, manual = ctx.steps.manual,
     usage = ctx.steps.usage,
@@ -754,6 +689,53 @@ function M.plan_status(ctx)
   if ctx.steps.manual then return 4 end
   if ctx.opts["detailed-exitcode"] and not paths.read_only(ctx.steps) then return 7 end
   return 0
+end
+
+-- The key named for messages: which binding of which instance, and whether
+-- this run created it.
+local function which_key(ctx)
+  local r = ctx.result
+  return string.format("the %skey of binding '%s'%s", r.created_binding and "new " or "",
+    tostring(r.binding_name), r.instance_name and (" (instance '" .. tostring(r.instance_name) .. "')") or "")
+end
+
+-- get writes no key that does not work: a token from the fetched key, its
+-- scopes and zone, before anything is written. A binding this run created
+-- may take XSUAA a moment to know: a refusal of such a key is retried
+-- briefly. Returns the verify report | nil, message, code.
+function M.verify_before_write(ctx, k)
+  local key = require "calm.key"
+  local log = require "calm.log"
+  local opts = ctx.opts
+  -- a key adopted for its scopes was checked moments ago (calm.probe)
+  local probed = ctx.result.probe
+  local r, msg, code = probed and probed.deployment and opts.scenario ~= "monitoring" and probed.report or nil, nil, nil
+  for attempt = 1, r and 0 or ctx.result.created_binding and 3 or 1 do
+    r, msg, code = key.verify(k, { scenario = opts.scenario, cacert = opts.cacert })
+    if r or code ~= "AUTH" or attempt == 3 or not ctx.result.created_binding then break end
+    local ok, wmsg, wcode = require("calm.sm").wait(attempt, "XSUAA to accept the new binding's credentials")
+    if not ok then return nil, wmsg, wcode end
+  end
+  if not r then
+    if code == "AUTH" then
+      return nil, string.format("%s was refused by XSUAA (%s); nothing was written. It was revoked or its "
+        .. "binding deleted: name a new binding with --binding-name N (or --no-verify to write it anyway)",
+        which_key(ctx), tostring(msg)), "AUTH"
+    end
+    return nil, string.format("cannot verify %s: %s; nothing was written (--no-verify writes it unchecked)",
+      which_key(ctx), tostring(msg)), code
+  end
+  ctx.report.checks[#ctx.report.checks + 1] = { name = "verify", ok = r.ok, problems = r.problems,
+    warnings = r.warnings, scopes = r.scopes, deployment = r.deployment, zone = r.zone }
+  log.debug("%s", key.verify_text(r, k.source))
+  if not r.ok then
+    return nil, string.format("%s failed verification: %s; nothing was written%s", which_key(ctx),
+      table.concat(r.problems, "; "), opts.scenario ~= "monitoring"
+        and " (the instance lacks the imp-cdm-feature-* authorities: see calmbind plan)" or ""), "VERIFY"
+  end
+  log.info("verified: %s works%s (token from %s%s)", which_key(ctx),
+    opts.scenario ~= "monitoring" and " for Deployment" or "", tostring(r.token_url), r.mtls and ", mutual TLS" or "")
+  return r
 end
 
 -- opts from cli.parse; mode "get" | "plan". Returns exit status | nil, msg, code.
@@ -797,12 +779,23 @@ function M.run(opts, mode)
   local k, kmsg, kcode = key.from_value(creds, "binding '" .. tostring(ctx.result.binding_name) .. "'")
   if not k then finish(exit.status_for(kcode), kmsg, kcode); return nil, kmsg, kcode end
   ctx.result.credential_type = k.uaa and k.uaa["credential-type"] or nil
+  if opts["credential-type"] == "x509" and not (k.uaa and key.is_x509(k.uaa)) then
+    local msg = string.format("binding '%s' holds a %s key, not the x509 key asked for; nothing was written "
+      .. "(name another binding with --binding-name, or leave out --credential-type x509)",
+      tostring(ctx.result.binding_name), tostring(ctx.result.credential_type or "secret"))
+    finish(1, msg, "API")
+    return nil, msg, "API"
+  end
   if key.check then
     local cres = key.check(k, {})
     if type(cres) == "table" then
       ctx.report.checks[#ctx.report.checks + 1] = { name = "key", ok = cres.ok,
         problems = cres.problems, warnings = cres.warnings }
     end
+  end
+  if not opts["no-verify"] then
+    local r, vmsg, vcode = M.verify_before_write(ctx, k)
+    if not r then finish(exit.status_for(vcode), log.redact(vmsg), vcode); return nil, vmsg, vcode end
   end
   local wrote, wmsg, wcode = key.export(k, { format = opts.format, out = opts.out,
     show_secrets = opts["show-secrets"], name = ctx.result.binding_name,
@@ -813,17 +806,6 @@ function M.run(opts, mode)
     local hint = key.rotation_hint { created = ctx.result.binding_name, others = ctx.steps.others,
       credential_type = ctx.result.credential_type }
     if hint then log.info("%s", hint) end
-  end
-  if opts.verify then
-    local r, vmsg, vcode = key.verify(k, { scenario = opts.scenario, cacert = opts.cacert })
-    if not r then finish(exit.status_for(vcode), vmsg, vcode); return nil, vmsg, vcode end
-    ctx.report.checks[#ctx.report.checks + 1] = { name = "verify", ok = r.ok, problems = r.problems,
-      warnings = r.warnings, scopes = r.scopes, deployment = r.deployment, zone = r.zone }
-    log.info("%s", key.verify_text(r, k.source))
-    if not r.ok then
-      finish(6, "verification failed", "VERIFY")
-      return 6
-    end
   end
   finish(0)
   return 0

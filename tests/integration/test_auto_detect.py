@@ -35,17 +35,20 @@ def main():
             else:
                 s.eq("%s without cis: path from the generated instance" % preset,
                      (d.get("path"), d.get("source"), d.get("date")), (preset, "generated-instance", date))
-    # the 12-14 June window: look, do not assume
+    # 12 June (credentials generated) and 14 June 2023 (also uploaded to Landscape
+    # Management) are two events: both dates are mid-2023; before the 14th the output
+    # says to upload the key by hand
     with FakeBTP(preset="mid-2023") as fake:
         rc, out, d = decision(fake, "--provisioned", "2023-06-13")
-        s.eq("window with generated credentials -> mid-2023", (d.get("path"), d.get("looked")), ("mid-2023", True))
-        s.check("window: says SAP documents it inconsistently", "inconsistently" in out, out)
+        s.eq("2023-06-13 -> mid-2023", d.get("path"), "mid-2023")
+        s.check("2023-06-13: says the key was not uploaded to Landscape Management automatically",
+                "uploaded to Landscape Management" in out and "inconsistent" not in out, out)
     with FakeBTP(preset="before-2023-06-12") as fake:
         rc, out, d = decision(fake, "--provisioned", "2023-06-12")
-        s.eq("window without generated credentials -> before-2023-06-12",
-             (d.get("path"), d.get("looked")), ("before-2023-06-12", True))
+        s.eq("2023-06-12 -> mid-2023 (generation started that day)", d.get("path"), "mid-2023")
         rc, out, d = decision(fake, "--provisioned", "2023-06-15")
-        s.eq("2023-06-15 is plainly mid-2023", (d.get("path"), d.get("looked")), ("mid-2023", False))
+        s.check("2023-06-15 is plainly mid-2023, uploaded automatically",
+                d.get("path") == "mid-2023" and "uploaded to Landscape Management" not in out, out)
         rc, out, d = decision(fake, "--provisioned", "2023-10-16")
         s.eq("2023-10-16 is after-2023-10-16", d.get("path"), "after-2023-10-16")
         rc, out, d = decision(fake, "--provisioned", "2023-06-11")

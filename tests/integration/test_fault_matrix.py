@@ -192,9 +192,10 @@ CASES = [
          "retries within the deadline, then exit 5",
          faults=[dict(R429, retry_after="1", count=-1)], timeout=4, exit=5,
          err=r"(--timeout deadline|gave up after \d+ attempts)"),
-    Case("429-token", "token endpoint: 429 `Retry-After: 1`", "token request retried, exit 0",
+    Case("429-token", "token endpoint: 429 `Retry-After: 1`",
+         "token request retried, exit 0 (then one token with SAP's key to read its scopes)",
          faults=[dict(method="POST", path=TOKEN, action="status", status=429, retry_after="1")],
-         checks=requests_of("POST", TOKEN, 2)),
+         checks=requests_of("POST", TOKEN, 3)),
     # --- 5xx and proxies --------------------------------------------------------------
     Case("503-twice", "GET offerings: 503 twice", "retried with backoff, exit 0",
          faults=[dict(method="GET", path=r"^/v1/service_offerings", action="status", status=503, count=2)],
@@ -273,9 +274,9 @@ CASES = [
          "no resend: exit 1; the rerun converges", preset="mid-2023",
          faults=[dict(method="POST", path=SB, action="status", status=503)], exit=1,
          err=r"calm-api-deployment-key", rerun=0, checks=requests_of("POST", SB, 1)),
-    Case("update-422", "mid-2023, `--instance-name SAPCloudALMAPIs-auto`: PATCH answered 422 (operation in progress)",
+    Case("update-422", "mid-2023, `--update-instance SAPCloudALMAPIs-auto`: PATCH answered 422 (operation in progress)",
          "waits for the running operation, patches again, exit 0", preset="mid-2023",
-         args=["--instance-name", "SAPCloudALMAPIs-auto"],
+         args=["--update-instance", "SAPCloudALMAPIs-auto"],
          faults=[dict(method="PATCH", path=r"^/v1/service_instances/", action="status", status=422)],
          checks=requests_of("PATCH", r"^/v1/service_instances/", 2)),
     Case("bind-422", "mid-2023: create binding answered 422 (operation in progress on the instance)",
@@ -315,7 +316,8 @@ CASES = [
     Case("token-revoked-mid-run", "mid-2023: every token expires (401 invalid_token) 1 s into the run",
          "one renewal after the 401, exit 0", preset="mid-2023", fake=dict(op_polls=9),
          during=expire_after(1.0),
-         checks=lambda fake, res: [("renewed once after the 401", count(fake, "POST", TOKEN) == 2
+         # the SM key's token, SAP's key probed, one renewal after the 401, the new key verified
+         checks=lambda fake, res: [("renewed once after the 401", count(fake, "POST", TOKEN) == 4
                                     and any(r["status"] == 401 for r in fake.requests()),
                                     "token requests %d" % count(fake, "POST", TOKEN))]),
     Case("401-twice", "GET instances: 401 twice", "one renewal, then exit 3 naming the refused key",

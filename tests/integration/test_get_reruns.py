@@ -31,11 +31,11 @@ def mutations(fake, since=0):
 
 
 with FakeBTP(preset="mid-2023") as fake:
-    rc, k1, err = get(fake, "--instance-name", "SAPCloudALMAPIs-auto")
+    rc, k1, err = get(fake, "--update-instance", "SAPCloudALMAPIs-auto")
     S.eq("update the generated instance: exit 0", rc, 0)
     S.eq("... its new key works for Deployment", verify(k1)[0], 0)
     n = len(fake.mutations())
-    rc, k2, err = get(fake, "--instance-name", "SAPCloudALMAPIs-auto", "--binding-name", "calm-api-key-auto")
+    rc, k2, err = get(fake, "--update-instance", "SAPCloudALMAPIs-auto", "--binding-name", "calm-api-key-auto")
     S.check("then naming the old generated key: exit 2, nothing changed",
             rc == 2 and "name a new binding" in err and len(fake.mutations()) == n, (rc, err[-300:]))
     rc, k3, err = get(fake)
@@ -78,11 +78,11 @@ with FakeBTP(preset="before-2023-06-12", op_polls=14) as fake:
 
 with FakeBTP(preset="mid-2023") as fake:
     fake.fault(method="PATCH", path=r"^/v1/service_instances/", action="op_fail", errors="broker exploded")
-    rc, _, err = get(fake, "--instance-name", "SAPCloudALMAPIs-auto")
+    rc, _, err = get(fake, "--update-instance", "SAPCloudALMAPIs-auto")
     S.check("a failed update: exit 1 with the broker's text", rc == 1 and "broker exploded" in err, err[-300:])
     rc, m, err = get(fake, "--scenario", "monitoring")
     S.eq("monitoring still works on that instance", rc, 0)
-    rc, k, err = get(fake, "--instance-name", "SAPCloudALMAPIs-auto")
+    rc, k, err = get(fake, "--update-instance", "SAPCloudALMAPIs-auto")
     S.check("deployment updates again and works", rc == 0 and verify(k)[0] == 0, (rc, err[-300:]))
     S.check("... and never deleted SAP's instance",
             not any(x["method"] == "DELETE" for x in fake.mutations()), "a DELETE was sent")

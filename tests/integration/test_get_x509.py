@@ -31,7 +31,7 @@ with FakeBTP(preset="mid-2023", https=True) as fake:
             and "BEGIN CERTIFICATE" in uaa.get("certificate", "") and uaa.get("certurl", "").startswith("https://"),
             sorted(uaa))
     S.check("verify used mutual TLS and found both Deployment scopes",
-            "(mutual TLS)" in err and "imp-cdm-feature-manage-ui yes" in err, err[-600:])
+            "mutual TLS" in err and "works for Deployment" in err, err[-600:])
     S.check("the private key never reached stderr", uaa["key"].splitlines()[1] not in err, "key material in stderr")
     before = len(fake.mutations())
     rc, _, err = run(args, env=ENV)
@@ -39,4 +39,30 @@ with FakeBTP(preset="mid-2023", https=True) as fake:
     S.eq("rerun: no mutating request", len(fake.mutations()), before)
     S.eq("rerun: the same key", json.load(open(out)), key)
     S.eq("the key file is 0600", os.stat(out).st_mode & 0o777, 0o600)
+
+# a broker that reads only the {"xsuaa": {...}} shape silently ignores the plain one: the
+# key's credential type is checked, the wrong key (calmbind's own) deleted, the other
+# documented shape tried; a configurable validity reaches the bind parameters
+with FakeBTP(preset="mid-2023", https=True, variants=["x509-wrapped-only"]) as fake:
+    out = os.path.join(tempfile.mkdtemp(), "key.json")
+    rc, _, err = run(["get", "--sm-key", fake.sm_key_path, "--credential-type", "x509", "--x509-validity", "3m",
+                      "--cacert", fake.ca_path, "--out", out, "--timeout", "60"], env=ENV)
+    S.eq("wrapped-only broker: exit 0", rc, 0)
+    binds = [m for m in fake.mutations() if m["path"] == "/v1/service_bindings"]
+    S.eq("... plain shape first, then {\"xsuaa\": {...}}", [b["body"].get("parameters") for b in binds],
+         [{"credential-type": "x509", "x509": {"key-length": 2048, "validity": 3, "validity-type": "MONTHS"}},
+          {"xsuaa": {"credential-type": "x509", "x509": {"key-length": 2048, "validity": 3,
+                                                          "validity-type": "MONTHS"}}}])
+    S.check("... the wrong key was deleted (calmbind's own, made a moment before)",
+            [m["method"] for m in fake.mutations() if m["path"].startswith("/v1/service_bindings/")] == ["DELETE"],
+            [(m["method"], m["path"]) for m in fake.mutations()])
+    S.check("... the key written is x509", rc == 0 and json.load(open(out))["uaa"].get("credential-type") == "x509")
+
+with FakeBTP(preset="mid-2023") as fake:
+    rc, _, err = run(["get", "--sm-key", fake.sm_key_path, "--x509-validity", "30", "--out", "/tmp/x"], env=ENV)
+    S.check("--x509-validity without --credential-type x509: exit 2", rc == 2 and "--x509-validity" in err, err)
+    rc, _, err = run(["get", "--sm-key", fake.sm_key_path, "--credential-type", "x509", "--x509-validity", "0",
+                      "--out", "/tmp/x"], env=ENV)
+    S.check("--x509-validity 0: exit 2 naming the option", rc == 2 and "--x509-validity" in err, err)
+    S.eq("... before any request", fake.requests(), [])
 S.done()

@@ -43,12 +43,15 @@ function T.date_rules()
 end
 
 function T.regions()
-  t.eq({ paths.region("2023-10-16") }, { paths.AFTER, false })
-  t.eq({ paths.region("2025-01-01") }, { paths.AFTER, false })
-  t.eq({ paths.region("2023-10-15") }, { paths.MID, false })
-  t.eq({ paths.region("2023-06-15") }, { paths.MID, false })
+  -- the second value: the generated credentials reached Landscape Management by
+  -- themselves (requested on or after 14 June 2023)
+  t.eq({ paths.region("2023-10-16") }, { paths.AFTER, true })
+  t.eq({ paths.region("2025-01-01") }, { paths.AFTER, true })
+  t.eq({ paths.region("2023-10-15") }, { paths.MID, true })
+  t.eq({ paths.region("2023-06-15") }, { paths.MID, true })
   t.eq({ paths.region("2023-06-14") }, { paths.MID, true })
-  t.eq({ paths.region("2023-06-12") }, { paths.MID, true })
+  t.eq({ paths.region("2023-06-13") }, { paths.MID, false })
+  t.eq({ paths.region("2023-06-12") }, { paths.MID, false })
   t.eq({ paths.region("2023-06-11") }, { paths.BEFORE, false })
 end
 
@@ -98,15 +101,15 @@ function T.decide_given_dates()
   t.eq(paths.decide("2022-11-14", { inventory = inv }).path, paths.BEFORE)
 end
 
-function T.decide_window_looks()
-  local with = paths.decide("2023-06-13", { inventory = gen_inventory("2023-06-13") })
-  t.eq(with.path, paths.MID)
-  t.eq(with.looked, true)
-  t.find(table.concat(with.reasons, "\n"), "inconsistently")
+function T.decide_june_12_and_14_are_two_events()
+  local d13 = paths.decide("2023-06-13", { inventory = gen_inventory("2023-06-13") })
+  t.eq(d13.path, paths.MID)
+  t.find(table.concat(d13.reasons, "\n"), "uploaded to Landscape Management")
   local empty = paths.inventory { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
-  local without = paths.decide("2023-06-12", { inventory = empty })
-  t.eq(without.path, paths.BEFORE)
-  t.eq(without.looked, true)
+  t.eq(paths.decide("2023-06-12", { inventory = empty }).path, paths.MID)
+  local d15 = paths.decide("2023-06-15", { inventory = empty })
+  t.eq(d15.path, paths.MID)
+  t.eq(table.concat(d15.reasons, "\n"):find("uploaded to Landscape Management", 1, true), nil)
 end
 
 function T.decide_auto_prefers_subscription_then_subaccount_then_instance()
@@ -165,9 +168,18 @@ function T.mid_deployment_creates_with_authorities()
   t.eq({ s.binding.op, s.binding.name }, { "create", "calm-api-deployment-key" })
 end
 
-function T.mid_deployment_update_keeps_guid_xsappname()
+function T.mid_deployment_updates_only_what_an_option_names()
   local s = steps(paths.MID, "deployment", gen_inventory("2023-08-21"), { instance_name = "cloud-alm-api" })
+  t.eq(s.instance.op, "refuse")
+  t.find(s.usage, "--update-instance cloud-alm-api")
+  t.eq(paths.read_only(s), true)
+end
+
+function T.mid_deployment_update_keeps_guid_xsappname()
+  local s = steps(paths.MID, "deployment", gen_inventory("2023-08-21"),
+    { instance_name = "cloud-alm-api", update_instance = "cloud-alm-api" })
   t.eq(s.instance.op, "update")
+  t.find(s.warnings[1], "replaced")
   t.eq(s.instance.parameters["xs-security"].xsappname, "gen-1", "the GUID of a parameterless instance")
   t.eq(s.binding.op, "create")
 end
@@ -176,7 +188,7 @@ function T.mid_deployment_refuses_a_foreign_binding_name()
   -- the generated key predates the authorities: adopting it would give a key
   -- without the Deployment scopes, and a new binding cannot take its name
   local s = steps(paths.MID, "deployment", gen_inventory("2023-08-21"),
-    { instance_name = "cloud-alm-api", binding_name = "generated-key" })
+    { instance_name = "cloud-alm-api", update_instance = "cloud-alm-api", binding_name = "generated-key" })
   t.find(s.usage, "--binding-name 'generated-key'")
   t.find(s.usage, "name a new binding")
   t.eq(paths.read_only(s), true)
