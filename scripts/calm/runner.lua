@@ -3,7 +3,8 @@
 -- the steps calm.paths planned, output and the run report.
 --
 --   runner.command("get" | "plan")  -- the function a command file returns
---   runner.run(opts, mode)          -- exit status | nil, message, code
+--   runner.run(opts, mode [, sink]) -- exit status | nil, message, code;
+--                                   -- sink.report = the run report (fleet)
 --
 -- Requests that do not depend on each other go out together (calm.task):
 -- the tokens first, then every read in one round.
@@ -739,12 +740,15 @@ function M.verify_before_write(ctx, k)
 end
 
 -- opts from cli.parse; mode "get" | "plan". Returns exit status | nil, msg, code.
-function M.run(opts, mode)
+-- sink (optional table): sink.report is set to the run report (the table
+-- --report writes: decision, actions, result), for callers such as fleet.
+function M.run(opts, mode, sink)
   local log = require "calm.log"
   local key = require "calm.key"
   local ok, msg, code = M.validate(opts, mode)
   if not ok then return nil, msg, code end
   local ctx = { opts = opts, report = new_report(mode, opts), result = {} }
+  if sink then sink.report = ctx.report end
   local pok, creds, rmsg, rcode = pcall(run_inner, ctx, mode)
   if not pok then
     -- a Lua error: still leave a report behind, then re-raise
