@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""calmbind rotate against the fake BTP: a new verified key written, the bindings it
+replaces listed, --delete-old deleting only older calmbind-made bindings on the
+instance (never SAP's generated key, <SID>_<client>_<sysno> or hand-made ones), the
+rollback when the new key fails verification, and fleet --command rotate."""
+import json
+import os
+import tempfile
+
+from itest import Suite, run   # puts tests/fakebtp on sys.path
+from harness import FakeBTP
+
+S = Suite("rotate")
+ENV = {"CALMBIND_POLL_INTERVAL": "0.05"}
+TMP = tempfile.mkdtemp(prefix="rotate-")
+
+# Changes made "by hand" in the subaccount, through Service Manager itself (a user
+# script with calmbind's own SM client): bindings with chosen labels, and an
+# instance update that drops the authorities.
+HAND = os.path.join(TMP, "hand.lua")
+with open(HAND, "w") as f:
+    f.write(r'''
+local sm, input = require "calm.sm", require "calm.input"
+local args = { ... }
+local t = assert(input.load_key(args[1], "sm", "--sm-key"))
+local c = assert(sm.from_key(t))
+local insts = assert(c:list("service_instances", { fieldQuery = sm.eq("name", args[3]) }))
+local inst = assert(insts[1], "no instance " .. args[3])
+if args[2] == "bind" then
+  local labels = nil
+  if args[5] == "calmbind" then labels = { created_by = { "calmbind" } } end
+  assert(c:create_binding { name = args[4], service_instance_id = inst.id, labels = labels })
+elseif args[2] == "strip" then
+  assert(c:update_instance(inst.id, { parameters = { ["xs-security"] = { xsappname = args[3], authorities = { "$XSMASTERAPPNAME.other-feature" } } } },
+    "removing the authorities"))
+end
+return 0
+''')
+
+
+def hand(fake, *args):
+    rc, out, err = run([HAND, fake.sm_key_path] + list(args), env=ENV)
+    if rc != 0:
+        raise RuntimeError("hand.lua %s: %s" % (args, err))
+
+
+def rotate(fake, out, *args):
+    rep = os.path.join(TMP, "r%d.json" % len(os.listdir(TMP)))
+    rc, so, err = run(["rotate", "--sm-key", fake.sm_key_path, "--out", out, "--report", rep,
+                       "--timeout", "60"] + list(args), env=ENV)
+    doc = json.load(open(rep)) if os.path.exists(rep) else {}
+    return rc, err, doc
+
+
+def bindings(fake):
+    return {b["name"]: b for b in fake.state()["bindings"]}
+
+
+def verify(path):
+    return run(["verify", path], env=ENV)[0]
+
+
+with FakeBTP(preset="mid-2023") as fake:
+    k1 = os.path.join(TMP, "k1.json")
+    rc, _, err = run(["get", "--sm-key", fake.sm_key_path, "--out", k1], env=ENV)
+    S.eq("setup: get creates the Deployment instance and key", rc, 0)
+    old_key = json.load(open(k1))
+    b0 = bindings(fake)
+
+    key = os.path.join(TMP, "key.json")
+    rc, err, doc = rotate(fake, key)
+    b1 = bindings(fake)
+    new = set(b1) - set(b0)
+    S.check("rotate: exit 0, one new binding", rc == 0 and len(new) == 1, (rc, err[-400:], new))
+    name = next(iter(new)) if new else ""
+    S.eq("... labelled created_by: calmbind", (b1.get(name) or {}).get("labels", {}).get("created_by"), ["calmbind"])
+    S.check("... its key written (0600) and working for Deployment",
+            os.path.exists(key) and (os.stat(key).st_mode & 0o777) == 0o600 and verify(key) == 0, err[-300:])
+    S.check("... a different secret than the old key",
+            json.load(open(key))["uaa"]["clientsecret"] != old_key["uaa"]["clientsecret"])
+    S.eq("... nothing deleted without --delete-old", set(b0) - set(b1), set())
+    S.eq("... the old key still works", verify(k1), 0)
+    rep = {r["name"]: r for r in doc.get("replaced", [])}
+    S.check("... the report lists what it replaces: the older calmbind key, SAP's generated key kept",
+            rep.get("calm-api-deployment-key", {}).get("replace") is True
+            and rep.get("calm-api-key-auto", {}).get("replace") is False, rep)
+    S.check("... and says what the admin must do", "Landscape Management" in err and "/SDF/ALM_SETUP" in err
+            and "calm-api-deployment-key" in err, err[-600:])
+
+    # never-delete rules: hand-made, <SID>_<client>_<sysno> (even with our label)
+    hand(fake, "bind", "calm-api-deployment", "handmade-key", "")
+    hand(fake, "bind", "calm-api-deployment", "S4H_100_00", "calmbind")
+    key2 = os.path.join(TMP, "key2.json")
+    rc, err, doc = rotate(fake, key2, "--delete-old")
+    b2 = bindings(fake)
+    gone = set(b1) | {"handmade-key", "S4H_100_00"}
+    gone = {n for n in gone if n not in b2}
+    S.eq("rotate --delete-old: exit 0", rc, 0)
+    S.eq("... deletes exactly the older calmbind keys on the instance", gone, {"calm-api-deployment-key", name})
+    S.check("... keeps SAP's generated key, the <SID>_<client>_<sysno> and the hand-made binding",
+            all(n in b2 for n in ("calm-api-key-auto", "handmade-key", "S4H_100_00")), sorted(b2))
+    S.check("... the deleted keys stop working, the new one works",
+            verify(k1) == 3 and verify(key) == 3 and verify(key2) == 0, (verify(k1), verify(key), verify(key2)))
+    rep = {r["name"]: r for r in doc.get("replaced", [])}
+    S.check("... the report says why each one was kept",
+            "SID" in rep.get("S4H_100_00", {}).get("why", "") and "by hand" in rep.get("handmade-key", {}).get("why", ""),
+            rep)
+    S.check("... and warns that deleted keys stopped working", "stopped working" in err, err[-300:])
+
+    # rollback: the instance lost its authorities (changed by hand in the cockpit)
+    hand(fake, "strip", "calm-api-deployment")
+    before = bindings(fake)
+    text = open(key2).read()
+    n = len(fake.mutations())
+    rc, err, doc = rotate(fake, key2, "--delete-old")
+    after = bindings(fake)
+    muts = [(m["method"], m["path"].split("/")[2]) for m in fake.mutations()[n:]]
+    S.eq("new key fails verification: exit 6", rc, 6)
+    S.check("... its binding deleted again, nothing else deleted", set(after) == set(before)
+            and muts == [("POST", "service_bindings"), ("DELETE", "service_bindings")], (muts, err[-300:]))
+    S.check("... the old key file untouched and still working", open(key2).read() == text and verify(key2) == 0)
+    S.check("... the message says so", "imp-cdm-feature" in err and "deleted again" in err, err[-400:])
+    S.eq("... the report's result", (doc.get("result") or {}).get("exit"), 6)
+
+with FakeBTP(preset="after-2023-10-16") as fake:
+    n = len(fake.mutations())
+    rc, err, doc = rotate(fake, os.path.join(TMP, "gen.json"))
+    S.check("the generated instance has instance secrets: exit 4 before creating anything",
+            rc == 4 and "instance secret" in err and len(fake.mutations()) == n, (rc, err[-300:]))
+
+with FakeBTP(preset="before-2023-06-12") as fake:
+    n = len(fake.requests())
+    rc, err, doc = rotate(fake, os.path.join(TMP, "none.json"))
+    S.check("nothing to rotate (not entitled): exit 4, no mutating request",
+            rc == 4 and fake.mutations() == [], (rc, err[-300:]))
+    n = len(fake.requests())
+    rc, _, err = run(["rotate", "--sm-key", fake.sm_key_path, "--out", "/nonexistent/dir/k.json"], env=ENV)
+    S.check("a bad --out: exit 2 before any request", rc == 2 and len(fake.requests()) == n, (rc, err))
+    rc, _, err = run(["rotate", "--sm-key", fake.sm_key_path, "--binding-name", "S4H_100_00", "--out",
+                      os.path.join(TMP, "x.json")], env=ENV)
+    S.check("--binding-name <SID>_<client>_<sysno>: exit 2 before any request",
+            rc == 2 and len(fake.requests()) == n, (rc, err))
+
+# fleet --command rotate: one tenant rotates, one cannot (instance secrets), one refused
+with FakeBTP(preset="mid-2023") as fm, FakeBTP(preset="after-2023-10-16") as fa:
+    rc, _, err = run(["get", "--sm-key", fm.sm_key_path, "--out", os.path.join(TMP, "m.json")], env=ENV)
+    bad = fa.sm_key()
+    bad["clientsecret"] += "-wrong"
+    with open(os.path.join(TMP, "bad-sm.json"), "w") as f:
+        json.dump(bad, f)
+    inv = os.path.join(TMP, "rot-fleet.json")
+    with open(inv, "w") as f:
+        json.dump({"tenants": [{"name": "m", "sm_key": fm.sm_key_path, "delete_old": True},
+                               {"name": "a", "sm_key": fa.sm_key_path},
+                               {"name": "bad", "sm_key": "bad-sm.json"}]}, f)
+    out = os.path.join(TMP, "rot-out")
+    os.makedirs(out)
+    rep = os.path.join(TMP, "rot-fleet-report.json")
+    b0 = bindings(fm)
+    rc, so, err = run(["fleet", inv, "--command", "rotate", "--out-dir", out, "--report", rep], env=ENV)
+    doc = json.load(open(rep)) if os.path.exists(rep) else {"tenants": []}
+    t = {x["name"]: x for x in doc["tenants"]}
+    S.eq("fleet --command rotate: per-tenant exits", {k: v["exit"] for k, v in t.items()}, {"m": 0, "a": 4, "bad": 3})
+    b1 = bindings(fm)
+    S.check("... the rotated tenant: new key written, its old calmbind key deleted (delete_old)",
+            os.listdir(out) == ["m.json"] and verify(os.path.join(out, "m.json")) == 0
+            and "calm-api-deployment-key" not in b1 and "calm-api-key-auto" in b1, (os.listdir(out), sorted(b1)))
+    S.check("... the report lists what each replaced", any(r.get("name") == "calm-api-deployment-key"
+                                                         for r in t.get("m", {}).get("replaced", [])), t.get("m"))
+
+S.done()
