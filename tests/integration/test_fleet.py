@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""calmbind fleet against several fake BTPs at once: a mixed inventory (the three
+provisioning-date paths, a refused key, an unreachable host, a manual step, a
+deadline) with each tenant's outcome checked, JSON and CSV, bad inventories
+refused before any request, shards, reruns, progress output."""
+import csv
+import json
+import os
+import pty
+import select
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+
+from itest import CALMBIND, Suite, run   # puts tests/fakebtp on sys.path
+from harness import FakeBTP
+
+S = Suite("fleet")
+ENV = {"CALMBIND_POLL_INTERVAL": "0.05"}
+TMP = tempfile.mkdtemp(prefix="fleet-")
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def write_json(path, doc):
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    return path
+
+
+def fresh_dir(name):
+    d = os.path.join(TMP, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+def fleet(inventory, *args, timeout=180):
+    rep = os.path.join(TMP, "report-%d.json" % len(os.listdir(TMP)))
+    rc, out, err = run(["fleet", inventory, "--report", rep, "--timeout", "120"] + list(args),
+                       env=ENV, timeout=timeout)
+    doc = json.load(open(rep)) if os.path.exists(rep) else None
+    return rc, out, err, doc
+
+
+def by_name(doc):
+    return {t["name"]: t for t in (doc or {}).get("tenants", [])}
+
+
+def total_requests(fakes):
+    return sum(len(f.requests()) for f in fakes)
+
+
+def total_mutations(fakes):
+    return sum(len(f.mutations()) for f in fakes)
+
+
+with FakeBTP(preset="after-2023-10-16") as fa, FakeBTP(preset="mid-2023") as fm, \
+        FakeBTP(preset="before-2023-06-12") as fb, FakeBTP(preset="before-2023-06-12") as fx, \
+        FakeBTP(preset="after-2023-10-16") as fs:
+    fakes = [fa, fm, fb, fx, fs]
+    keys = fresh_dir("keys")
+    refused = fa.sm_key()
+    refused["clientsecret"] = refused["clientsecret"] + "-wrong"
+    write_json(os.path.join(keys, "refused.json"), refused)
+    away = fa.sm_key()
+    port = closed_port()
+    away["url"] = "http://gone.authentication.localhost:%d" % port
+    away["sm_url"] = "http://service-manager.localhost:%d" % port
+    write_json(os.path.join(keys, "away.json"), away)
+    # the slow tenant: every Service Manager read of its fake takes 5 s; its own timeout is 1 s
+    fs.fault(method="GET", path=r"^/v1/service_", action="delay", delay_ms=5000, count=1000)
+
+    tenants = [
+        {"name": "after", "sm_key": fa.sm_key_path},
+        {"name": "mid", "sm_key": fm.sm_key_path, "provisioned": "2023-08-01"},
+        {"name": "before", "sm_key": fb.sm_key_path, "cis_key": fb.cis_key_path, "subaccount": fb.subaccount},
+        {"name": "manual", "sm_key": fx.sm_key_path},
+        {"name": "refused", "sm_key": "keys/refused.json"},
+        {"name": "unreachable", "sm_key": "keys/away.json"},
+        {"name": "slow", "sm_key": fs.sm_key_path, "timeout": 1},
+    ]
+    inv = write_json(os.path.join(TMP, "fleet.json"), {"defaults": {"scenario": "deployment"}, "tenants": tenants})
+    out_dir = fresh_dir("out")
+    secrets = [s for f in fakes for s in f.issued_secrets()] + [refused["clientsecret"]]
+
+    rc, out, err, doc = fleet(inv, "--out-dir", out_dir, "--jobs", "3")
+    t = by_name(doc)
+    S.eq("mixed inventory: exit 1 (some tenants failed)", rc, 1)
+    want = {"after": 0, "mid": 0, "before": 0, "manual": 4, "refused": 3, "unreachable": 1, "slow": 5}
+    S.eq("each tenant's exit is what get would exit", {n: t[n]["exit"] for n in t}, want)
+    S.eq("... with the path each took", {n: t[n].get("path") for n in ("after", "mid", "before")},
+         {"after": "after-2023-10-16", "mid": "mid-2023", "before": "before-2023-06-12"})
+    S.check("the report names each failure", "credentials" in t["refused"]["error"].lower()
+            and "entitled" in t["manual"]["error"] and t["unreachable"]["error"]
+            and "deadline" in t["slow"]["error"], {n: t[n].get("error") for n in t})
+    S.eq("the report's summary", doc["summary"]["ok"], 3)
+    S.check("the before tenant's actions show the entitlement, instance and binding it created",
+            [a["action"] for a in t["before"]["actions"]].count("create") >= 2, t["before"]["actions"])
+    files = sorted(os.listdir(out_dir))
+    S.eq("a key file for each tenant that succeeded, none for the others", files,
+         ["after.json", "before.json", "mid.json"])
+    modes = {f: stat.S_IMODE(os.stat(os.path.join(out_dir, f)).st_mode) for f in files}
+    S.eq("... each mode 0600", set(modes.values()), {0o600})
+    vr = {f: run(["verify", os.path.join(out_dir, f)], env=ENV)[0] for f in files}
+    S.eq("... and each key works for Deployment", vr, {f: 0 for f in files})
+    for name in want:
+        S.check("summary table row for " + name, any(line.split()[:2] == [name, str(want[name])]
+                                                     for line in out.splitlines()), out)
+    text = out + err + json.dumps(doc)
+    S.check("no secret in output, log or report", not any(s and s in text for s in secrets),
+            [s[:4] for s in secrets if s and s in text])
+    S.check("plain lines when stderr is not a terminal", "fleet: [7/7]" in err and "\r" not in err, err[-400:])
+
+    # rerun: converges, no mutating request anywhere
+    n = total_mutations(fakes)
+    before_keys = {f: open(os.path.join(out_dir, f)).read() for f in files}
+    rc2, out2, err2, doc2 = fleet(inv, "--out-dir", out_dir)
+    S.eq("rerun: the same outcomes", {k: v["exit"] for k, v in by_name(doc2).items()}, want)
+    S.eq("rerun: no mutating request", total_mutations(fakes), n)
+    S.eq("rerun: the same keys", {f: open(os.path.join(out_dir, f)).read() for f in files}, before_keys)
+    S.check("rerun: nothing created or updated", all(a["action"] == "adopt" for x in doc2["tenants"]
+                                                     for a in x["actions"]), doc2["tenants"])
+
+    # one tenant at a time gives the same outcomes: failures do not change the others
+    rc3, _, _, doc3 = fleet(inv, "--out-dir", fresh_dir("out1"), "--jobs", "1")
+    S.eq("--jobs 1: the same outcomes", {k: v["exit"] for k, v in by_name(doc3).items()}, want)
+
+    # CSV with relative paths, run from another directory
+    cdir = fresh_dir("csv")
+    shutil.copy(fa.sm_key_path, os.path.join(cdir, "a-sm.json"))
+    shutil.copy(fm.sm_key_path, os.path.join(cdir, "m-sm.json"))
+    shutil.copy(os.path.join(keys, "refused.json"), os.path.join(cdir, "refused.json"))
+    with open(os.path.join(cdir, "tenants.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "sm_key", "provisioned", "scenario"])
+        w.writerow(["csv-after", "a-sm.json", "", ""])
+        w.writerow(["csv-mid", "m-sm.json", "2023-08-01", "deployment"])
+        w.writerow(["csv-refused", "refused.json", "", "monitoring"])
+    cout = fresh_dir("csv-out")
+    rep = os.path.join(TMP, "csv-report.json")
+    rc, out, err = run(["fleet", "csv/tenants.csv", "--out-dir", "csv-out", "--report", rep], env=ENV, cwd=TMP)
+    t = by_name(json.load(open(rep))) if os.path.exists(rep) else {}
+    S.eq("CSV inventory, paths relative to it: outcomes",
+         {k: v["exit"] for k, v in t.items()}, {"csv-after": 0, "csv-mid": 0, "csv-refused": 3})
+    S.eq("... key files", sorted(os.listdir(cout)), ["csv-after.json", "csv-mid.json"])
+
+    # --command verify over the keys just written; a monitoring-only key fails for Deployment
+    mon = os.path.join(TMP, "mon.json")
+    rc, _, err = run(["get", "--sm-key", fm.sm_key_path, "--scenario", "monitoring", "--out", mon], env=ENV)
+    vinv = write_json(os.path.join(TMP, "verify.json"), {"tenants": [
+        {"name": "after"}, {"name": "mid"}, {"name": "monitoring-only", "key": mon}]})
+    n = total_mutations(fakes)
+    rc, out, err, doc = fleet(vinv, "--command", "verify", "--out-dir", out_dir)
+    S.eq("--command verify: each tenant's verify exit",
+         {k: v["exit"] for k, v in by_name(doc).items()}, {"after": 0, "mid": 0, "monitoring-only": 6})
+    S.check("... and it changes nothing", rc == 1 and total_mutations(fakes) == n, (rc, err[-300:]))
+
+    # bad inventories: exit 2 before any request
+    def bad(what, content, ext="json", args=(), expect=None):
+        p = os.path.join(TMP, "bad." + ext)
+        with open(p, "w") as f:
+            f.write(content if isinstance(content, str) else json.dumps(content))
+        n = total_requests(fakes)
+        rc, out, err = run(["fleet", p, "--out-dir", fresh_dir("bad-out")] + list(args), env=ENV)
+        S.check("bad inventory (%s): exit 2, one line naming it, no request" % what,
+                rc == 2 and total_requests(fakes) == n and (expect is None or expect in err)
+                and len(err.strip().splitlines()) == 1 and not os.listdir(os.path.join(TMP, "bad-out")),
+                (rc, err[-300:], total_requests(fakes) - n))
+
+    good = {"name": "ok", "sm_key": fa.sm_key_path}
+    bad("missing key file", {"tenants": [good, {"name": "x", "sm_key": "nope.json"}]}, expect="tenant 'x'")
+    bad("duplicate name", {"tenants": [good, dict(good)]}, expect="used twice")
+    bad("unknown field", {"tenants": [good, {"name": "y", "sm_key": fa.sm_key_path, "sm-key": "z"}]},
+        expect="unknown field 'sm-key'")
+    bad("unknown field in defaults", {"defaults": {"colour": "red"}, "tenants": [good]}, expect="colour")
+    bad("no name", {"tenants": [good, {"sm_key": fa.sm_key_path}]}, expect="no name")
+    bad("name with a slash", {"tenants": [{"name": "../x", "sm_key": fa.sm_key_path}]}, expect="name")
+    bad("bad scenario", {"tenants": [dict(good, scenario="both")]}, expect="scenario")
+    bad("a cis key as sm_key", {"tenants": [dict(good, sm_key=fb.cis_key_path)]}, expect="tenant 'ok'")
+    bad("not JSON", "{\"tenants\": [", expect="inventory")
+    bad("no tenants", {"tenants": []}, expect="no tenants")
+    bad("CSV: unknown column", "name,sm_key,colour\nok,%s,red\n" % fa.sm_key_path, "csv", expect="colour")
+    bad("CSV: short row", "name,sm_key\nok,%s\nx\n" % fa.sm_key_path, "csv", expect="line 3")
+    bad("CSV: open quote", "name,sm_key\n\"ok,%s\n" % fa.sm_key_path, "csv", expect="not closed")
+    bad("CSV: duplicate name", "name,sm_key\nok,%s\nok,%s\n" % (fa.sm_key_path, fa.sm_key_path), "csv",
+        expect="used twice")
+    bad("--shard 3/2", {"tenants": [good]}, args=("--shard", "3/2"), expect="--shard")
+
+    # shards: disjoint, together exactly the inventory
+    many = [{"name": "t%02d" % i, "sm_key": fa.sm_key_path} for i in range(24)]
+    sinv = write_json(os.path.join(TMP, "shards.json"), {"tenants": many})
+    seen = []
+    ok = True
+    for k in (1, 2, 3):
+        rc, out, err, doc = fleet(sinv, "--out-dir", fresh_dir("shard%d" % k), "--shard", "%d/3" % k)
+        names = [x["name"] for x in doc["tenants"]] if doc else []
+        ok = ok and rc == 0 and names == sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(TMP, "shard%d" % k)))
+        seen.append(names)
+    flat = [n for s in seen for n in s]
+    S.check("shards 1/3, 2/3, 3/3: disjoint and together the inventory exactly once",
+            ok and sorted(flat) == sorted(t["name"] for t in many) and len(flat) == len(set(flat))
+            and all(seen), [len(s) for s in seen])
+    # the same shard of a reordered, grown inventory keeps its tenants
+    grown = list(reversed(many)) + [{"name": "new-one", "sm_key": fa.sm_key_path}]
+    ginv = write_json(os.path.join(TMP, "grown.json"), {"tenants": grown})
+    rc, out, err, doc = fleet(ginv, "--out-dir", fresh_dir("grown"), "--shard", "2/3")
+    again = set(x["name"] for x in doc["tenants"]) - {"new-one"}
+    S.eq("a tenant's shard depends on its name only", again, set(seen[1]))
+
+    # a terminal: one progress line rewritten in place (done/failed/running)
+    master, slave = pty.openpty()
+    small = write_json(os.path.join(TMP, "small.json"), {"tenants": tenants[:1] + tenants[4:5]})
+    p = subprocess.Popen([CALMBIND, "fleet", small, "--out-dir", fresh_dir("tty")], stdout=subprocess.PIPE,
+                         stderr=slave, stdin=subprocess.DEVNULL, env=dict(os.environ, **ENV), cwd=TMP)
+    os.close(slave)
+    chunks = []
+    while True:
+        r, _, _ = select.select([master], [], [], 60)
+        if not r:
+            break
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    tty_out = p.stdout.read().decode()
+    p.wait(60)
+    os.close(master)
+    screen = b"".join(chunks).decode(errors="replace")
+    S.check("on a terminal: a progress line with done, failed and running",
+            "\r" in screen and "done" in screen and "failed" in screen and "running" in screen
+            and "refused" in screen, screen[-400:])
+    S.check("... and the summary table on stdout", "TENANT" in tty_out and "after" in tty_out, tty_out)
+
+S.done()
