@@ -9,7 +9,7 @@
 static char HELP_OPT[] = "--help", VERSION_OPT[] = "--version";
 
 static const char *const COMMANDS[] = {
-    "get", "plan", "check", "verify", "export", "scripts", "help", "version", NULL
+    "get", "plan", "check", "verify", "export", "fleet", "rotate", "scripts", "help", "version", NULL
 };
 static const char *const GLOBAL_FLAGS[] = { "verbose", "quiet", "trace", "unsafe", "help", "version", NULL };
 static const char *const GLOBAL_VALUED[] = { "timeout", "cacert", "record", "replay", NULL };

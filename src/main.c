@@ -25,7 +25,9 @@ static const char USAGE[] =
     "  plan     the same decision, read-only: what get would do, and why\n"
     "  check    offline checks of a key file (Landscape Management rules, Deployment fitness)\n"
     "  verify   live check of a key: token, scopes, identity zone\n"
-    "  export   convert a key file to another --format\n";
+    "  export   convert a key file to another --format\n"
+    "  fleet    get (or verify, rotate) for every tenant of an inventory, concurrently\n"
+    "  rotate   replace the key: new binding, verified, written; old ones deleted on request\n";
 
 static const char USAGE_TAIL[] =
     "\n"

@@ -16,6 +16,8 @@ M.COMMANDS = {
   { name = "check", summary = "offline checks of a key file" },
   { name = "verify", summary = "live check of a key: token, scopes, identity zone" },
   { name = "export", summary = "convert a key file to another format" },
+  { name = "fleet", summary = "get (or verify, rotate) for every tenant of an inventory, concurrently" },
+  { name = "rotate", summary = "replace the key: new binding, verified, written; old ones deleted on request" },
   { name = "scripts", summary = "list or write out the built-in scripts",
     spec = { options = { dump = { arg = "DIR", help = "write the built-in scripts there" },
                          force = { flag = true, help = "with --dump: overwrite files that differ" } } } },

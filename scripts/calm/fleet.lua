@@ -21,19 +21,24 @@ local function one_line(s, max)
 end
 
 -- Fleet's own lines print at info level even while the tenants' runs are
--- kept at warn (their step-by-step lines would interleave without names).
+-- kept at warn (their step-by-step lines would interleave without names);
+-- with -q (level error) they do not print.
+local show = true
+
 local function say(fmt, ...)
   local log = require "calm.log"
+  if not show then return end
   local prev = log.level()
-  if prev == "error" or prev == "warn" then log.set_level("info") end
+  if prev == "warn" then log.set_level("info") end
   log.info(fmt, ...)
   log.set_level(prev)
 end
 
 local function progress(state)
   local log = require "calm.log"
+  if not show then return end
   local prev = log.level()
-  if prev == "error" or prev == "warn" then log.set_level("info") end
+  if prev == "warn" then log.set_level("info") end
   log.progress("fleet %s: %d/%d done, %d failed, %d running", state.command, state.done, state.total,
     state.failed, state.running)
   log.set_level(prev)
@@ -129,6 +134,7 @@ function M.run(tenants, o)
   local state = { command = o.command, done = 0, failed = 0, running = 0, total = #tenants }
   local results, next_i = {}, 0
   local quiet = log.level() == "info"
+  show = log.level() ~= "error" and log.level() ~= "warn"
   if quiet then log.set_level("warn") end
   local function tick(res)
     if o.tty then

@@ -21,6 +21,7 @@ function M.spec()
   s.options.runtime = nil
   s.options["cf-api"], s.options["cf-space"] = nil, nil
   s.options.verify = nil
+  s.options["instance-name"] = { arg = "N", help = "the instance whose key to replace (default: the one get adopts)" }
   s.options["binding-name"] = { arg = "N", help = "name of the new binding (default <instance>-key-<UTC time>)" }
   s.options["delete-old"] = { flag = true,
     help = "delete the older bindings calmbind made on the instance (the old key stops working at once)" }

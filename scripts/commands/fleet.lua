@@ -18,7 +18,7 @@ local function spec()
         help = "tenants in flight at once" },
       shard = { arg = "K/N", help = "run only shard K of N (stable by tenant name; for CI matrix jobs)" },
       report = { arg = "FILE", help = "write the fleet report (JSON, no secrets) there" },
-      format = { arg = "F", choices = key.FORMATS, default = "json", help = "json, alm-setup, env, vcap" },
+      format = { arg = "F", choices = key.FORMATS, default = "json", help = "format of each key file" },
       ["tenant-timeout"] = { arg = "S", number = true, min_exclusive = 0,
         help = "deadline of each tenant's run (default: the run's --timeout)" },
       -- defaults for every tenant (a tenant's own field wins)
@@ -97,6 +97,7 @@ local function prepare(opts, inv_path)
   return tenants
 end
 
+-- Returns the command and its option spec (for help and shell completion).
 return function(args)
   local opts, pos, code = cli.parse(args, spec())
   if not opts then return nil, pos, code end
@@ -129,4 +130,4 @@ return function(args)
     if r.exit ~= 0 then return 1 end
   end
   return 0
-end
+end, spec()

@@ -5,10 +5,11 @@
 local cli = require "calm.cli"
 local rotate = require "calm.rotate"
 
+-- Returns the command and its option spec (for help and shell completion).
 return function(args)
   local spec = rotate.spec()
   local opts, pos, code = cli.parse(args, spec)
   if not opts then return nil, pos, code end
   if opts.help then io.write(cli.usage(spec)); return 0 end
   return rotate.run(opts)
-end
+end, rotate.spec()
