@@ -18,7 +18,8 @@ M.FIELDS = {
   name = "string", sm_key = "path", cis_key = "path", subaccount = "string",
   provisioned = "string", scenario = "string", instance_name = "string",
   binding_name = "string", runtime = "string", cf_api = "string", cf_space = "string",
-  credential_type = "string", cacert = "path", verify = "flag", out = "path",
+  credential_type = "string", cacert = "path", verify = "flag", no_verify = "flag", out = "path",
+  update_instance = "string", x509_validity = "string",
   key = "path", delete_old = "flag", timeout = "number",
 }
 

@@ -20,7 +20,8 @@ function M.spec()
   s.summary = "Replace the key: new binding, verified, written; old calmbind-made bindings deleted only with --delete-old."
   s.options.runtime = nil
   s.options["cf-api"], s.options["cf-space"] = nil, nil
-  s.options.verify = nil
+  s.options.verify, s.options["no-verify"] = nil, nil -- rotate always verifies
+  s.options["update-instance"] = nil                   -- rotate changes no instance
   s.options["instance-name"] = { arg = "N", help = "the instance whose key to replace (default: the one get adopts)" }
   s.options["binding-name"] = { arg = "N", help = "name of the new binding (default <instance>-key-<UTC time>)" }
   s.options["delete-old"] = { flag = true,
@@ -36,6 +37,7 @@ function M.validate(opts)
   o["binding-name"] = nil
   local ok, msg, code = runner.validate(o, "get")
   if not ok then return nil, msg, code end
+  opts.x509_validity = o.x509_validity
   if opts["binding-name"] then
     local paths = require "calm.paths"
     ok, msg, code = paths.check_binding_name(opts["binding-name"])
@@ -127,7 +129,8 @@ local function create(ctx, inst)
   if ctx.opts.scenario ~= "monitoring" then labels[paths.AUTH_LABEL] = { paths.AUTH_VALUE } end
   log.info("rotate: creating binding '%s' on instance '%s' (%s)", name, inst.name, inst.id)
   local b, msg, code = c:create_binding { name = name, service_instance_id = inst.id,
-    parameters = paths.binding_parameters { credential_type = ctx.opts["credential-type"] }, labels = labels }
+    parameters = paths.binding_parameters { credential_type = ctx.opts["credential-type"],
+      validity = ctx.opts.x509_validity }, labels = labels }
   if not b then return nil, msg, code end
   if type(b.credentials) ~= "table" then
     -- without its credentials the new binding is rolled back by the caller

@@ -33,7 +33,9 @@ local function spec()
       ["cf-api"] = { arg = "URL", help = "default cf_api" },
       ["cf-space"] = { arg = "GUID", help = "default cf_space" },
       ["credential-type"] = { arg = "T", choices = { "binding-secret", "x509" }, help = "default credential_type" },
-      verify = { flag = true, help = "get: verify each key live (token, scopes, zone)" },
+      ["no-verify"] = { flag = true, help = "get: write each key without checking it live first" },
+      ["update-instance"] = { arg = "N", help = "default update_instance" },
+      ["x509-validity"] = { arg = "N", help = "default x509_validity" },
       ["delete-old"] = { flag = true, help = "rotate: delete the older keys calmbind made for the same purpose" },
     },
     positionals = { min = 1, max = 1, names = { "INVENTORY" } },
@@ -41,7 +43,8 @@ local function spec()
 end
 
 local DEFAULT_FIELDS = { "sm-key", "cis-key", "subaccount", "provisioned", "scenario", "instance-name",
-  "binding-name", "runtime", "cf-api", "cf-space", "credential-type", "verify", "delete-old", "cacert" }
+  "binding-name", "runtime", "cf-api", "cf-space", "credential-type", "no-verify", "update-instance",
+  "x509-validity", "delete-old", "cacert" }
 
 -- Checks the options that do not depend on the inventory.
 local function check_options(opts)
