@@ -105,8 +105,8 @@ static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
 int main(int argc, char **argv)
 {
     struct calm_host_opts opts = { DEFAULT_TIMEOUT, 0, 0, NULL, NULL, 0 };
-    int status;
-    char **args = calloc((size_t)argc + 1, sizeof *args);
+    int status, given = argc;
+    char **args = calloc((size_t)argc + 1, sizeof *args), **given_argv = argv;
     harden();
     if (!args || (argc = calm_cmdline_normalise(argc, argv, args)) < 0) return CALM_EXIT_USAGE;
     argv = args;
@@ -121,7 +121,9 @@ int main(int argc, char **argv)
         printf("calmbind %s (%s, %s)\n", CALM_VERSION, LUA_RELEASE, curl_version());
         return CALM_EXIT_OK;
     }
-    if (scan_globals(argc, argv, &opts) != 0) return CALM_EXIT_USAGE;
+    /* the command line as given: global options before a script of the
+     * user's own are not passed on to it, yet they shape its run */
+    if (scan_globals(given, given_argv, &opts) != 0) return CALM_EXIT_USAGE;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         calm_log(CALM_LOG_ERROR, "libcurl failed to initialise");
         return CALM_EXIT_API;

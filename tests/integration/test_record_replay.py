@@ -209,6 +209,11 @@ def bad_usage(s):
     r = itest.run([os.path.join(work, "ok.lua"), "--record", os.path.join(work, "no", "dir", "rec.json")])
     s.check("--record into a missing directory after a successful run: exit 2",
             r[0] == 2 and "--record: cannot write" in r[2], (r[0], r[2]))
+    rec = os.path.join(work, "before.json")
+    r = itest.run(["--record", rec, os.path.join(work, "ok.lua")])
+    s.check("--record before a script of one's own is honoured", r[0] == 0 and os.path.exists(rec), r[2])
+    r = itest.run(["--replay", notrec, os.path.join(work, "ok.lua")])
+    s.check("--replay before a script of one's own is honoured", r[0] == 2 and "not a calmbind recording" in r[2], r[2])
     r = itest.run(["check", "--help"])
     s.check("--record and --replay are global options in every command's help",
             "--record FILE" in r[1] and "--replay FILE" in r[1], r[1])
