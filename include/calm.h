@@ -76,13 +76,6 @@ int calm_ijson_check(const char *s, size_t n, int max_depth, calm_ijson_fault *f
  * date in the past gives 0) and returns 0; returns -1 when unparsable. */
 int calm_parse_retry_after(const char *value, size_t n, time_t now, double *seconds);
 
-/* Next "Name: value" field of a raw header block: copies the name, lower-
- * cased and NUL-terminated, to name (lines whose name does not fit in
- * name_size are skipped), points value at the trimmed value inside the
- * block, advances *cursor and returns 1; returns 0 at the end. */
-int calm_header_next(const char **cursor, const char *end, char *name, size_t name_size,
-                     const char **value, size_t *value_len);
-
 /* ---- redact.c: the secret registry and text redaction ------------------ */
 /* Registers a value that must never be printed. Values shorter than
  * CALM_REDACT_MIN are ignored (they would mask ordinary text). */

@@ -1,6 +1,5 @@
-/* httpdate.c: parsing of what servers send in HTTP headers: the raw header
- * block split into fields (calm_header_next), and Retry-After in every form
- * BTP services send (calm_parse_retry_after).
+/* httpdate.c: Retry-After in every form BTP services send
+ * (calm_parse_retry_after).
  *
  * Accepted (surrounding white space ignored):
  *   delta-seconds   "120"                              (0 .. 2^31-1)
@@ -308,51 +307,5 @@ int calm_parse_retry_after(const char *value, size_t n, time_t now, double *seco
     if (rc != 0)
         return -1;
     *seconds = t > now ? (double)(t - now) : 0.0;
-    return 0;
-}
-
-/* ---- header fields ----------------------------------------------------------
- * The raw header block as libcurl hands it over ("Name: value\r\n" lines,
- * maybe a status line, maybe obs-fold or junk). Lines without a colon, or
- * whose name is empty, does not fit or is not an RFC 9110 token (a NUL, a
- * space, a folded continuation line) are skipped, not errors: a broken
- * header must not cost the response. */
-static int is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-int calm_header_next(const char **cursor, const char *end, char *name, size_t name_size,
-                     const char **value, size_t *value_len)
-{
-    const char *p = *cursor;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p)), *colon, *v, *ve;
-        size_t nl, i;
-        if (!eol) eol = end;
-        colon = memchr(p, ':', (size_t)(eol - p));
-        *cursor = eol < end ? eol + 1 : end;
-        if (colon && colon > p && (size_t)(colon - p) < name_size) {
-            nl = (size_t)(colon - p);
-            for (i = 0; i < nl && is_tchar((unsigned char)p[i]); i++) {
-                char c = p[i];
-                name[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-            }
-            if (i < nl) {   /* not a field name */
-                p = *cursor;
-                continue;
-            }
-            name[nl] = 0;
-            v = colon + 1;
-            ve = eol;
-            while (v < ve && (*v == ' ' || *v == '\t')) v++;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-            *value = v;
-            *value_len = (size_t)(ve - v);
-            return 1;
-        }
-        p = *cursor;
-    }
     return 0;
 }

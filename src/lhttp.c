@@ -26,13 +26,12 @@ typedef struct request {
     int anchor;                /* registry ref while in flight */
     struct curl_slist *headers;
     calm_buf body;             /* response body */
-    calm_buf head;             /* response header lines, for the table */
+    calm_buf head;             /* response header lines, for --trace */
     calm_buf sent;             /* request body: built here (the GC owns it if a
                                 * check raises); libcurl reads it in place */
     calm_buf cert, key;        /* mTLS PEM, handed to libcurl without a copy */
     size_t max_body;
     int too_large;
-    int framed;                /* Content-Length or chunked seen */
     double started;
     char method[16];
     char *url;
@@ -84,17 +83,13 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return calm_buf_append(&r->body, p, len) == 0 ? len : 0;
 }
 
+/* Keeps the raw header block of the final response, for --trace. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     request *r = ud;
     size_t len = size * n;
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {   /* a new response (after 1xx): start over */
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0)   /* a new response (after 1xx): start over */
         calm_buf_reset(&r->head);
-        r->framed = 0;
-    }
-    if (len >= 15 && strncasecmp(p, "content-length:", 15) == 0) r->framed = 1;
-    if (len >= 18 && strncasecmp(p, "transfer-encoding:", 18) == 0 && memmem(p, len, "chunked", 7))
-        r->framed = 1;
     return calm_buf_append(&r->head, p, len) == 0 ? len : 0;
 }
 
@@ -118,25 +113,53 @@ static void req_release(request *r)
     r->anchor = LUA_NOREF;
 }
 
-/* Builds the header table from the raw lines: lower-case names, repeats joined. */
-static void push_headers(lua_State *L, const calm_buf *head)
+/* An RFC 9110 token: a header name that is not one (a NUL, a space, an
+ * obs-fold) is dropped, not an error: a broken header must not cost the
+ * response. */
+static int lower_token(const char *in, char *out, size_t size)
 {
-    const char *p = head->data ? head->data : "", *end = p + head->len, *v;
+    size_t i;
+    for (i = 0; in[i]; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (i + 1 >= size || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                               strchr("!#$%&'*+-.^_`|~", c)))
+            return 0;
+        out[i] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
+    }
+    out[i] = 0;
+    return i > 0;
+}
+
+/* The header table of the final response, from libcurl's own parse: lower-
+ * case names, repeated fields joined with ", ". */
+static void push_headers(lua_State *L, CURL *easy)
+{
+    struct curl_header *h = NULL;
     char name[128];
-    size_t vl;
     lua_newtable(L);
-    while (calm_header_next(&p, end, name, sizeof name, &v, &vl)) {
+    while ((h = curl_easy_nextheader(easy, CURLH_HEADER, -1, h)) != NULL) {
+        if (!lower_token(h->name, name, sizeof name)) continue;
         lua_getfield(L, -1, name);
         if (lua_isstring(L, -1)) {
             lua_pushliteral(L, ", ");
-            lua_pushlstring(L, v, vl);
+            lua_pushstring(L, h->value);
             lua_concat(L, 3);
         } else {
             lua_pop(L, 1);
-            lua_pushlstring(L, v, vl);
+            lua_pushstring(L, h->value);
         }
         lua_setfield(L, -2, name);
     }
+}
+
+/* Content-Length or chunked framing: without either, a cut-short body
+ * looks complete to libcurl. */
+static int framed(CURL *easy)
+{
+    struct curl_header *h;
+    if (curl_easy_header(easy, "Content-Length", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) return 1;
+    return curl_easy_header(easy, "Transfer-Encoding", 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
+           strstr(h->value, "chunked") != NULL;
 }
 
 /* --trace: the whole exchange. Every line goes through the redactor, so
@@ -178,13 +201,13 @@ static int req_finish(calm_transfer *t, lua_State *co, CURLcode rc)
         lua_createtable(co, 0, 5);
         lua_pushinteger(co, status);
         lua_setfield(co, -2, "status");
-        push_headers(co, &r->head);
+        push_headers(co, t->easy);
         lua_setfield(co, -2, "headers");
         lua_pushlstring(co, r->body.data ? r->body.data : "", r->body.len);
         lua_setfield(co, -2, "body");
         lua_pushstring(co, r->url);
         lua_setfield(co, -2, "url");
-        lua_pushboolean(co, !r->framed && status != 204 && status != 304 && status >= 200);
+        lua_pushboolean(co, !framed(t->easy) && status != 204 && status != 304 && status >= 200);
         lua_setfield(co, -2, "close_delimited");
         n = 1;
     }
