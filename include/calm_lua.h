@@ -63,8 +63,6 @@ int calm_sched_run_root(lua_State *L, int nargs, double timeout, int *deadline_h
 /* Pushes nil, "deadline passed (--timeout)", "DEADLINE": what a blocking call
  * returns once the flow's deadline has passed. */
 int calm_sched_push_deadline(lua_State *L);
-/* The shared multi handle (connections are reused across flows). */
-CURLM *calm_sched_multi(lua_State *L);
 
 /* ---- host (host.c) -------------------------------------------------------- */
 struct calm_host_opts {
@@ -91,10 +89,6 @@ void calm_sandbox_open_libs(lua_State *L, int unsafe);
 void calm_sandbox_strict_globals(lua_State *L);
 
 /* ---- scripts.c: where scripts come from ---------------------------------- */
-/* The index-th override directory (CALMBIND_PATH entries, then
- * $XDG_CONFIG_HOME/calmbind/scripts or ~/.config/calmbind/scripts) into out;
- * returns 0 past the last one. */
-int calm_script_dir(int index, char *out, size_t size);
 /* Loads scripts/<rel> (e.g. "calm/key.lua") from the first override directory
  * that has it, else from the built-in scripts; -v logs which file. Pushes the
  * chunk and returns 0, or pushes a message and returns -1 (it does not load)
@@ -121,6 +115,5 @@ void calm_cmdline_unknown(const char *what);
 struct calm_embedded { const char *name; const char *source; size_t len; };
 extern const struct calm_embedded calm_embedded_scripts[];
 extern const size_t calm_embedded_count;
-const struct calm_embedded *calm_find_embedded(const char *rel);
 
 #endif

@@ -46,8 +46,6 @@ double calm_sched_remaining(lua_State *L)
     return f->deadline - calm_now();
 }
 
-CURLM *calm_sched_multi(lua_State *L) { return calm_sched_get(L)->multi; }
-
 static void make_ready(flow *f, int nargs);
 
 /* A transfer curl refuses to take (out of memory) fails at once instead of

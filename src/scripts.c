@@ -20,7 +20,7 @@
 #define MAX_DEPTH 4          /* scripts/calm/... is two levels; room to spare */
 #define MAX_LISTED 1024
 
-const struct calm_embedded *calm_find_embedded(const char *rel)
+static const struct calm_embedded *calm_find_embedded(const char *rel)
 {
     size_t i;
     for (i = 0; i < calm_embedded_count; i++)
@@ -28,7 +28,10 @@ const struct calm_embedded *calm_find_embedded(const char *rel)
     return NULL;
 }
 
-int calm_script_dir(int index, char *out, size_t size)
+/* The index-th override directory (CALMBIND_PATH entries, then
+ * $XDG_CONFIG_HOME/calmbind/scripts or ~/.config/calmbind/scripts) into out;
+ * returns 0 past the last one. */
+static int calm_script_dir(int index, char *out, size_t size)
 {
     const char *path = getenv("CALMBIND_PATH"), *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
     const char *p = path ? path : "";
