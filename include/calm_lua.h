@@ -21,6 +21,9 @@ int luaopen_calm_log(lua_State *L);
 calm_buf *calm_lbuf_new(lua_State *L);
 /* Pushes the buffer's bytes as a string, then wipes and frees the buffer. */
 void calm_lbuf_push(lua_State *L, calm_buf *b);
+/* Gives the userdata on top the metatable meta (made on first use) whose
+ * __gc and __close both call release. */
+void calm_set_releaser(lua_State *L, const char *meta, lua_CFunction release);
 
 /* ---- lcodec.c -------------------------------------------------------------- */
 /* Appends the table at idx form-encoded (keys sorted bytewise, space as '+')

@@ -61,10 +61,44 @@ static void close_keep_errno(int fd)
     errno = e;
 }
 
-int calm_read_file(const char *path, size_t max, calm_buf *out, char *err, size_t errlen)
+/* Reads fd to the end into out, at most max bytes. st_size is only a hint
+ * (procfs says 0, the file may grow meanwhile): the cap is enforced on the
+ * bytes actually read, reading one byte past it to tell "exactly max" from
+ * "more". Returns 0, or -1 with errno set (EFBIG: over the cap). */
+static int read_capped(int fd, size_t max, calm_buf *out)
 {
     unsigned char chunk[16384];
-    size_t start = out->len, got = 0;
+    size_t got = 0;
+    int rc = 0;
+    for (;;) {
+        size_t room = max - got;
+        size_t want = room < sizeof chunk ? room + 1 : sizeof chunk;
+        ssize_t r = read(fd, chunk, want);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r < 0 ? -1 : 0;
+            break;
+        }
+        if ((size_t)r > room) {
+            errno = EFBIG;
+            rc = -1;
+            break;
+        }
+        if (calm_buf_append(out, chunk, (size_t)r) != 0) {
+            errno = ENOMEM;
+            rc = -1;
+            break;
+        }
+        got += (size_t)r;
+    }
+    calm_wipe(chunk, sizeof chunk);
+    return rc;
+}
+
+int calm_read_file(const char *path, size_t max, calm_buf *out, char *err, size_t errlen)
+{
+    size_t start = out->len;
     struct stat st;
     int fd, flags;
 
@@ -89,54 +123,24 @@ int calm_read_file(const char *path, size_t max, calm_buf *out, char *err, size_
         set_err(err, errlen, "cannot read '%s': not a regular file", path);
         return -1;
     }
-    if ((uintmax_t)st.st_size > (uintmax_t)max)
-        goto too_large;
     flags = fcntl(fd, F_GETFL);
     if (flags >= 0)
         (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-
-    /* st_size is only a hint (procfs says 0, the file may grow meanwhile):
-     * the cap is enforced on the bytes actually read, reading one byte past
-     * it to tell "exactly max" from "more". */
-    for (;;) {
-        size_t room = max - got;
-        size_t want = room < sizeof chunk ? room + 1 : sizeof chunk;
-        ssize_t r = read(fd, chunk, want);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            set_err(err, errlen, "cannot read '%s': %s", path, strerror(errno));
-            goto fail;
-        }
-        if (r == 0)
-            break;
-        if ((size_t)r > room)
-            goto too_large;
-        if (calm_buf_append(out, chunk, (size_t)r) != 0) {
-            errno = ENOMEM;
-            set_err(err, errlen, "cannot read '%s': %s", path, strerror(errno));
-            goto fail;
-        }
-        got += (size_t)r;
-    }
-    calm_wipe(chunk, sizeof chunk);
-    close(fd);
+    if ((uintmax_t)st.st_size > (uintmax_t)max)
+        errno = EFBIG;
     /* Even an empty file leaves out a valid C string. */
-    if (!out->data && calm_buf_append(out, "", 0) != 0) {
-        errno = ENOMEM;
-        set_err(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+    if ((uintmax_t)st.st_size > (uintmax_t)max || read_capped(fd, max, out) != 0 ||
+        (!out->data && calm_buf_append(out, "", 0) != 0 && (errno = ENOMEM))) {
+        if (errno == EFBIG)
+            set_err(err, errlen, "cannot read '%s': larger than %zu bytes", path, max);
+        else
+            set_err(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+        buf_truncate(out, start);
+        close_keep_errno(fd);
         return -1;
     }
+    close(fd);
     return 0;
-
-too_large:
-    errno = EFBIG;
-    set_err(err, errlen, "cannot read '%s': larger than %zu bytes", path, max);
-fail:
-    calm_wipe(chunk, sizeof chunk);
-    buf_truncate(out, start);
-    close_keep_errno(fd);
-    return -1;
 }
 
 /* Writes all n bytes, riding over EINTR and short writes. */
@@ -182,25 +186,98 @@ static int create_temp(int dfd, const char *base, char *tmp, size_t tmplen)
     return -1;
 }
 
-int calm_write_private(const char *path, const char *data, size_t n, char *err, size_t errlen)
+/* Refuses a target that exists and is not a regular file (a symlink, a
+ * directory, a device, a FIFO). Returns 0; -1 with errno set; -2 with the
+ * message in err. Policy, not safety: rename never writes through a symlink,
+ * but silently replacing a link the user made would surprise them, and
+ * replacing a device or FIFO with a file is never what was meant. */
+static int check_target(int dfd, const char *base, const char *path, char *err, size_t errlen)
 {
-    char tmp[96], *dir = NULL;
-    const char *base, *slash, *step = NULL;
-    int dfd = -1, fd = -1, created = 0, renamed = 0, rc = -1, blocked = 0;
-    size_t plen = strlen(path);
     struct stat st;
-    sigset_t stop, saved;
+    if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISLNK(st.st_mode) && S_ISREG(st.st_mode))
+        return 0;
+    errno = ENOTSUP;
+    set_err(err, errlen, "cannot write '%s': %s", path,
+            S_ISLNK(st.st_mode) ? "it is a symbolic link; refusing to replace it"
+            : S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file");
+    return -2;
+}
 
+/* Until the temp file is renamed or removed, Ctrl-C or a SIGTERM must not
+ * leave a partial secret next to the target: such a signal waits and is
+ * delivered once the cleanup is done. Returns 1 if blocked. */
+static int block_stop_signals(sigset_t *saved)
+{
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    sigaddset(&stop, SIGQUIT);
+    return sigprocmask(SIG_BLOCK, &stop, saved) == 0;
+}
+
+/* Writes data to a new temp file in dfd and renames it over base. Returns
+ * NULL, or the step that failed (errno set); *tmp_left tells whether a temp
+ * file named tmp is left for the caller to remove. */
+static const char *replace_via_temp(int dfd, const char *base, const char *data, size_t n,
+                                    char *tmp, size_t tmplen, int *tmp_left)
+{
+    const char *step = NULL;
+    int fd = create_temp(dfd, base, tmp, tmplen);
+    *tmp_left = fd >= 0;
+    if (fd < 0)
+        return "creating a temporary file";
+    /* The mode given to openat is filtered by the umask (and could be
+     * narrowed to 0400 by umask 0277): set it explicitly so the result is
+     * 0600 whatever the caller's umask. */
+    if (fchmod(fd, 0600) != 0)
+        step = "setting mode 0600";
+    else if (write_all(fd, data, n) != 0)
+        step = "writing";
+    else if (fsync(fd) != 0)
+        step = "syncing";
+    if (step) {
+        close_keep_errno(fd);
+        return step;
+    }
+    /* close can report a deferred write error (NFS): check it. */
+    if (close(fd) != 0)
+        return "closing";
+    if (renameat(dfd, tmp, dfd, base) != 0)
+        return "renaming the temporary file";
+    *tmp_left = 0;
+    return NULL;
+}
+
+/* The directory part of path (malloc'd; "." for a bare name) and, in *base,
+ * the name in it; NULL with errno set for a path that names no file. */
+static char *split_path(const char *path, const char **base)
+{
+    size_t plen = strlen(path);
+    const char *slash = strrchr(path, '/');
+    char *dir;
     if (plen == 0 || path[plen - 1] == '/') {
         errno = plen ? EISDIR : ENOENT;
-        set_err(err, errlen, "cannot write '%s': %s", path, strerror(errno));
-        return -1;
+        return NULL;
     }
-    slash = strrchr(path, '/');
-    base = slash ? slash + 1 : path;
+    *base = slash ? slash + 1 : path;
     dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) {
+    if (!dir)
         errno = ENOMEM;
+    return dir;
+}
+
+int calm_write_private(const char *path, const char *data, size_t n, char *err, size_t errlen)
+{
+    char tmp[96], *dir;
+    const char *base, *step = NULL;
+    int dfd = -1, tmp_left = 0, rc = -1, blocked = 0, t;
+    sigset_t saved;
+
+    if (!(dir = split_path(path, &base))) {
         set_err(err, errlen, "cannot write '%s': %s", path, strerror(errno));
         return -1;
     }
@@ -217,80 +294,27 @@ int calm_write_private(const char *path, const char *data, size_t n, char *err, 
         step = "opening its directory";
         goto out;
     }
-    /* Policy, not safety: rename never writes through a symlink, but silently
-     * replacing a link the user made would surprise them, and replacing a
-     * device or FIFO with a file is never what was meant. */
-    if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (S_ISLNK(st.st_mode) || !S_ISREG(st.st_mode)) {
-            errno = ENOTSUP;
-            set_err(err, errlen, "cannot write '%s': %s", path,
-                    S_ISLNK(st.st_mode) ? "it is a symbolic link; refusing to replace it"
-                    : S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file");
-            goto out_msg;
-        }
-    } else if (errno != ENOENT) {
+    if ((t = check_target(dfd, base, path, err, errlen)) == -2)
+        goto out_msg;
+    if (t != 0) {
         step = "checking the target";
         goto out;
     }
-
-    /* From here until the temp file is renamed or removed, Ctrl-C or a
-     * SIGTERM must not leave a partial secret next to the target: such a
-     * signal waits and is delivered once the cleanup below is done. */
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGHUP);
-    sigaddset(&stop, SIGQUIT);
-    blocked = sigprocmask(SIG_BLOCK, &stop, &saved) == 0;
-    fd = create_temp(dfd, base, tmp, sizeof tmp);
-    if (fd < 0) {
-        step = "creating a temporary file";
-        goto out;
-    }
-    created = 1;
-    /* The mode given to openat is filtered by the umask (and could be
-     * widened by nothing, but narrowed to 0400 by umask 0277): set it
-     * explicitly so the result is 0600 whatever the caller's umask. */
-    if (fchmod(fd, 0600) != 0) {
-        step = "setting mode 0600";
-        goto out;
-    }
-    if (write_all(fd, data, n) != 0) {
-        step = "writing";
-        goto out;
-    }
-    if (fsync(fd) != 0) {
-        step = "syncing";
-        goto out;
-    }
-    /* close can report a deferred write error (NFS): check it. */
-    if (close(fd) != 0) {
-        fd = -1;
-        step = "closing";
-        goto out;
-    }
-    fd = -1;
-    if (renameat(dfd, tmp, dfd, base) != 0) {
-        step = "renaming the temporary file";
-        goto out;
-    }
-    renamed = 1;
+    blocked = block_stop_signals(&saved);
+    step = replace_via_temp(dfd, base, data, n, tmp, sizeof tmp, &tmp_left);
     /* Makes the rename itself durable. Some file systems cannot sync a
      * directory (EINVAL); that is no failure of ours. Any other error is
      * reported although the new content is already in place. */
-    if (fsync(dfd) != 0 && errno != EINVAL && errno != EROFS) {
+    if (!step && fsync(dfd) != 0 && errno != EINVAL && errno != EROFS)
         step = "syncing its directory (the new content is in place)";
-        goto out;
-    }
-    rc = 0;
+    if (!step)
+        rc = 0;
 
 out:
     if (rc != 0)
         set_err(err, errlen, "cannot write '%s': %s: %s", path, step, strerror(errno));
 out_msg:
-    if (fd >= 0)
-        close_keep_errno(fd);
-    if (created && !renamed) {
+    if (tmp_left) {
         int e = errno;
         unlinkat(dfd, tmp, 0);
         errno = e;

@@ -15,17 +15,22 @@ static int buf_release(lua_State *L)
     return 0;
 }
 
+void calm_set_releaser(lua_State *L, const char *meta, lua_CFunction release)
+{
+    if (luaL_newmetatable(L, meta)) {
+        lua_pushcfunction(L, release);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, release);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_setmetatable(L, -2);
+}
+
 calm_buf *calm_lbuf_new(lua_State *L)
 {
     calm_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
     calm_buf_init(b);
-    if (luaL_newmetatable(L, BUF_META)) {
-        lua_pushcfunction(L, buf_release);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, buf_release);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_setmetatable(L, -2);
+    calm_set_releaser(L, BUF_META, buf_release);
     return b;
 }
 

@@ -34,13 +34,7 @@ static DIR **dir_new(lua_State *L)
 {
     DIR **d = lua_newuserdatauv(L, sizeof *d, 0);
     *d = NULL;
-    if (luaL_newmetatable(L, DIR_META)) {
-        lua_pushcfunction(L, dir_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, dir_close);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_setmetatable(L, -2);
+    calm_set_releaser(L, DIR_META, dir_close);
     return d;
 }
 

@@ -440,12 +440,35 @@ static void set_method(lua_State *L, request *r, const char *method, const calm_
     (void)L;
 }
 
+/* The transfer's options: protocols, no redirects, timeouts, callbacks. */
+static void set_transfer(request *r, const char *url, double timeout, double connect_timeout,
+                         int plain_loopback)
+{
+    CURL *e = r->t.easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);   /* a bearer token must not travel */
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "calmbind/" CALM_VERSION);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(timeout * 1000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)ceil(connect_timeout * 1000));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)(timeout < 30 ? ceil(timeout) : 30));
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    if (plain_loopback) curl_easy_setopt(e, CURLOPT_PROXY, "");   /* loopback stays local */
+}
+
 /* http.request{url, method, headers, body | json | form, timeout, connect_timeout,
  *              cacert, cert, key, max_body} -> resp | nil, message, code (yields) */
 static int http_request(lua_State *L)
 {
     request *r;
-    CURL *e;
     const char *url, *why, *ctype;
     const char *method = "GET";
     double timeout, connect_timeout, remaining;
@@ -484,7 +507,7 @@ static int http_request(lua_State *L)
     r->max_body = (size_t)opt_number(L, "max_body", DEFAULT_MAX_BODY);
     snprintf(r->method, sizeof r->method, "%s", method);
     for (m = r->method; *m; m++) *m = (char)toupper((unsigned char)*m);
-    if (!(r->url = strdup(url)) || !(r->t.easy = e = curl_easy_init()))
+    if (!(r->url = strdup(url)) || !(r->t.easy = curl_easy_init()))
         return luaL_error(L, "http.request: out of memory");
 
     ctype = set_body(L, r);
@@ -495,23 +518,7 @@ static int http_request(lua_State *L)
     set_method(L, r, r->method, &r->sent);
     set_tls(L, r);
 
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);   /* a bearer token must not travel */
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "calmbind/" CALM_VERSION);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(timeout * 1000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)ceil(connect_timeout * 1000));
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)(timeout < 30 ? ceil(timeout) : 30));
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    if (plain_loopback) curl_easy_setopt(e, CURLOPT_PROXY, "");   /* loopback stays local */
+    set_transfer(r, url, timeout, connect_timeout, plain_loopback);
 
     /* In flight: anchored in the registry so a dropped reference cannot free it. */
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
