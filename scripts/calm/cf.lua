@@ -340,8 +340,9 @@ function C:find_key(instance_guid, name)
   return false
 end
 
-function C:create_key(instance_guid, name, parameters)
+function C:create_key(instance_guid, name, parameters, labels)
   local body = { type = "key", name = name, parameters = parameters,
+    metadata = labels and { labels = labels } or nil,
     relationships = { service_instance = { data = { guid = instance_guid } } } }
   return self:_create("service_credential_bindings", body, "creating service key '" .. name .. "'",
     "cf-key", function() return self:find_key(instance_guid, name) end)

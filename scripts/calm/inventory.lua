@@ -159,9 +159,10 @@ M.usable_binding = usable_binding
 -- The binding to adopt on an instance when no name was asked for: the
 -- oldest ready one of the wanted credential type, not one Cloud ALM made
 -- for a managed system (<SID>_<client>_<sysno>).
-function M.pick_binding(inst, ctype)
+function M.pick_binding(inst, ctype, c)
+  local adoptable = require("calm.policy").adoptable
   for _, b in ipairs(inst.bindings) do
-    if not b.system and usable_binding(b, ctype) then return b end
+    if not b.system and usable_binding(b, ctype) and adoptable(b, inst, c or {}) then return b end
   end
   return nil
 end
@@ -176,17 +177,21 @@ end
 -- The key that already fits Deployment: a binding whose token (calm.probe)
 -- carries both imp-cdm-feature-* scopes, of the wanted credential type, on
 -- an instance Service Manager can read, within what --instance-name and
--- --binding-name allow. Preference: a binding calmbind made, then the
+-- --binding-name allow, that calm.policy.adoptable accepts. Preference:
+-- calm.policy.adopt_rank (default: a binding calmbind made), then the
 -- oldest. Returns binding, instance | nil.
 function M.deployment_key(inv, o)
+  local policy = require "calm.policy"
+  local c = { scenario = "deployment", runtime = o.runtime, credential_type = o.credential_type or "binding-secret" }
   local best, best_inst, best_rank
   for _, i in ipairs(inv.instances) do
     if not o.instance_name or i.name == o.instance_name then
       for _, b in ipairs(i.bindings) do
         local fits = b.probe and b.probe.deployment and not b.system
-          and usable_binding(b, o.credential_type or "binding-secret")
+          and usable_binding(b, c.credential_type)
           and (not o.binding_name or b.name == o.binding_name)
-        local rank = fits and (b.ours and 1 or 2) or nil
+          and policy.adoptable(b, i, c)
+        local rank = fits and policy.adopt_rank(b, i, c) or nil
         if rank and (not best_rank or rank < best_rank) then best, best_inst, best_rank = b, i, rank end
       end
     end

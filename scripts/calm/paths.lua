@@ -38,6 +38,8 @@ M.AUTHORITIES = {
   "$XSMASTERAPPNAME.imp-cdm-feature-display-ui",
   "$XSMASTERAPPNAME.imp-cdm-feature-manage-ui",
 }
+-- calm.policy is loaded on first use: loading it runs the admin's policy.lua
+local function policy() return require "calm.policy" end
 -- Labels we put on what we create or update: they make the rerun converge
 -- (an instance carrying AUTH_LABEL already has the authorities).
 local labels = require "calm.inventory"
@@ -308,7 +310,9 @@ end
 function M.instance_parameters(xsappname, o)
   local xs = { xsappname = xsappname }
   if o.authorities then
-    xs.authorities = { M.AUTHORITIES[1], M.AUTHORITIES[2] }
+    -- the admin's policy may add authorities next to the two Deployment needs
+    xs.authorities = policy().authorities { scenario = "deployment", runtime = o.runtime,
+      credential_type = o.credential_type }
   end
   if o.runtime ~= "cf" then
     local types = { "binding-secret" }
@@ -347,14 +351,36 @@ function M.parse_validity(s)
   return { validity = n, ["validity-type"] = t }
 end
 
-function M.default_instance_name(scenario)
-  return "calm-api-" .. (scenario or "deployment")
+-- The labels of what calmbind creates (key -> value): the admin's extra
+-- labels (calm.policy), then created_by and, with the authorities,
+-- calmbind_authorities, which reruns and the safety rules depend on.
+function M.created_labels(authorities, c)
+  local l = {}
+  for k, v in pairs(policy().labels(c or {}) or {}) do l[tostring(k)] = tostring(v) end
+  l[M.CREATED_BY] = M.TOOL
+  if authorities then l[M.AUTH_LABEL] = M.AUTH_VALUE end
+  return l
 end
 
--- x509 keys get their own name, so asking for the other kind never adopts
--- a key of the wrong kind by its name.
-function M.default_binding_name(instance_name, credential_type)
-  return tostring(instance_name) .. (credential_type == "x509" and "-x509-key" or "-key")
+-- The same in Service Manager's shape (key -> {value}).
+function M.sm_labels(authorities, c)
+  local l = {}
+  for k, v in pairs(M.created_labels(authorities, c)) do l[k] = { v } end
+  return l
+end
+
+-- Names come from calm.policy (an admin's naming convention replaces them).
+function M.default_instance_name(scenario, runtime)
+  return policy().instance_name { scenario = scenario or "deployment", runtime = runtime }
+end
+
+function M.default_binding_name(instance_name, credential_type, scenario)
+  return policy().binding_name(instance_name, { credential_type = credential_type, scenario = scenario })
+end
+
+function M.deployment_binding_name(instance_name, credential_type)
+  return policy().deployment_binding_name(instance_name, { credential_type = credential_type,
+    scenario = "deployment" })
 end
 
 -- The binding that carries the Deployment scopes on an instance with the
@@ -365,8 +391,7 @@ end
 -- or nil, usage text.
 local function deployment_binding(inst, o, ctype)
   local names = o.binding_name and { o.binding_name }
-    or { M.default_binding_name(inst.name, ctype), tostring(inst.name) .. "-deployment"
-         .. (ctype == "x509" and "-x509" or "") .. "-key" }
+    or { M.default_binding_name(inst.name, ctype, "deployment"), M.deployment_binding_name(inst.name, ctype) }
   for _, n in ipairs(names) do
     local b = M.find_binding(inst, n)
     if not b then
@@ -519,7 +544,7 @@ function M.plan_steps(d, inv, o)
   local named = o.instance_name and M.find_instance(inv, o.instance_name) or nil
   local target, op, why
   if need_auth then
-    local name = o.instance_name or M.default_instance_name(o.scenario)
+    local name = o.instance_name or M.default_instance_name(o.scenario, o.runtime)
     target = named or M.find_instance(inv, name)
     if not target and not o.instance_name then
       -- one an earlier run gave the authorities (any name): no second instance
@@ -542,7 +567,7 @@ function M.plan_steps(d, inv, o)
     end
   else
     local name = o.instance_name
-    if not name and d.path == M.BEFORE then name = M.default_instance_name(o.scenario) end
+    if not name and d.path == M.BEFORE then name = M.default_instance_name(o.scenario, o.runtime) end
     target = named or (name and M.find_instance(inv, name)) or nil
     if not target and not o.instance_name then
       target = M.generated_instance(inv)
@@ -558,7 +583,7 @@ function M.plan_steps(d, inv, o)
       end
     end
     if not target then
-      local cname = name or M.default_instance_name(o.scenario)
+      local cname = name or M.default_instance_name(o.scenario, o.runtime)
       local with_auth = auth_on_create
       op = "create"
       why = (d.path == M.BEFORE) and string.format("%s: no instance exists; creating '%s'%s", d.path, cname,
@@ -650,7 +675,7 @@ function M.plan_steps(d, inv, o)
           parameters = M.binding_parameters({ credential_type = ctype, validity = o.x509_validity }) }
       end
     else
-      local default = M.default_binding_name(target.name, ctype)
+      local default = M.default_binding_name(target.name, ctype, o.scenario)
       local b = M.find_binding(target, default)
       if b and b.state == "pending" then
         s.binding = { op = "adopt", id = b.id, name = b.name, wait = true,
@@ -658,7 +683,7 @@ function M.plan_steps(d, inv, o)
       elseif b and usable_binding(b, ctype) then
         s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding an earlier run created" }
       else
-        b = M.pick_binding(target, ctype)
+        b = M.pick_binding(target, ctype, { scenario = o.scenario, runtime = o.runtime, credential_type = ctype })
         local refused = not b and refused_binding(target, ctype)
         if b then
           s.binding = { op = "adopt", id = b.id, name = b.name,
@@ -676,7 +701,7 @@ function M.plan_steps(d, inv, o)
       end
     end
   elseif inst and (inst.op == "create" or inst.op == "update" or inst.op == "recreate") then
-    local bname = o.binding_name or M.default_binding_name(inst.name, ctype)
+    local bname = o.binding_name or M.default_binding_name(inst.name, ctype, o.scenario)
     s.binding = { op = "create", name = bname, with_authorities = deployment or nil,
       why = "a binding of the new instance",
       parameters = M.binding_parameters({ credential_type = ctype, validity = o.x509_validity }) }

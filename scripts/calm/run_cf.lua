@@ -73,19 +73,29 @@ local function xsappname_of(inst, keys)
     #keys == 0 and " and it has none" or " and none of its keys does", tostring(inst.name)), "MANUAL"
 end
 
--- The key that already fits Deployment, within --instance-name/--binding-name.
-local function scoped_key(all, keys_by, opts)
+local function policy_context(ctx)
+  return { scenario = ctx.opts.scenario, runtime = "cf", credential_type = "binding-secret" }
+end
+
+-- The key that already fits Deployment, within --instance-name/--binding-name
+-- and what calm.policy.adoptable accepts; calm.policy.adopt_rank first.
+local function scoped_key(ctx, all, keys_by)
+  local policy = require "calm.policy"
+  local opts, c = ctx.opts, policy_context(ctx)
+  local best_i, best_k, best_rank
   for _, inst in ipairs(all) do
     if not opts["instance-name"] or inst.name == opts["instance-name"] then
       for _, k in ipairs(keys_by[inst.guid] or {}) do
+        k.ours = label(k, paths.CREATED_BY) == paths.TOOL
         if k.probe and k.probe.deployment and not paths.is_system_binding_name(k.name)
-            and (not opts["binding-name"] or k.name == opts["binding-name"]) then
-          return inst, k
+            and (not opts["binding-name"] or k.name == opts["binding-name"]) and policy.adoptable(k, inst, c) then
+          local rank = policy.adopt_rank(k, inst, c)
+          if not best_rank or rank < best_rank then best_i, best_k, best_rank = inst, k, rank end
         end
       end
     end
   end
-  return nil
+  return best_i, best_k
 end
 
 -- Pure decision over what was read: steps = {instance = {...}, binding = {...},
@@ -94,10 +104,10 @@ local function decide(ctx, all, keys_by, plan)
   local opts = ctx.opts
   local deployment = opts.scenario ~= "monitoring"
   local need_auth = deployment and ctx.decision and ctx.decision.path ~= paths.AFTER
-  local name = opts["instance-name"] or paths.default_instance_name(opts.scenario)
+  local name = opts["instance-name"] or paths.default_instance_name(opts.scenario, "cf")
   local steps = { runtime = "cf", space = opts["cf-space"], plan = plan.guid, warnings = {} }
   if deployment then
-    local si, sk = scoped_key(all, keys_by, opts)
+    local si, sk = scoped_key(ctx, all, keys_by)
     if si then
       steps.instance = { op = "adopt", id = si.guid, name = si.name, raw = si,
         why = "its service key '" .. tostring(sk.name) .. "' already has a token with both imp-cdm-feature-* scopes" }
@@ -120,7 +130,8 @@ local function decide(ctx, all, keys_by, plan)
     inst = all[1]
   end
   local det = function(n) -- the key name that says "made after the authorities were added"
-    return need_auth and (n .. "-deployment-key") or paths.default_binding_name(n)
+    return need_auth and paths.deployment_binding_name(n, "binding-secret")
+      or paths.default_binding_name(n, "binding-secret", opts.scenario)
   end
   local kname = opts["binding-name"] or det(inst and inst.name or name)
   local k
@@ -218,8 +229,8 @@ local function execute(ctx, c, steps, plan, action)
   local inst = si.raw
   if si.op == "create" then
     log.info("creating instance '%s' in Cloud Foundry space %s", si.name, steps.space)
-    local labels = { [paths.CREATED_BY] = paths.TOOL }
-    if si.parameters["xs-security"].authorities then labels[paths.AUTH_LABEL] = paths.AUTH_VALUE end
+    local labels = paths.created_labels(si.parameters["xs-security"].authorities ~= nil,
+      { scenario = ctx.opts.scenario, runtime = "cf", credential_type = "binding-secret" })
     local msg, code
     inst, msg, code = c:create_instance(steps.space, plan.guid, si.name, si.parameters, labels)
     if not inst then return nil, msg, code end
@@ -239,7 +250,9 @@ local function execute(ctx, c, steps, plan, action)
   if sb.op == "create" then
     log.info("creating service key '%s'", sb.name)
     local msg, code
-    k, msg, code = c:create_key(inst.guid, sb.name)
+    -- in Deployment every key calmbind makes is made once the authorities are there
+    k, msg, code = c:create_key(inst.guid, sb.name, nil,
+      paths.created_labels(ctx.opts.scenario ~= "monitoring", policy_context(ctx)))
     if not k then return nil, msg, code end
     ctx.result.created_binding = true
   else

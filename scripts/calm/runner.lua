@@ -69,6 +69,10 @@ end
 -- Checks every option before any request is sent. mode "get" also checks
 -- where the key goes (--out's directory, a terminal without --show-secrets).
 function M.validate(opts, mode)
+  -- the admin's policy.lua is read now: a mistake in it is bad input, found
+  -- before any request
+  local pok, perr = pcall(require, "calm.policy")
+  if not pok then return nil, "policy: " .. tostring(perr), "USAGE" end
   if opts.provisioned ~= "auto" then
     local ok, msg, code = paths.check_date(opts.provisioned)
     if not ok then return nil, msg, code end
@@ -401,11 +405,6 @@ end
 
 -- ------------------------------------------------------- execution --
 
-local function labels_for_create(authorities)
-  local l = { [paths.CREATED_BY] = { paths.TOOL } }
-  if authorities then l[paths.AUTH_LABEL] = { paths.AUTH_VALUE } end
-  return l
-end
 
 -- Waits until the offering and plan are visible after an entitlement
 -- assignment (Service Manager picks it up with a delay).
@@ -437,14 +436,19 @@ local function probed_binding(inv, instance_id, binding_id)
 end
 
 -- One binding create, with its credentials.
+-- What calm.policy functions are told about this run.
+local function policy_context(ctx)
+  local o = ctx.opts
+  return { scenario = o.scenario, runtime = o.runtime, credential_type = o["credential-type"] }
+end
+
 local create_binding
 
 local function bind_once(ctx, b, entity, parameters)
   local c = ctx.sm
   -- a binding made once the instance had the authorities carries the
   -- Deployment scopes; the label lets a rerun tell it from older keys
-  local labels = { [paths.CREATED_BY] = { paths.TOOL } }
-  if b.with_authorities then labels[paths.AUTH_LABEL] = { paths.AUTH_VALUE } end
+  local labels = paths.sm_labels(b.with_authorities, policy_context(ctx))
   local e, msg, code = c:create_binding { name = b.name, service_instance_id = entity.id,
     parameters = parameters, labels = labels }
   if not e then return nil, msg, code end
@@ -526,7 +530,7 @@ local function execute_sm(ctx)
     local auth = inst.parameters["xs-security"].authorities ~= nil
     log.info("creating instance '%s'", inst.name)
     local e, msg, code = c:create_instance { name = inst.name, service_plan_id = plan.id,
-      parameters = inst.parameters, labels = labels_for_create(auth) }
+      parameters = inst.parameters, labels = paths.sm_labels(auth, policy_context(ctx)) }
     if not e then return nil, msg, code end
     entity = e
   elseif inst.op == "update" then

@@ -282,7 +282,7 @@ def r_binding(app, b):
     return {"guid": g, "created_at": b["created_at"], "updated_at": b["updated_at"],
             "name": b["name"], "type": "key",
             "last_operation": r_last_op(b["last_operation"]),
-            "metadata": {"labels": {}, "annotations": {}},
+            "metadata": {"labels": dict(b.get("labels") or {}), "annotations": {}},
             "relationships": {"service_instance": {"data": {"guid": b["instance_guid"]}}},
             "links": {"self": {"href": api(app, "/v3/service_credential_bindings/" + g)},
                       "details": {"href": api(app, "/v3/service_credential_bindings/%s/details"
@@ -1098,7 +1098,7 @@ def h_binding_params(app):
 def make_binding(app, inst, name, created=None):
     t = ts(created or now())
     b = {"guid": app.uuid(), "name": name, "instance_guid": inst["guid"], "created_at": t,
-         "updated_at": t, "credentials": None,
+         "updated_at": t, "credentials": None, "labels": {},
          "last_operation": {"type": "create", "state": "in progress", "description": "",
                             "created_at": t, "updated_at": t}}
     st(app)["bindings"][b["guid"]] = b
@@ -1151,6 +1151,7 @@ def h_create_binding(app):
                                   "unique. The service instance already has a key binding with "
                                   "name '%s'." % name)
             b = make_binding(app, inst, name)
+            apply_labels(b, body)
             # Credentials reflect the instance at the time the key is requested.
             snap = dict(inst)
             job = new_job(app, "service_keys.create", ("service_credential_bindings", b["guid"]),
