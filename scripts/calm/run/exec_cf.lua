@@ -1,11 +1,11 @@
--- calm.run_cf: the Cloud Foundry runtime of get and plan (legacy tenants
+-- calm.run.exec_cf: the Cloud Foundry runtime of get and plan (legacy tenants
 -- whose instance lives in a CF space). Same rules as Service Manager:
 -- the key is the best evidence (a key whose token already carries both
 -- imp-cdm-feature-* scopes is adopted: no PATCH, no new key); an instance
 -- calmbind did not create is updated only when --update-instance names it;
 -- the xsappname an update must keep is read from a key, never guessed.
 --
---   creds | steps (plan) | nil, msg, code = run_cf.run(ctx, mode, say, action)
+--   creds | steps (plan) | nil, msg, code = exec_cf.run(ctx, mode, say, action)
 local paths = require "calm.paths"
 local M = {}
 

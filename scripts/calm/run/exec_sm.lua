@@ -1,0 +1,189 @@
+-- calm.run.exec_sm: carries out the steps calm.paths planned through
+-- Service Manager (entitlement, instance, binding) and returns the key's
+-- credentials. It decides nothing a plan did not say.
+--
+--   credentials | nil, msg, code = exec_sm.execute(ctx)
+--   exec_sm.action(ctx, {action =, resource =, id =, name =})  -- into the run report
+local paths = require "calm.paths"
+local M = {}
+
+-- ------------------------------------------------------- execution --
+
+
+-- Waits until the offering and plan are visible after an entitlement
+-- assignment (Service Manager picks it up with a delay).
+local function wait_for_plan(ctx)
+  local sm = require "calm.sm"
+  local c = ctx.sm
+  local delay = 1
+  for _ = 1, 60 do
+    local o, p, code = c:offering_and_plan()
+    if o == nil then return nil, p, code end
+    if o and p then return o, p end
+    local ok, msg, wcode = sm.wait(delay, "the SAP Cloud ALM API offering to appear in Service Manager after the entitlement")
+    if not ok then return nil, msg, wcode end
+    delay = math.min(delay * 1.5, 10)
+  end
+  return nil, "the entitlement was assigned but the SAPCloudALMAPIs offering does not appear in Service Manager", "API"
+end
+
+function M.action(ctx, a)
+  ctx.report.actions[#ctx.report.actions + 1] = a
+end
+
+-- The calm.probe result of an inventory binding, if it was probed.
+local function probed_binding(inv, instance_id, binding_id)
+  for _, x in ipairs(inv.by_id[instance_id] and inv.by_id[instance_id].bindings or {}) do
+    if x.id == binding_id then return x.probe end
+  end
+  return nil
+end
+
+-- One binding create, with its credentials.
+-- What calm.policy functions are told about this run.
+local function policy_context(ctx)
+  local o = ctx.opts
+  return { scenario = o.scenario, runtime = o.runtime, credential_type = o["credential-type"] }
+end
+
+local create_binding
+
+local function bind_once(ctx, b, entity, parameters)
+  local c = ctx.sm
+  -- a binding made once the instance had the authorities carries the
+  -- Deployment scopes; the label lets a rerun tell it from older keys
+  local labels = paths.sm_labels(b.with_authorities, policy_context(ctx))
+  local e, msg, code = c:create_binding { name = b.name, service_instance_id = entity.id,
+    parameters = parameters, labels = labels }
+  if not e then return nil, msg, code end
+  ctx.result.created_binding = true
+  if type(e.credentials) ~= "table" then return c:get("service_bindings", e.id) end
+  return e
+end
+
+local function credential_type_of(binding)
+  local uaa = type(binding.credentials) == "table" and binding.credentials.uaa
+  return type(uaa) == "table" and uaa["credential-type"] or nil
+end
+
+-- Creates the binding. An x509 key is asked for in the plain shape SAP
+-- documents first; a broker that ignores it (the key comes back of another
+-- type) gets the {"xsuaa": {...}} shape, after the wrong key -- calmbind's
+-- own, made a moment ago -- is deleted. Returns the binding entity.
+create_binding = function(ctx, b, entity)
+  local log = require "calm.log"
+  local want = ctx.opts["credential-type"]
+  log.info("creating binding '%s'", b.name)
+  local binding, msg, code = bind_once(ctx, b, entity, b.parameters)
+  if not binding or want ~= "x509" or credential_type_of(binding) == "x509" then return binding, msg, code end
+  local got = tostring(credential_type_of(binding))
+  log.warn("binding '%s' came back as a %s key, not x509: the broker ignored the plain x509 parameters; "
+    .. "deleting it and asking again with {\"xsuaa\": {...}}", b.name, got)
+  local ok, dmsg, dcode = ctx.sm:delete("service_bindings", binding.id, "deleting binding '" .. b.name .. "'")
+  if not ok then return nil, dmsg, dcode end
+  binding, msg, code = bind_once(ctx, b, entity, paths.binding_parameters { credential_type = "x509",
+    validity = ctx.opts.x509_validity, wrapped = true })
+  if binding and credential_type_of(binding) ~= "x509" then
+    return nil, string.format("binding '%s' came back as a %s key in both documented parameter shapes, not x509: "
+      .. "the instance does not issue x509 keys (its oauth2-configuration credential-types must allow x509)",
+      b.name, tostring(credential_type_of(binding))), "API"
+  end
+  return binding, msg, code
+end
+
+-- Runs the steps through Service Manager; returns the binding entity
+-- (with credentials) | nil, msg, code.
+function M.execute(ctx)
+  local log = require "calm.log"
+  local c = ctx.sm
+  local s = ctx.steps
+  local inv = ctx.evidence.inventory
+  local plan = inv.plan
+
+  if s.entitlement.op == "assign" then
+    log.info("assigning the entitlement SAP Cloud ALM API / standard to subaccount %s", ctx.opts.subaccount)
+    local ok, msg, code = ctx.cis:assign_entitlement(ctx.opts.subaccount)
+    if not ok then return nil, msg, code end
+    local o, p, pcode = wait_for_plan(ctx)
+    if not o then return nil, p, pcode end
+    plan = p
+  end
+
+  local inst = s.instance
+  local entity
+  if s.wait_for then
+    -- a create (or update) an earlier run left running: wait for it, then go on
+    log.info("instance '%s' has an operation running; waiting for it", s.wait_for.name)
+    local e, msg, code = c:wait_idle("service_instances", s.wait_for.id,
+      "waiting for the running operation of instance '" .. s.wait_for.name .. "'")
+    if not e then return nil, msg, code end
+    if e.ready == false then
+      return nil, string.format("instance '%s' (%s): its create failed while calmbind waited; rerun to clean it up",
+        s.wait_for.name, s.wait_for.id), "API"
+    end
+    inv.by_id[s.wait_for.id].raw = e
+  end
+  if inst.op == "adopt" then
+    entity = inv.by_id[inst.id].raw
+    M.action(ctx, { action = "adopt", resource = "instance", id = inst.id, name = inst.name })
+  elseif inst.op == "create" or inst.op == "recreate" then
+    if inst.op == "recreate" then
+      local ok, msg, code = c:delete("service_instances", inst.id, "deleting the failed instance '" .. inst.name .. "'")
+      if not ok then return nil, msg, code end
+    end
+    local auth = inst.parameters["xs-security"].authorities ~= nil
+    log.info("creating instance '%s'", inst.name)
+    local e, msg, code = c:create_instance { name = inst.name, service_plan_id = plan.id,
+      parameters = inst.parameters, labels = paths.sm_labels(auth, policy_context(ctx)) }
+    if not e then return nil, msg, code end
+    entity = e
+  elseif inst.op == "update" then
+    log.info("updating instance '%s' (%s): adding the imp-cdm-feature-* authorities", inst.name, inst.id)
+    local e, msg, code = c:update_instance(inst.id, { parameters = inst.parameters,
+      labels = { { op = "add", key = paths.AUTH_LABEL, values = { paths.AUTH_VALUE } } } },
+      "updating instance '" .. inst.name .. "'")
+    if not e then return nil, msg, code end
+    entity = inv.by_id[inst.id].raw
+  end
+  ctx.result.instance_id = entity.id
+  ctx.result.instance_name = entity.name or inst.name
+
+  local b = s.binding
+  local binding
+  if b.op == "adopt" then
+    local raw
+    if b.wait then
+      log.info("binding '%s' is still being created; waiting for it", b.name)
+      local ok, msg, code = c:wait_idle("service_bindings", b.id, "waiting for binding '" .. b.name .. "'")
+      if not ok then return nil, msg, code end
+    else
+      for _, x in ipairs(inv.by_id[inst.id] and inv.by_id[inst.id].bindings or {}) do
+        if x.id == b.id then raw = x.raw end
+      end
+    end
+    if not raw or type(raw.credentials) ~= "table" then
+      local got, msg, code = c:get("service_bindings", b.id)
+      if not got then return nil, msg, code end
+      raw = got
+    end
+    binding = raw
+    ctx.result.probe = probed_binding(inv, inst.id, b.id)
+    M.action(ctx, { action = "adopt", resource = "binding", id = b.id, name = b.name })
+  else
+    if b.op == "recreate" then
+      local ok, msg, code = c:delete("service_bindings", b.id, "deleting the failed binding '" .. b.name .. "'")
+      if not ok then return nil, msg, code end
+    end
+    local msg, code
+    binding, msg, code = create_binding(ctx, b, entity)
+    if not binding then return nil, msg, code end
+  end
+  if type(binding.credentials) ~= "table" then
+    return nil, "binding '" .. tostring(binding.name) .. "' (" .. tostring(binding.id) .. ") has no credentials", "API"
+  end
+  ctx.result.binding_id = binding.id
+  ctx.result.binding_name = binding.name or b.name
+  return binding.credentials
+end
+
+return M
