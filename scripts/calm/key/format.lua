@@ -1,0 +1,196 @@
+-- calm.key.format: a key in the shapes its consumers want (json, alm-setup,
+-- env, vcap) and written out (0600 and atomically, or to a pipe).
+--
+--   text | nil, msg, code = format.format(k, "env"); format.output(text, {out =, show_secrets =})
+--   format.export(k, {format =, out =, show_secrets =, name =})
+local json = require "calm.json"
+local log = require "calm.log"
+local U = require "calm.key.util"
+local kind_of, shown, get_ci, is_nonempty_string, has_control, is_loopback, is_ip, parse_url, strip_slash, credential_type, is_x509 =
+  U.kind_of, U.shown, U.get_ci, U.is_nonempty_string, U.has_control, U.is_loopback, U.is_ip, U.parse_url, U.strip_slash, U.credential_type, U.is_x509
+local M = {}
+
+-- Key files are written with a stable key order: these first, the rest sorted.
+local ORDER = {
+  "endpoints", "Api", "uaa",
+  "clientid", "clientsecret", "credential-type", "url", "certurl", "certificate", "key",
+  "identityzone", "identityzoneid", "tenantid", "subaccountid", "zoneid", "tenantmode",
+  "uaadomain", "xsappname", "serviceInstanceId", "sburl", "apiurl", "verificationkey",
+  -- VCAP entry fields
+  "label", "provider", "plan", "name", "instance_name", "binding_name", "tags", "credentials",
+}
+-- key.pretty_json(value) -> text ending in a newline.
+function M.pretty_json(v)
+  return json.pretty(v, ORDER) .. "\n"
+end
+
+-- POSIX sh single quoting: everything literal, ' becomes '\''.
+local function shq(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+M.shell_quote = shq
+
+local exportable = require("calm.key.check").exportable
+
+local function fmt_json(k)
+  return M.pretty_json(k.data)
+end
+
+local function fmt_vcap(k, opts)
+  local name = opts.name or k.name or "calm-api-key"
+  local entry = {
+    label = U.LABEL, plan = "standard", name = name,
+    instance_name = opts.instance_name, binding_name = opts.binding_name or k.name,
+    tags = json.array({}), credentials = k.data,
+  }
+  return M.pretty_json({ [U.LABEL] = json.array({ entry }) })
+end
+
+-- (variable, value) pairs in a fixed order; only fields the key has.
+local function env_pairs(k)
+  local uaa = k.uaa
+  local x509 = is_x509(uaa)
+  local list = {}
+  local function add(name, v) if is_nonempty_string(v) then list[#list + 1] = { name, v } end end
+  add("CALM_API_URL", k.api)
+  add("CALM_ROOT_URL", U.root_url(k))
+  add("CALM_TOKEN_URL", U.token_url(k))
+  add("CALM_CLIENT_ID", uaa.clientid)
+  if x509 then
+    add("CALM_CERT_URL", uaa.certurl)
+    add("CALM_CLIENT_CERTIFICATE", uaa.certificate)
+    add("CALM_CLIENT_KEY", uaa.key)
+  else
+    add("CALM_CLIENT_SECRET", uaa.clientsecret)
+  end
+  add("CALM_CREDENTIAL_TYPE", type(uaa["credential-type"]) == "string" and uaa["credential-type"] or (x509 and "x509" or nil))
+  add("CALM_UAA_URL", uaa.url)
+  add("CALM_IDENTITY_ZONE", uaa.identityzone)
+  add("CALM_IDENTITY_ZONE_ID", uaa.identityzoneid)
+  add("CALM_TENANT_ID", uaa.tenantid)
+  return list
+end
+M.env_pairs = env_pairs
+
+local function fmt_env(k)
+  local out = { "# SAP Cloud ALM API key (" .. k.source:gsub("[^%w %./_%-]", "?") .. "); POSIX sh: . this file" }
+  for _, p in ipairs(env_pairs(k)) do
+    if p[2]:find("\0", 1, true) then
+      return nil, k.source .. ": the value for " .. p[1] .. " contains a NUL character, which no shell variable can hold", "INPUT"
+    end
+    out[#out + 1] = "export " .. p[1] .. "=" .. shq(p[2])
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+local X509_SETUP = {
+  "",
+  "# This is an x509 (mutual TLS) key: /SDF/ALM_SETUP has no field for its certificate or",
+  "# private key, and Landscape Management does not accept x509 keys. On the managed system:",
+  "#   1. make a PKCS#12 file of uaa.certificate and uaa.key (e.g. calmbind export FILE --format json,",
+  "#      then openssl pkcs12 -export -in cert.pem -inkey key.pem -out calm-client.p12);",
+  "#   2. import it in STRUST as the SSL client identity the connection to SAP Cloud ALM uses,",
+  "#      and trust the CA of the token endpoint above;",
+  "#   3. in /SDF/ALM_SETUP choose certificate-based authentication and enter the mTLS token",
+  "#      endpoint, the client ID and the root URL above (no client secret).",
+  "# The certificate expires (see --x509-validity): repeat this with a new key before then.",
+}
+
+local function fmt_alm_setup(k)
+  local uaa = k.uaa
+  local x509 = is_x509(uaa)
+  local function one_line(field, v)
+    if has_control(v) then
+      return nil, k.source .. ": " .. field .. " contains a line break or control character and cannot be entered as one field", "INPUT"
+    end
+    return v
+  end
+  local lines = {}
+  local function add(label, field, v)
+    local ok, msg, code = one_line(field, v)
+    if not ok then return nil, msg, code end
+    lines[#lines + 1] = string.format("%-30s %s", label .. ":", v)
+    return true
+  end
+  local steps = {
+    { x509 and "OAuth token endpoint (mTLS)" or "OAuth token endpoint", x509 and "uaa.certurl" or "uaa.url", U.token_url(k) },
+    { "Client ID", "uaa.clientid", uaa.clientid },
+  }
+  if not x509 then steps[#steps + 1] = { "Client secret", "uaa.clientsecret", uaa.clientsecret } end
+  steps[#steps + 1] = { "Root URL", "endpoints.Api", U.root_url(k) }
+  for _, s in ipairs(steps) do
+    local ok, msg, code = add(s[1], s[2], s[3])
+    if not ok then return nil, msg, code end
+  end
+  local head = "# /SDF/ALM_SETUP fields for SAP Cloud ALM"
+    .. (is_nonempty_string(uaa.identityzone) and (" (tenant " .. shown(uaa.identityzone) .. ")") or "")
+  local out = { head, "" }
+  for _, l in ipairs(lines) do out[#out + 1] = l end
+  if x509 then
+    -- /SDF/ALM_SETUP has no field for a certificate or a private key: they
+    -- go into the managed system's trust store, not into this screen
+    for _, l in ipairs(X509_SETUP) do out[#out + 1] = l end
+  end
+  out[#out + 1] = ""
+  out[#out + 1] = "# Or paste the whole key (calmbind export FILE --format json) under \"Paste Service Keys\"."
+  out[#out + 1] = "# The managed system must reach the root URL and the token endpoint (proxy fields if needed)."
+  return table.concat(out, "\n") .. "\n"
+end
+
+local FORMATTERS = { json = fmt_json, vcap = fmt_vcap, env = fmt_env, ["alm-setup"] = fmt_alm_setup }
+
+-- key.format(k, fmt [, opts]) -> text | nil, message, code
+-- fmt: json | alm-setup | env | vcap. opts.name: the VCAP entry name.
+-- Refuses ("INPUT") a key that fails the structural checks.
+function M.format(k, fmt, opts)
+  local f = FORMATTERS[fmt]
+  if not f then
+    return nil, "unknown format '" .. shown(fmt) .. "' (json, alm-setup, env or vcap)", "USAGE"
+  end
+  local res, msg, code = exportable(k)
+  if not res then return nil, msg, code end
+  return f(k, opts or {})
+end
+
+-- Maps a calm.fs failure to our codes: a bad --out is the user's to fix.
+local USER_FS = { ENOENT = true, EACCES = true, EISDIR = true, ENOTDIR = true, ELOOP = true,
+                  NOT_FILE = true, SYMLINK = true, EPERM = true, EROFS = true }
+
+-- key.output(text, opts) -> true | nil, message, code
+-- opts.out: a path (written 0600, atomically) or nil/"-" for stdout.
+-- opts.show_secrets: allow writing to a terminal. opts.secret = false when
+-- the text holds no secret.
+function M.output(text, opts)
+  opts = opts or {}
+  local fs = require "calm.fs"
+  if opts.out and opts.out ~= "-" then
+    local ok, msg, code = fs.write_private(opts.out, text)
+    if not ok then
+      return nil, "cannot write " .. shown(opts.out, 200) .. ": " .. tostring(msg), USER_FS[code] and "USAGE" or (code or "IO")
+    end
+    return true
+  end
+  if opts.secret ~= false and not opts.show_secrets and fs.isatty("stdout") then
+    return nil, "refusing to print the key's secret to a terminal: use --out FILE, "
+      .. "pipe the output, or add --show-secrets", "USAGE"
+  end
+  io.stdout:write(text)
+  io.stdout:flush()
+  return true
+end
+
+-- key.export(k, opts) -> true | nil, message, code: format + output in one
+-- call, for `export` and `get --format`. opts: format (default json), out,
+-- show_secrets, name; warnings of the structural check go to the log.
+function M.export(k, opts)
+  opts = opts or {}
+  local res, msg, code = exportable(k)
+  if not res then return nil, msg, code end
+  for _, w in ipairs(res.warnings) do log.warn("%s: %s", k.source, w) end
+  local text
+  text, msg, code = M.format(k, opts.format or "json", opts)
+  if not text then return nil, msg, code end
+  return M.output(text, opts)
+end
+
+return M

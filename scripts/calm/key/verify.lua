@@ -1,0 +1,150 @@
+-- calm.key.verify: a live check of a key: a token the way its consumers get
+-- one, its scopes (Deployment needs both imp-cdm-feature-* ones) and zone.
+--
+--   report | nil, msg, code = verify.verify(k, {scenario =, cacert =})
+--   text = verify.verify_text(report, source)
+local json = require "calm.json"
+local log = require "calm.log"
+local U = require "calm.key.util"
+local kind_of, shown, get_ci, is_nonempty_string, has_control, is_loopback, is_ip, parse_url, strip_slash, credential_type, is_x509 =
+  U.kind_of, U.shown, U.get_ci, U.is_nonempty_string, U.has_control, U.is_loopback, U.is_ip, U.parse_url, U.strip_slash, U.credential_type, U.is_x509
+local exportable = require("calm.key.check").exportable
+local M = {}
+
+local function has_scope(scopes, suffix)
+  for _, s in ipairs(scopes) do
+    if type(s) == "string" and (s == suffix or s:sub(-(#suffix + 1)) == "." .. suffix) then return true end
+  end
+  return false
+end
+
+-- key.verify(k, opts) -> report | nil, message, code
+-- opts.scenario = "deployment" (default) | "monitoring"; opts.cacert.
+-- Fetches a token the way the key's consumers do (secret at uaa.url, or
+-- mutual TLS at uaa.certurl), decodes it and checks scopes and zone.
+-- Failures to get a token at all return nil: "AUTH" when the endpoint
+-- refuses the credentials (exit 3), "DEADLINE" (5), "INPUT" for a key that
+-- cannot be used (2), otherwise the transport's code or "UNREACHABLE"
+-- (retries used up), "API"/"BAD_RESPONSE" (odd answers): all exit 1. Otherwise a report
+-- {ok, problems, warnings, scopes, token_url, mtls, expires_in, zone, client, scenario}.
+function M.verify(k, opts)
+  opts = opts or {}
+  local scenario = opts.scenario or "deployment"
+  local res, msg, code = exportable(k)
+  if not res then return nil, msg, code end
+  local oauth = require "calm.oauth"
+  local jwt = require "calm.jwt"
+  local uaa = k.uaa
+  local token_url = U.token_url(k)
+  local report = {
+    ok = true, problems = {}, warnings = {}, scopes = {}, scenario = scenario,
+    token_url = token_url, mtls = is_x509(uaa),
+  }
+  local function problem(fmt, ...) report.problems[#report.problems + 1] = string.format(fmt, ...); report.ok = false end
+  local function warn(fmt, ...) report.warnings[#report.warnings + 1] = string.format(fmt, ...) end
+
+  local grant, gmsg, gcode = oauth.grant_from_key(uaa, "key " .. k.source)
+  if not grant then return nil, tostring(gmsg), gcode or "INPUT" end
+  if opts.cacert and type(grant) == "table" and grant.cacert == nil then grant.cacert = opts.cacert end
+  local tok, tmsg, tcode = oauth.fetch(grant)
+  if not tok then
+    -- oauth's messages name the key and the token URL, never the secret
+    if tcode == "AUTH" then
+      return nil, "credentials refused: " .. tostring(tmsg), "AUTH"
+    elseif tcode == "DEADLINE" then
+      return nil, "no token from " .. token_url .. " before the deadline", "DEADLINE"
+    end
+    -- every other failure is "cannot reach" (exit 1), also once calm.rest
+    -- has used up its retries (RETRY_EXHAUSTED would be 5, the deadline's)
+    if tcode == nil or tcode == "RETRY_EXHAUSTED" then tcode = "UNREACHABLE" end
+    return nil, "cannot get a token from " .. token_url .. ": " .. tostring(tmsg), tcode
+  end
+  if type(tok.access_token) == "string" then log.secret(tok.access_token) end
+  report.expires_in = tonumber(tok.expires_in)
+
+  local claims, jmsg = nil, "no access_token in the answer"
+  if type(tok.access_token) == "string" then claims, jmsg = jwt.decode(tok.access_token) end
+  if claims then
+    report.scopes = jwt.scopes(claims) or {}
+  else
+    problem("the token is not a readable JWT (%s)", tostring(jmsg))
+  end
+  if #report.scopes == 0 and type(tok.scope) == "string" then
+    for s in tok.scope:gmatch("%S+") do report.scopes[#report.scopes + 1] = s end
+  end
+  table.sort(report.scopes)
+
+  report.deployment = {}
+  local missing = {}
+  for _, s in ipairs(U.DEPLOYMENT_SCOPES) do
+    report.deployment[s] = has_scope(report.scopes, s)
+    if not report.deployment[s] then missing[#missing + 1] = s end
+  end
+  if scenario == "deployment" and #missing > 0 then
+    for _, s in ipairs(missing) do
+      problem("token scope %s missing: the key works but not for Deployment", s)
+    end
+  end
+
+  if claims then
+    local ext = type(claims.ext_attr) == "table" and claims.ext_attr or {}
+    local zid, zdn = claims.zid, ext.zdn
+    report.zone = { id = type(zid) == "string" and zid or nil, subdomain = type(zdn) == "string" and zdn or nil }
+    local want_id = is_nonempty_string(uaa.identityzoneid) and uaa.identityzoneid
+      or (is_nonempty_string(uaa.tenantid) and uaa.tenantid) or nil
+    local checked = false
+    if report.zone.id and want_id then
+      checked = true
+      if report.zone.id ~= want_id then
+        problem("the token's zone %s is not uaa.%s %s: the key and its token endpoint belong to different tenants",
+          shown(report.zone.id), is_nonempty_string(uaa.identityzoneid) and "identityzoneid" or "tenantid", shown(want_id))
+      end
+    end
+    if report.zone.subdomain and is_nonempty_string(uaa.identityzone) then
+      checked = true
+      if report.zone.subdomain:lower() ~= uaa.identityzone:lower() then
+        problem("the token's subdomain %s is not uaa.identityzone %s", shown(report.zone.subdomain), shown(uaa.identityzone))
+      end
+    end
+    if not checked then warn("the token names no zone the key can be compared with (zid, ext_attr.zdn)") end
+    local cid = claims.cid or claims.client_id
+    report.client = type(cid) == "string" and cid or nil
+    if report.client and is_nonempty_string(uaa.clientid) and report.client ~= uaa.clientid then
+      warn("the token was issued to client %s, not uaa.clientid", shown(report.client))
+    end
+  end
+  return report
+end
+
+-- key.verify_text(report, source) -> the human report `verify` prints.
+function M.verify_text(r, source)
+  local out = {}
+  out[#out + 1] = "verify " .. shown(source or "key", 200) .. " (scenario " .. r.scenario .. ")"
+  out[#out + 1] = string.format("  %-12s %s%s: token issued%s", "token:", shown(r.token_url or "?", 200),
+    r.mtls and " (mutual TLS)" or "", r.expires_in and (", expires in " .. math.floor(r.expires_in) .. " s") or "")
+  if r.zone then
+    out[#out + 1] = string.format("  %-12s %s%s", "zone:", shown(r.zone.subdomain or "?"),
+      r.zone.id and (" (" .. shown(r.zone.id) .. ")") or "")
+  end
+  if r.client then out[#out + 1] = string.format("  %-12s %s", "client:", shown(r.client)) end
+  out[#out + 1] = string.format("  %-12s %s", "scopes:", #r.scopes > 0 and shown(table.concat(r.scopes, " "), 1000) or "(none)")
+  local d = {}
+  for _, s in ipairs(U.DEPLOYMENT_SCOPES) do
+    d[#d + 1] = s .. " " .. ((r.deployment and r.deployment[s]) and "yes" or "no")
+  end
+  out[#out + 1] = string.format("  %-12s %s", "deployment:", table.concat(d, ", "))
+  for _, p in ipairs(r.problems) do out[#out + 1] = "problem: " .. p end
+  for _, w in ipairs(r.warnings) do out[#out + 1] = "warning: " .. w end
+  if r.scenario == "deployment" and r.deployment and not (r.deployment[U.DEPLOYMENT_SCOPES[1]] and r.deployment[U.DEPLOYMENT_SCOPES[2]]) then
+    out[#out + 1] = "hint: the instance lacks the $XSMASTERAPPNAME.imp-cdm-feature-* authorities (tenants of June to "
+      .. "October 2023): calmbind get --scenario deployment adds them and creates a new binding"
+  end
+  if r.ok then
+    out[#out + 1] = "result: the key works" .. (r.scenario == "deployment" and " for Deployment" or " (monitoring)")
+  else
+    out[#out + 1] = string.format("result: verification failed (%d problem%s)", #r.problems, #r.problems == 1 and "" or "s")
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+return M
