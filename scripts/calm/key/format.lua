@@ -6,8 +6,8 @@
 local json = require "calm.json"
 local log = require "calm.log"
 local U = require "calm.key.util"
-local kind_of, shown, get_ci, is_nonempty_string, has_control, is_loopback, is_ip, parse_url, strip_slash, credential_type, is_x509 =
-  U.kind_of, U.shown, U.get_ci, U.is_nonempty_string, U.has_control, U.is_loopback, U.is_ip, U.parse_url, U.strip_slash, U.credential_type, U.is_x509
+local shown, is_nonempty_string, has_control, is_x509 =
+  U.shown, U.is_nonempty_string, U.has_control, U.is_x509
 local M = {}
 
 -- Key files are written with a stable key order: these first, the rest sorted.

@@ -1,8 +1,7 @@
 -- calm.key.rotation: what to tell the admin when get made a new key while
 -- others exist (calmbind never advises deleting a key it did not create).
 local U = require "calm.key.util"
-local kind_of, shown, get_ci, is_nonempty_string, has_control, is_loopback, is_ip, parse_url, strip_slash, credential_type, is_x509 =
-  U.kind_of, U.shown, U.get_ci, U.is_nonempty_string, U.has_control, U.is_loopback, U.is_ip, U.parse_url, U.strip_slash, U.credential_type, U.is_x509
+local shown, credential_type = U.shown, U.credential_type
 local M = {}
 
 -- key.rotation_hint{created = "new-binding", others = {"old", ...},
