@@ -38,6 +38,35 @@ M.AUTHORITIES = {
   "$XSMASTERAPPNAME.imp-cdm-feature-display-ui",
   "$XSMASTERAPPNAME.imp-cdm-feature-manage-ui",
 }
+-- What each path asks for, per scenario -- the data calm.plan plans from:
+--   authorities: the instance needs the imp-cdm-feature-* authorities: true,
+--     or "when-keys-lack" (only when the existing keys' tokens lack them:
+--     SAP generates the instance with them since 2023-10-16);
+--   default_instance: without --instance-name, find or create the instance
+--     calm.policy names (instead of adopting whatever exists);
+--   with_authorities: an instance calmbind creates gets the authorities.
+-- Every path first adopts a key whose token already has both scopes, and
+-- assigns the entitlement when it is missing.
+M.PATHS = {
+  [M.AFTER] = {
+    deployment = { authorities = "when-keys-lack", with_authorities = true },
+    monitoring = { authorities = false, with_authorities = false },
+  },
+  [M.MID] = {
+    deployment = { authorities = true, with_authorities = true },
+    monitoring = { authorities = false, with_authorities = false },
+  },
+  [M.BEFORE] = {
+    deployment = { authorities = true, default_instance = true, with_authorities = true },
+    monitoring = { authorities = false, default_instance = true, with_authorities = false },
+  },
+}
+
+function M.rule(path, scenario)
+  local p = M.PATHS[path] or M.PATHS[M.BEFORE]
+  return p[scenario == "monitoring" and "monitoring" or "deployment"]
+end
+
 -- calm.policy is loaded on first use: loading it runs the admin's policy.lua
 local function policy() return require "calm.policy" end
 -- Labels we put on what we create or update: they make the rerun converge
@@ -133,8 +162,6 @@ M.generated_instance = inventory.generated_instance
 M.pick_binding = inventory.pick_binding
 M.find_binding = inventory.find_binding
 M.has_label = inventory.has_label
-local has_label = inventory.has_label
-local usable_binding = inventory.usable_binding
 
 -- ------------------------------------------------------- evidence --
 
@@ -383,33 +410,6 @@ function M.deployment_binding_name(instance_name, credential_type)
     scenario = "deployment" })
 end
 
--- The binding that carries the Deployment scopes on an instance with the
--- authorities: only one calmbind made (and labelled) after they were there.
--- Candidates: --binding-name, else the default name, else
--- "<instance>-deployment-key" (when the default name is taken by an older
--- key, e.g. one made for monitoring). Returns {op = "adopt"|"create", ...}
--- or nil, usage text.
-local function deployment_binding(inst, o, ctype)
-  local names = o.binding_name and { o.binding_name }
-    or { M.default_binding_name(inst.name, ctype, "deployment"), M.deployment_binding_name(inst.name, ctype) }
-  for _, n in ipairs(names) do
-    local b = M.find_binding(inst, n)
-    if not b then
-      return { op = "create", name = n, with_authorities = true,
-        why = "a new binding: only bindings created after the authorities were added carry them" }
-    end
-    if has_label(b, M.AUTH_LABEL) and b.state ~= "failed" and (b.ready or b.state == "pending")
-        and usable_binding({ ready = true, credential_type = b.credential_type }, ctype) then
-      return { op = "adopt", id = b.id, name = b.name, wait = b.state == "pending",
-        why = "the binding an earlier run created after adding the authorities" }
-    end
-  end
-  return nil, string.format("%s'%s': that binding already exists on instance '%s' and was not made by "
-    .. "calmbind after the imp-cdm-feature-* authorities were added (or is of another credential type), so "
-    .. "its key cannot carry the Deployment scopes; name a new binding with --binding-name",
-    o.binding_name and "--binding-name " or "binding ", names[1], tostring(inst.name))
-end
-
 -- ------------------------------------------------------------ steps --
 
 local ENTITLEMENT_STEPS = table.concat({
@@ -420,323 +420,8 @@ local ENTITLEMENT_STEPS = table.concat({
 }, "\n  ")
 M.ENTITLEMENT_STEPS = ENTITLEMENT_STEPS
 
-local function cf_manual(inst)
-  local owner = inst.owner or "another platform"
-  local way = owner == "Cloud Foundry"
-      and "Rerun with --runtime cf --cf-api URL --cf-space GUID and CF_USERNAME/CF_PASSWORD in the environment"
-    or owner == "Kyma"
-      and "Get its key in the Kyma cluster (a ServiceBinding of the SAP BTP service operator)"
-    or "Get its key on that platform"
-  return string.format("instance '%s' (%s) is owned by %s (platform %s): Service Manager lists it "
-    .. "but cannot update or bind it. %s, or name a new instance in Service Manager with --instance-name N",
-    tostring(inst.name), tostring(inst.id), owner, tostring(inst.platform_id), way)
-end
-
--- The update that adds the authorities to an existing instance. An update
--- replaces the instance's xs-security authorities (BTP cannot return the old
--- parameters), which can break other integrations: calmbind updates only an
--- instance it created, or the one --update-instance names, with a warning.
--- The xsappname is kept, never guessed; instance secrets stay allowed.
-local function update_step(s, d, target, o, ctype)
-  local name, id = tostring(target.name), tostring(target.id)
-  if not target.ours and o.update_instance ~= target.name then
-    s.instance = { op = "refuse", id = target.id, name = target.name, why = "not created by calmbind" }
-    s.usage = s.usage or string.format("instance '%s' (%s) lacks the imp-cdm-feature-* authorities and calmbind did "
-      .. "not create it: adding them replaces its xs-security authorities (BTP cannot show the current ones, e.g. "
-      .. "calm-api.* authorities of other SAP integrations); to update it anyway pass --update-instance %s, or "
-      .. "leave out --instance-name and calmbind creates an instance of its own", name, id, name)
-    return
-  end
-  local xsapp = target.xsappname or (target.ours and target.name) or nil
-  if not xsapp then
-    s.instance = { op = "manual", id = target.id, name = target.name, why = "xsappname unknown" }
-    s.manual = s.manual or string.format("instance '%s' (%s) needs the imp-cdm-feature-* authorities, and an "
-      .. "update must keep its xsappname, which only a binding shows (uaa.xsappname) and it has none: create a "
-      .. "binding for it in the BTP cockpit (any name), then rerun", name, id)
-    return
-  end
-  -- a binding without credential-type is an instance-secret binding
-  local keep_instance_secret = false
-  for _, b in ipairs(target.bindings) do
-    if b.credential_type == nil or b.credential_type == "instance-secret" then keep_instance_secret = true end
-  end
-  s.instance = { op = "update", id = target.id, name = target.name, xsappname = xsapp,
-    why = string.format("%s, scenario deployment: add the two imp-cdm-feature-* authorities to the existing "
-      .. "instance '%s', keeping its xsappname %s%s%s", d.path, name, xsapp,
-      xsapp == target.id and " (its GUID: it was created without parameters)" or "",
-      target.state == "update-failed" and " (an earlier update failed: updating again)" or ""),
-    parameters = M.instance_parameters(xsapp, { authorities = true, runtime = o.runtime,
-      credential_type = ctype, keep_instance_secret = keep_instance_secret }) }
-  if keep_instance_secret then
-    s.notes[#s.notes + 1] = string.format("instance '%s' keeps allowing instance-secret keys: its existing keys use them", name)
-  end
-  if not target.ours then
-    local xs = s.instance.parameters["xs-security"]
-    s.warnings[#s.warnings + 1] = string.format("updating instance '%s', which calmbind did not create (--update-instance): "
-      .. "its xs-security authorities are replaced by %s and its credential-types by %s; any other authorities it had "
-      .. "(e.g. calm-api.* of other SAP integrations) are dropped, and BTP cannot show them", name,
-      table.concat(xs.authorities, ", "), xs["oauth2-configuration"] and table.concat(
-        xs["oauth2-configuration"]["credential-types"], ", ") or "the broker's default")
-  end
-end
-
--- A binding of the wanted kind whose token XSUAA refused (calm.probe).
-local function refused_binding(inst, ctype)
-  for _, b in ipairs(inst.bindings) do
-    if not b.system and b.probe and b.probe.refused
-        and usable_binding({ ready = true, credential_type = b.credential_type }, ctype) then
-      return b
-    end
-  end
-  return nil
-end
-
--- Adopts the key whose token already carries both imp-cdm-feature-* scopes
--- (calm.probe), within --instance-name / --binding-name: no instance update,
--- no new binding. Returns true when it did.
-local function adopt_scoped_key(s, inv, o, ctype)
-  local b, inst = inventory.deployment_key(inv, { instance_name = o.instance_name,
-    binding_name = o.binding_name, credential_type = ctype })
-  if not b then return false end
-  s.instance = { op = "adopt", id = inst.id, name = inst.name,
-    why = "its binding '" .. tostring(b.name) .. "' already has a token with both imp-cdm-feature-* scopes" }
-  s.binding = { op = "adopt", id = b.id, name = b.name, scoped = true,
-    why = "its token already carries both imp-cdm-feature-* scopes (checked before any change): "
-      .. "no instance update, no new binding" }
-  s.others = {}
-  return true
-end
-
--- o = {scenario, instance_name?, binding_name?, runtime, credential_type,
---      cis = bool, subaccount = guid?}
--- Returns steps = {entitlement = {op, why}, instance = {op, ...},
--- binding = {op, ...}, manual = text?}. ops: "ok" | "assign" | "manual";
--- instance "adopt" | "create" | "update" | "after-entitlement";
--- binding "adopt" | "create" | "later". s.manual (exit 4) or s.usage (exit 2)
--- say why get must stop before any mutation.
-function M.plan_steps(d, inv, o)
-  local s = { notes = {}, warnings = {} }
-  local deployment = o.scenario ~= "monitoring"
-  local ctype = o.credential_type or "binding-secret"
-
-  -- entitlement
-  if inv.plan then
-    s.entitlement = { op = "ok", why = "the SAPCloudALMAPIs offering and plan standard are visible in Service Manager" }
-  elseif o.cis and o.subaccount then
-    s.entitlement = { op = "assign", why = "SAP Cloud ALM API / standard is not entitled to the subaccount: "
-      .. "assign it through the Entitlements API (--cis-key)" }
-  elseif o.cis then
-    s.entitlement = { op = "manual", why = "not entitled, and --subaccount GUID is missing to assign it with --cis-key" }
-    s.manual = "SAP Cloud ALM API is not entitled to the subaccount; pass --subaccount GUID with --cis-key, or:\n  "
-      .. ENTITLEMENT_STEPS
-  else
-    s.entitlement = { op = "manual", why = "SAP Cloud ALM API / standard is not entitled to the subaccount and no --cis-key was given" }
-    s.manual = "SAP Cloud ALM API is not entitled to the subaccount (the SAPCloudALMAPIs offering is not "
-      .. "visible in Service Manager).\n  " .. ENTITLEMENT_STEPS
-  end
-
-  -- the key is the best evidence: one that already fits is adopted as it is
-  if deployment and adopt_scoped_key(s, inv, o, ctype) then return s end
-
-  -- which instance
-  local need_auth = deployment and (d.path ~= M.AFTER or d.keys_lack_scopes == true)
-  local auth_on_create = deployment or false
-  local named = o.instance_name and M.find_instance(inv, o.instance_name) or nil
-  local target, op, why
-  if need_auth then
-    local name = o.instance_name or M.default_instance_name(o.scenario, o.runtime)
-    target = named or M.find_instance(inv, name)
-    if not target and not o.instance_name then
-      -- one an earlier run gave the authorities (any name): no second instance
-      for _, i in ipairs(inv.instances) do
-        if i.has_authorities and not i.cf_owned and i.state ~= "failed" then target = i; break end
-      end
-    end
-    if not target and not o.instance_name then
-      -- look before creating: an instance made the Cloud Foundry way is
-      -- the user's to choose (--runtime cf), not a reason for a second one
-      for _, i in ipairs(inv.instances) do
-        if i.cf_owned then target = i; break end
-      end
-    end
-    if not target then
-      op, why = "create", string.format("%s, scenario deployment: a new instance '%s' with the two "
-        .. "imp-cdm-feature-* authorities (xsappname = the instance name)", d.path, name)
-      s.instance = { op = op, name = name, why = why,
-        parameters = M.instance_parameters(name, { authorities = true, runtime = o.runtime, credential_type = ctype }) }
-    end
-  else
-    local name = o.instance_name
-    if not name and d.path == M.BEFORE then name = M.default_instance_name(o.scenario, o.runtime) end
-    target = named or (name and M.find_instance(inv, name)) or nil
-    if not target and not o.instance_name then
-      target = M.generated_instance(inv)
-      if not target then
-        for _, i in ipairs(inv.instances) do
-          if i.ready and not i.cf_owned and i.state ~= "failed" then target = i; break end
-        end
-      end
-      if not target then
-        for _, i in ipairs(inv.instances) do
-          if i.cf_owned then target = i; break end
-        end
-      end
-    end
-    if not target then
-      local cname = name or M.default_instance_name(o.scenario, o.runtime)
-      local with_auth = auth_on_create
-      op = "create"
-      why = (d.path == M.BEFORE) and string.format("%s: no instance exists; creating '%s'%s", d.path, cname,
-          with_auth and " with the two imp-cdm-feature-* authorities" or " (monitoring: no authorities needed)")
-        or (o.instance_name and M.generated_instance(inv)) and string.format(
-          "%s: no instance named '%s' exists; creating it as asked (the generated instance '%s' stays "
-          .. "as it is; leave out --instance-name to use its key)", d.path, cname, M.generated_instance(inv).name)
-        or string.format("%s: no instance %s exists (the generated one was deleted?); creating '%s'",
-          d.path, o.instance_name and ("named '" .. o.instance_name .. "'") or "of SAPCloudALMAPIs", cname)
-      s.instance = { op = op, name = cname, why = why,
-        parameters = M.instance_parameters(cname, { authorities = with_auth, runtime = o.runtime, credential_type = ctype }) }
-    end
-  end
-
-  if target then
-    if target.cf_owned and o.runtime ~= "cf" then
-      s.instance = { op = "manual", id = target.id, name = target.name,
-        why = "owned by " .. tostring(target.owner) }
-      s.manual = s.manual or cf_manual(target)
-    elseif target.state == "failed" or (not target.ready and target.state ~= "pending") then
-      if target.ours and #target.bindings == 0 then
-        s.instance = { op = "recreate", id = target.id, name = target.name,
-          why = "instance '" .. tostring(target.name) .. "' is a failed leftover of an earlier calmbind run "
-            .. "(ready: false): delete it and create it again",
-          parameters = M.instance_parameters(target.name, { authorities = deployment,
-            runtime = o.runtime, credential_type = ctype }) }
-      else
-        s.instance = { op = "manual", id = target.id, name = target.name, why = "not ready" }
-        s.manual = s.manual or string.format("instance '%s' (%s) is not ready (its create failed); %s: delete or "
-          .. "repair it in the BTP cockpit, or use another --instance-name", tostring(target.name), tostring(target.id),
-          target.ours and "it has bindings, so calmbind does not delete it" or "calmbind did not create it, so it is left alone")
-      end
-    else
-      -- an operation still running (a create that outlived an earlier run's
-      -- --timeout, say) is waited for, never taken for a failure
-      if target.state == "pending" then s.wait_for = { id = target.id, name = target.name } end
-      if need_auth and not target.has_authorities then
-        update_step(s, d, target, o, ctype)
-      else
-        s.instance = { op = "adopt", id = target.id, name = target.name,
-          why = need_auth and ("instance '" .. target.name .. "' already carries the authorities (label "
-              .. M.AUTH_LABEL .. ")")
-            or target.generated and "the instance SAP generated at provisioning"
-            or (o.instance_name and "the instance named by --instance-name")
-            or "the existing SAPCloudALMAPIs instance" }
-      end
-    end
-  end
-  if s.entitlement.op ~= "ok" and s.instance and s.instance.op ~= "manual" then
-    s.instance.after_entitlement = true
-  end
-
-  -- which binding
-  local inst = s.instance
-  if inst and (inst.op == "adopt" or inst.op == "update") and target and need_auth then
-    -- the instance has (or is about to get) the authorities
-    local b, problem = deployment_binding(target, o, ctype)
-    if b then
-      b.parameters = b.op == "create" and M.binding_parameters({ credential_type = ctype, validity = o.x509_validity }) or nil
-      s.binding = b
-    else
-      s.binding = { op = "none", why = "see below" }
-      s.usage = s.usage or problem
-    end
-  elseif inst and inst.op == "adopt" and target then
-    if o.binding_name then
-      local b = M.find_binding(target, o.binding_name)
-      if b and b.state == "pending" then
-        s.binding = { op = "adopt", id = b.id, name = b.name, wait = true,
-          why = "the binding named by --binding-name (its create is still running: wait for it)" }
-      elseif b and b.ready and b.state ~= "failed" then
-        if not usable_binding(b, ctype) then
-          s.binding = { op = "none", why = "see below" }
-          s.usage = s.usage or string.format("--binding-name '%s' is a %s key, not %s: name another binding",
-            b.name, tostring(b.credential_type), ctype)
-        else
-          s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding named by --binding-name" }
-        end
-      elseif b and not b.ours then
-        s.binding = { op = "none", why = "see below" }
-        s.usage = s.usage or string.format("--binding-name '%s': that binding's create failed and calmbind did not "
-          .. "create it, so it leaves it alone: delete it in the BTP cockpit or name another binding", b.name)
-      elseif b then
-        s.binding = { op = "recreate", id = b.id, name = b.name, why = "binding '" .. b.name
-          .. "' exists but its create failed: delete it and create it again",
-          parameters = M.binding_parameters({ credential_type = ctype, validity = o.x509_validity }) }
-      else
-        s.binding = { op = "create", name = o.binding_name, why = "no binding named '" .. o.binding_name .. "' exists",
-          parameters = M.binding_parameters({ credential_type = ctype, validity = o.x509_validity }) }
-      end
-    else
-      local default = M.default_binding_name(target.name, ctype, o.scenario)
-      local b = M.find_binding(target, default)
-      if b and b.state == "pending" then
-        s.binding = { op = "adopt", id = b.id, name = b.name, wait = true,
-          why = "the binding an earlier run created (still being created: wait for it)" }
-      elseif b and usable_binding(b, ctype) then
-        s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding an earlier run created" }
-      else
-        b = M.pick_binding(target, ctype, { scenario = o.scenario, runtime = o.runtime, credential_type = ctype })
-        local refused = not b and refused_binding(target, ctype)
-        if b then
-          s.binding = { op = "adopt", id = b.id, name = b.name,
-            why = target.generated and "the credentials SAP generated at provisioning" or "the oldest ready binding" }
-        elseif refused then
-          -- not silently replaced: verification before writing names it
-          s.binding = { op = "adopt", id = refused.id, name = refused.name, refused = true,
-            why = "the only key, although XSUAA refused its token (revoked?)" }
-        else
-          s.binding = { op = "create", name = default, why = ctype == "x509"
-              and "the instance has no x509 key (the instance must allow x509 keys)"
-              or "the instance has no usable binding",
-            parameters = M.binding_parameters({ credential_type = ctype, validity = o.x509_validity }) }
-        end
-      end
-    end
-  elseif inst and (inst.op == "create" or inst.op == "update" or inst.op == "recreate") then
-    local bname = o.binding_name or M.default_binding_name(inst.name, ctype, o.scenario)
-    s.binding = { op = "create", name = bname, with_authorities = deployment or nil,
-      why = "a binding of the new instance",
-      parameters = M.binding_parameters({ credential_type = ctype, validity = o.x509_validity }) }
-  end
-  -- Every other Cloud ALM API key of the tenant is one Landscape Management
-  -- or /SDF/ALM_SETUP may hold today (it keeps one key per tenant), whichever
-  -- instance it belongs to; keys Cloud ALM made for managed systems
-  -- (<SID>_<client>_<sysno>) are its own business.
-  s.others = {}
-  if s.binding and s.binding.op == "create" then
-    for _, i in ipairs(inv.instances) do
-      for _, b in ipairs(i.bindings) do
-        if not b.system then
-          s.others[#s.others + 1] = { name = b.name, instance = i.name, credential_type = b.credential_type,
-            generated = i.generated or nil, ours = b.ours or nil }
-        end
-      end
-    end
-  end
-  -- the strict name rules are for creating; an existing instance is adopted
-  -- whatever its name
-  if s.instance and s.instance.op == "create" then
-    local ok, msg = M.check_instance_name(s.instance.name)
-    if not ok then s.usage = s.usage or (msg .. " (to create an instance)") end
-  end
-  return s
-end
-
--- True when the steps send no mutating request.
-function M.read_only(s)
-  if s.manual or s.usage then return true end
-  if s.entitlement.op == "assign" then return false end
-  if s.instance and s.instance.op ~= "adopt" then return false end
-  if s.binding and s.binding.op ~= "adopt" then return false end
-  return true
-end
+-- The planner lives in calm.plan; these names stay for scripts and tests.
+function M.plan_steps(d, inv, o) return require("calm.plan").steps(d, inv, o) end
+function M.read_only(s) return require("calm.plan").read_only(s) end
 
 return M

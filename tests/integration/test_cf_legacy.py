@@ -24,13 +24,15 @@ def cf_env(fake):
 
 def cf_deployment(s, fake):
     """Deployment (the default) with --runtime cf on an instance made without the authorities
-    (before-2023-06-12 here): PATCH the authorities in, keeping the xsappname, then a NEW key
-    <instance>-deployment-key whose token carries both scopes; a rerun adopts it by name."""
+    (before-2023-06-12 here): calmbind would make its own instance; with --update-instance it
+    PATCHes the authorities in, keeping the xsappname, then a NEW key
+    <instance>-deployment-key whose token carries both scopes; a rerun adopts it for its scopes."""
     inst = "cloudalm-api-service"
     n0 = len(fake.mutations())
     rc, out, err, rep = run_get(fake, *cf_args(fake), command="plan", env=cf_env(fake))
-    s.check("plan --runtime cf (deployment) on an instance calmbind did not create: get would stop, "
-            "naming --update-instance (plan exits 2, as get would)", rc == 2 and "--update-instance " + inst in out,
+    s.check("plan --runtime cf (deployment) on an instance calmbind did not create: calmbind would make an "
+            "instance of its own in the space and leave that one alone (the same planner as Service Manager)",
+            rc == 0 and "instance: would create 'calm-api-deployment'" in out and "would update" not in out,
             (rc, out[-600:]))
     rc, out, err, rep = run_get(fake, *cf_args(fake, "--update-instance", inst), command="plan", env=cf_env(fake))
     s.check("plan --runtime cf (deployment): would update the instance and create a new key",
@@ -65,7 +67,8 @@ def cf_deployment(s, fake):
     # a key made before the update is never adopted for Deployment
     rc, out3, err, rep = run_get(fake, *cf_args(fake, "--binding-name", inst + "-key"), env=cf_env(fake))
     s.check("deployment --runtime cf naming a pre-update key: exit 2, no mutation",
-            rc == 2 and fake.mutations()[n1:] == [] and "name a new key" in err, (rc, err[-400:]))
+            rc == 2 and fake.mutations()[n1:] == [] and "name a new binding with --binding-name" in err,
+            (rc, err[-400:]))
 
 
 def cf_instance_choice(s):

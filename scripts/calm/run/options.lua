@@ -11,6 +11,7 @@ local function getenv(name)
   if ok and v ~= "" then return v end
   return nil
 end
+M.getenv = getenv
 
 function M.spec(command)
   local key = require "calm.key"
