@@ -199,8 +199,16 @@ static int run_root(lua_State *L, const char *kind, int argc, char **argv, int f
     lua_setfield(L, -2, "n");
     n = calm_sched_run_root(L, 3, opts->timeout, &deadline_hit);
     if (n < 0) {
+        if (deadline_hit) {
+            report_error(lua_tostring(L, -1), opts->verbose);
+            return CALM_EXIT_DEADLINE;
+        }
+        /* A Lua error is a bug in a script, not something BTP answered:
+         * say so, so nobody goes looking in BTP for it. */
+        lua_pushfstring(L, "script error (a bug in a script, not a BTP failure%s): %s",
+                        opts->verbose ? "" : "; -v shows the traceback", lua_tostring(L, -1));
         report_error(lua_tostring(L, -1), opts->verbose);
-        return deadline_hit ? CALM_EXIT_DEADLINE : CALM_EXIT_API;
+        return CALM_EXIT_API;
     }
     {
         int status = outcome_status(L, n, opts);

@@ -195,6 +195,30 @@ static int fs_isatty(lua_State *L)
     return 1;
 }
 
+/* fs.stdtype(name) -> "terminal" | "file" | "pipe" | "other", and for a
+ * regular file its permission bits; name one of "stdin", "stdout", "stderr"
+ * (`get > file` on a file others can read earns a warning). */
+static int fs_stdtype(lua_State *L)
+{
+    static const char *const names[] = {"stdin", "stdout", "stderr", NULL};
+    int fd = luaL_checkoption(L, 1, NULL, names);
+    struct stat st;
+    if (isatty(fd) == 1) {
+        lua_pushliteral(L, "terminal");
+        return 1;
+    }
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        lua_pushliteral(L, "file");
+        lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+        return 2;
+    }
+    if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+        lua_pushliteral(L, "pipe");
+    else
+        lua_pushliteral(L, "other");
+    return 1;
+}
+
 /* fs.remove(path) -> true | nil, msg, code: unlinks a file (or symlink,
  * not what it points at); a directory gives EISDIR. */
 static int fs_remove(lua_State *L)
@@ -216,6 +240,7 @@ static const luaL_Reg fs_funcs[] = {
     {"same_file", fs_same_file},
     {"list", fs_list},
     {"isatty", fs_isatty},
+    {"stdtype", fs_stdtype},
     {"remove", fs_remove},
     {NULL, NULL}
 };

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <lua.h>
@@ -38,9 +39,29 @@ static const char USAGE_TAIL[] =
     "             4 manual step needed, 5 deadline passed, 6 verification failed\n"
     "Run 'calmbind help COMMAND' (or 'calmbind COMMAND -h') for a command's options; man calmbind.\n";
 
+static int stderr_tty;
+
+/* Ctrl-C: one line and exit 130. Key files are only ever made by a rename
+ * (fs.c blocks this signal while a temporary file exists), so nothing is left
+ * half-written, and a rerun adopts what BTP already has. */
+static void on_interrupt(int sig)
+{
+    static const char erase[] = "\r\033[K", msg[] = "interrupted; nothing half-written; rerun resumes\n";
+    (void)sig;
+    if (stderr_tty && write(2, erase, sizeof erase - 1) < 0) _exit(130);
+    if (write(2, msg, sizeof msg - 1) < 0) _exit(130);
+    _exit(130);
+}
+
 /* Secrets live in this process's memory: no core files, no ptrace by others. */
 static void harden(void)
 {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    stderr_tty = isatty(2);
+    sigaction(SIGINT, &sa, NULL);
     struct rlimit none = { 0, 0 };
     setrlimit(RLIMIT_CORE, &none);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

@@ -324,6 +324,20 @@ static size_t skip_ws(const char *in, size_t n, size_t i, int newlines)
     return i;
 }
 
+/* "...", "…" (UTF-8) or "***": what help text and docs write for a value. */
+static int is_placeholder(const char *s, size_t n)
+{
+    size_t i;
+    if (n == 3 && memcmp(s, "\xe2\x80\xa6", 3) == 0)
+        return 1;
+    if (n < 3)
+        return 0;
+    for (i = 1; i < n; i++)
+        if (s[i] != s[0])
+            return 0;
+    return s[0] == '.' || s[0] == '*';
+}
+
 /* The value after a secret-looking name w at [ws, we). Forms handled:
  *   "name": "v"   'name': 'v'   \"name\":\"v\"   "name": 123
  *   name=v (form, query, cookie)   name = "v" (Lua)   Name: v (headers)
@@ -377,7 +391,14 @@ static size_t mark_field(const char *in, size_t n, unsigned char *m, size_t ws, 
             v = k + 1;
         return mark(m, v, span_until(in, n, v, "\r\n"));
     }
-    return mark(m, v, span_until(in, n, v, "&;, \t\r\n\"'<>(){}[]\\"));
+    {
+        size_t e = span_until(in, n, v, "&;, \t\r\n\"'<>(){}[]\\");
+        /* "CF_PASSWORD=... calmbind get", "secret=***": help text shows where
+         * a value goes; a placeholder hides nothing */
+        if (is_placeholder(in + v, e - v))
+            return e;
+        return mark(m, v, e);
+    }
 }
 
 static int is_token68(unsigned char c)

@@ -160,6 +160,18 @@ local function usage_error(spec, msg)
   return nil, msg, "USAGE"
 end
 
+-- Which options came from the environment, per opts table (weak: it goes
+-- with the table).
+local sources = setmetatable({}, { __mode = "k" })
+
+-- cli.label(opts, name) -> how the user gave the option: its environment
+-- variable ("CALMBIND_SM_KEY") when the value came from there, else "--name".
+-- Messages name the source as given.
+function M.label(opts, name)
+  local s = sources[opts]
+  return s and s[name] or ("--" .. name)
+end
+
 function M.parse(args, spec)
   spec = spec or {}
   args = args or {}
@@ -168,7 +180,8 @@ function M.parse(args, spec)
   for name, def in pairs(defs) do
     if def.short then shorts[def.short] = name end
   end
-  local opts, pos, seen = {}, {}, {}
+  local opts, pos, seen, env_sourced = {}, {}, {}, {}
+  sources[opts] = env_sourced
   local i, n = 1, #args
   local only_positionals = false
 
@@ -248,10 +261,12 @@ function M.parse(args, spec)
               def.env, name))
           end
           opts[name] = b
+          env_sourced[name] = def.env
         else
           local v, msg = convert(def, def.env .. " (for --" .. name .. ")", ev)
           if v == nil then return usage_error(spec, msg) end
           opts[name] = v
+          env_sourced[name] = def.env
         end
       end
     end

@@ -130,7 +130,7 @@ function M.load_key(path, want, option)
   local fs = require "calm.fs"
   local label = option .. " " .. tostring(path)
   local text, msg = fs.read(path, 1024 * 1024)
-  if not text then return nil, "cannot read " .. option .. " " .. tostring(msg), "INPUT" end
+  if not text then return nil, option .. ": " .. tostring(msg), "INPUT" end -- msg names the file
   local v, dmsg = M.decode(text, label)
   if v == nil then return nil, dmsg, "INPUT" end
   local t = M.flat(v)

@@ -95,6 +95,61 @@ function M.host_of(url)
   return (h:gsub("^.*@", ""))
 end
 
+-- TLS verification failures: what the user can do about them.
+local TLS_TRUST = { PEER_FAILED_VERIFICATION = true, SSL_CACERT = true, SSL_CACERT_BADFILE = true,
+  SSL_ISSUER_ERROR = true }
+-- Failures a proxy in the way would explain.
+local VIA_PROXY = { COULDNT_CONNECT = true, COULDNT_RESOLVE_PROXY = true, PROXY = true,
+  RECV_ERROR = true, SEND_ERROR = true, SSL_CONNECT_ERROR = true, OPERATION_TIMEDOUT = true,
+  GOT_NOTHING = true }
+
+local function env(name)
+  local ok, v = pcall(os.getenv, name)
+  if ok and v and v ~= "" then return v end
+  return nil
+end
+
+-- The proxy libcurl uses for url, as (variable name, host:port), or nil:
+-- https_proxy/HTTPS_PROXY for https, http_proxy for http, then
+-- all_proxy/ALL_PROXY, unless no_proxy/NO_PROXY names the host. The proxy's
+-- user and password are never shown.
+function M.proxy_for(url)
+  local scheme, host = tostring(url):match("^(%a[%w+.-]*)://([^/?#:]+)")
+  if not scheme then return nil end
+  scheme, host = scheme:lower(), host:gsub("^.*@", ""):lower()
+  local no = env("no_proxy") or env("NO_PROXY")
+  for entry in (no or ""):gmatch("[^,%s]+") do
+    local e = entry:lower():gsub("^%.", "")
+    if e == "*" or host == e or host:sub(-(#e + 1)) == "." .. e then return nil end
+  end
+  local names = scheme == "https" and { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" }
+    or { "http_proxy", "all_proxy", "ALL_PROXY" }
+  for _, name in ipairs(names) do
+    local v = env(name)
+    if v then
+      local hp = v:gsub("^%a[%w+.-]*://", ""):gsub("^.*@", ""):gsub("/.*$", "")
+      return name, hp
+    end
+  end
+  return nil
+end
+
+-- rest.transport_hint(code, url) -> "" or "; ..." with what to do: a TLS
+-- failure names --cacert and SSL_CERT_FILE, a failure behind a proxy names
+-- the variable that set it.
+function M.transport_hint(code, url)
+  local var, hp = M.proxy_for(url)
+  local via = var and string.format(" (through the proxy %s from %s)", hp, var) or ""
+  if TLS_TRUST[code] then
+    return "; the server's certificate is not trusted" .. via .. ": if a proxy or a private CA "
+      .. "signs it, add that CA with --cacert FILE or SSL_CERT_FILE (verification stays on)"
+  end
+  if var and VIA_PROXY[code] then
+    return string.format("; through the proxy %s from %s: check it, or list the host in no_proxy", hp, var)
+  end
+  return ""
+end
+
 local function fmt_secs(s)
   if s >= 10 then return string.format("%ds", math.ceil(s)) end
   if s >= 1 then
@@ -282,13 +337,18 @@ function M.send(req, opts)
     local wait, why, hinted
     if resp == nil then
       if ecode == "DEADLINE" or ecode == "CANCELLED" then return nil, emsg, ecode end
+      -- curl's text without calm.http's "METHOD URL: " (what names the request),
+      -- then what the user can do about it
+      local hint = M.transport_hint(ecode, url)
+      emsg = one_line(emsg or tostring(ecode)):gsub("^%u+ %S+: ", "", 1)
       if UNREACHABLE[ecode] then
         unreachable = unreachable + 1
         if unreachable >= UNREACHABLE[ecode] then
-          return nil, string.format("%s failed: cannot reach %s (%s); check the URL and the network "
-            .. "or proxy", what, host, one_line(emsg or ecode)), ecode
+          return nil, string.format("%s failed: cannot reach %s (%s)%s", what, host, emsg,
+            hint == "" and "; check the URL and the network or proxy" or hint), ecode
         end
       end
+      emsg = emsg .. hint
       local retry = (idempotent and RETRY_TRANSPORT[ecode]) or NOT_SENT[ecode]
       if not retry then
         if not idempotent and not PRE_SEND[ecode] then

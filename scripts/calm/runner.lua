@@ -41,7 +41,7 @@ local function run_inner(ctx, mode)
   local cis = require "calm.cis"
   local on_action = function(a) action(ctx, a) end
   if opts["sm-key"] then
-    local t, msg, code = options.load_json_key(opts["sm-key"], "--sm-key")
+    local t, msg, code = options.load_json_key(opts, "sm-key")
     if not t then return nil, msg, code end
     local c
     c, msg, code = sm.from_key(t, { cacert = opts.cacert, on_action = on_action,
@@ -50,7 +50,7 @@ local function run_inner(ctx, mode)
     ctx.sm = c
   end
   if opts["cis-key"] then
-    local t, msg, code = options.load_json_key(opts["cis-key"], "--cis-key")
+    local t, msg, code = options.load_json_key(opts, "cis-key")
     if not t then return nil, msg, code end
     local c
     c, msg, code = cis.from_key(t, { cacert = opts.cacert, on_action = on_action,

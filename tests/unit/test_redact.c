@@ -112,6 +112,11 @@ static void fields(void)
     CHECK_STR(red("grant_type=client_credentials&client_id=sb-1&client_secret=s3%2Bcr&x=1"),
               "grant_type=client_credentials&client_id=sb-1&client_secret=***&x=1",
               "form body client_secret");
+    CHECK_STR(red("set CF_PASSWORD=... in the environment; token=*** or secret=\xe2\x80\xa6"),
+              "set CF_PASSWORD=... in the environment; token=*** or secret=\xe2\x80\xa6",
+              "help text: a placeholder value is left alone");
+    CHECK_STR(red("password=.... and password=..x"), "password=.... and password=***",
+              "only a whole placeholder is spared");
     CHECK_STR(red("password=p&assertion=a.b.c&refresh_token=r&access_token=t&token=k"),
               "password=***&assertion=***&refresh_token=***&access_token=***&token=***",
               "form password, assertion, tokens");

@@ -174,6 +174,11 @@ function M.output(text, opts)
     return nil, "refusing to print the key's secret to a terminal: use --out FILE, "
       .. "pipe the output, or add --show-secrets", "USAGE"
   end
+  local kind, mode = fs.stdtype("stdout")
+  if opts.secret ~= false and kind == "file" and mode & 63 ~= 0 then -- 077: group or others
+    require("calm.log").warn("standard output is a file others can read (mode %04o): the key's secret "
+      .. "is in it now; chmod 600 it, or use --out FILE (written 0600)", mode)
+  end
   io.stdout:write(text)
   io.stdout:flush()
   return true

@@ -138,7 +138,7 @@ function M.read(path)
   local fs = require "calm.fs"
   local text, msg = fs.read(path, 1024 * 1024)
   if not text then
-    return nil, "cannot read " .. shown(path, 200) .. ": " .. tostring(msg), "INPUT"
+    return nil, tostring(msg), "INPUT" -- fs names the file: "cannot read 'k.json': ..."
   end
   return text
 end

@@ -55,7 +55,10 @@ function M.verify(k, opts)
     -- every other failure is "cannot reach" (exit 1), also once calm.rest
     -- has used up its retries (RETRY_EXHAUSTED would be 5, the deadline's)
     if tcode == nil or tcode == "RETRY_EXHAUSTED" then tcode = "UNREACHABLE" end
-    return nil, "cannot get a token from " .. token_url .. ": " .. tostring(tmsg), tcode
+    -- calm.oauth's message names the key and the token URL already
+    tmsg = tostring(tmsg)
+    return nil, "cannot get a token" .. (tmsg:find(token_url, 1, true) and "" or (" from " .. token_url))
+      .. ": " .. tmsg, tcode
   end
   if type(tok.access_token) == "string" then log.secret(tok.access_token) end
   report.expires_in = tonumber(tok.expires_in)

@@ -115,7 +115,7 @@ function M.execute(ctx)
     -- a create (or update) an earlier run left running: wait for it, then go on
     log.info("instance '%s' has an operation running; waiting for it", s.wait_for.name)
     local e, msg, code = c:wait_idle("service_instances", s.wait_for.id,
-      "waiting for the running operation of instance '" .. s.wait_for.name .. "'")
+      "the running operation of instance '" .. s.wait_for.name .. "'")
     if not e then return nil, msg, code end
     if e.ready == false then
       return nil, string.format("instance '%s' (%s): its create failed while calmbind waited; rerun to clean it up",
@@ -154,7 +154,7 @@ function M.execute(ctx)
     local raw
     if b.wait then
       log.info("binding '%s' is still being created; waiting for it", b.name)
-      local ok, msg, code = c:wait_idle("service_bindings", b.id, "waiting for binding '" .. b.name .. "'")
+      local ok, msg, code = c:wait_idle("service_bindings", b.id, "binding '" .. b.name .. "'")
       if not ok then return nil, msg, code end
     else
       for _, x in ipairs(inv.by_id[inst.id] and inv.by_id[inst.id].bindings or {}) do

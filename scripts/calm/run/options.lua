@@ -2,7 +2,7 @@
 --
 --   spec = options.spec("get" | "plan")        -- for calm.cli.parse
 --   ok | nil, msg, code = options.validate(opts, mode)
---   key_table | nil, msg, code = options.load_json_key(path, "--sm-key" | "--cis-key")
+--   key_table | nil, msg, code = options.load_json_key(opts, "sm-key" | "cis-key")
 local paths = require "calm.paths"
 local M = {}
 
@@ -155,9 +155,9 @@ end
 
 -- Reads a key file (calm.input: not JSON, or a key of the wrong kind, is
 -- INPUT); a binding envelope {credentials: {...}} is unwrapped.
-function M.load_json_key(path, what)
-  local want = what == "--sm-key" and "sm" or "cis"
-  return require("calm.input").load_key(path, want, what)
+function M.load_json_key(opts, name)
+  local label = require("calm.cli").label(opts, name) -- CALMBIND_SM_KEY or --sm-key, as given
+  return require("calm.input").load_key(opts[name], name == "sm-key" and "sm" or "cis", label)
 end
 
 return M
