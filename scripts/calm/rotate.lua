@@ -54,7 +54,8 @@ local function connect(ctx)
   local on_action = function(a) ctx.report.actions[#ctx.report.actions + 1] = a end
   for _, what in ipairs { "sm-key", "cis-key" } do
     if opts[what] then
-      local t, msg, code = input.load_key(opts[what], what == "sm-key" and "sm" or "cis", "--" .. what)
+      local t, msg, code = input.load_key(opts[what], what == "sm-key" and "sm" or "cis",
+        require("calm.cli").label(opts, what)) -- CALMBIND_SM_KEY or --sm-key, as given
       if not t then return nil, msg, code end
       local mod = require(what == "sm-key" and "calm.sm" or "calm.cis")
       local c
