@@ -93,39 +93,41 @@ end
 
 -- Runs the steps through Service Manager; returns the binding entity
 -- (with credentials) | nil, msg, code.
-function M.execute(ctx)
+-- The entitlement, when the plan says to assign it; returns the plan entity.
+local function entitle(ctx, plan)
   local log = require "calm.log"
-  local c = ctx.sm
-  local s = ctx.steps
-  local inv = ctx.evidence.inventory
-  local plan = inv.plan
+  if ctx.steps.entitlement.op ~= "assign" then return plan end
+  log.info("assigning the entitlement SAP Cloud ALM API / standard to subaccount %s", ctx.opts.subaccount)
+  local ok, msg, code = ctx.cis:assign_entitlement(ctx.opts.subaccount)
+  if not ok then return nil, msg, code end
+  local o, p, pcode = wait_for_plan(ctx)
+  if not o then return nil, p, pcode end
+  return p
+end
 
-  if s.entitlement.op == "assign" then
-    log.info("assigning the entitlement SAP Cloud ALM API / standard to subaccount %s", ctx.opts.subaccount)
-    local ok, msg, code = ctx.cis:assign_entitlement(ctx.opts.subaccount)
-    if not ok then return nil, msg, code end
-    local o, p, pcode = wait_for_plan(ctx)
-    if not o then return nil, p, pcode end
-    plan = p
+-- A create (or update) an earlier run left running: wait for it, then go on.
+local function wait_for_running(ctx, inv)
+  local w = ctx.steps.wait_for
+  if not w then return true end
+  require("calm.log").info("instance '%s' has an operation running; waiting for it", w.name)
+  local e, msg, code = ctx.sm:wait_idle("service_instances", w.id,
+    "the running operation of instance '" .. w.name .. "'")
+  if not e then return nil, msg, code end
+  if e.ready == false then
+    return nil, string.format("instance '%s' (%s): its create failed while calmbind waited; rerun to clean it up",
+      w.name, w.id), "API"
   end
+  inv.by_id[w.id].raw = e
+  return true
+end
 
-  local inst = s.instance
-  local entity
-  if s.wait_for then
-    -- a create (or update) an earlier run left running: wait for it, then go on
-    log.info("instance '%s' has an operation running; waiting for it", s.wait_for.name)
-    local e, msg, code = c:wait_idle("service_instances", s.wait_for.id,
-      "the running operation of instance '" .. s.wait_for.name .. "'")
-    if not e then return nil, msg, code end
-    if e.ready == false then
-      return nil, string.format("instance '%s' (%s): its create failed while calmbind waited; rerun to clean it up",
-        s.wait_for.name, s.wait_for.id), "API"
-    end
-    inv.by_id[s.wait_for.id].raw = e
-  end
+-- The instance step; returns the instance entity.
+local function instance(ctx, inv, plan)
+  local log = require "calm.log"
+  local c, inst = ctx.sm, ctx.steps.instance
   if inst.op == "adopt" then
-    entity = inv.by_id[inst.id].raw
     M.action(ctx, { action = "adopt", resource = "instance", id = inst.id, name = inst.name })
+    return inv.by_id[inst.id].raw
   elseif inst.op == "create" or inst.op == "recreate" then
     if inst.op == "recreate" then
       local ok, msg, code = c:delete("service_instances", inst.id, "deleting the failed instance '" .. inst.name .. "'")
@@ -133,57 +135,70 @@ function M.execute(ctx)
     end
     local auth = inst.parameters["xs-security"].authorities ~= nil
     log.info("creating instance '%s'", inst.name)
-    local e, msg, code = c:create_instance { name = inst.name, service_plan_id = plan.id,
+    return c:create_instance { name = inst.name, service_plan_id = plan.id,
       parameters = inst.parameters, labels = paths.sm_labels(auth, policy_context(ctx)) }
-    if not e then return nil, msg, code end
-    entity = e
-  elseif inst.op == "update" then
-    log.info("updating instance '%s' (%s): adding the imp-cdm-feature-* authorities", inst.name, inst.id)
-    local e, msg, code = c:update_instance(inst.id, { parameters = inst.parameters,
-      labels = { { op = "add", key = paths.AUTH_LABEL, values = { paths.AUTH_VALUE } } } },
-      "updating instance '" .. inst.name .. "'")
-    if not e then return nil, msg, code end
-    entity = inv.by_id[inst.id].raw
   end
-  ctx.result.instance_id = entity.id
-  ctx.result.instance_name = entity.name or inst.name
+  log.info("updating instance '%s' (%s): adding the imp-cdm-feature-* authorities", inst.name, inst.id)
+  local e, msg, code = c:update_instance(inst.id, { parameters = inst.parameters,
+    labels = { { op = "add", key = paths.AUTH_LABEL, values = { paths.AUTH_VALUE } } } },
+    "updating instance '" .. inst.name .. "'")
+  if not e then return nil, msg, code end
+  return inv.by_id[inst.id].raw
+end
 
-  local b = s.binding
-  local binding
-  if b.op == "adopt" then
-    local raw
-    if b.wait then
-      log.info("binding '%s' is still being created; waiting for it", b.name)
-      local ok, msg, code = c:wait_idle("service_bindings", b.id, "binding '" .. b.name .. "'")
-      if not ok then return nil, msg, code end
-    else
-      for _, x in ipairs(inv.by_id[inst.id] and inv.by_id[inst.id].bindings or {}) do
-        if x.id == b.id then raw = x.raw end
-      end
-    end
-    if not raw or type(raw.credentials) ~= "table" then
-      local got, msg, code = c:get("service_bindings", b.id)
-      if not got then return nil, msg, code end
-      raw = got
-    end
-    binding = raw
-    ctx.result.probe = probed_binding(inv, inst.id, b.id)
-    M.action(ctx, { action = "adopt", resource = "binding", id = b.id, name = b.name })
+-- An existing binding, with its credentials (waited for when still being created).
+local function adopted_binding(ctx, inv, inst_id, b)
+  local c, raw = ctx.sm, nil
+  if b.wait then
+    require("calm.log").info("binding '%s' is still being created; waiting for it", b.name)
+    local ok, msg, code = c:wait_idle("service_bindings", b.id, "binding '" .. b.name .. "'")
+    if not ok then return nil, msg, code end
   else
-    if b.op == "recreate" then
-      local ok, msg, code = c:delete("service_bindings", b.id, "deleting the failed binding '" .. b.name .. "'")
-      if not ok then return nil, msg, code end
+    for _, x in ipairs(inv.by_id[inst_id] and inv.by_id[inst_id].bindings or {}) do
+      if x.id == b.id then raw = x.raw end
     end
-    local msg, code
-    binding, msg, code = create_binding(ctx, b, entity)
-    if not binding then return nil, msg, code end
   end
-  if type(binding.credentials) ~= "table" then
-    return nil, "binding '" .. tostring(binding.name) .. "' (" .. tostring(binding.id) .. ") has no credentials", "API"
+  if not raw or type(raw.credentials) ~= "table" then
+    local got, msg, code = c:get("service_bindings", b.id)
+    if not got then return nil, msg, code end
+    raw = got
   end
-  ctx.result.binding_id = binding.id
-  ctx.result.binding_name = binding.name or b.name
-  return binding.credentials
+  ctx.result.probe = probed_binding(inv, inst_id, b.id)
+  M.action(ctx, { action = "adopt", resource = "binding", id = b.id, name = b.name })
+  return raw
+end
+
+-- The binding step; returns the binding entity with its credentials.
+local function binding(ctx, inv, entity)
+  local b = ctx.steps.binding
+  if b.op == "adopt" then return adopted_binding(ctx, inv, ctx.steps.instance.id, b) end
+  if b.op == "recreate" then
+    local ok, msg, code = ctx.sm:delete("service_bindings", b.id, "deleting the failed binding '" .. b.name .. "'")
+    if not ok then return nil, msg, code end
+  end
+  return create_binding(ctx, b, entity)
+end
+
+function M.execute(ctx)
+  local inv = ctx.evidence.inventory
+  local plan, msg, code = entitle(ctx, inv.plan)
+  if not plan then return nil, msg, code end
+  local ok, wmsg, wcode = wait_for_running(ctx, inv)
+  if not ok then return nil, wmsg, wcode end
+  local entity
+  entity, msg, code = instance(ctx, inv, plan)
+  if not entity then return nil, msg, code end
+  ctx.result.instance_id = entity.id
+  ctx.result.instance_name = entity.name or ctx.steps.instance.name
+  local bnd
+  bnd, msg, code = binding(ctx, inv, entity)
+  if not bnd then return nil, msg, code end
+  if type(bnd.credentials) ~= "table" then
+    return nil, "binding '" .. tostring(bnd.name) .. "' (" .. tostring(bnd.id) .. ") has no credentials", "API"
+  end
+  ctx.result.binding_id = bnd.id
+  ctx.result.binding_name = bnd.name or ctx.steps.binding.name
+  return bnd.credentials
 end
 
 return M
