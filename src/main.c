@@ -123,22 +123,20 @@ static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* argv as given (for the global options) and args, the normalised command
+ * line: the command first, its options after it. */
+static int run(int given, char **given_argv, int argc, char **args)
 {
     struct calm_host_opts opts = { DEFAULT_TIMEOUT, 0, 0, NULL, NULL, 0 };
-    int status, given = argc;
-    char **args = calloc((size_t)argc + 1, sizeof *args), **given_argv = argv;
-    harden();
-    if (!args || (argc = calm_cmdline_normalise(argc, argv, args)) < 0) return CALM_EXIT_USAGE;
-    argv = args;
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    int status;
+    if (argc < 2 || strcmp(args[1], "--help") == 0 || strcmp(args[1], "-h") == 0) {
         FILE *out = argc < 2 ? stderr : stdout;
         fputs(USAGE, out);
         calm_print_user_commands(out);
         fputs(USAGE_TAIL, out);
         return argc < 2 ? CALM_EXIT_USAGE : CALM_EXIT_OK;
     }
-    if (strcmp(argv[1], "--version") == 0) {
+    if (strcmp(args[1], "--version") == 0) {
         printf("calmbind %s (%s, %s)\n", CALM_VERSION, LUA_RELEASE, curl_version());
         return CALM_EXIT_OK;
     }
@@ -149,8 +147,19 @@ int main(int argc, char **argv)
         calm_log(CALM_LOG_ERROR, "libcurl failed to initialise");
         return CALM_EXIT_API;
     }
-    status = calm_host_main(argc - 1, argv + 1, &opts);
+    status = calm_host_main(argc - 1, args + 1, &opts);
     curl_global_cleanup();
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    int n, status = CALM_EXIT_USAGE;
+    harden();
+    if (args && (n = calm_cmdline_normalise(argc, argv, args)) >= 0)
+        status = run(argc, argv, n, args);
+    free(args);
     calm_redact_clear();
     return status;
 }
