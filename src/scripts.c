@@ -207,8 +207,20 @@ int calm_scripts_command(int argc, char **argv)
             dump_seen = 1;
         } else if (strcmp(a, "--force") == 0) {
             force = 1;
-        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 || strcmp(a, "--trace") == 0) {
-            continue;   /* global options, read by main */
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs("usage: calmbind scripts [--dump DIR [--force]]\n\n"
+                  "List every script and where it comes from (built in, or a file in CALMBIND_PATH or\n"
+                  "~/.config/calmbind/scripts); --dump DIR writes the built-in ones there, --force\n"
+                  "overwrites files that differ. Global options: see calmbind help.\n", stdout);
+            return CALM_EXIT_OK;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 || strcmp(a, "--trace") == 0 ||
+                   strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0 || strcmp(a, "--unsafe") == 0 ||
+                   strncmp(a, "--timeout=", 10) == 0 || strncmp(a, "--cacert=", 9) == 0 ||
+                   strncmp(a, "--record=", 9) == 0 || strncmp(a, "--replay=", 9) == 0) {
+            continue;   /* global options, read by main (also when given before the command) */
+        } else if ((strcmp(a, "--timeout") == 0 || strcmp(a, "--cacert") == 0 || strcmp(a, "--record") == 0 ||
+                    strcmp(a, "--replay") == 0) && i + 1 < argc) {
+            i++;        /* a global option and its value */
         } else {
             calm_log(CALM_LOG_ERROR, "scripts: unexpected '%s' (usage: calmbind scripts [--dump DIR [--force]])", a);
             return CALM_EXIT_USAGE;

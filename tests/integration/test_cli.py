@@ -33,6 +33,12 @@ def help_and_version():
         rc3, out3, _ = run(["help", cmd])
         S.check("%s --help and help %s print the same" % (cmd, cmd), (rc2, out2) == (rc3, out3) == (0, out),
                 (rc2, rc3))
+    rc, out, err = run(["scripts", "-h"])
+    S.check("scripts -h: its usage on stdout, exit 0", rc == 0 and out.startswith("usage: calmbind scripts"),
+            (rc, err))
+    S.eq("help scripts prints the same", run(["help", "scripts"])[:2], (rc, out))
+    rc, out, err = run(["-q", "--timeout", "5", "scripts"])
+    S.check("scripts after global options: lists the scripts", rc == 0 and "calm/cli.lua" in out, (rc, err))
     rc, out, err = run(["help"])
     S.check("help: the overview on stdout, exit 0", rc == 0 and "commands:" in out and "get" in out, (rc, err))
     S.eq("-h and --help: the same overview", [run(["-h"])[1], run(["--help"])[1]], [out, out])
