@@ -172,6 +172,106 @@ function M.label(opts, name)
   return s and s[name] or ("--" .. name)
 end
 
+-- One option at args[i] (i.e. "--name", "--name=value", "-v"); stores it in
+-- opts and returns the index of the last argument it used | nil, msg, code.
+local function read_option(args, i, defs, shorts, spec, opts, seen)
+  local a = args[i]
+  local name, value, has_value
+  if a:sub(1, 2) == "--" then
+    local body = a:sub(3)
+    local eq = body:find("=", 1, true)
+    if eq then
+      name, value, has_value = body:sub(1, eq - 1), body:sub(eq + 1), true
+    else
+      name = body
+    end
+  else
+    -- single-dash: only the declared short flags (-v); no bundling
+    name = shorts[a:sub(2)]
+    if not name then
+      if looks_secret(a:sub(2)) then return usage_error(spec, SECRET_MSG) end
+      return usage_error(spec, string.format("unknown option %s (%s)", a, hint_for(defs, a:sub(2), spec)))
+    end
+  end
+  local def = defs[name]
+  if looks_secret(name) and not (def and def.allow_secret_name) then
+    return usage_error(spec, SECRET_MSG)
+  end
+  if not def then
+    return usage_error(spec, string.format("unknown option --%s (%s)", name, hint_for(defs, name, spec)))
+  end
+  local label = "--" .. name
+  if seen[name] then return usage_error(spec, string.format("option %s given twice", label)) end
+  seen[name] = true
+  if def.flag then
+    if has_value then return usage_error(spec, string.format("option %s takes no value", label)) end
+    opts[name] = true
+    return i
+  end
+  if not has_value then
+    local nxt = args[i + 1]
+    -- "--x --y" is a forgotten value, not a value "--y"
+    if nxt == nil or (nxt:sub(1, 2) == "--" and #nxt > 2) then
+      return usage_error(spec, string.format("option %s needs a value (%s)", label, def.arg or "VALUE"))
+    end
+    value, i = nxt, i + 1
+  end
+  local v, msg = convert(def, "option " .. label, value)
+  if v == nil then return usage_error(spec, msg) end
+  opts[name] = v
+  return i
+end
+
+-- Options not given take their environment variable, then their default.
+local function fill_from_env(opts, defs, spec, env_sourced)
+  local getenv = os and os.getenv
+  for name, def in pairs(defs) do
+    if opts[name] == nil and def.env and getenv then
+      local ev = getenv(def.env)
+      if ev ~= nil and (ev ~= "" or def.flag) then
+        local v, msg
+        if def.flag then
+          v = env_flag(ev)
+          if v == nil then
+            msg = string.format("%s (for --%s) must be 1/0, true/false or yes/no", def.env, name)
+          end
+        else
+          v, msg = convert(def, def.env .. " (for --" .. name .. ")", ev)
+        end
+        if v == nil then return usage_error(spec, msg) end
+        opts[name], env_sourced[name] = v, def.env
+      end
+    end
+    if opts[name] == nil and def.default ~= nil then opts[name] = def.default end
+  end
+  return true
+end
+
+-- Required options and the number of positionals.
+local function check_counts(opts, pos, defs, spec)
+  for name, def in pairs(defs) do
+    if def.required and opts[name] == nil then
+      return usage_error(spec, string.format("missing --%s %s%s (%s)", name, def.arg or "",
+        def.env and (" or " .. def.env) or "", see_help(spec)))
+    end
+  end
+  local p = spec.positionals or { min = 0, max = 0 }
+  local names = p.names or {}
+  local min, max = p.min or 0, p.max
+  if max == nil then max = #names end
+  if #pos < min then
+    return usage_error(spec, string.format("missing %s (%s)", names[#pos + 1] or "argument", see_help(spec)))
+  end
+  if max >= 0 and #pos > max then
+    local extra = pos[max + 1]
+    if extra:sub(1, 1) == "-" then
+      return usage_error(spec, string.format("unknown option %s (%s)", extra, see_help(spec)))
+    end
+    return usage_error(spec, string.format("unexpected argument '%s' (%s)", extra, see_help(spec)))
+  end
+  return true
+end
+
 function M.parse(args, spec)
   spec = spec or {}
   args = args or {}
@@ -182,123 +282,28 @@ function M.parse(args, spec)
   end
   local opts, pos, seen, env_sourced = {}, {}, {}, {}
   sources[opts] = env_sourced
-  local i, n = 1, #args
-  local only_positionals = false
-
-  while i <= n do
+  local i, only_positionals = 1, false
+  while i <= #args do
     local a = args[i]
     if type(a) ~= "string" then
       error("cli.parse: argument " .. i .. " is not a string", 2)
     end
-    local name, value, has_value
     if only_positionals or a == "-" or a:sub(1, 1) ~= "-" then
       pos[#pos + 1] = a
     elseif a == "--" then
       only_positionals = true
     else
-      if a:sub(1, 2) == "--" then
-        local body = a:sub(3)
-        local eq = body:find("=", 1, true)
-        if eq then
-          name, value, has_value = body:sub(1, eq - 1), body:sub(eq + 1), true
-        else
-          name = body
-        end
-      else
-        -- single-dash: only the declared short flags (-v); no bundling
-        name = shorts[a:sub(2)]
-        if not name then
-          if looks_secret(a:sub(2)) then return usage_error(spec, SECRET_MSG) end
-          return usage_error(spec, string.format("unknown option %s (%s)", a, hint_for(defs, a:sub(2), spec)))
-        end
-      end
-      local def = defs[name]
-      if looks_secret(name) and not (def and def.allow_secret_name) then
-        return usage_error(spec, SECRET_MSG)
-      end
-      if not def then
-        return usage_error(spec, string.format("unknown option --%s (%s)", name, hint_for(defs, name, spec)))
-      end
-      local label = "--" .. name
-      if seen[name] then
-        return usage_error(spec, string.format("option %s given twice", label))
-      end
-      seen[name] = true
-      if def.flag then
-        if has_value then
-          return usage_error(spec, string.format("option %s takes no value", label))
-        end
-        opts[name] = true
-      else
-        if not has_value then
-          local nxt = args[i + 1]
-          -- "--x --y" is a forgotten value, not a value "--y"
-          if nxt == nil or (nxt:sub(1, 2) == "--" and #nxt > 2) then
-            return usage_error(spec, string.format("option %s needs a value (%s)",
-              label, def.arg or "VALUE"))
-          end
-          value = nxt
-          i = i + 1
-        end
-        local v, msg = convert(def, "option " .. label, value)
-        if v == nil then return usage_error(spec, msg) end
-        opts[name] = v
-      end
+      local last, msg, code = read_option(args, i, defs, shorts, spec, opts, seen)
+      if not last then return nil, msg, code end
+      i = last
     end
     i = i + 1
   end
-
-  -- environment fallback, then defaults, then required options
-  local getenv = os and os.getenv
-  for name, def in pairs(defs) do
-    if opts[name] == nil and def.env and getenv then
-      local ev = getenv(def.env)
-      if ev ~= nil and (ev ~= "" or def.flag) then
-        if def.flag then
-          local b = env_flag(ev)
-          if b == nil then
-            return usage_error(spec, string.format("%s (for --%s) must be 1/0, true/false or yes/no",
-              def.env, name))
-          end
-          opts[name] = b
-          env_sourced[name] = def.env
-        else
-          local v, msg = convert(def, def.env .. " (for --" .. name .. ")", ev)
-          if v == nil then return usage_error(spec, msg) end
-          opts[name] = v
-          env_sourced[name] = def.env
-        end
-      end
-    end
-    if opts[name] == nil and def.default ~= nil then
-      opts[name] = def.default
-    end
-  end
-
+  local ok, msg, code = fill_from_env(opts, defs, spec, env_sourced)
+  if not ok then return nil, msg, code end
   if opts.help then return opts, pos end
-
-  for name, def in pairs(defs) do
-    if def.required and opts[name] == nil then
-      return usage_error(spec, string.format("missing --%s %s%s (%s)", name, def.arg or "",
-        def.env and (" or " .. def.env) or "", see_help(spec)))
-    end
-  end
-
-  local p = spec.positionals or { min = 0, max = 0 }
-  local names = p.names or {}
-  local min, max = p.min or 0, p.max
-  if max == nil then max = #names end
-  if #pos < min then
-    return usage_error(spec, string.format("missing %s (%s)", names[#pos + 1] or "argument",
-      see_help(spec)))
-  end
-  if max >= 0 and #pos > max then
-    local extra = pos[max + 1]
-    if extra:sub(1, 1) == "-" then
-      return usage_error(spec, string.format("unknown option %s (%s)", extra, see_help(spec)))
-    end
-    return usage_error(spec, string.format("unexpected argument '%s' (%s)", extra, see_help(spec)))
-  end
+  ok, msg, code = check_counts(opts, pos, defs, spec)
+  if not ok then return nil, msg, code end
   return opts, pos
 end
 
