@@ -25,96 +25,96 @@ end
 -- cannot be used (2), otherwise the transport's code or "UNREACHABLE"
 -- (retries used up), "API"/"BAD_RESPONSE" (odd answers): all exit 1. Otherwise a report
 -- {ok, problems, warnings, scopes, token_url, mtls, expires_in, zone, client, scenario}.
-function M.verify(k, opts)
-  opts = opts or {}
-  local scenario = opts.scenario or "deployment"
-  local res, msg, code = exportable(k)
-  if not res then return nil, msg, code end
+-- A token the way the key's consumers get one | nil, message, code.
+local function fetch_token(k, opts, token_url)
   local oauth = require "calm.oauth"
-  local jwt = require "calm.jwt"
-  local uaa = k.uaa
-  local token_url = U.token_url(k)
-  local report = {
-    ok = true, problems = {}, warnings = {}, scopes = {}, scenario = scenario,
-    token_url = token_url, mtls = is_x509(uaa),
-  }
-  local function problem(fmt, ...) report.problems[#report.problems + 1] = string.format(fmt, ...); report.ok = false end
-  local function warn(fmt, ...) report.warnings[#report.warnings + 1] = string.format(fmt, ...) end
-
-  local grant, gmsg, gcode = oauth.grant_from_key(uaa, "key " .. k.source)
+  local grant, gmsg, gcode = oauth.grant_from_key(k.uaa, "key " .. k.source)
   if not grant then return nil, tostring(gmsg), gcode or "INPUT" end
   if opts.cacert and type(grant) == "table" and grant.cacert == nil then grant.cacert = opts.cacert end
   local tok, tmsg, tcode = oauth.fetch(grant)
-  if not tok then
-    -- oauth's messages name the key and the token URL, never the secret
-    if tcode == "AUTH" then
-      return nil, "credentials refused: " .. tostring(tmsg), "AUTH"
-    elseif tcode == "DEADLINE" then
-      return nil, "no token from " .. token_url .. " before the deadline", "DEADLINE"
-    end
-    -- every other failure is "cannot reach" (exit 1), also once calm.rest
-    -- has used up its retries (RETRY_EXHAUSTED would be 5, the deadline's)
-    if tcode == nil or tcode == "RETRY_EXHAUSTED" then tcode = "UNREACHABLE" end
-    -- calm.oauth's message names the key and the token URL already
-    tmsg = tostring(tmsg)
-    return nil, "cannot get a token" .. (tmsg:find(token_url, 1, true) and "" or (" from " .. token_url))
-      .. ": " .. tmsg, tcode
+  if tok then
+    if type(tok.access_token) == "string" then log.secret(tok.access_token) end
+    return tok
   end
-  if type(tok.access_token) == "string" then log.secret(tok.access_token) end
-  report.expires_in = tonumber(tok.expires_in)
+  -- oauth's messages name the key and the token URL, never the secret
+  if tcode == "AUTH" then
+    return nil, "credentials refused: " .. tostring(tmsg), "AUTH"
+  elseif tcode == "DEADLINE" then
+    return nil, "no token from " .. token_url .. " before the deadline", "DEADLINE"
+  end
+  -- every other failure is "cannot reach" (exit 1), also once calm.rest
+  -- has used up its retries (RETRY_EXHAUSTED would be 5, the deadline's)
+  if tcode == nil or tcode == "RETRY_EXHAUSTED" then tcode = "UNREACHABLE" end
+  -- calm.oauth's message names the key and the token URL already
+  tmsg = tostring(tmsg)
+  return nil, "cannot get a token" .. (tmsg:find(token_url, 1, true) and "" or (" from " .. token_url))
+    .. ": " .. tmsg, tcode
+end
 
-  local claims, jmsg = nil, "no access_token in the answer"
-  if type(tok.access_token) == "string" then claims, jmsg = jwt.decode(tok.access_token) end
-  if claims then
-    report.scopes = jwt.scopes(claims) or {}
-  else
-    problem("the token is not a readable JWT (%s)", tostring(jmsg))
+-- The token's scopes, and the Deployment ones among them.
+local function check_scopes(r, tok, claims)
+  if claims then r.scopes = require("calm.jwt").scopes(claims) or {} end
+  if #r.scopes == 0 and type(tok.scope) == "string" then
+    for s in tok.scope:gmatch("%S+") do r.scopes[#r.scopes + 1] = s end
   end
-  if #report.scopes == 0 and type(tok.scope) == "string" then
-    for s in tok.scope:gmatch("%S+") do report.scopes[#report.scopes + 1] = s end
-  end
-  table.sort(report.scopes)
-
-  report.deployment = {}
-  local missing = {}
+  table.sort(r.scopes)
+  r.deployment = {}
   for _, s in ipairs(U.DEPLOYMENT_SCOPES) do
-    report.deployment[s] = has_scope(report.scopes, s)
-    if not report.deployment[s] then missing[#missing + 1] = s end
-  end
-  if scenario == "deployment" and #missing > 0 then
-    for _, s in ipairs(missing) do
-      problem("token scope %s missing: the key works but not for Deployment", s)
+    r.deployment[s] = has_scope(r.scopes, s)
+    if not r.deployment[s] and r.scenario == "deployment" then
+      r.problem("token scope %s missing: the key works but not for Deployment", s)
     end
   end
+end
 
-  if claims then
-    local ext = type(claims.ext_attr) == "table" and claims.ext_attr or {}
-    local zid, zdn = claims.zid, ext.zdn
-    report.zone = { id = type(zid) == "string" and zid or nil, subdomain = type(zdn) == "string" and zdn or nil }
-    local want_id = is_nonempty_string(uaa.identityzoneid) and uaa.identityzoneid
-      or (is_nonempty_string(uaa.tenantid) and uaa.tenantid) or nil
-    local checked = false
-    if report.zone.id and want_id then
-      checked = true
-      if report.zone.id ~= want_id then
-        problem("the token's zone %s is not uaa.%s %s: the key and its token endpoint belong to different tenants",
-          shown(report.zone.id), is_nonempty_string(uaa.identityzoneid) and "identityzoneid" or "tenantid", shown(want_id))
-      end
-    end
-    if report.zone.subdomain and is_nonempty_string(uaa.identityzone) then
-      checked = true
-      if report.zone.subdomain:lower() ~= uaa.identityzone:lower() then
-        problem("the token's subdomain %s is not uaa.identityzone %s", shown(report.zone.subdomain), shown(uaa.identityzone))
-      end
-    end
-    if not checked then warn("the token names no zone the key can be compared with (zid, ext_attr.zdn)") end
-    local cid = claims.cid or claims.client_id
-    report.client = type(cid) == "string" and cid or nil
-    if report.client and is_nonempty_string(uaa.clientid) and report.client ~= uaa.clientid then
-      warn("the token was issued to client %s, not uaa.clientid", shown(report.client))
+-- The token's zone and client against the key's.
+local function check_zone(r, claims, uaa)
+  local ext = type(claims.ext_attr) == "table" and claims.ext_attr or {}
+  local zid, zdn = claims.zid, ext.zdn
+  r.zone = { id = type(zid) == "string" and zid or nil, subdomain = type(zdn) == "string" and zdn or nil }
+  local want_id = is_nonempty_string(uaa.identityzoneid) and uaa.identityzoneid
+    or (is_nonempty_string(uaa.tenantid) and uaa.tenantid) or nil
+  local checked = false
+  if r.zone.id and want_id then
+    checked = true
+    if r.zone.id ~= want_id then
+      r.problem("the token's zone %s is not uaa.%s %s: the key and its token endpoint belong to different tenants",
+        shown(r.zone.id), is_nonempty_string(uaa.identityzoneid) and "identityzoneid" or "tenantid", shown(want_id))
     end
   end
-  return report
+  if r.zone.subdomain and is_nonempty_string(uaa.identityzone) then
+    checked = true
+    if r.zone.subdomain:lower() ~= uaa.identityzone:lower() then
+      r.problem("the token's subdomain %s is not uaa.identityzone %s", shown(r.zone.subdomain), shown(uaa.identityzone))
+    end
+  end
+  if not checked then r.warn("the token names no zone the key can be compared with (zid, ext_attr.zdn)") end
+  local cid = claims.cid or claims.client_id
+  r.client = type(cid) == "string" and cid or nil
+  if r.client and is_nonempty_string(uaa.clientid) and r.client ~= uaa.clientid then
+    r.warn("the token was issued to client %s, not uaa.clientid", shown(r.client))
+  end
+end
+
+function M.verify(k, opts)
+  opts = opts or {}
+  local res, msg, code = exportable(k)
+  if not res then return nil, msg, code end
+  local token_url = U.token_url(k)
+  local tok
+  tok, msg, code = fetch_token(k, opts, token_url)
+  if not tok then return nil, msg, code end
+  local r = { ok = true, problems = {}, warnings = {}, scopes = {}, scenario = opts.scenario or "deployment",
+    token_url = token_url, mtls = is_x509(k.uaa), expires_in = tonumber(tok.expires_in) }
+  r.problem = function(fmt, ...) r.problems[#r.problems + 1] = string.format(fmt, ...); r.ok = false end
+  r.warn = function(fmt, ...) r.warnings[#r.warnings + 1] = string.format(fmt, ...) end
+  local claims, jmsg = nil, "no access_token in the answer"
+  if type(tok.access_token) == "string" then claims, jmsg = require("calm.jwt").decode(tok.access_token) end
+  if not claims then r.problem("the token is not a readable JWT (%s)", tostring(jmsg)) end
+  check_scopes(r, tok, claims)
+  if claims then check_zone(r, claims, k.uaa) end
+  r.problem, r.warn = nil, nil
+  return r
 end
 
 -- key.verify_text(report, source) -> the human report `verify` prints.
