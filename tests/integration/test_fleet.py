@@ -76,17 +76,17 @@ with FakeBTP(preset="after-2023-10-16") as fa, FakeBTP(preset="mid-2023") as fm,
     away["url"] = "http://gone.authentication.localhost:%d" % port
     away["sm_url"] = "http://service-manager.localhost:%d" % port
     write_json(os.path.join(keys, "away.json"), away)
-    # the slow tenant: every Service Manager read of its fake takes 5 s; its own timeout is 1 s
-    fs.fault(method="GET", path=r"^/v1/service_", action="delay", delay_ms=5000, count=1000)
+    # the slow tenant: every Service Manager read of its fake takes 8 s; its own timeout is 4 s
+    fs.fault(method="GET", path=r"^/v1/service_", action="delay", delay_ms=8000, count=1000)
 
     tenants = [
+        {"name": "slow", "sm_key": fs.sm_key_path, "timeout": 4},
         {"name": "after", "sm_key": fa.sm_key_path},
         {"name": "mid", "sm_key": fm.sm_key_path, "provisioned": "2023-08-01"},
         {"name": "before", "sm_key": fb.sm_key_path, "cis_key": fb.cis_key_path, "subaccount": fb.subaccount},
         {"name": "manual", "sm_key": fx.sm_key_path},
         {"name": "refused", "sm_key": "keys/refused.json"},
         {"name": "unreachable", "sm_key": "keys/away.json"},
-        {"name": "slow", "sm_key": fs.sm_key_path, "timeout": 1},
     ]
     inv = write_json(os.path.join(TMP, "fleet.json"), {"defaults": {"scenario": "deployment"}, "tenants": tenants})
     out_dir = fresh_dir("out")
@@ -119,6 +119,9 @@ with FakeBTP(preset="after-2023-10-16") as fa, FakeBTP(preset="mid-2023") as fm,
     S.check("no secret in output, log or report", not any(s and s in text for s in secrets),
             [s[:4] for s in secrets if s and s in text])
     S.check("plain lines when stderr is not a terminal", "fleet: [7/7]" in err and "\r" not in err, err[-400:])
+    done = [l.split("] ")[1].split(":")[0] for l in err.splitlines() if l.startswith("fleet: [")]
+    S.check("the slow tenant (first, holding one of 3 slots) does not hold up the others",
+            len(done) == 7 and done[-1] == "slow", done)
 
     # rerun: converges, no mutating request anywhere
     n = total_mutations(fakes)
@@ -218,7 +221,7 @@ with FakeBTP(preset="after-2023-10-16") as fa, FakeBTP(preset="mid-2023") as fm,
 
     # a terminal: one progress line rewritten in place (done/failed/running)
     master, slave = pty.openpty()
-    small = write_json(os.path.join(TMP, "small.json"), {"tenants": tenants[:1] + tenants[4:5]})
+    small = write_json(os.path.join(TMP, "small.json"), {"tenants": tenants[1:2] + tenants[5:6]})
     p = subprocess.Popen([CALMBIND, "fleet", small, "--out-dir", fresh_dir("tty")], stdout=subprocess.PIPE,
                          stderr=slave, stdin=subprocess.DEVNULL, env=dict(os.environ, **ENV), cwd=TMP)
     os.close(slave)
