@@ -231,6 +231,24 @@ function M.report(results, meta)
       seconds = math.floor((meta.seconds or 0) * 1000 + 0.5) / 1000 } }
 end
 
+-- fleet --command rotate: the admin's steps once for all rotated tenants.
+function M.after_rotation(results, report)
+  local rules = require "calm.rotate_rules"
+  local rotated, replaced, deleted = 0, 0, 0
+  for _, r in ipairs(results) do
+    if r.exit == 0 then
+      rotated = rotated + 1
+      for _, e in ipairs(r.replaced or {}) do
+        if e.deleted then deleted = deleted + 1 elseif e.replace then replaced = replaced + 1 end
+      end
+    end
+  end
+  if rotated == 0 then return end
+  say("%d tenant%s rotated: each new key is in its key file", rotated, rotated == 1 and "" or "s")
+  local where = report and ("listed with replace: true in " .. report) or "that rotate listed (see --report)"
+  for _, l in ipairs(rules.after_steps(replaced, deleted, where)) do say("%s", l) end
+end
+
 function M.write_report(path, doc)
   local json = require "calm.json"
   local fs = require "calm.fs"

@@ -85,19 +85,29 @@ function M.tell(ctx, inst, b, list)
     else state, kept = "kept (" .. e.why .. ")", kept + 1 end
     log.info("  '%s' (%s, created %s): %s", tostring(e.name), tostring(e.id), tostring(e.created_at or "?"), state)
   end
-  log.info("after the rotation:")
-  log.info("  1. upload the new key in Cloud ALM Landscape Management (Settings > SAP Cloud ALM Service Key): it "
-    .. "holds one key per tenant, and deleting a binding in BTP does not delete the uploaded copy;")
-  log.info("  2. in /SDF/ALM_SETUP on every managed system and client of the transport track, paste the new key "
-    .. "(or its fields: calmbind export --format alm-setup);")
+  for _, l in ipairs(M.after_steps(replaced, deleted, "marked above")) do log.info("%s", l) end
+end
+
+-- The admin's steps after a rotation (lines): replaced = old keys left to
+-- delete, deleted = old keys --delete-old removed; where = where they are
+-- listed. Shared by rotate and fleet --command rotate.
+function M.after_steps(replaced, deleted, where)
+  local out = {
+    "after the rotation:",
+    "  1. upload the new key in Cloud ALM Landscape Management (Settings > SAP Cloud ALM Service Key): it "
+      .. "holds one key per tenant, and deleting a binding in BTP does not delete the uploaded copy;",
+    "  2. in /SDF/ALM_SETUP on every managed system and client of the transport track, paste the new key "
+      .. "(or its fields: calmbind export --format alm-setup);",
+  }
   if replaced > 0 then
-    log.info("  3. then delete the %d old binding%s marked above in the BTP cockpit (or run rotate with "
-      .. "--delete-old next time).", replaced, replaced == 1 and "" or "s")
+    out[#out + 1] = string.format("  3. then delete the %d old binding%s %s in the BTP cockpit (or run rotate "
+      .. "with --delete-old next time).", replaced, replaced == 1 and "" or "s", where)
   end
   if deleted > 0 then
-    log.info("note: the %d deleted key%s stopped working at once: systems still using %s fail until steps 1 and 2 "
-      .. "are done.", deleted, deleted == 1 and "" or "s", deleted == 1 and "it" or "them")
+    out[#out + 1] = string.format("note: the %d deleted key%s stopped working at once: systems still using %s fail "
+      .. "until steps 1 and 2 are done.", deleted, deleted == 1 and "" or "s", deleted == 1 and "it" or "them")
   end
+  return out
 end
 
 return M

@@ -129,6 +129,7 @@ return function(args)
       inventory = pos[1], shard = opts.shard, seconds = task.now() - started }))
     if not w then require("calm.log").warn("cannot write the report %s: %s", opts.report, tostring(wmsg)) end
   end
+  if opts.command == "rotate" then fleet.after_rotation(results, opts.report) end
   for _, r in ipairs(results) do
     if r.exit ~= 0 then return 1 end
   end

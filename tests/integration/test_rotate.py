@@ -165,6 +165,8 @@ with FakeBTP(preset="mid-2023") as fm, FakeBTP(preset="after-2023-10-16") as fa:
     S.check("... the rotated tenant: new key written, its old calmbind key deleted (delete_old)",
             os.listdir(out) == ["m.json"] and verify(os.path.join(out, "m.json")) == 0
             and "calm-api-deployment-key" not in b1 and "calm-api-key-auto" in b1, (os.listdir(out), sorted(b1)))
+    S.check("... and the admin's steps once, after the table", "Landscape Management" in err
+            and "/SDF/ALM_SETUP" in err and "1 tenant rotated" in err, err[-500:])
     S.check("... the report lists what each replaced", any(r.get("name") == "calm-api-deployment-key"
                                                          for r in t.get("m", {}).get("replaced", [])), t.get("m"))
 
