@@ -282,9 +282,14 @@ function M.op_state(op)
 end
 
 -- "/v1/service_instances/<id>/operations/<op>" -> kind, id, opid
-function M.parse_location(loc)
+-- base: the client's base URL; a Location under its path (sm_url with a path,
+-- e.g. behind a gateway) is made relative to it, since requests join the
+-- returned path to the base URL.
+function M.parse_location(loc, base)
   if type(loc) ~= "string" then return nil end
   local path = loc:gsub("^https?://[^/]+", "")
+  local prefix = type(base) == "string" and base:gsub("^https?://[^/]+", ""):gsub("/+$", "") or ""
+  if prefix ~= "" and path:sub(1, #prefix + 1) == prefix .. "/" then path = path:sub(#prefix + 1) end
   local kind, id, op = path:match("^/v1/([%w_]+)/([^/?]+)/operations/([^/?]+)")
   if kind then return kind, id, op, path end
   kind, id = path:match("^/v1/([%w_]+)/([^/?]+)")
@@ -389,7 +394,7 @@ function C:mutate(method, path, body, what, kind)
   end
   if s == 202 then
     local loc = header(resp, "location")
-    local k, id, opid, p = M.parse_location(loc)
+    local k, id, opid, p = M.parse_location(loc, self.rest and self.rest.base_url)
     if not (k and opid) then
       -- no usable Location: the caller looks the resource up by name
       return { status = "unknown", text = "202 without an operation Location", id = id }

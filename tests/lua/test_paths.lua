@@ -256,6 +256,12 @@ end
 function T.sm_location_and_states()
   t.eq({ sm.parse_location("/v1/service_instances/abc/operations/op1") },
     { "service_instances", "abc", "op1", "/v1/service_instances/abc/operations/op1" })
+  -- an sm_url with a path: the Location under it is relative to it
+  t.eq({ sm.parse_location("/t/t0002/v1/service_instances/abc/operations/op1", "http://sm.localhost:8/t/t0002/") },
+    { "service_instances", "abc", "op1", "/v1/service_instances/abc/operations/op1" })
+  t.eq({ sm.parse_location("http://sm.localhost:8/t/t0002/v1/service_bindings/b", "http://sm.localhost:8/t/t0002") },
+    { "service_bindings", "b", nil, "/v1/service_bindings/b" })
+  t.eq(sm.parse_location("/t/t0003/v1/service_instances/abc", "http://sm.localhost:8/t/t0002"), nil)
   t.eq(sm.op_state { state = "in progress" }, "pending")
   t.eq(sm.op_state { state = "PENDING" }, "pending")
   t.eq(sm.op_state { state = "something new" }, "pending")
