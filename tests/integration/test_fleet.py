@@ -63,10 +63,11 @@ def total_mutations(fakes):
     return sum(len(f.mutations()) for f in fakes)
 
 
-with FakeBTP(preset="after-2023-10-16") as fa, FakeBTP(preset="mid-2023") as fm, \
-        FakeBTP(preset="before-2023-06-12") as fb, FakeBTP(preset="before-2023-06-12") as fx, \
-        FakeBTP(preset="after-2023-10-16") as fs:
-    fakes = [fa, fm, fb, fx, fs]
+# one multi-tenant fake: five subaccounts behind one port, each with its own keys and XSUAA host
+PRESETS = ["after-2023-10-16", "mid-2023", "before-2023-06-12", "before-2023-06-12", "after-2023-10-16"]
+with FakeBTP(tenants=5, presets=PRESETS) as fake:
+    fa, fm, fb, fx, fs = fake.tenants
+    fakes = [fake]
     keys = fresh_dir("keys")
     refused = fa.sm_key()
     refused["clientsecret"] = refused["clientsecret"] + "-wrong"
@@ -77,7 +78,7 @@ with FakeBTP(preset="after-2023-10-16") as fa, FakeBTP(preset="mid-2023") as fm,
     away["sm_url"] = "http://service-manager.localhost:%d" % port
     write_json(os.path.join(keys, "away.json"), away)
     # the slow tenant: every Service Manager read of its fake takes 8 s; its own timeout is 4 s
-    fs.fault(method="GET", path=r"^/v1/service_", action="delay", delay_ms=8000, count=1000)
+    fake.fault(method="GET", path=r"^/v1/service_", action="delay", delay_ms=8000, count=1000, tenant=fs.name)
 
     tenants = [
         {"name": "slow", "sm_key": fs.sm_key_path, "timeout": 4},
@@ -90,7 +91,7 @@ with FakeBTP(preset="after-2023-10-16") as fa, FakeBTP(preset="mid-2023") as fm,
     ]
     inv = write_json(os.path.join(TMP, "fleet.json"), {"defaults": {"scenario": "deployment"}, "tenants": tenants})
     out_dir = fresh_dir("out")
-    secrets = [s for f in fakes for s in f.issued_secrets()] + [refused["clientsecret"]]
+    secrets = fake.issued_secrets() + [refused["clientsecret"]]
 
     rc, out, err, doc = fleet(inv, "--out-dir", out_dir, "--jobs", "3")
     t = by_name(doc)

@@ -52,8 +52,9 @@ def rotate(fake, out, *args):
     return rc, err, doc
 
 
-def bindings(fake):
-    return {b["name"]: b for b in fake.state()["bindings"]}
+def bindings(fake, tenant=None):
+    state = fake.state(tenant=tenant) if tenant else fake.state()
+    return {b["name"]: b for b in state["bindings"]}
 
 
 def verify(path):
@@ -141,8 +142,10 @@ with FakeBTP(preset="before-2023-06-12") as fake:
     S.check("--binding-name <SID>_<client>_<sysno>: exit 2 before any request",
             rc == 2 and len(fake.requests()) == n, (rc, err))
 
-# fleet --command rotate: one tenant rotates, one cannot (instance secrets), one refused
-with FakeBTP(preset="mid-2023") as fm, FakeBTP(preset="after-2023-10-16") as fa:
+# fleet --command rotate: one tenant rotates, one cannot (instance secrets), one refused;
+# two subaccounts behind one multi-tenant fake
+with FakeBTP(tenants=2, presets=["mid-2023", "after-2023-10-16"]) as fake:
+    fm, fa = fake.tenants
     rc, _, err = run(["get", "--sm-key", fm.sm_key_path, "--out", os.path.join(TMP, "m.json")], env=ENV)
     bad = fa.sm_key()
     bad["clientsecret"] += "-wrong"
@@ -156,12 +159,11 @@ with FakeBTP(preset="mid-2023") as fm, FakeBTP(preset="after-2023-10-16") as fa:
     out = os.path.join(TMP, "rot-out")
     os.makedirs(out)
     rep = os.path.join(TMP, "rot-fleet-report.json")
-    b0 = bindings(fm)
     rc, so, err = run(["fleet", inv, "--command", "rotate", "--out-dir", out, "--report", rep], env=ENV)
     doc = json.load(open(rep)) if os.path.exists(rep) else {"tenants": []}
     t = {x["name"]: x for x in doc["tenants"]}
     S.eq("fleet --command rotate: per-tenant exits", {k: v["exit"] for k, v in t.items()}, {"m": 0, "a": 4, "bad": 3})
-    b1 = bindings(fm)
+    b1 = bindings(fake, fm.name)
     S.check("... the rotated tenant: new key written, its old calmbind key deleted (delete_old)",
             os.listdir(out) == ["m.json"] and verify(os.path.join(out, "m.json")) == 0
             and "calm-api-deployment-key" not in b1 and "calm-api-key-auto" in b1, (os.listdir(out), sorted(b1)))
