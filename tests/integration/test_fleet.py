@@ -6,6 +6,7 @@ refused before any request, shards, reruns, progress output."""
 import csv
 import json
 import os
+import time
 import pty
 import select
 import shutil
@@ -57,6 +58,20 @@ def by_name(doc):
 
 def total_requests(fakes):
     return sum(len(f.requests()) for f in fakes)
+
+
+def settled_requests(fakes):
+    """The request count once the fake's log has caught up: it writes an entry after the
+    answer, so the last requests of a run that just ended can land a moment later (seen
+    under ASan on a loaded machine)."""
+    n, deadline = total_requests(fakes), time.time() + 5
+    while time.time() < deadline:
+        time.sleep(0.3)
+        m = total_requests(fakes)
+        if m == n:
+            return n
+        n = m
+    return n
 
 
 def total_mutations(fakes):
@@ -173,7 +188,7 @@ with FakeBTP(tenants=5, presets=PRESETS) as fake:
         p = os.path.join(TMP, "bad." + ext)
         with open(p, "w") as f:
             f.write(content if isinstance(content, str) else json.dumps(content))
-        n = total_requests(fakes)
+        n = settled_requests(fakes)
         rc, out, err = run(["fleet", p, "--out-dir", fresh_dir("bad-out")] + list(args), env=ENV)
         S.check("bad inventory (%s): exit 2, one line naming it, no request" % what,
                 rc == 2 and total_requests(fakes) == n and (expect is None or expect in err)
