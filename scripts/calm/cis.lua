@@ -9,6 +9,14 @@
 --   local sub = c:calm_subscription()        -- sub.created, or false
 --   c:assign_entitlement(guid)               -- PUT + poll until OK
 --
+-- Plans (SAP's "SAP Cloud Management Service - Service Plans"): a `central`
+-- key reads subaccounts and assigns entitlements, a `local` key of the
+-- subaccount reads its SaaS subscriptions. calmbind takes up to two keys
+-- (--cis-key, --cis-key2), tells their plans apart and uses each for what
+-- its token's scopes allow:
+-- (calm.cisplan: load_keys, roles).
+--
+
 -- Expected failures: nil, message, code.
 local log = require "calm.log"
 local task = require "calm.task"
@@ -19,6 +27,17 @@ local M = {}
 M.SERVICE = "SAPCloudALMAPIs"
 M.PLAN = "standard"
 M.poll_policy = require("calm.sm").poll_policy
+
+-- What calmbind does with a cis key, the scope it needs and the plan that
+-- has it.
+M.NEEDS = {
+  subaccount = { scope = "global-account.subaccount.read", plan = "central",
+    what = "the subaccount's creation date (Accounts API)" },
+  entitlement = { scope = "global-account.entitlement.subaccount.update", plan = "central",
+    what = "assigning the SAP Cloud ALM API entitlement (Entitlements API)" },
+  subscription = { scope = "subaccount.application.subscription.read", plan = "local",
+    what = "the SAP Cloud ALM subscription's date (SaaS Provisioning API)" },
+}
 
 -- ------------------------------------------------------------- dates --
 
@@ -96,6 +115,13 @@ function M.response_text(resp)
   return "HTTP " .. tostring(resp.status) .. (t and t ~= "" and (" " .. t) or "")
 end
 
+-- " (needs the scope S of a <plan>-plan key)" for a 403 of a call that needs it
+local function scope_hint(status, need)
+  if status ~= 403 or not need then return "" end
+  local n = M.NEEDS[need]
+  return string.format(" (needs the scope %s, which a %s-plan cis key has)", n.scope, n.plan)
+end
+
 local function code_for(status)
   if status == 401 or status == 403 then return "AUTH" end
   return "API"
@@ -154,13 +180,16 @@ function C:client(name)
   return c
 end
 
-function C:get_json(endpoint, path, what)
+function C:get_json(endpoint, path, what, need)
   local c, msg, code = self:client(endpoint)
   if not c then return nil, msg, code end
   local resp, rmsg, rcode = c:request { method = "GET", path = path, idempotent = true }
   if not resp then return nil, what .. ": " .. tostring(rmsg), rcode end
+  -- 204 No Content (the Entitlements API answers it for "nothing assigned"): empty
+  if resp.status == 204 then return {} end
   if resp.status ~= 200 then
-    return nil, what .. ": " .. M.response_text(resp), code_for(resp.status), resp
+    return nil, what .. ": " .. M.response_text(resp) .. scope_hint(resp.status, need),
+      code_for(resp.status), resp
   end
   local j, jmsg = body_json(resp)
   if type(j) ~= "table" then return nil, what .. ": " .. (jmsg or "no JSON"), "BAD_RESPONSE" end
@@ -172,7 +201,7 @@ end
 -- {guid, name, created = "YYYY-MM-DD", raw_created} | nil, msg, code
 function C:subaccount(guid)
   local j, msg, code = self:get_json("accounts_service_url",
-    "/accounts/v1/subaccounts/" .. codec.url_encode(guid), "reading subaccount " .. guid)
+    "/accounts/v1/subaccounts/" .. codec.url_encode(guid), "reading subaccount " .. guid, "subaccount")
   if not j then return nil, msg, code end
   return { guid = j.guid or guid, name = j.displayName, subdomain = j.subdomain,
     created = M.to_date(j.createdDate), raw_created = j.createdDate, state = j.state }
@@ -197,7 +226,7 @@ end
 -- The SAP Cloud ALM subscription: {app, state, created} | false | nil,msg,code
 function C:calm_subscription()
   local j, msg, code = self:get_json("saas_registry_service_url", "/saas-manager/v1/applications",
-    "listing SaaS subscriptions")
+    "listing SaaS subscriptions", "subscription")
   if not j then return nil, msg, code end
   local best
   for _, a in ipairs(j.applications or j.value or {}) do
@@ -276,7 +305,8 @@ function C:assign_entitlement(subaccount)
     if not resp then return nil, "assigning the entitlement: " .. tostring(rmsg), rcode end
     if resp.status ~= 202 and resp.status ~= 200 and resp.status ~= 201 and resp.status ~= 204 then
       return nil, "assigning the entitlement SAP Cloud ALM API (" .. M.SERVICE .. "/" .. M.PLAN
-        .. ") to subaccount " .. subaccount .. ": " .. M.response_text(resp), code_for(resp.status)
+        .. ") to subaccount " .. subaccount .. ": " .. M.response_text(resp)
+        .. scope_hint(resp.status, "entitlement"), code_for(resp.status)
     end
     self:_note { action = "assign-entitlement", resource = "entitlement",
       id = subaccount, name = M.SERVICE .. "/" .. M.PLAN,

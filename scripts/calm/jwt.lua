@@ -60,4 +60,17 @@ function M.scopes(claims)
   return out
 end
 
+-- jwt.subaccount(claims) -> subaccount GUID, "the claim it came from" | nil.
+-- XSUAA tokens carry ext_attr.subaccountid; without it the zone id (zid)
+-- is the subaccount's tenant (reference B.6).
+function M.subaccount(claims)
+  if type(claims) ~= "table" then return nil end
+  local ext = type(claims.ext_attr) == "table" and claims.ext_attr or {}
+  if type(ext.subaccountid) == "string" and ext.subaccountid ~= "" then
+    return ext.subaccountid, "ext_attr.subaccountid"
+  end
+  if type(claims.zid) == "string" and claims.zid ~= "" then return claims.zid, "zid" end
+  return nil
+end
+
 return M

@@ -235,6 +235,13 @@ function Session:token_info()
   return self.cached
 end
 
+-- The claims of the current token (calm.jwt.decode) | nil, msg, code.
+function Session:claims()
+  local t, msg, code = self:token()
+  if not t then return nil, msg, code end
+  return require("calm.jwt").decode(t)
+end
+
 function Session:invalidate()
   self.cached = nil
 end

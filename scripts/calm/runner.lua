@@ -38,7 +38,6 @@ local function run_inner(ctx, mode)
 
   -- clients (key files are read before any request)
   local sm = require "calm.sm"
-  local cis = require "calm.cis"
   local on_action = function(a) action(ctx, a) end
   if opts["sm-key"] then
     local t, msg, code = options.load_json_key(opts, "sm-key")
@@ -49,15 +48,13 @@ local function run_inner(ctx, mode)
     if not c then return nil, msg, code end
     ctx.sm = c
   end
-  if opts["cis-key"] then
-    local t, msg, code = options.load_json_key(opts, "cis-key")
-    if not t then return nil, msg, code end
-    local c
-    c, msg, code = cis.from_key(t, { cacert = opts.cacert, on_action = on_action,
-      what = "the cis key (" .. opts["cis-key"] .. ")" })
-    if not c then return nil, msg, code end
-    ctx.cis = c
-  end
+  -- cis keys of either plan (calm.cisplan), read before any request; messages
+  -- name the source as given (CALMBIND_CIS_KEY or --cis-key)
+  local label = require("calm.cli").label
+  local keys, kmsg, kcode = require("calm.cisplan").load_keys({ { label(opts, "cis-key"), opts["cis-key"] },
+    { label(opts, "cis-key2"), opts["cis-key2"] } }, { cacert = opts.cacert, on_action = on_action })
+  if not keys then return nil, kmsg, kcode end
+  ctx.cis_keys = keys
 
   local ev, msg, code = gather.gather(ctx)
   if not ev then return nil, msg, code end

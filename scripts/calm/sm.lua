@@ -157,6 +157,14 @@ function M.from_key(t, opts)
   return self
 end
 
+-- The subaccount this key belongs to, from its token: GUID, claim
+-- ("ext_attr.subaccountid" or "zid") | nil. Needs a token (a request).
+function C:token_subaccount()
+  if not self.session then return nil end
+  local claims = self.session:claims()
+  return require("calm.jwt").subaccount(claims)
+end
+
 function C:_note(action)
   if self.on_action then self.on_action(action) end
 end

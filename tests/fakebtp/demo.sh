@@ -99,7 +99,7 @@ for preset in after-2023-10-16 mid-2023 before-2023-06-12; do
     done
     echo "== $preset =="
     "$BIN" get --sm-key "$DIR/sm-key.json" --cis-key "$DIR/cis-key.json" \
-        --subaccount "$(cat "$DIR/subaccount")" \
+        --cis-key2 "$DIR/cis-local-key.json" \
         --report "$DIR/report.json" --format alm-setup \
         >"$DIR/out.txt" 2>"$DIR/get.stderr"
     code=$?

@@ -1,7 +1,9 @@
 """fake_cis: SAP Cloud Management service (cis) plug-in for fakebtp.
 
-Serves the Accounts, Entitlements, SaaS Provisioning (and a minimal Provisioning) APIs a
-`cis` `central` key points at.  Shapes follow cf-uaa-accounts-api.md section C and the
+Serves the Accounts, Entitlements, SaaS Provisioning (and a minimal Provisioning) APIs that
+`cis` keys point at, with the scopes of SAP's service plans (BTPDOC "SAP Cloud Management
+Service - Service Plans"): a `central` key reads subaccounts and assigns entitlements, only a
+`local` key of the subaccount reads its SaaS subscriptions and environments.  Shapes follow cf-uaa-accounts-api.md section C and the
 E.12-E.19 examples; see README.md here for what is simplified.
 
 Seam: PLUGINS.md (register / apply_preset / write_files).
@@ -19,19 +21,27 @@ PROVISIONING_HOST = "provisioning-service.localhost"
 EVENTS_HOST = "events-service.localhost"
 
 CIS_XSAPPNAME = "cis-central!b14"
-# Scopes of the central plan that the fake checks (suffix match, the prefix is the
-# xsappname as in real XSUAA tokens).  subaccount.application.subscription.read and
-# subaccount.environment.read really belong to the `local` plan; the fake grants them to the
-# central key too (documented simplification).
-CIS_SCOPES = (
-    "global-account.read",
-    "global-account.subaccount.read",
-    "global-account.entitlement.read",
-    "global-account.entitlement.subaccount.update",
-    "subaccount.application.subscription.read",
-    "subaccount.environment.read",
-    "job.read",
-)
+CIS_LOCAL_XSAPPNAME = "cis-local!b4"
+# Scopes per plan (SAP's plan table; the entitlement read scope as real central tokens show
+# it).  The fake checks them by suffix; the prefix is the plan's xsappname, as in real XSUAA
+# tokens.
+PLAN_SCOPES = {
+    "central": (
+        "global-account.read", "global-account.update",
+        "global-account.subaccount.read", "global-account.subaccount.create",
+        "global-account.subaccount.update", "global-account.subaccount.delete",
+        "global-account.account-directory.read", "global-account.entitlement.read",
+        "global-account.entitlement.subaccount.update", "global-account.region.read",
+        "directory.entitlement.read", "directory.entitlement.update", "job.read",
+    ),
+    "local": (
+        "subaccount.entitlement.read", "subaccount.environment.read",
+        "subaccount.environment.create", "subaccount.environment.delete",
+        "subaccount.application.subscription.read", "subaccount.application.subscription.update",
+        "job.read",
+    ),
+}
+CIS_SCOPES = PLAN_SCOPES["central"]
 
 CALM_SERVICE = "SAPCloudALMAPIs"
 CALM_PLAN = "standard"
@@ -129,6 +139,8 @@ def ensure_state(app):
     s.setdefault("assign_reads", 1)              # GET assignments reads answered PROCESSING
     s.setdefault("assign_fail", False)           # next assignment ends PROCESSING_FAILED
     s.setdefault("saas_date_format", "text")     # text | text-nnbsp | epoch_ms
+    s.setdefault("assign_status", 202)           # PUT subaccountServicePlans: 202 | 204 | 200
+    s.setdefault("empty_assignments_status", 200)  # GET assignments, Cloud ALM unassigned: 200 | 204
     s.setdefault("assignment", None)
     s.setdefault("subscription_created", sub_created(app) + SUBSCRIPTION_DELAY)
     return s
@@ -321,6 +333,10 @@ def h_assignments(app):
                     "assignedServices": list(assigned.values())}
             if a is not None and a["state"] == "PROCESSING":
                 a["reads_left"] -= 1
+            empty_status = ensure_state(app)["empty_assignments_status"]
+            if empty_status == 204 and svc == CALM_SERVICE and a is None:
+                # knob: "nothing assigned" answered 204 No Content, no body
+                return app.empty(204)
             return app.json(200, body)
     return handler
 
@@ -406,7 +422,8 @@ def h_assign(app):
                     s["assign_fail"] = False
             # 202, empty body: whether the real service sets a Location header is not
             # documented (reference C.4); clients verify through GET assignments.
-            return app.empty(202)
+            # Knob assign_status: the API may also answer 204 (or 200) without a body.
+            return app.empty(s["assign_status"])
     return handler
 
 
@@ -494,7 +511,8 @@ def h_environments(app):
 #   "assign_fail": bool, "saas_date_format": ..., "entitled": bool}; GET returns them.
 
 KNOBS = {"plan_category": ("SERVICE", "ELASTIC_SERVICE"),
-         "saas_date_format": ("text", "text-nnbsp", "epoch_ms")}
+         "saas_date_format": ("text", "text-nnbsp", "epoch_ms"),
+         "assign_status": (202, 204, 200), "empty_assignments_status": (200, 204)}
 
 
 def h_control(app):
@@ -522,7 +540,8 @@ def h_control(app):
                         raise app.HTTPError(400, {"error": "unknown or bad knob %s" % k})
             a = s.get("assignment")
             return app.json(200, {k: s[k] for k in ("plan_category", "assign_reads",
-                                                    "assign_fail", "saas_date_format")}
+                                                    "assign_fail", "saas_date_format",
+                                                    "assign_status", "empty_assignments_status")}
                             | {"entitled": bool(app.state.get("entitled")),
                                "assignment_state": a["state"] if a else None})
     return handler
@@ -568,19 +587,32 @@ def apply_preset(app, name):
 
 
 def ensure_client(app):
-    """Creates and registers the cis central key's OAuth client once."""
+    """Creates and registers the cis keys' OAuth clients once: s["key"] (central),
+    s["local_key"] (local, of the Cloud ALM subaccount) and s["local_key_other"] (local, of
+    another subaccount of the global account)."""
     s = ensure_state(app)
-    if "key" in s:
-        return s["key"]
+    if "key" not in s:
+        s["key"] = new_key(app, "central")
+        s["local_key"] = new_key(app, "local")
+        s["local_key_other"] = new_key(app, "local", other_subaccount=app.uuid())
+    return s["key"]
+
+
+def new_key(app, plan, other_subaccount=None):
     sub = subaccount(app)
     zdn = sub.get("subdomain")
+    xsapp = CIS_XSAPPNAME if plan == "central" else CIS_LOCAL_XSAPPNAME
     n = 100000 + int(app.uuid().replace("-", "")[:5], 16) % 900000
-    clientid = "sb-ut-%s!b%d|%s" % (app.uuid(), n, CIS_XSAPPNAME)
+    clientid = "sb-ut-%s!b%d|%s" % (app.uuid(), n, xsapp)
     secret = app.new_secret()
-    app.clients[clientid] = {"secret": secret, "cert_cn": None, "zid": sub.get("id"),
-                             "scopes": ["%s.%s" % (CIS_XSAPPNAME, sc) for sc in CIS_SCOPES]
-                             + ["uaa.resource"]}
-    s["key"] = {
+    client = {"secret": secret, "cert_cn": None, "zid": sub.get("id"),
+              "scopes": ["%s.%s" % (xsapp, sc) for sc in PLAN_SCOPES[plan]] + ["uaa.resource"]}
+    if other_subaccount:
+        # a key made in another subaccount: its token says so (XSUAA's ext_attr)
+        client["claims"] = {"ext_attr": {"enhancer": "XSUAA", "subaccountid": other_subaccount,
+                                         "zdn": zdn + "-other"}}
+    app.clients[clientid] = client
+    return {
         "endpoints": {
             "accounts_service_url": app.url(ACCOUNTS_HOST),
             "entitlements_service_url": app.url(ENTITLEMENTS_HOST),
@@ -589,7 +621,7 @@ def ensure_client(app):
             "events_service_url": app.url(EVENTS_HOST),
         },
         "grant_type": "client_credentials",
-        "sap.cloud.service": "com.sap.core.commercial.service.central",
+        "sap.cloud.service": "com.sap.core.commercial.service." + plan,
         "uaa": {
             "apiurl": app.url("api.authentication.localhost"),
             "clientid": clientid,
@@ -604,20 +636,23 @@ def ensure_client(app):
             "uaadomain": "authentication.localhost",
             "url": app.url("%s.authentication.localhost" % zdn),
             "verificationkey": app.state.get("_verificationkey") or FAKE_PEM,
-            "xsappname": CIS_XSAPPNAME,
+            "xsappname": xsapp,
             "zoneid": sub.get("id"),
         },
     }
-    return s["key"]
 
 
 def write_files(app, state_dir):
     with app.lock:
-        key = ensure_client(app)
-        text = json.dumps(key, indent=2) + "\n"
-    path = os.path.join(state_dir, "cis-key.json")
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+        ensure_client(app)
+        s = st(app)
+        files = {"cis-key.json": s["key"], "cis-local-key.json": s["local_key"],
+                 "cis-local-key-other.json": s["local_key_other"]}
+        texts = {name: json.dumps(k, indent=2) + "\n" for name, k in files.items()}
+    for name, text in texts.items():
+        path = os.path.join(state_dir, name)
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)

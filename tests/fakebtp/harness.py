@@ -107,7 +107,10 @@ class FakeBTP:
         self.control_url = "%s://localhost:%d" % (self.scheme, self.port)
         self.sm_key_path = os.path.join(self.dir, "sm-key.json")
         self.sm_key_x509_path = os.path.join(self.dir, "sm-key-x509.json")
-        self.cis_key_path = os.path.join(self.dir, "cis-key.json")
+        self.cis_key_path = os.path.join(self.dir, "cis-key.json")            # plan central
+        self.cis_local_key_path = os.path.join(self.dir, "cis-local-key.json")  # plan local
+        # a local-plan key of another subaccount of the global account
+        self.cis_local_key_other_path = os.path.join(self.dir, "cis-local-key-other.json")
         self.ca_path = os.path.join(self.dir, "ca.pem")
         with open(os.path.join(self.dir, "subaccount")) as f:
             self.subaccount = f.read().strip()

@@ -365,11 +365,37 @@ def test_cf(fake):
 # cis (Accounts, Entitlements, SaaS)
 
 
-def cis_token(c, fake):
-    with open(fake.cis_key_path) as f:
+def cis_token(c, fake, path=None):
+    with open(path or fake.cis_key_path) as f:
         key = json.load(f)
     st, tb = cc_token(c, fake, key["uaa"])
     return key, (tb or {}).get("access_token") if st == 200 else None
+
+
+def test_cis_plans(fake):
+    """Each plan's token carries its plan's scopes only (SAP's service-plan table): the
+    central key cannot read SaaS subscriptions, the local key cannot read subaccounts or
+    assign entitlements; both answer 403 naming the missing scope."""
+    c = Client(fake)
+    ckey, ctok = cis_token(c, fake)
+    lkey, ltok = cis_token(c, fake, fake.cis_local_key_path)
+    check("cis keys: central and local xsappnames", (ckey["uaa"]["xsappname"], lkey["uaa"]["xsappname"])
+          == ("cis-central!b14", "cis-local!b4"), (ckey["uaa"]["xsappname"], lkey["uaa"]["xsappname"]))
+    saas = ckey["endpoints"]["saas_registry_service_url"] + "/saas-manager/v1/applications"
+    acc = ckey["endpoints"]["accounts_service_url"] + "/accounts/v1/subaccounts/" + fake.subaccount
+    put = ckey["endpoints"]["entitlements_service_url"] + "/entitlements/v1/subaccountServicePlans"
+    for what, method, url, tok, scope in (
+            ("central key reads SaaS subscriptions", "GET", saas, ctok,
+             "subaccount.application.subscription.read"),
+            ("local key reads the subaccount", "GET", acc, ltok, "global-account.subaccount.read"),
+            ("local key assigns an entitlement", "PUT", put, ltok,
+             "global-account.entitlement.subaccount.update")):
+        st, body, _ = c.call(method, url, token=tok, body={"subaccountServicePlans": []}
+                             if method == "PUT" else None)
+        msg = ((body or {}).get("error") or {}).get("message", "") if isinstance(body, dict) else ""
+        check("%s -> 403 naming %s" % (what, scope), st == 403 and scope in msg, "status %s body %r" % (st, body))
+    st, apps, _ = c.call("GET", saas, token=ltok)
+    check("local key reads SaaS subscriptions", st == 200 and apps.get("applications"), "status %s" % st)
 
 
 def test_cis_dates(fake, want_date, label):
@@ -384,8 +410,9 @@ def test_cis_dates(fake, want_date, label):
           ok and date_of_ms(sub["createdDate"]) == want_date
           and sub["displayName"] == "SAP Cloud ALM" and sub["state"] == "OK",
           "status %s body %r" % (st, sub))
+    _, ltok = cis_token(c, fake, fake.cis_local_key_path)
     st, apps, _ = c.call("GET", key["endpoints"]["saas_registry_service_url"]
-                         + "/saas-manager/v1/applications", token=tok)
+                         + "/saas-manager/v1/applications", token=ltok)
     calm = [a for a in (apps or {}).get("applications", [])
             if a.get("displayName") == "SAP Cloud ALM"] if st == 200 else []
     other = [a for a in (apps or {}).get("applications", [])
@@ -476,8 +503,9 @@ def test_cis_entitlement(fake):
     check("CF marketplace shows SAPCloudALMAPIs after the assignment",
           st == 200 and len(offs["resources"]) == 1, "status %s body %r" % (st, offs))
 
+    _, ltok = cis_token(c, fake, fake.cis_local_key_path)
     st, one, _ = c.call("GET", key["endpoints"]["saas_registry_service_url"]
-                        + "/saas-manager/v1/applications/no-such-app", token=tok)
+                        + "/saas-manager/v1/applications/no-such-app", token=ltok)
     check("unknown SaaS app -> 404 cis error", st == 404 and "error" in one,
           "status %s body %r" % (st, one))
     st, body, _ = c.call("GET", key["endpoints"]["accounts_service_url"]
@@ -496,6 +524,7 @@ def main():
             test_cf(fake)
             test_cis_dates(fake, "2022-05-10", "cf-legacy")
         with FakeBTP(preset="before-2023-06-12") as fake:
+            test_cis_plans(fake)
             test_cis_entitlement(fake)
         for preset, day in (("after-2023-10-16", "2024-03-05"), ("mid-2023", "2023-08-21")):
             with FakeBTP(preset=preset) as fake:

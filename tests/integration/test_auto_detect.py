@@ -60,11 +60,11 @@ def main():
         s.eq("empty tenant: no evidence -> before-2023-06-12", (d.get("path"), d.get("source")),
              ("before-2023-06-12", "none"))
         s.check("empty tenant: prints the reasoning", "no evidence" in out, out)
-    # cis key refused: evidence from SM still decides, with a warning
+    # a --subaccount that is not the Service Manager key's: exit 2 (test_cis_plans.py has more)
     with FakeBTP(preset="mid-2023") as fake:
         rc, out, err, rep = run_get(fake, "--subaccount", "00000000-0000-0000-0000-000000000000",
                                     "--cis-key", fake.cis_key_path, command="plan")
-        s.eq("unknown subaccount: plan still decides", (rc, (rep or {}).get("decision", {}).get("path")), (0, "mid-2023"))
+        s.eq("another subaccount than the SM key's: exit 2", rc, 2)
     s.done()
 
 

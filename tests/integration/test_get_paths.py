@@ -29,7 +29,9 @@ def run_get(fake, *extra, cis=False, command="get", env=None, timeout=120):
     rep = os.path.join(fake.dir, "report-%d.json" % len(os.listdir(fake.dir)))
     args = [command, "--sm-key", fake.sm_key_path, "--report", rep]
     if cis:
-        args += ["--cis-key", fake.cis_key_path, "--subaccount", fake.subaccount]
+        # both plans: central (subaccount, entitlements) and local (subscriptions)
+        args += ["--cis-key", fake.cis_key_path, "--cis-key2", fake.cis_local_key_path,
+                 "--subaccount", fake.subaccount]
     args += list(extra)
     e = dict(ENV)
     e.update(env or {})

@@ -44,20 +44,36 @@ function M.probe_inventory(ctx, inv)
   return true
 end
 
--- Round 1: tokens (SM and cis together). Round 2: every read together:
--- offering, plans, instances, bindings, subaccount date, subscription date.
-function M.gather(ctx)
+-- --subaccount defaults to the Service Manager key's subaccount (its
+-- token's ext_attr.subaccountid, else zid); another GUID would assign the
+-- entitlement to one subaccount and wait for the offering in another:
+-- exit 2 before any change. Returns true | nil, msg, "USAGE".
+local function sm_subaccount(ctx)
   local log = require "calm.log"
-  local sm = require "calm.sm"
-  local cis = require "calm.cis"
-  local opts = ctx.opts
-  local ev = { cis_errors = {} }
-  ctx.evidence = ev
+  local sid, claim = ctx.sm:token_subaccount()
+  if not sid then return true end
+  local given = ctx.opts.subaccount
+  if given and given:lower() ~= sid:lower() then
+    return nil, string.format("--subaccount %s is not the subaccount of the Service Manager key (%s, its "
+      .. "token's %s): calmbind works in the subaccount the --sm-key belongs to; leave out --subaccount, "
+      .. "or give the Service Manager key of subaccount %s", given, sid, claim, given), "USAGE"
+  end
+  if not given then
+    log.debug("subaccount %s: the Service Manager key's (its token's %s)", sid, claim)
+    ctx.opts.subaccount = sid
+    if ctx.report and ctx.report.options then ctx.report.options.subaccount = sid end
+  end
+  return true
+end
 
-  -- round 1
+-- Round 1: the SM token and every cis key's token, together; then the
+-- subaccount and which cis key does what (calm.cisplan).
+local function tokens(ctx, ev)
+  local log = require "calm.log"
+  local keys = ctx.cis_keys or {}
   local r1 = {}
   if ctx.sm then r1[#r1 + 1] = function() return ctx.sm.session:token() end end
-  if ctx.cis then r1[#r1 + 1] = function() return ctx.cis.session:token() end end
+  for _, k in ipairs(keys) do r1[#r1 + 1] = function() return k.session:token() end end
   local res = together(r1)
   local i = 1
   if ctx.sm then
@@ -67,19 +83,61 @@ function M.gather(ctx)
         .. "subaccount-admin) in the BTP cockpit, download it and pass it with --sm-key", code
     end
     if not tok then return nil, msg, code end
+    local ok, smsg, scode = sm_subaccount(ctx)
+    if not ok then return nil, smsg, scode end
   end
-  if ctx.cis then
-    local tok, msg, code = unpack_result(res[i])
+  for _, k in ipairs(keys) do
+    local tok, msg, code = unpack_result(res[i]); i = i + 1
     if not tok then
       if code == "DEADLINE" then return nil, msg, code end
-      ev.cis_errors[#ev.cis_errors + 1] = "no cis token: " .. tostring(msg)
-      log.warn("--cis-key: %s", tostring(msg))
-      ctx.cis_failed = { msg, code }
+      ev.cis_errors[#ev.cis_errors + 1] = "no cis token (" .. k.option .. "): " .. tostring(msg)
+      log.warn("%s: %s", k.option, tostring(msg))
+      k.failed = true
     end
   end
+  local roles, notes, ncode = require("calm.cisplan").roles(keys, ctx.opts.subaccount)
+  if not roles then return nil, notes, ncode end
+  ctx.cis, ctx.cis_roles = roles.entitlement, roles
+  return notes
+end
+
+-- The join: offering (display-name fallback costs one more round only when
+-- the catalog name finds nothing), plan, then the instances and bindings,
+-- each candidate key probed. Returns the inventory | nil, msg, code.
+local function join(ctx, c, out)
+  local sm = require "calm.sm"
+  local offering = sm.pick_offering(out.offerings, c.offering_name, c.display_name)
+  if not offering then
+    local o, msg, code = c:find_offering(out.offerings)
+    if o == nil then return nil, msg, code end
+    offering = o or nil
+  end
+  local plan = offering and sm.pick_plan(out.plans, offering.id, c.plan_name) or nil
+  if offering and not plan then
+    local plans, msg, code = c:list("service_plans", { fieldQuery = sm.eq("service_offering_id", offering.id) })
+    if not plans then return nil, msg, code end
+    plan = sm.pick_plan(plans, offering.id, c.plan_name)
+  end
+  local inv = paths.inventory { offering = offering, plan = plan, instances = out.instances, bindings = out.bindings }
+  local pok, pmsg, pcode = M.probe_inventory(ctx, inv)
+  if not pok then return nil, pmsg, pcode end
+  return inv
+end
+
+-- Round 1: tokens. Round 2: every read together: offering, plans,
+-- instances, bindings, subaccount date, subscription date.
+function M.gather(ctx)
+  local log = require "calm.log"
+  local sm = require "calm.sm"
+  local opts = ctx.opts
+  local ev = { cis_errors = {} }
+  ctx.evidence = ev
+  local notes, nmsg, ncode = tokens(ctx, ev)
+  if not notes then return nil, nmsg, ncode end
+  local roles = ctx.cis_roles
 
   -- round 2
-  local want_dates = opts.provisioned == "auto" and ctx.cis and not ctx.cis_failed
+  local want_dates = opts.provisioned == "auto"
   local jobs, names = {}, {}
   local function add(name, fn) jobs[#jobs + 1] = fn; names[#names + 1] = name end
   local c = ctx.sm
@@ -89,21 +147,21 @@ function M.gather(ctx)
     add("instances", function() return c:list("service_instances", { attach_last_operations = true }) end)
     add("bindings", function() return c:list("service_bindings", { attach_last_operations = true }) end)
   end
-  if want_dates and opts.subaccount then
-    add("subaccount", function() return ctx.cis:subaccount(opts.subaccount) end)
+  if want_dates and opts.subaccount and roles.subaccount then
+    add("subaccount", function() return roles.subaccount:subaccount(opts.subaccount) end)
   end
-  if want_dates then
-    add("subscription", function() return ctx.cis:calm_subscription() end)
+  if want_dates and roles.subscription then
+    add("subscription", function() return roles.subscription:calm_subscription() end)
   end
   local out = {}
-  res = together(jobs)
+  local res = together(jobs)
   for k, name in ipairs(names) do
     local v, msg, code = unpack_result(res[k])
     if v == nil then
       if name == "subaccount" or name == "subscription" then
         if code == "DEADLINE" then return nil, msg, code end
         ev.cis_errors[#ev.cis_errors + 1] = tostring(msg)
-        log.warn("--cis-key: %s", tostring(msg))
+        log.warn("%s: %s", roles[name].option, tostring(msg))
       else
         return nil, msg, code
       end
@@ -111,32 +169,29 @@ function M.gather(ctx)
       out[name] = v
     end
   end
-  if want_dates and not opts.subaccount then
+  if want_dates and roles.subaccount and not opts.subaccount then
     ev.cis_errors[#ev.cis_errors + 1] = "no --subaccount GUID: subaccount creation date not read"
+  end
+  -- what no cis key's scopes allow, named by the scope: the dates when they
+  -- were wanted, the entitlement when it is missing (below)
+  for _, n in ipairs(notes) do
+    if want_dates and n.role ~= "entitlement" then ev.cis_errors[#ev.cis_errors + 1] = n.text end
   end
   ev.subaccount = out.subaccount
   ev.subscription = out.subscription
 
   if c then
-    -- join: offering (display-name fallback costs one more round only when
-    -- the catalog name finds nothing), plan, then our instances and bindings
-    local offering = sm.pick_offering(out.offerings, c.offering_name, c.display_name)
-    if not offering then
-      local o, msg, code = c:find_offering(out.offerings)
-      if o == nil then return nil, msg, code end
-      offering = o or nil
-    end
-    local plan = offering and sm.pick_plan(out.plans, offering.id, c.plan_name) or nil
-    if offering and not plan then
-      local plans, msg, code = c:list("service_plans", { fieldQuery = sm.eq("service_offering_id", offering.id) })
-      if not plans then return nil, msg, code end
-      plan = sm.pick_plan(plans, offering.id, c.plan_name)
-    end
-    ev.inventory = paths.inventory { offering = offering, plan = plan, instances = out.instances, bindings = out.bindings }
-    local pok, pmsg, pcode = M.probe_inventory(ctx, ev.inventory)
-    if not pok then return nil, pmsg, pcode end
+    local inv, msg, code = join(ctx, c, out)
+    if not inv then return nil, msg, code end
+    ev.inventory = inv
   else
     ev.inventory = { instances = {}, by_id = {}, entitled = nil }
+  end
+  for _, n in ipairs(notes) do
+    if n.role == "entitlement" and ev.inventory.entitled == false then
+      ev.cis_errors[#ev.cis_errors + 1] = n.text
+      log.warn("%s", n.text)
+    end
   end
   return ev
 end

@@ -25,8 +25,11 @@ function M.spec(command)
       ["sm-key"] = { arg = "FILE", env = "CALMBIND_SM_KEY",
         help = "Service Manager binding (plan subaccount-admin)" },
       ["cis-key"] = { arg = "FILE", env = "CALMBIND_CIS_KEY",
-        help = "Cloud Management service binding: dates for auto detection, entitlement assignment" },
-      subaccount = { arg = "GUID", help = "the SAP Cloud ALM subaccount (with --cis-key)" },
+        help = "Cloud Management service (cis) key, plan central (subaccount date, entitlement assignment) "
+          .. "or local (subscription date)" },
+      ["cis-key2"] = { arg = "FILE", env = "CALMBIND_CIS_KEY2",
+        help = "a second cis key, of the other plan" },
+      subaccount = { arg = "GUID", help = "the SAP Cloud ALM subaccount (default: the --sm-key's)" },
       provisioned = { arg = "DATE", default = "auto", help = "YYYY-MM-DD, or auto: detect from evidence" },
       scenario = { arg = "S", choices = { "deployment", "monitoring" }, default = "deployment",
         help = "deployment needs the imp-cdm-feature-* authorities" },
@@ -130,7 +133,7 @@ function M.validate(opts, mode)
     if not ok then return nil, msg, code end
   end
   local inputs = { { "--sm-key", opts["sm-key"] }, { "--cis-key", opts["cis-key"] },
-    { "--cacert", opts.cacert } }
+    { "--cis-key2", opts["cis-key2"] }, { "--cacert", opts.cacert } }
   if opts.report then
     local ok, msg, code = input.check_output("--report", opts.report)
     if ok then ok, msg, code = input.check_not_input("--report", opts.report, inputs) end
