@@ -92,8 +92,11 @@ function M.roles(keys, subaccount)
     if not c.failed then
       usable = usable + 1
       local set = scopes_of(c)
+      -- a token that shows no scopes at all (opaque, or a replayed stand-in):
+      -- the plan the key names decides
+      local by_plan = next(set) == nil
       for role, need in pairs(cis.NEEDS) do
-        if not roles[role] and set[need.scope] then
+        if not roles[role] and (set[need.scope] or (by_plan and c.plan == need.plan)) then
           if need.plan == "local" and subaccount then
             local sid, claim = jwt.subaccount(c.session:claims())
             if sid and sid:lower() ~= subaccount:lower() then
