@@ -79,7 +79,8 @@ def entitlement():
         S.eq("both keys, no --subaccount: one entitlement assignment", len(puts), 1)
         S.check("both keys, no --subaccount: assigned to the SM key's subaccount",
                 puts and fake.subaccount in str(puts[0].get("body", "")), puts[:1])
-        S.check("says where the subaccount came from", "ext_attr.subaccountid" in err, err[-800:])
+        rc, out, err, rep = run(fake, "plan", "-v", "--cis-key", fake.cis_key_path)
+        S.check("-v says where the subaccount came from", "ext_attr.subaccountid" in err, err[-800:])
     with FakeBTP(preset="before-2023-06-12") as fake:
         fake.control("POST", "/_fake/plugins/cis", {"assign_status": 204, "empty_assignments_status": 204})
         rc, out, err, rep = run(fake, "get", "--cis-key", fake.cis_key_path, "--scenario", "monitoring")
