@@ -15,7 +15,7 @@ local M = {}
 -- the inventory file), "flag" (true/false), "string" (checked by the command's
 -- option rules later), "number".
 M.FIELDS = {
-  name = "string", sm_key = "path", cis_key = "path", subaccount = "string",
+  name = "string", sm_key = "path", cis_key = "path", cis_key2 = "path", subaccount = "string",
   provisioned = "string", scenario = "string", instance_name = "string",
   binding_name = "string", runtime = "string", cf_api = "string", cf_space = "string",
   credential_type = "string", cacert = "path", verify = "flag", no_verify = "flag", out = "path",

@@ -87,7 +87,7 @@ end
 -- first request of any tenant.
 local function check_keys(o)
   local input = require "calm.input"
-  for _, what in ipairs { "sm-key", "cis-key" } do
+  for _, what in ipairs { "sm-key", "cis-key", "cis-key2" } do
     if o[what] then
       local ok, msg, code = input.load_key(o[what], what == "sm-key" and "sm" or "cis", "--" .. what)
       if not ok then return nil, msg, code end

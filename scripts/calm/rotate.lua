@@ -52,19 +52,21 @@ local function connect(ctx)
   local input = require "calm.input"
   local opts = ctx.opts
   local on_action = function(a) ctx.report.actions[#ctx.report.actions + 1] = a end
-  for _, what in ipairs { "sm-key", "cis-key" } do
-    if opts[what] then
-      local t, msg, code = input.load_key(opts[what], what == "sm-key" and "sm" or "cis",
-        require("calm.cli").label(opts, what)) -- CALMBIND_SM_KEY or --sm-key, as given
-      if not t then return nil, msg, code end
-      local mod = require(what == "sm-key" and "calm.sm" or "calm.cis")
-      local c
-      c, msg, code = mod.from_key(t, { cacert = opts.cacert, on_action = on_action,
-        what = "the " .. (what == "sm-key" and "Service Manager" or "cis") .. " key (" .. opts[what] .. ")" })
-      if not c then return nil, msg, code end
-      ctx[what == "sm-key" and "sm" or "cis"] = c
-    end
+  local label = require("calm.cli").label -- CALMBIND_SM_KEY or --sm-key, as given
+  if opts["sm-key"] then
+    local t, msg, code = input.load_key(opts["sm-key"], "sm", label(opts, "sm-key"))
+    if not t then return nil, msg, code end
+    local c
+    c, msg, code = require("calm.sm").from_key(t, { cacert = opts.cacert, on_action = on_action,
+      what = "the Service Manager key (" .. opts["sm-key"] .. ")" })
+    if not c then return nil, msg, code end
+    ctx.sm = c
   end
+  -- cis keys of either plan: gather tells which does what (calm.cisplan)
+  local keys, msg, code = require("calm.cisplan").load_keys({ { label(opts, "cis-key"), opts["cis-key"] },
+    { label(opts, "cis-key2"), opts["cis-key2"] } }, { cacert = opts.cacert, on_action = on_action })
+  if not keys then return nil, msg, code end
+  ctx.cis_keys = keys
   return true
 end
 
