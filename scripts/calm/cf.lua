@@ -1,8 +1,9 @@
 -- calm.cf: Cloud Foundry v3 client for the legacy "with Cloud Foundry" path.
 --
 --   local cf = require "calm.cf"
---   local c = cf.connect{api = "https://api.cf...", username =, password =, cacert =}
---   local plan = c:find_plan()                       -- SAPCloudALMAPIs / standard
+--   local login = assert(cf.login_from_env(opts))     -- CF_USERNAME/CF_PASSWORD or CF_PASSCODE
+--   local c = cf.connect{api = "https://api.cf...", login = login, cacert =}
+--   local plan = c:find_plan(space)                  -- SAPCloudALMAPIs / standard, visible in the space
 --   local inst = c:find_instance(space, plan.guid, "name")
 --   local key  = c:find_key(inst.guid, "key-name")
 --   local creds = c:key_details(key.guid)
@@ -18,8 +19,9 @@ local codec = require "calm.codec"
 
 local M = {}
 
--- Names the offering has had in CF marketplaces (see cf-uaa-accounts-api.md A.5).
-M.OFFERING_NAMES = { "SAPCloudALMAPIs", "cloudalm-api", "sap-cloud-alm-api" }
+-- The offering's technical name (the catalog name SAP documents; no other
+-- name is guessed).
+M.OFFERING_NAMES = { "SAPCloudALMAPIs" }
 M.PLAN = "standard"
 M.poll_policy = require("calm.sm").poll_policy
 
@@ -89,15 +91,45 @@ local function root_links(api, cacert)
   return { login = href("login"), uaa = href("uaa"), v3 = href("cloud_controller_v3") }
 end
 
--- opts: {api, username, password, cacert, origin?}
+local function env(name)
+  local ok, v = pcall(function() return os.getenv(name) end)
+  if ok and v ~= "" then return v end
+  return nil
+end
+
+-- The login, as `cf login` does it, from the environment only (secrets never
+-- come from argv): CF_USERNAME + CF_PASSWORD, or CF_PASSCODE (a one-time
+-- code from <login>/passcode, as `cf login --sso`); origin: opts["cf-origin"]
+-- or CF_ORIGIN (a custom identity provider, sent as login_hint).
+-- Returns {username=, password=, passcode=, origin=} | nil, msg, "USAGE".
+function M.login_from_env(opts)
+  local l = { username = env("CF_USERNAME"), password = env("CF_PASSWORD"), passcode = env("CF_PASSCODE"),
+    origin = (opts and opts["cf-origin"]) or env("CF_ORIGIN") }
+  if l.passcode then
+    l.username, l.password = nil, nil
+  elseif not l.username or not l.password then
+    return nil, "--runtime cf needs CF_USERNAME and CF_PASSWORD in the environment (or CF_PASSCODE, a "
+      .. "one-time passcode from the login server's /passcode page, as cf login --sso)", "USAGE"
+  end
+  if l.origin and not l.origin:match("^[%w][%w%.%-_]*$") then
+    return nil, "--cf-origin / CF_ORIGIN must be an identity provider's origin key (letters, digits, . - _)", "USAGE"
+  end
+  return l
+end
+
+-- opts: {api, login = {username, password | passcode, origin?}, cacert}
+-- (opts.username/opts.password still work).
 function M.connect(opts)
   if type(opts.api) ~= "string" or opts.api == "" then
     return nil, "--runtime cf needs --cf-api URL", "USAGE"
   end
-  if not opts.username or opts.username == "" or not opts.password or opts.password == "" then
+  local login = opts.login or { username = opts.username, password = opts.password, origin = opts.origin }
+  if not login.passcode and (not login.username or login.username == ""
+      or not login.password or login.password == "") then
     return nil, "--runtime cf needs CF_USERNAME and CF_PASSWORD in the environment", "USAGE"
   end
-  log.secret(opts.password)
+  if login.password then log.secret(login.password) end
+  if login.passcode then log.secret(login.passcode) end
   local links, msg, code = root_links(opts.api, opts.cacert)
   if not links then return nil, msg, code end
   local token_base = links.login or links.uaa
@@ -106,11 +138,17 @@ function M.connect(opts)
   end
   local oauth = require "calm.oauth"
   local rest = require "calm.rest"
+  -- the cf CLI's request: client "cf" with an empty secret, the origin as
+  -- the query parameter login_hint={"origin":"..."}, a passcode as a form field
+  local token_url = token_base:gsub("/+$", "") .. "/oauth/token"
+  if login.origin then
+    token_url = token_url .. "?login_hint=" .. codec.url_encode(json.encode { origin = login.origin })
+  end
   local grant = {
-    grant_type = "password", name = "Cloud Foundry login",
-    token_url = token_base:gsub("/+$", "") .. "/oauth/token",
-    client_id = "cf", client_secret = "", basic = true,
-    username = opts.username, password = opts.password, cacert = opts.cacert,
+    grant_type = "password", name = "Cloud Foundry login" .. (login.origin and (" (origin " .. login.origin .. ")") or ""),
+    token_url = token_url, client_id = "cf", client_secret = "", basic = true,
+    username = login.username, password = login.password, cacert = opts.cacert,
+    params = login.passcode and { passcode = login.passcode } or nil,
   }
   local session, smsg, scode = oauth.session(grant, { name = "Cloud Foundry UAA", cacert = opts.cacert })
   if not session then return nil, smsg, scode end
@@ -222,11 +260,14 @@ end
 
 -- ---------------------------------------------------- offering / plan --
 
--- Returns plan (with .offering) | false | nil, msg, code.
-function C:find_plan(names)
+-- The plan visible in the target space (space_guids: a plan of another org
+-- the user also sees is not one this space can use). Returns plan (with
+-- .offering) | false | nil, msg, code.
+function C:find_plan(space, names)
   names = names or M.OFFERING_NAMES
   local plans, included = self:list("/v3/service_plans",
-    { names = M.PLAN, service_offering_names = table.concat(names, ","), include = "service_offering" },
+    { names = M.PLAN, service_offering_names = table.concat(names, ","), include = "service_offering",
+      space_guids = space },
     "looking up the SAP Cloud ALM API plan")
   if not plans then return nil, included end
   local offerings = {}
@@ -241,7 +282,7 @@ function C:find_plan(names)
     return p
   end
   -- fallback: offerings whose display name mentions Cloud ALM API
-  local offs, msg, code = self:list("/v3/service_offerings", {}, "listing service offerings")
+  local offs, msg, code = self:list("/v3/service_offerings", { space_guids = space }, "listing service offerings")
   if not offs then return nil, msg, code end
   for _, o in ipairs(offs) do
     local md = o.broker_catalog and o.broker_catalog.metadata or {}
@@ -249,7 +290,7 @@ function C:find_plan(names)
     if (type(dn) == "string" and dn:lower():find("cloud alm api", 1, true))
         or (type(o.description) == "string" and o.description:lower():find("cloud alm api", 1, true)) then
       local ps, pmsg, pcode = self:list("/v3/service_plans",
-        { names = M.PLAN, service_offering_guids = o.guid }, "looking up the plan")
+        { names = M.PLAN, service_offering_guids = o.guid, space_guids = space }, "looking up the plan")
       if not ps then return nil, pmsg, pcode end
       if ps[1] then ps[1].offering = o; return ps[1] end
     end

@@ -22,6 +22,7 @@ CALM_PLAN = "standard"
 MASTER = "calm!b111"          # master xsappname of the Cloud ALM broker (scope prefix)
 AUTHORITIES = ("imp-cdm-feature-display-ui", "imp-cdm-feature-manage-ui")
 CF_USER = "calm.admin@example.com"
+IDP_ORIGIN = "corp-idp"
 
 UTC = datetime.timezone.utc
 FAKE_PEM = "-----BEGIN PUBLIC KEY-----\nFAKEBTP-NOT-A-KEY\n-----END PUBLIC KEY-----"
@@ -1204,6 +1205,10 @@ def h_control(app):
                         s["fail_next"].update({str(a): str(b) for a, b in v.items()})
                     elif k in ("job_polls", "per_page") and isinstance(v, int) and v >= 0:
                         s[k] = max(v, 1) if k == "per_page" else v
+                    elif k == "passcode" and v is True:
+                        code = app.new_secret("pc-")
+                        s["passcodes"][code] = (s["user"], "sap.ids")
+                        return app.json(200, {"passcode": code})
                     else:
                         raise app.HTTPError(400, {"error": "unknown or bad knob %s" % k})
             return app.json(200, {"job_polls": s["job_polls"], "per_page": s["per_page"],
@@ -1279,6 +1284,11 @@ def _base_state(app):
     s["user"] = CF_USER
     s["password"] = app.new_secret()
     app.users[CF_USER] = s["password"]
+    # a user of a custom identity provider (origin corp-idp, login_hint) and the one-time
+    # SSO passcodes the control knob {"passcode": true} hands out (xsuaa.py checks both)
+    s["idp_user"], s["idp_password"] = "jane@corp.example", app.new_secret()
+    s["idp_users"] = {IDP_ORIGIN: {s["idp_user"]: s["idp_password"]}}
+    s["passcodes"] = {}
     s["environment"] = {"id": app.uuid(), "api": api(app), "org_name": org["name"],
                         "org_id": org["guid"], "created": env_t}
     return s
@@ -1329,8 +1339,10 @@ def apply_preset(app, name):
 def write_files(app, state_dir):
     with app.lock:
         s = st(app)
-        text = "CF_API=%s\nCF_USERNAME=%s\nCF_PASSWORD=%s\nCF_SPACE_GUID=%s\n" % (
-            api(app), s["user"], s["password"], s["space"]["guid"])
+        text = ("CF_API=%s\nCF_USERNAME=%s\nCF_PASSWORD=%s\nCF_SPACE_GUID=%s\n"
+                "CF_IDP_ORIGIN=%s\nCF_IDP_USERNAME=%s\nCF_IDP_PASSWORD=%s\n") % (
+            api(app), s["user"], s["password"], s["space"]["guid"],
+            IDP_ORIGIN, s["idp_user"], s["idp_password"])
     path = os.path.join(state_dir, "cf.env")
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -1,5 +1,6 @@
 """Fake XSUAA / UAA token endpoint: POST /oauth/token on every host and both ports."""
 import hashlib
+import json
 import ssl
 import urllib.parse
 
@@ -41,6 +42,54 @@ def _zone_of_host(app, host):
     return None
 
 
+def _origin(app, req, form):
+    """The identity provider a password grant names: login_hint {"origin": "..."} (the cf CLI
+    sends it as a query parameter; UAA reads request parameters, so the form works too),
+    else the platform default sap.ids. A malformed hint is 400."""
+    raw = (req.query.get("login_hint") or [None])[-1] if hasattr(req, "query") else None
+    raw = raw or form.get("login_hint")
+    if not raw:
+        return "sap.ids"
+    try:
+        hint = json.loads(raw)
+        origin = hint["origin"]
+        if not isinstance(origin, str) or not origin:
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise app.HTTPError(400, {"error": "invalid_request",
+                                  "error_description": "login_hint must be JSON {\"origin\": \"...\"}"})
+    return origin
+
+
+def _password_user(app, req, form):
+    """The user a password grant logs in: username/password at the origin of login_hint, or
+    a one-time SSO passcode (`cf login --sso`). Users live in app.users (sap.ids) and in
+    app.state["cf"]["idp_users"] ({origin: {user: password}}); passcodes in
+    app.state["cf"]["passcodes"] ({code: (user, origin)}), each used once."""
+    origin = _origin(app, req, form)
+    cf = app.state.get("cf") or {}
+    if "passcode" in form:
+        with app.lock:
+            got = (cf.get("passcodes") or {}).pop(form["passcode"], None)
+        if got is None:
+            raise app.HTTPError(401, {"error": "invalid_grant",
+                                      "error_description": "Invalid passcode"})
+        return got
+    user, pw = form.get("username"), form.get("password")
+    with app.lock:
+        if origin == "sap.ids":
+            ok = user in app.users and app.users[user] == pw
+        else:
+            known = (cf.get("idp_users") or {}).get(origin)
+            if known is None:
+                raise app.HTTPError(401, {"error": "unauthorized", "error_description":
+                                          "The origin provided in the login hint is invalid."})
+            ok = user in known and known[user] == pw
+    if not ok:
+        raise app.HTTPError(401, {"error": "unauthorized", "error_description": "Bad credentials"})
+    return user, origin
+
+
 def token(app, req, m):
     if req.method != "POST":
         raise app.HTTPError(405, {"error": "method_not_allowed"})
@@ -54,15 +103,10 @@ def token(app, req, m):
     if grant == "password":
         if cid != "cf" or (secret or "") != "":
             _bad_client(app)
-        user, pw = form.get("username"), form.get("password")
-        with app.lock:
-            ok = user in app.users and app.users[user] == pw
-        if not ok:
-            raise app.HTTPError(401, {"error": "unauthorized",
-                                      "error_description": "Bad credentials"})
+        user, origin = _password_user(app, req, form)
         lifetime = app.config.token_lifetime
         tok = app.tokens.issue("cf", CF_SCOPES, "uaa", lifetime,
-                               {"user_name": user, "origin": "sap.ids", "grant_type": "password",
+                               {"user_name": user, "origin": origin, "grant_type": "password",
                                 "user_id": "u-" + hashlib.sha1(user.encode()).hexdigest()[:12]})
         refresh = app.new_secret("refresh-")
         return app.json(200, {"access_token": tok, "token_type": "bearer",

@@ -9,7 +9,6 @@
 local paths = require "calm.paths"
 local M = {}
 
-local getenv = require("calm.run.options").getenv
 
 -- A CF resource's metadata labels (key -> value).
 local function labels_of(it)
@@ -182,14 +181,15 @@ function M.run(ctx, mode, say, action)
   local cf = require "calm.cf"
   local log = require "calm.log"
   local opts = ctx.opts
-  local c, msg, code = cf.connect { api = opts["cf-api"], username = getenv("CF_USERNAME"),
-    password = getenv("CF_PASSWORD"), cacert = opts.cacert,
+  local login, lmsg, lcode = cf.login_from_env(opts)
+  if not login then return nil, lmsg, lcode end
+  local c, msg, code = cf.connect { api = opts["cf-api"], login = login, cacert = opts.cacert,
     on_action = function(a) action(ctx, a) end }
   if not c then return nil, msg, code end
   local ok, tmsg, tcode = c.session:token()
   if not ok then return nil, tmsg, tcode end
   local plan
-  plan, msg, code = c:find_plan()
+  plan, msg, code = c:find_plan(opts["cf-space"])
   if plan == nil then return nil, msg, code end
   if not plan then
     return nil, "Cloud Foundry: no SAP Cloud ALM API plan 'standard' is visible: the subaccount is not "

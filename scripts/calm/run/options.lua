@@ -41,6 +41,8 @@ function M.spec(command)
         help = "sm (\"Other\" environment) or cf (legacy Cloud Foundry space)" },
       ["cf-api"] = { arg = "URL", help = "Cloud Foundry API endpoint (with --runtime cf)" },
       ["cf-space"] = { arg = "GUID", help = "Cloud Foundry space GUID (with --runtime cf)" },
+      ["cf-origin"] = { arg = "ORIGIN", env = "CF_ORIGIN",
+        help = "identity provider of the Cloud Foundry user (origin key, as cf login --origin)" },
       ["credential-type"] = { arg = "T", choices = { "binding-secret", "x509" }, default = "binding-secret",
         help = "kind of key to create" },
       ["x509-validity"] = { arg = "N", help = "validity of a new x509 key: days, or Nd, Nm, Ny (default 7d)" },
@@ -108,9 +110,8 @@ function M.validate(opts, mode)
   if opts.runtime == "cf" then
     if not opts["cf-api"] then return nil, "--runtime cf needs --cf-api URL", "USAGE" end
     if not opts["cf-space"] then return nil, "--runtime cf needs --cf-space GUID", "USAGE" end
-    if not getenv("CF_USERNAME") or not getenv("CF_PASSWORD") then
-      return nil, "--runtime cf needs CF_USERNAME and CF_PASSWORD in the environment", "USAGE"
-    end
+    local login, lmsg, lcode = require("calm.cf").login_from_env(opts)
+    if not login then return nil, lmsg, lcode end
     if opts["credential-type"] == "x509" then
       return nil, "--credential-type x509 is not available with --runtime cf (CF keys are instance secrets)", "USAGE"
     end
