@@ -140,6 +140,7 @@ with FakeBTP(tenants=5, presets=PRESETS) as fake:
             len(done) == 7 and done[-1] == "slow", done)
 
     # rerun: converges, no mutating request anywhere
+    settled_requests(fakes)
     n = total_mutations(fakes)
     before_keys = {f: open(os.path.join(out_dir, f)).read() for f in files}
     rc2, out2, err2, doc2 = fleet(inv, "--out-dir", out_dir)
@@ -177,6 +178,7 @@ with FakeBTP(tenants=5, presets=PRESETS) as fake:
     rc, _, err = run(["get", "--sm-key", fm.sm_key_path, "--scenario", "monitoring", "--out", mon], env=ENV)
     vinv = write_json(os.path.join(TMP, "verify.json"), {"tenants": [
         {"name": "after"}, {"name": "mid"}, {"name": "monitoring-only", "key": mon}]})
+    settled_requests(fakes)
     n = total_mutations(fakes)
     rc, out, err, doc = fleet(vinv, "--command", "verify", "--out-dir", out_dir)
     S.eq("--command verify: each tenant's verify exit",
