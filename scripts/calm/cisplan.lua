@@ -59,7 +59,9 @@ function M.load_keys(list, o)
   return out
 end
 
--- The scope suffixes of a client's current token: set {["global-account.read"] = true, ...}.
+-- The cis scopes of a client's current token, by suffix: set
+-- {["global-account.read"] = true, ...}; only scopes of a cis-<plan>!b<n>
+-- xsappname count (a token without any tells nothing about the plan).
 local function scopes_of(c)
   local jwt = require "calm.jwt"
   local set = {}
@@ -70,8 +72,7 @@ local function scopes_of(c)
     list = jwt.scopes(claims)
   end
   for _, s in ipairs(list) do
-    set[s] = true
-    local suffix = s:match("^[^.]*!b%d+%.(.+)$")
+    local suffix = s:match("^cis%-[%w%-]+!b%d+%.(.+)$")
     if suffix then set[suffix] = true end
   end
   return set
@@ -92,7 +93,7 @@ function M.roles(keys, subaccount)
     if not c.failed then
       usable = usable + 1
       local set = scopes_of(c)
-      -- a token that shows no scopes at all (opaque, or a replayed stand-in):
+      -- a token that shows no cis scopes (opaque, or a replayed stand-in):
       -- the plan the key names decides
       local by_plan = next(set) == nil
       for role, need in pairs(cis.NEEDS) do
