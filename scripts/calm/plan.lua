@@ -8,7 +8,8 @@
 --
 --   steps = plan.steps(decision, inventory, o)
 --     o = {scenario, runtime, credential_type, instance_name?, binding_name?,
---          update_instance?, x509_validity?, cis = bool, subaccount = guid?}
+--          update_instance?, x509_validity?, cis = bool (a central-plan key that
+--          works), cis_given = bool (any cis key), subaccount = guid?}
 --     steps = {entitlement = {op, why}, instance = {op, id?, name, why, parameters?},
 --              binding = {op, id?, name, why, parameters?}, notes, warnings,
 --              others, manual = text? (exit 4), usage = text? (exit 2), wait_for?}
@@ -151,9 +152,13 @@ local function entitlement_step(s, inv, o)
     s.manual = "SAP Cloud ALM API is not entitled to the subaccount; pass --subaccount GUID with --cis-key, or:\n  "
       .. paths.ENTITLEMENT_STEPS
   else
-    s.entitlement = { op = "manual", why = "SAP Cloud ALM API / standard is not entitled to the subaccount and no --cis-key was given" }
+    -- a local-plan cis key reads dates but cannot assign entitlements
+    s.entitlement = { op = "manual", why = "SAP Cloud ALM API / standard is not entitled to the subaccount and "
+      .. (o.cis_given and "no central-plan cis key was given (a local-plan key cannot assign entitlements)"
+        or "no --cis-key was given") }
     s.manual = "SAP Cloud ALM API is not entitled to the subaccount (the SAPCloudALMAPIs offering is not "
-      .. "visible in Service Manager).\n  " .. paths.ENTITLEMENT_STEPS
+      .. "visible in Service Manager)" .. (o.cis_given and "; the cis key given is a local-plan key, which cannot "
+        .. "assign entitlements (a central-plan key can)" or "") .. ".\n  " .. paths.ENTITLEMENT_STEPS
   end
 end
 

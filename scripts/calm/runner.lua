@@ -89,6 +89,7 @@ local function run_inner(ctx, mode)
     scenario = opts.scenario, instance_name = opts["instance-name"], binding_name = opts["binding-name"],
     runtime = opts.runtime, credential_type = opts["credential-type"],
     cis = ctx.cis ~= nil and not ctx.cis_failed, subaccount = opts.subaccount,
+    cis_given = opts["cis-key"] ~= nil or opts["cis-key2"] ~= nil,
     update_instance = opts["update-instance"], x509_validity = opts.x509_validity,
   })
   for _, w in ipairs(ctx.steps.warnings or {}) do log.warn("%s", w) end

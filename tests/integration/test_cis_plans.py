@@ -70,6 +70,10 @@ def entitlement():
         S.check("local key only, not entitled: names the scope that assigns it",
                 "global-account.entitlement.subaccount.update" in err, err[-800:])
         S.eq("local key only, not entitled: no mutating request", fake.mutations(), [])
+        S.check("local key only, not entitled: the manual step says a central-plan key is missing, "
+                "not that no --cis-key was given", "local-plan key, which cannot assign entitlements" in err
+                and "no --cis-key was given" not in err,
+                err[-800:])
     with FakeBTP(preset="before-2023-06-12") as fake:
         # no --subaccount: the Service Manager key's subaccount is the one entitled
         rc, out, err, rep = run(fake, "get", "--cis-key", fake.cis_local_key_path,
