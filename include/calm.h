@@ -120,4 +120,14 @@ int calm_read_file(const char *path, size_t max, calm_buf *out, char *err, size_
 /* ---- clock -------------------------------------------------------------- */
 double calm_now(void);   /* monotonic seconds (loop.c) */
 
+/* fdlimit.c: file descriptors. calm_fd_raise raises the soft RLIMIT_NOFILE to
+ * the hard limit and returns the soft limit in effect (-1 if unknown);
+ * calm_fd_transfer_cap is how many transfers may be in flight within `soft`
+ * (each may hold a connection in use and one kept for reuse; CALM_FD_RESERVE
+ * stay for files, stdio and the resolver), at least 1; INT_MAX if unknown. */
+#define CALM_FD_RESERVE 64
+long calm_fd_raise(void);
+int calm_fd_transfer_cap(long soft);
+long calm_fd_soft_limit(void);
+
 #endif

@@ -10,6 +10,11 @@
 
 /* One Lua module per C file; each exports only its opener. */
 int luaopen_calm_task(lua_State *L);
+
+/* fdlimit.c, for calm.http: a socket opener that keeps socket()'s errno in
+ * *(int *)clientp, and whether a failure was running out of descriptors. */
+curl_socket_t calm_fd_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a);
+int calm_fd_exhausted(int socket_errno);
 int luaopen_calm_http(lua_State *L);
 int luaopen_calm_codec(lua_State *L);
 int luaopen_calm_fs(lua_State *L);

@@ -23,9 +23,16 @@ typedef struct flow {
     unsigned pass;           /* the loop pass that last resumed it */
     int bare_yield;          /* its last yield was a bare coroutine.yield */
     calm_transfer *transfer; /* FLOW_HTTP / FLOW_QUEUED */
-    struct flow *target;     /* FLOW_WAIT */
-    struct flow *next;       /* list of live flows */
-    struct flow *qnext;      /* queue of transfers waiting for a slot */
+    struct flow *target;     /* FLOW_WAIT: the flow it waits for */
+    struct flow *waiters;    /* flows waiting for this one (wnext/wprev) */
+    struct flow *wnext, *wprev;
+    struct flow *next, *prev;   /* list of live flows */
+    struct flow *qnext, *qprev; /* queue of transfers waiting for a slot */
+    struct flow *rnext, *rprev; /* ready queue */
+    int in_ready;            /* on the ready queue */
+    int asleep;              /* counted in sched.sleeping */
+    int heap_idx;            /* 1 + index in the timer heap, 0 if not in it */
+    double due;              /* heap key: min(wake_at, deadline) */
     unsigned id;
     char name[48];
 } flow;
@@ -33,8 +40,14 @@ typedef struct flow {
 typedef struct sched {
     CURLM *multi;
     flow *live;
+    int nlive;
     flow *queue_head, *queue_tail;
+    flow *ready_head, *ready_tail;
+    flow **heap;             /* timers: min-heap on flow.due */
+    int heap_len, heap_cap;
+    int sleeping;            /* flows in task.sleep */
     int in_flight, limit;
+    int fd_cap;              /* transfers the descriptor limit allows (fdlimit.c) */
     unsigned next_id;
     unsigned pass;           /* counts the loop's passes over the ready flows */
     flow *current;           /* the flow being resumed (NULL between resumes) */
@@ -57,7 +70,18 @@ sched *calm_sched_get(lua_State *L);
  * woken with "deadline passed", far too short to hide a runaway loop. */
 #define DEADLINE_GRACE 0.25
 
+/* flowq.c: the ready queue and the timer heap, O(1) / O(log n) per event. */
+void calm_ready_push(sched *s, flow *f);      /* no-op if already queued */
+flow *calm_ready_pop(sched *s);
+void calm_ready_remove(sched *s, flow *f);    /* no-op if not queued */
+int calm_timer_reserve(sched *s, int n);      /* room for n timers: 0, or -1 out of memory */
+void calm_timer_set(sched *s, flow *f, double due); /* HUGE_VAL: no timer */
+void calm_timer_remove(sched *s, flow *f);
+flow *calm_timer_top(sched *s);               /* earliest due, or NULL */
+void calm_timer_free(sched *s);
+
 void calm_loop_start_queued(sched *s);
+int calm_loop_limit(sched *s);
 void calm_loop_detach(sched *s, flow *f);
 void calm_loop_push_fail(lua_State *co, const char *msg, const char *code);
 int calm_loop_push_outcome(lua_State *to, flow *f);

@@ -2,6 +2,7 @@
  * curl_multi handle. Bodies are buffered in C (no Lua inside libcurl
  * callbacks); TLS verification is always on; redirects are never followed. */
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ typedef struct request {
     size_t max_body;
     int too_large;
     double started;
+    int socket_errno;          /* why socket() failed, if it did */
     char method[16];
     char *url;
     char errbuf[CURL_ERROR_SIZE];
@@ -190,6 +192,13 @@ static int req_finish(calm_transfer *t, lua_State *co, CURLcode rc)
         lua_pushnil(co);
         lua_pushfstring(co, "response from %s exceeds %d bytes", r->url, (int)r->max_body);
         lua_pushliteral(co, "TOO_LARGE");
+        n = 3;
+    } else if (rc != CURLE_OK && calm_fd_exhausted(r->socket_errno)) {
+        /* not "couldn't connect": nothing reached the network */
+        lua_pushnil(co);
+        lua_pushfstring(co, "%s %s: out of file descriptors (%s; the limit is %d open files)",
+                        r->method, r->url, strerror(EMFILE), (int)calm_fd_soft_limit());
+        lua_pushliteral(co, "TOO_MANY_OPEN_FILES");
         n = 3;
     } else if (rc != CURLE_OK) {
         const char *name = curl_code_name(rc);
@@ -461,6 +470,8 @@ static void set_transfer(request *r, const char *url, double timeout, double con
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, calm_fd_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &r->socket_errno);
     if (plain_loopback) curl_easy_setopt(e, CURLOPT_PROXY, "");   /* loopback stays local */
 }
 

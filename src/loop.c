@@ -46,7 +46,7 @@ double calm_sched_remaining(lua_State *L)
     return f->deadline - calm_now();
 }
 
-static void make_ready(flow *f, int nargs);
+static void make_ready(sched *s, flow *f, int nargs);
 
 /* A transfer curl refuses to take (out of memory) fails at once instead of
  * leaving its flow parked until the deadline. */
@@ -58,7 +58,7 @@ static void start_transfer(sched *s, flow *f)
         f->transfer = NULL;
         t->abandon(t);
         calm_loop_push_fail(f->co, curl_multi_strerror(mc), "OUT_OF_MEMORY");
-        make_ready(f, 3);
+        make_ready(s, f, 3);
         return;
     }
     f->state = FLOW_HTTP;
@@ -71,11 +71,12 @@ int calm_sched_park(lua_State *L, calm_transfer *t)
     flow *f = flow_of(L);
     f->transfer = t;
     curl_easy_setopt(t->easy, CURLOPT_PRIVATE, (void *)f);
-    if (s->in_flight < s->limit) {
+    if (s->in_flight < calm_loop_limit(s)) {
         start_transfer(s, f);
     } else {  /* over the concurrency cap: wait for a slot, in order */
         f->state = FLOW_QUEUED;
         f->qnext = NULL;
+        f->qprev = s->queue_tail;
         if (s->queue_tail) s->queue_tail->qnext = f; else s->queue_head = f;
         s->queue_tail = f;
     }
@@ -84,21 +85,57 @@ int calm_sched_park(lua_State *L, calm_transfer *t)
 
 static void unqueue(sched *s, flow *f)
 {
-    flow **p = &s->queue_head, *prev = NULL;
-    while (*p && *p != f) { prev = *p; p = &(*p)->qnext; }
-    if (!*p) return;
-    *p = f->qnext;
-    if (s->queue_tail == f) s->queue_tail = prev;
+    if (f->qprev) f->qprev->qnext = f->qnext; else s->queue_head = f->qnext;
+    if (f->qnext) f->qnext->qprev = f->qprev; else s->queue_tail = f->qprev;
+    f->qnext = f->qprev = NULL;
+}
+
+/* task.limit, kept within what the descriptor limit allows. */
+int calm_loop_limit(sched *s)
+{
+    return s->fd_cap > 0 && s->fd_cap < s->limit ? s->fd_cap : s->limit;
 }
 
 void calm_loop_start_queued(sched *s)
 {
-    while (s->queue_head && s->in_flight < s->limit) {
+    while (s->queue_head && s->in_flight < calm_loop_limit(s)) {
         flow *f = s->queue_head;
-        s->queue_head = f->qnext;
-        if (!s->queue_head) s->queue_tail = NULL;
+        unqueue(s, f);
         start_transfer(s, f);
     }
+}
+
+/* Leaves the waiters list of the flow it waited for. */
+static void unwait(flow *f)
+{
+    flow *t = f->target;
+    if (!t) return;
+    if (f->wprev) f->wprev->wnext = f->wnext; else if (t->waiters == f) t->waiters = f->wnext;
+    if (f->wnext) f->wnext->wprev = f->wprev;
+    f->wnext = f->wprev = NULL;
+    f->target = NULL;
+}
+
+static void unsleep(sched *s, flow *f)
+{
+    if (f->asleep) s->sleeping--;
+    f->asleep = 0;
+}
+
+/* A flow has just parked (sleep, wait, transfer): its timer and links. */
+static void arm(sched *s, flow *f)
+{
+    double due = f->deadline;
+    if (f->state == FLOW_SLEEP) {
+        if (!f->asleep) s->sleeping++;
+        f->asleep = 1;
+        if (f->wake_at < due) due = f->wake_at;
+    } else if (f->state == FLOW_WAIT && f->target && !f->wprev && f->target->waiters != f) {
+        f->wnext = f->target->waiters;
+        if (f->wnext) f->wnext->wprev = f;
+        f->target->waiters = f;
+    }
+    calm_timer_set(s, f, due);
 }
 
 /* Drops whatever the flow is parked on, without resuming it. */
@@ -115,7 +152,9 @@ void calm_loop_detach(sched *s, flow *f)
         f->transfer = NULL;
         t->abandon(t);
     }
-    f->target = NULL;
+    unwait(f);
+    unsleep(s, f);
+    calm_timer_remove(s, f);
 }
 
 void calm_loop_push_fail(lua_State *co, const char *msg, const char *code)
@@ -125,10 +164,14 @@ void calm_loop_push_fail(lua_State *co, const char *msg, const char *code)
     lua_pushstring(co, code);
 }
 
-static void make_ready(flow *f, int nargs)
+static void make_ready(sched *s, flow *f, int nargs)
 {
+    unwait(f);
+    unsleep(s, f);
+    calm_timer_remove(s, f);
     f->state = FLOW_READY;
     f->nargs = nargs;
+    calm_ready_push(s, f);
 }
 
 /* Pushes onto `to` what waiting on `f` returns: its results, or nil, error. */
@@ -161,20 +204,24 @@ static void release(lua_State *L, flow *f)
 
 static void unlink_live(sched *s, flow *f)
 {
-    flow **p = &s->live;
-    while (*p && *p != f) p = &(*p)->next;
-    if (*p) *p = f->next;
+    if (f->prev) f->prev->next = f->next; else if (s->live == f) s->live = f->next;
+    if (f->next) f->next->prev = f->prev;
+    f->next = f->prev = NULL;
+    s->nlive--;
 }
 
 /* A flow has finished (done or failed): wake its waiters, close its thread. */
 static void finish(lua_State *L, sched *s, flow *f)
 {
     flow *w;
-    for (w = s->live; w; w = w->next)
-        if (w->state == FLOW_WAIT && w->target == f) {
-            w->target = NULL;
-            make_ready(w, calm_loop_push_outcome(w->co, f));
-        }
+    calm_ready_remove(s, f);
+    calm_timer_remove(s, f);
+    unwait(f);
+    unsleep(s, f);
+    while ((w = f->waiters) != NULL) {
+        unwait(w);
+        make_ready(s, w, calm_loop_push_outcome(w->co, f));
+    }
     unlink_live(s, f);
     /* Closes pending to-be-closed variables of a failed or cancelled flow. */
     lua_resetthread(f->co);
@@ -207,7 +254,9 @@ static void resume(lua_State *L, sched *s, flow *f)
         if (f->state == FLOW_RUNNING) {   /* a bare coroutine.yield: let others run */
             lua_pop(f->co, nres);
             f->bare_yield = 1;
-            make_ready(f, 0);
+            make_ready(s, f, 0);
+        } else if (f->state != FLOW_READY) {
+            arm(s, f);
         }
     } else if (status == LUA_OK) {
         int i;
@@ -256,38 +305,29 @@ static void collect(sched *s)
         curl_multi_remove_handle(s->multi, m->easy_handle);
         s->in_flight--;
         f->transfer = NULL;
-        make_ready(f, t->finish(t, f->co, m->data.result));
+        make_ready(s, f, t->finish(t, f->co, m->data.result));
     }
     calm_loop_start_queued(s);
 }
 
-/* Wakes sleepers and flows past their deadline; returns the next time due. */
+/* Wakes sleepers and flows past their deadline (the heap's due ones only);
+ * returns the next time due. */
 static double timers(sched *s, double now)
 {
-    double next = HUGE_VAL;
     flow *f;
-    for (f = s->live; f; f = f->next) {
+    while ((f = calm_timer_top(s)) != NULL && f->due <= now) {
+        calm_timer_remove(s, f);
         if (f->state == FLOW_SLEEP && f->wake_at <= now) {
             lua_pushboolean(f->co, 1);
-            make_ready(f, 1);
+            make_ready(s, f, 1);
         } else if ((f->state == FLOW_HTTP || f->state == FLOW_QUEUED || f->state == FLOW_SLEEP ||
                     f->state == FLOW_WAIT) && f->deadline <= now) {
             calm_loop_detach(s, f);
             calm_loop_push_fail(f->co, "deadline passed (--timeout)", "DEADLINE");
-            make_ready(f, 3);
+            make_ready(s, f, 3);
         }
-        if (f->state == FLOW_SLEEP && f->wake_at < next) next = f->wake_at;
-        if (f->state != FLOW_READY && f->deadline < next) next = f->deadline;
     }
-    return next;
-}
-
-static int any_in_state(sched *s, enum flow_state st)
-{
-    flow *f;
-    for (f = s->live; f; f = f->next)
-        if (f->state == st) return 1;
-    return 0;
+    return f ? f->due : HUGE_VAL;
 }
 
 /* Runs the loop until `until` has finished. The main thread drives it. */
@@ -297,35 +337,30 @@ void calm_loop_run_until(lua_State *L, sched *s, flow *until)
         flow *f;
         double due, now;
         int running, wait_ms;
-        /* Resume each ready flow once per pass. A resumed flow may finish or
-         * cancel any other flow (unlinking it, and its memory may then be
-         * collected), so the walk starts again from the head after every
-         * resume; the pass mark keeps it from resuming a flow twice. */
+        /* Resume each ready flow once per pass, in the order they became
+         * ready. A resumed flow may finish or cancel others: finishing takes
+         * a flow off the ready queue, so the queue holds live flows only.
+         * The pass mark stops at a flow made ready again in this pass. */
         s->pass++;
-        for (f = s->live; f; ) {
-            if (f->state == FLOW_READY && f->pass != s->pass) {
-                f->pass = s->pass;
-                resume(L, s, f);
-                f = s->live;
-            } else {
-                f = f->next;
-            }
+        while ((f = s->ready_head) != NULL && f->pass != s->pass) {
+            calm_ready_pop(s);
+            f->pass = s->pass;
+            resume(L, s, f);
         }
         if (until->state == FLOW_DONE || until->state == FLOW_FAILED) break;
         curl_multi_perform(s->multi, &running);
         collect(s);
         now = calm_now();
         due = timers(s, now);
-        if (any_in_state(s, FLOW_READY)) continue;
+        if (s->ready_head) continue;
         /* Nothing in flight, queued or sleeping: only deadlines could wake
          * the flows left, and a wait cycle should not idle until then. */
-        if (s->in_flight == 0 && !s->queue_head && !any_in_state(s, FLOW_SLEEP)) {
+        if (s->in_flight == 0 && !s->queue_head && s->sleeping == 0) {
             /* Nothing can ever wake the flows that are left: a wait cycle. */
             for (f = s->live; f; f = f->next)
                 if (f->state == FLOW_WAIT) {
-                    f->target = NULL;
                     calm_loop_push_fail(f->co, "flows wait for each other (deadlock)", "DEADLOCK");
-                    make_ready(f, 3);
+                    make_ready(s, f, 3);
                 }
             continue;
         }
@@ -345,6 +380,7 @@ flow *calm_loop_spawn(lua_State *L, sched *s, int nargs, const char *name, doubl
 {
     flow *parent = flow_of(L), *f;
     int fn = lua_gettop(L) - nargs;
+    if (calm_timer_reserve(s, s->nlive + 1) != 0) luaL_error(L, "calm.task: out of memory");
     f = lua_newuserdatauv(L, sizeof *f, 0);
     memset(f, 0, sizeof *f);
     luaL_setmetatable(L, FLOW_MT);
@@ -362,9 +398,11 @@ flow *calm_loop_spawn(lua_State *L, sched *s, int nargs, const char *name, doubl
     /* stack: fn, args..., handle */
     lua_rotate(L, fn, 1);            /* handle, fn, args... */
     lua_xmove(L, f->co, nargs + 1);
-    make_ready(f, nargs);
     f->next = s->live;
+    if (s->live) s->live->prev = f;
     s->live = f;
+    s->nlive++;
+    make_ready(s, f, nargs);
     return f;
 }
 

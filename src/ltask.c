@@ -171,15 +171,30 @@ static int task_set_deadline(lua_State *L)
     return 0;
 }
 
-/* task.limit(n): at most n transfers in flight. */
+/* Connections kept for reuse: one per transfer in flight and as many idle
+ * (other hosts), within the descriptor limit. */
+static void set_pool(sched *s)
+{
+    long conns = 2L * calm_loop_limit(s);
+    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, conns);
+    curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
+}
+
+/* task.limit(n): at most n transfers in flight (fewer if the descriptor limit
+ * does not allow n); returns the number in effect. */
 static int task_limit(lua_State *L)
 {
     sched *s = calm_sched_get(L);
     lua_Integer n = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, n >= 1 && n <= 1024, 1, "must be 1..1024");
+    luaL_argcheck(L, n >= 1 && n <= 65536, 1, "must be 1..65536");
     s->limit = (int)n;
+    if (calm_loop_limit(s) < n)
+        calm_log(CALM_LOG_DEBUG, "task.limit(%d): %d transfers at once (descriptor limit)",
+                 (int)n, calm_loop_limit(s));
+    set_pool(s);
     calm_loop_start_queued(s);
-    return 0;
+    lua_pushinteger(L, calm_loop_limit(s));
+    return 1;
 }
 
 /* task.cancel(flow) / flow:cancel(): the flow fails with "cancelled". */
@@ -247,6 +262,7 @@ static int sched_gc(lua_State *L)
     flow *f;
     for (f = s->live; f; f = f->next) calm_loop_detach(s, f);
     s->live = NULL;
+    calm_timer_free(s);
     if (s->multi) curl_multi_cleanup(s->multi);
     s->multi = NULL;
     return 0;
@@ -342,7 +358,8 @@ int luaopen_calm_task(lua_State *L)
         s->multi = curl_multi_init();
         s->limit = 64;
         if (!s->multi) return luaL_error(L, "calm.task: curl_multi_init failed");
-        curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 64L);
+        s->fd_cap = calm_fd_transfer_cap(calm_fd_raise());
+        set_pool(s);
         lua_createtable(L, 0, 1);
         lua_pushcfunction(L, sched_gc);
         lua_setfield(L, -2, "__gc");

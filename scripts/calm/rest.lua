@@ -77,6 +77,9 @@ local PRE_SEND = {
   INSECURE_URL = true, URL_MALFORMAT = true, UNSUPPORTED_PROTOCOL = true,
   PEER_FAILED_VERIFICATION = true, SSL_CACERT_BADFILE = true, SSL_CERTPROBLEM = true,
   SSL_CIPHER = true, SSL_ENGINE_NOTFOUND = true, BAD_FUNCTION_ARGUMENT = true,
+  -- calm.http found no free file descriptor (EMFILE/ENFILE): a local limit,
+  -- not the server; said as it is, not retried as "couldn't connect".
+  TOO_MANY_OPEN_FILES = true,
 }
 -- An unreachable host: a name that does not resolve will not resolve a
 -- second later (one try); a refused connection gets one more try (a

@@ -63,7 +63,7 @@ function T.task_cancel_and_current()
   t.eq(table.pack(task.wait(f)), { n = 2, nil, "cancelled" })
   t.eq(tostring(task.current()):match("^flow"), "flow")
   t.raises(function() task.wait(task.current()) end, "cannot wait for itself")
-  t.raises(function() task.limit(0) end, "must be 1..1024")
+  t.raises(function() task.limit(0) end, "must be 1..65536")
 end
 
 function T.task_outside_a_flow_raises()

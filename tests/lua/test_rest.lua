@@ -181,6 +181,22 @@ function T.refused_connection_tried_twice()
   t.eq(require("calm.exit").status_for("COULDNT_CONNECT"), 1)
 end
 
+-- out of file descriptors: a local limit, said as it is, never resent as
+-- "nothing was sent" (POST) nor retried as a transport failure (GET)
+function T.out_of_descriptors_is_final_and_named()
+  for _, method in ipairs { "GET", "POST" } do
+    local fake = t.use_fake_http {
+      { fail = "TOO_MANY_OPEN_FILES", msg = "POST x: out of file descriptors (Too many open files)" },
+      { status = 201, json = {} } }
+    local msg = t.fails("TOO_MANY_OPEN_FILES", client().request, client(),
+                        { method = method, path = "/v1/service_instances", json = {} })
+    t.eq(#fake.requests, 1, method .. " is not sent again")
+    t.find(msg, "out of file descriptors")
+    t.eq(msg:find("outcome is unknown", 1, true), nil, "nothing reached the server")
+    t.eq(require("calm.exit").status_for("TOO_MANY_OPEN_FILES"), 1)
+  end
+end
+
 function T.tls_verification_failure_is_final()
   local fake = t.use_fake_http { { fail = "PEER_FAILED_VERIFICATION", msg = "SSL certificate problem" } }
   t.fails("PEER_FAILED_VERIFICATION", client().request, client(), { path = "/v1/x" })
