@@ -236,6 +236,41 @@ static void big(void)
     free(s);
 }
 
+/* A fleet registers secrets of thousands of tenants: every one of 20 000
+ * values (and its encodings) is still found, in any order of registration,
+ * next to the others and once each in the count. */
+static void many(void)
+{
+    enum { N = 20000 };
+    char v[32], line[128];
+    calm_buf out;
+    int i, hidden = 1, kept = 1;
+    calm_redact_clear();
+    for (i = 0; i < N; i++) {
+        snprintf(v, sizeof v, "tenant%05d-secret/%d", i, i * 7919 % 10007);
+        calm_redact_add(v, strlen(v));
+    }
+    calm_redact_add("tenant00000-secret/0", 20);   /* again: counted once */
+    CHECK(calm_redact_count() == N, "20 000 values registered, a repeat counted once");
+    calm_buf_init(&out);
+    for (i = 0; i < N; i += 997) {
+        snprintf(v, sizeof v, "tenant%05d-secret/%d", i, i * 7919 % 10007);
+        snprintf(line, sizeof line, "a=%s b=tenant%05d-secret c=%s", v, i, v);
+        calm_buf_reset(&out);
+        if (calm_redact(line, strlen(line), &out) != 0) hidden = 0;
+        snprintf(line, sizeof line, "a=*** b=tenant%05d-secret c=***", i);
+        if (!out.data || strcmp(out.data, line) != 0) hidden = 0;
+    }
+    CHECK(hidden, "each of 20 000 values is hidden; a prefix of one is not");
+    calm_buf_reset(&out);
+    snprintf(v, sizeof v, "tenant%05d-secret%%2F%d", 4242, 4242 * 7919 % 10007);
+    snprintf(line, sizeof line, "form: x=%s&y=1", v);
+    kept = calm_redact(line, strlen(line), &out) == 0 && strcmp(out.data, "form: x=***&y=1") == 0;
+    CHECK(kept, "the percent-encoded form of one of 20 000 values is hidden");
+    calm_buf_free(&out);
+    calm_redact_clear();
+}
+
 int main(void)
 {
     check_suite = "unit/redact";
@@ -246,6 +281,7 @@ int main(void)
     headers();
     pem_and_urls();
     big();
+    many();
     red("");            /* frees the last result */
     calm_redact_clear();
     return CHECK_DONE();
