@@ -20,6 +20,13 @@
 #define DEFAULT_CONNECT_TIMEOUT 10.0
 #define DEFAULT_MAX_BODY (8u << 20)
 #define SYSTEM_CA_PATH "/etc/ssl/certs"
+/* Limits a real BTP answer never comes near (about 20 header lines, a few KiB
+ * of headers, the whole answer in well under a second once it has begun):
+ * beyond them the answer is refused as broken, not waited for or retried. */
+#define MAX_HEADER_LINES 256
+#define MAX_HEADER_BYTES (64u << 10)
+#define TRICKLE_WINDOW 5.0     /* seconds after the first byte of the answer */
+#define TRICKLE_FLOOR 1024.0   /* bytes per second, averaged over that time */
 
 typedef struct request {
     calm_transfer t;           /* first: the scheduler sees this part */
@@ -33,6 +40,11 @@ typedef struct request {
     calm_buf cert, key;        /* mTLS PEM, handed to libcurl without a copy */
     size_t max_body;
     int too_large;
+    int head_lines;            /* header lines of the current response */
+    int bad_head;              /* header block refused: 1 too many lines, 2 too large */
+    size_t received;           /* header and body bytes so far */
+    double first_byte;         /* calm_now() at the first byte of the answer */
+    double trickled;           /* seconds it took, when cut for trickling */
     double started;
     int socket_errno;          /* why socket() failed, if it did */
     char method[16];
@@ -78,6 +90,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     request *r = ud;
     size_t len = size * n;
+    r->received += len;
     if (r->body.len + len > r->max_body) {
         r->too_large = 1;
         return 0;   /* makes curl stop with CURLE_WRITE_ERROR */
@@ -90,9 +103,36 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     request *r = ud;
     size_t len = size * n;
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0)   /* a new response (after 1xx): start over */
+    if (!r->first_byte) r->first_byte = calm_now();
+    r->received += len;
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {   /* a new response (after 1xx): start over */
         calm_buf_reset(&r->head);
+        r->head_lines = 0;
+    }
+    if (++r->head_lines > MAX_HEADER_LINES || r->head.len + len > MAX_HEADER_BYTES) {
+        r->bad_head = r->head_lines > MAX_HEADER_LINES ? 1 : 2;
+        return 0;   /* curl stops with CURLE_WRITE_ERROR */
+    }
     return calm_buf_append(&r->head, p, len) == 0 ? len : 0;
+}
+
+/* Cuts an answer that, once begun, arrives slower than TRICKLE_FLOOR: a
+ * server sending a byte a second would otherwise hold each try for the
+ * whole transfer timeout. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    request *r = ud;
+    curl_off_t us = 0;
+    double t;
+    (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+    /* curl knows the first byte before a whole header line has come */
+    if (!r->first_byte && curl_easy_getinfo(r->t.easy, CURLINFO_STARTTRANSFER_TIME_T, &us) == CURLE_OK && us > 0)
+        r->first_byte = r->started + (double)us / 1e6;
+    if (!r->first_byte) return 0;
+    t = calm_now() - r->first_byte;
+    if (t < TRICKLE_WINDOW || (double)r->received >= TRICKLE_FLOOR * t) return 0;
+    r->trickled = t;
+    return 1;   /* curl stops with CURLE_ABORTED_BY_CALLBACK */
 }
 
 /* Frees everything the transfer holds; wipes buffers (tokens, secrets). */
@@ -180,6 +220,33 @@ static void trace_exchange(request *r, long status)
     if (r->body.len) calm_log_write(CALM_LOG_TRACE, r->body.data, r->body.len);
 }
 
+/* An answer refused for its headers or its speed: pushes nil, message, code
+ * and returns 3, or returns 0. */
+static int push_broken(lua_State *co, request *r, CURLcode rc)
+{
+    if (r->bad_head || (rc == CURLE_OUT_OF_MEMORY && !r->body.len && r->first_byte)) {
+        /* curl itself refuses a header line over 100 KiB, as out of memory */
+        lua_pushnil(co);
+        if (r->bad_head == 1)
+            lua_pushfstring(co, "%s %s: the answer has more than %d header lines; refused", r->method,
+                            r->url, MAX_HEADER_LINES);
+        else
+            lua_pushfstring(co, "%s %s: the answer's header %s over %d KiB; refused", r->method, r->url,
+                            r->bad_head ? "block is" : "line is", r->bad_head ? (int)(MAX_HEADER_BYTES >> 10) : 100);
+        lua_pushliteral(co, "BAD_HEADERS");
+        return 3;
+    }
+    if (r->trickled) {
+        lua_pushnil(co);
+        lua_pushfstring(co, "%s %s: the answer trickled in at under %d bytes/s (%d s after its "
+                        "first byte); cut off", r->method, r->url, (int)TRICKLE_FLOOR,
+                        (int)(r->trickled + 0.5));
+        lua_pushliteral(co, "TRICKLE");
+        return 3;
+    }
+    return 0;
+}
+
 static int req_finish(calm_transfer *t, lua_State *co, CURLcode rc)
 {
     request *r = (request *)t;
@@ -200,6 +267,8 @@ static int req_finish(calm_transfer *t, lua_State *co, CURLcode rc)
                         r->method, r->url, strerror(EMFILE), (int)calm_fd_soft_limit());
         lua_pushliteral(co, "TOO_MANY_OPEN_FILES");
         n = 3;
+    } else if ((n = push_broken(co, r, rc)) != 0) {
+        /* nil, message, BAD_HEADERS | TRICKLE pushed */
     } else if (rc != CURLE_OK) {
         const char *name = curl_code_name(rc);
         lua_pushnil(co);
@@ -472,6 +541,9 @@ static void set_transfer(request *r, const char *url, double timeout, double con
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, calm_fd_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &r->socket_errno);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     if (plain_loopback) curl_easy_setopt(e, CURLOPT_PROXY, "");   /* loopback stays local */
 }
 

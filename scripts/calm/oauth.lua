@@ -19,6 +19,7 @@ local M = {}
 -- seconds remain, but never more than half its lifetime early (so a
 -- 2-minute token is still reused for a minute). Tests shrink these.
 M.policy = { min_margin = 60, fraction = 0.1, default_lifetime = 600 }
+local MAX_LIFETIME = 366 * 86400
 
 -- Seam for tests: a clock in place of task.now.
 M.now = nil
@@ -171,8 +172,13 @@ function M.fetch(grant, name)
   secret(j.access_token)
   secret(j.refresh_token)
   secret(j.id_token)
+  -- calm.json refuses 1e400, but "1e400" as a string reads as inf and "nan"
+  -- as nil: only a finite lifetime of up to a year counts, so the renewal
+  -- margin is always a number
   local lifetime = tonumber(j.expires_in)
-  if not lifetime or lifetime <= 0 then lifetime = M.policy.default_lifetime end
+  if not lifetime or lifetime ~= lifetime or lifetime <= 0 or lifetime > MAX_LIFETIME then
+    lifetime = M.policy.default_lifetime
+  end
   return {
     access_token = j.access_token,
     token_type = j.token_type or "bearer",

@@ -19,6 +19,7 @@
 -- caller gets nil, "... the outcome is unknown ...", code and must look the
 -- resource up by name.
 local json = require "calm.json"
+local errtext = require "calm.errtext"
 local codec = require "calm.codec"
 local log = require "calm.log"
 local task = require "calm.task"
@@ -65,6 +66,7 @@ local RETRY_TRANSPORT = {
   COULDNT_CONNECT = true, COULDNT_RESOLVE_HOST = true, COULDNT_RESOLVE_PROXY = true,
   OPERATION_TIMEDOUT = true, RECV_ERROR = true, SEND_ERROR = true, GOT_NOTHING = true,
   PARTIAL_FILE = true, SSL_CONNECT_ERROR = true, HTTP2 = true, HTTP2_STREAM = true,
+  TRICKLE = true,
 }
 -- Failures that prove the request never left: safe to resend a POST.
 local NOT_SENT = {
@@ -90,6 +92,13 @@ local RETRY_STATUS = { [500] = true, [502] = true, [503] = true, [504] = true }
 local IDEMPOTENT_METHODS = { GET = true, HEAD = true, DELETE = true, OPTIONS = true, PUT = false }
 
 M.retry_transport = RETRY_TRANSPORT
+
+-- Hosts whose answers calm.http cut for trickling (under its speed floor),
+-- counted for the whole process: from the second such answer on, a host is
+-- not retried any more (one slow answer may be bad luck; two are the host).
+local trickled = {}
+M.trickled = trickled
+M.trickle_limit = 2
 M.not_sent = NOT_SENT
 
 function M.host_of(url)
@@ -165,94 +174,9 @@ M.fmt_secs = fmt_secs
 
 -- ------------------------------------------------------------ error_text --
 
-local function one_line(s, max)
-  s = log.redact(tostring(s))
-  s = s:gsub("[%c]+", " "):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
-  max = max or 300
-  if #s > max then s = s:sub(1, max - 3) .. "..." end
-  return s
-end
-
-local function looks_json(resp)
-  local ct = resp.headers and resp.headers["content-type"] or ""
-  return ct:find("json", 1, true) ~= nil
-end
-
-local function decoded(resp)
-  if resp.json ~= nil then return resp.json end
-  local body = resp.body
-  if type(body) ~= "string" or body == "" then return nil end
-  local first = body:match("^%s*(.)")
-  if first ~= "{" and first ~= "[" then return nil end
-  return (json.decode(body, "response"))
-end
-
--- rest.error_text(resp) -> one line describing the server's complaint:
--- SM {error, description}; CF {errors = [{title, detail}]}; cis
--- {error = {code, message, details}}; OAuth {error, error_description}.
--- Redacted, at most 300 characters, never the raw body of a non-JSON reply.
-function M.error_text(resp)
-  if type(resp) ~= "table" then return "no response" end
-  local j = decoded(resp)
-  local parts = {}
-  local correlation
-  if type(j) == "table" then
-    if type(j.errors) == "table" and j.errors[1] ~= nil then -- CF v3
-      for i, e in ipairs(j.errors) do
-        if i > 3 then break end
-        if type(e) == "table" then
-          local title, detail = e.title or e.code, e.detail
-          parts[#parts + 1] = (title and detail) and (tostring(title) .. ": " .. tostring(detail))
-            or tostring(detail or title or "")
-        end
-      end
-    elseif type(j.error) == "table" then -- cis
-      local e = j.error
-      local s = tostring(e.message or "")
-      if e.code then s = tostring(e.code) .. ": " .. s end
-      if type(e.details) == "table" then
-        local ds = {}
-        for i, d in ipairs(e.details) do
-          if i > 3 then break end
-          if type(d) == "table" and d.message then ds[#ds + 1] = tostring(d.message) end
-        end
-        if #ds > 0 then s = s .. " (" .. table.concat(ds, "; ") .. ")" end
-      end
-      parts[1] = s
-      correlation = e.correlationID
-    elseif j.error_description or (type(j.error) == "string" and not j.description) then -- OAuth
-      parts[1] = j.error and j.error_description and (tostring(j.error) .. ": " .. tostring(j.error_description))
-        or tostring(j.error_description or j.error)
-    elseif j.description or j.error then -- Service Manager
-      parts[1] = (j.error and j.description) and (tostring(j.error) .. ": " .. tostring(j.description))
-        or tostring(j.description or j.error)
-    elseif type(j.message) == "string" then
-      parts[1] = j.message
-    else
-      parts[1] = "JSON body without an error message"
-    end
-  else
-    local body = type(resp.body) == "string" and resp.body or ""
-    local ct = resp.headers and resp.headers["content-type"] or ""
-    if body == "" then
-      parts[1] = "empty body"
-    elseif ct:find("html", 1, true) or body:match("^%s*<") then
-      parts[1] = "HTML error page"
-    elseif looks_json(resp) then
-      parts[1] = "invalid JSON body of " .. #body .. " bytes"
-    else
-      parts[1] = "non-JSON body of " .. #body .. " bytes"
-    end
-  end
-  local h = resp.headers or {}
-  correlation = correlation or h["x-correlationid"] or h["x-correlation-id"] or h["x-vcap-request-id"]
-  local text = table.concat(parts, "; ")
-  if text == "" then text = "no error text" end
-  if type(correlation) == "string" and correlation ~= "" then
-    text = one_line(text, 240) .. " [correlation id " .. one_line(correlation, 56) .. "]"
-  end
-  return one_line(text, 300)
-end
+-- rest.error_text(resp): see calm.errtext.
+M.error_text = errtext.error_text
+local one_line = errtext.one_line
 
 -- rest.fail(resp, what) -> nil, "<what> answered HTTP <status>: <text>", code
 -- code: "AUTH" for 401/403, "API" otherwise. For callers judging a reply.
@@ -302,7 +226,8 @@ local function method_of(req)
 end
 
 -- The JSON of a response, or nil plus whether that is a defect (as opposed
--- to an HTML/text error page on a 4xx/5xx, which is data).
+-- to an HTML/text error page on a 4xx/5xx, which is data), and for a defect
+-- calm.json's kind and message.
 local function parse_body(resp)
   local body = resp.body
   if type(body) ~= "string" or body == "" then return nil, false end
@@ -310,14 +235,20 @@ local function parse_body(resp)
   if resp.status >= 400 and ct ~= "" and not ct:find("json", 1, true) then
     return nil, false
   end
-  local v = json.decode(body, "response")
+  local v, msg, _, kind = json.decode(body, "response")
   if v == nil then
     -- a 4xx HTML page without content-type: still data, not a defect
     if resp.status >= 400 and body:match("^%s*<") then return nil, false end
-    return nil, true
+    return nil, true, kind, msg
   end
   return v, false
 end
+
+-- calm.json kinds that are properties of the text, not of its transfer: the
+-- same answer would be refused again, so it is not retried (issue 13).
+local PERMANENT_JSON = { utf8 = true, surrogate = true, noncharacter = true, duplicate = true,
+                         number = true, depth = true }
+M.permanent_json = PERMANENT_JSON
 
 -- rest.send(req, opts) -> resp | nil, msg, code
 -- req: a calm.http request table. opts: {idempotent = bool (default by
@@ -353,6 +284,13 @@ function M.send(req, opts)
       end
       emsg = emsg .. hint
       local retry = (idempotent and RETRY_TRANSPORT[ecode]) or NOT_SENT[ecode]
+      if ecode == "TRICKLE" then
+        trickled[host] = (trickled[host] or 0) + 1
+        if retry and trickled[host] >= M.trickle_limit then
+          return nil, string.format("%s failed: %s; %s keeps trickling (%d slow answers), so it is "
+            .. "not retried", what, one_line(emsg or ecode), host, trickled[host]), ecode
+        end
+      end
       if not retry then
         if not idempotent and not PRE_SEND[ecode] then
           return nil, string.format("%s failed (%s); the outcome is unknown: the server may have "
@@ -382,10 +320,15 @@ function M.send(req, opts)
         resp.outcome_unknown = true
         return resp
       else
-        local v, defect = parse_body(resp)
+        local v, defect, kind, jmsg = parse_body(resp)
         if not defect then
           resp.json = v
           return resp
+        end
+        if PERMANENT_JSON[kind] then
+          return nil, string.format("%s answered HTTP %d with JSON that is not I-JSON (RFC 7493), "
+            .. "refused and not retried: %s", what, status,
+            one_line((tostring(jmsg):gsub("^invalid JSON from response: ", "")))), "BAD_RESPONSE"
         end
         local m = string.format("truncated or invalid JSON from %s %s (HTTP %d)",
           method, log.redact(tostring(url)), status)

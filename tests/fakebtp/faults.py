@@ -4,17 +4,28 @@ Rule: {"method": "GET"|"*", "path": regex (re.search on the path), "host": regex
        "tenant": name (optional, multi-tenant mode),
        "count": n (default 1), "action": ..., "status": n, "retry_after": ..., "delay_ms": n,
        "body": "json"|"html"|text}
+
+Hostile answers (issue 13), applied to the route's real answer unless said otherwise:
+  rewrite      re.sub(find, replace, body, count=times or 1) on the body read as Latin-1,
+               so "\u00ff" in `replace` is the byte FF (invalid UTF-8, duplicate members,
+               1e400 numbers); Content-Length fits the new body
+  deep         instead of the route: 200, `depth` (default 100000) nested arrays
+  header_flood the real answer with `headers` (default 100000) extra header lines
+  long_header  the real answer with one extra header line of `bytes` (default 1 MiB)
+  trickle      the real answer (headers and body) at `rate` bytes per second (default 1)
 """
 import datetime
 import email.utils
+import http.client
 import json
 import re
 import threading
 import time
 
 REQUEST_ACTIONS = ("status", "reset", "truncate", "close_truncate", "delay", "html", "nonjson",
-                   "late_create")
+                   "late_create", "rewrite", "deep", "header_flood", "long_header", "trickle")
 OP_ACTIONS = ("op_stuck", "op_fail")
+HTTP_REASONS = http.client.responses
 ACTIONS = REQUEST_ACTIONS + OP_ACTIONS
 
 HTML_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -38,6 +49,11 @@ def validate(rule):
     r["count"] = int(r.get("count", 1))
     if action == "status":
         r["status"] = int(r.get("status", 503))
+    if action == "rewrite":
+        if not isinstance(r.get("find"), str) or not isinstance(r.get("replace"), str):
+            raise ValueError("rewrite needs 'find' (a regex) and 'replace' (text)")
+        re.compile(r["find"])
+        r["replace"].encode("latin-1")
     return r
 
 
@@ -155,12 +171,63 @@ def handle_before(h, app, req, rule):
         app.log_request(req, 0)
         h.reset_connection()
         return True
+    if action == "deep":
+        n = int(rule.get("depth", 100000))
+        app.log_request(req, 200)
+        h._send(app.Response(200, b"[" * n + b"]" * n, "application/json"))
+        return True
     return False
+
+
+def _raw_answer(resp, extra=b"", body=None):
+    """The bytes of an HTTP/1.1 answer with `extra` header lines, closing the connection."""
+    body = resp.body if body is None else body
+    head = ["HTTP/1.1 %d %s" % (resp.status, HTTP_REASONS.get(resp.status, "Status"))]
+    head += ["%s: %s" % (k, v) for k, v in resp.headers.items() if k.lower() != "content-length"]
+    head += ["Content-Length: %d" % len(body), "Connection: close"]
+    return ("\r\n".join(head) + "\r\n").encode("latin-1") + extra + b"\r\n" + body
+
+
+def _write(h, data, rate=None):
+    """Writes data (at `rate` bytes per second); a peer that hung up ends it quietly."""
+    h.close_connection = True
+    try:
+        if not rate:
+            h.wfile.write(data)
+            h.wfile.flush()
+            return
+        step = max(1, int(rate))
+        for i in range(0, len(data), step):
+            h.wfile.write(data[i:i + step])
+            h.wfile.flush()
+            time.sleep(1.0)
+    except OSError:
+        pass
+
+
+def _hostile_after(h, app, req, rule, resp):
+    action = rule["action"]
+    app.log_request(req, resp.status)
+    if action == "rewrite":
+        text = (resp.body or b"").decode("latin-1")
+        text = re.sub(rule["find"], rule["replace"], text, count=int(rule.get("times", 1)))
+        _write(h, _raw_answer(resp, body=text.encode("latin-1")))
+    elif action == "header_flood":
+        n = int(rule.get("headers", 100000))
+        extra = b"".join(b"X-Fill-%d: x\r\n" % i for i in range(n))
+        _write(h, _raw_answer(resp, extra))
+    elif action == "long_header":
+        _write(h, _raw_answer(resp, b"X-Long: " + b"a" * int(rule.get("bytes", 1 << 20)) + b"\r\n"))
+    else:  # trickle
+        _write(h, _raw_answer(resp), rate=float(rule.get("rate", 1)))
+    return True
 
 
 def handle_after(h, app, req, rule, resp):
     """Apply a rule after the route ran (its state changes are kept). True when handled."""
     action = rule["action"]
+    if action in ("rewrite", "header_flood", "long_header", "trickle"):
+        return _hostile_after(h, app, req, rule, resp)
     if action == "late_create":
         if rule.get("delay_ms"):
             time.sleep(rule["delay_ms"] / 1000.0)

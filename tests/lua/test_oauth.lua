@@ -152,6 +152,43 @@ function T.session_short_lifetime_reused_half_way()
   t.eq(s:token(), "canary-short-2")
 end
 
+-- Issue 13: a lifetime that is not a finite number of seconds (a string
+-- "1e400" reads as inf, "nan" as nil) must never make the margin NaN or
+-- infinite: the default lifetime is used, and the token is cached as usual.
+function T.session_odd_expires_in_uses_default_lifetime()
+  for _, odd in ipairs { "1e400", "-1e400", "nan", "inf", 1e300, -5, "soon" } do
+    local n = 0
+    local function issue()
+      n = n + 1
+      return { status = 200, body = '{"access_token":"canary-odd-' .. n .. '","expires_in":'
+        .. (type(odd) == "string" and ('"' .. odd .. '"') or string.format("%.17g", odd)) .. '}',
+        headers = { ["Content-Type"] = "application/json" } }
+    end
+    local fake = t.use_fake_http { issue, issue }
+    local clock = 0
+    oauth.now = function() return clock end
+    local s = oauth.session(assert(oauth.grant_from_key(SM_KEY)))
+    t.eq(s:token(), "canary-odd-1", tostring(odd))
+    clock = 400 -- default lifetime 600, margin 60: still cached
+    t.eq(s:token(), "canary-odd-1", "cached at 400 s with expires_in " .. tostring(odd))
+    clock = 541
+    t.eq(s:token(), "canary-odd-2", "renewed at 541 s with expires_in " .. tostring(odd))
+    t.eq(#fake.requests, 2, tostring(odd))
+  end
+end
+
+function T.fetch_refuses_non_finite_expires_in_number()
+  -- as a JSON number 1e400 never reaches oauth: calm.json refuses it, and
+  -- calm.rest does not retry an answer that is wrong in itself
+  local fake = t.use_fake_http { { status = 200, body = '{"access_token":"canary-inf-tok","expires_in":1e400}',
+                                   headers = { ["Content-Type"] = "application/json" } } }
+  local s = oauth.session(assert(oauth.grant_from_key(SM_KEY)), { name = "sm key (sm.json)" })
+  local msg = t.fails("BAD_RESPONSE", s.token, s)
+  t.find(msg, "number out of range")
+  t.nofind(msg, "canary-inf-tok")
+  t.eq(#fake.requests, 1, "not retried")
+end
+
 function T.session_failure_passes_code()
   t.use_fake_http { { status = 401, json = { error = "unauthorized", error_description = "Bad credentials" } } }
   local s = oauth.session(assert(oauth.grant_from_key(SM_KEY)), { name = "cis key (cis.json)" })

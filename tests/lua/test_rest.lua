@@ -223,6 +223,52 @@ function T.invalid_json_exhausted_is_bad_response()
   t.find(msg, "truncated or invalid JSON from GET")
 end
 
+-- Issue 13: an answer that is wrong in itself is refused once, not retried.
+function T.non_ijson_answer_is_refused_at_once()
+  local bodies = {
+    { '{"items":[{"clientsecret":"a","clientsecret":"b"}]}', "duplicate member 'clientsecret' at byte 31" },
+    { '{"items":[{"clientsecret":"\255\254"}]}', "invalid UTF-8 at byte 28" },
+    { '{"num_items":1e400}', "number out of range" },
+    { string.rep("[", 5000) .. string.rep("]", 5000), "nested deeper than 1000 levels at byte 1001" },
+  }
+  for _, b in ipairs(bodies) do
+    local steps = {}
+    for i = 1, 6 do steps[i] = { status = 200, body = b[1], headers = { ["Content-Type"] = "application/json" } } end
+    local fake = t.use_fake_http(steps)
+    local msg = t.fails("BAD_RESPONSE", client().request, client(), { path = "/v1/service_bindings" })
+    t.eq(#fake.requests, 1, b[2])
+    t.eq(#fake.sleeps, 0, b[2])
+    t.find(msg, "GET https://sm.example.test/v1/service_bindings answered HTTP 200 with JSON that is not I-JSON")
+    t.find(msg, b[2])
+    t.nofind(msg, "safe to rerun")
+  end
+end
+
+function T.broken_headers_are_final()
+  local fake = t.use_fake_http { { fail = "BAD_HEADERS", msg = "GET x: the answer has more than 256 header lines; refused" } }
+  local msg = t.fails("BAD_HEADERS", client().request, client(), { path = "/v1/x" })
+  t.eq(#fake.requests, 1)
+  t.find(msg, "more than 256 header lines")
+end
+
+function T.trickling_host_retried_once_then_given_up()
+  for k in pairs(rest.trickled) do rest.trickled[k] = nil end
+  local slow = { fail = "TRICKLE", msg = "GET x: the server sent 5 bytes in 5 s after it began answering" }
+  local fake = t.use_fake_http { slow, { status = 200, json = {} } }
+  assert(client():request { path = "/v1/a" })
+  t.eq(#fake.requests, 2, "one slow answer is retried")
+  -- the same host again: this time it is given up on without a retry
+  fake = t.use_fake_http { slow, { status = 200, json = {} } }
+  local msg = t.fails("TRICKLE", client().request, client(), { path = "/v1/b" })
+  t.eq(#fake.requests, 1)
+  t.find(msg, "sm.example.test keeps trickling (2 slow answers), so it is not retried")
+  -- another host is not affected
+  fake = t.use_fake_http { slow, { status = 200, json = {} } }
+  assert(rest.client { base_url = "https://cf.example.test" }:request { path = "/v3/x" })
+  t.eq(#fake.requests, 2)
+  for k in pairs(rest.trickled) do rest.trickled[k] = nil end
+end
+
 function T.router_404_retried_plain_404_is_data()
   local fake = t.use_fake_http { { status = 404, headers = { ["X-Cf-RouterError"] = "unknown_route" }, body = "404 Not Found: Requested route does not exist" },
                                  { status = 200, json = {} } }
