@@ -34,10 +34,9 @@ M.PATH_TEXT = {
   [M.BEFORE] = "provisioned before 2023-06-12: nothing was generated",
 }
 
-M.AUTHORITIES = {
-  "$XSMASTERAPPNAME.imp-cdm-feature-display-ui",
-  "$XSMASTERAPPNAME.imp-cdm-feature-manage-ui",
-}
+-- The two authorities Deployment needs; calm.policy_default owns the list
+-- (kept here under its old name for scripts that read it).
+M.AUTHORITIES = require("calm.policy_default").authorities { scenario = "deployment" }
 -- What each path asks for, per scenario -- the data calm.plan plans from:
 --   authorities: the instance needs the imp-cdm-feature-* authorities: true,
 --     or "when-keys-lack" (only when the existing keys' tokens lack them:
