@@ -1,5 +1,5 @@
-/* sched_internal.h: the scheduler's state, shared by the event loop (loop.c)
- * and the calm.task module (ltask.c). Not for anything else. */
+/* sched_internal.h: the scheduler's state, shared by the event loop (loop.c,
+ * transfer.c, flowq.c) and the calm.task module (ltask.c). Not for anything else. */
 #ifndef SCHED_INTERNAL_H
 #define SCHED_INTERNAL_H
 
@@ -80,8 +80,14 @@ void calm_timer_remove(sched *s, flow *f);
 flow *calm_timer_top(sched *s);               /* earliest due, or NULL */
 void calm_timer_free(sched *s);
 
-void calm_loop_start_queued(sched *s);
-int calm_loop_limit(sched *s);
+/* transfer.c: flows parked on a transfer (calm_sched_park), the task.limit cap. */
+int calm_loop_limit(sched *s);                /* task.limit within the fd limit */
+void calm_loop_start_queued(sched *s);        /* starts queued transfers while slots are free */
+void calm_loop_drop_transfer(sched *s, flow *f); /* no-op unless FLOW_HTTP / FLOW_QUEUED */
+void calm_loop_collect(sched *s);             /* finished transfers resume their flows */
+
+/* loop.c */
+void calm_loop_ready(sched *s, flow *f, int nargs); /* unparks f; nargs values on f->co */
 void calm_loop_detach(sched *s, flow *f);
 void calm_loop_push_fail(lua_State *co, const char *msg, const char *code);
 int calm_loop_push_outcome(lua_State *to, flow *f);

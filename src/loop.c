@@ -1,6 +1,6 @@
-/* loop.c: the scheduler's event loop. Flows park on a transfer, a timer or
- * another flow; this loop drives curl_multi, wakes sleepers, enforces
- * deadlines and resumes each flow with what it waited for. */
+/* loop.c: the scheduler's event loop. Flows park on a transfer (transfer.c),
+ * a timer or another flow; this loop drives curl_multi, wakes sleepers,
+ * enforces deadlines and resumes each flow with what it waited for. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +30,6 @@ sched *calm_sched_get(lua_State *L)
     return s;
 }
 
-
 void calm_sched_check_flow(lua_State *L, const char *what)
 {
     flow *f = flow_of(L);
@@ -44,65 +43,6 @@ double calm_sched_remaining(lua_State *L)
     flow *f = flow_of(L);
     if (!f || f->deadline == HUGE_VAL) return HUGE_VAL;
     return f->deadline - calm_now();
-}
-
-static void make_ready(sched *s, flow *f, int nargs);
-
-/* A transfer curl refuses to take (out of memory) fails at once instead of
- * leaving its flow parked until the deadline. */
-static void start_transfer(sched *s, flow *f)
-{
-    CURLMcode mc = curl_multi_add_handle(s->multi, f->transfer->easy);
-    if (mc != CURLM_OK) {
-        calm_transfer *t = f->transfer;
-        f->transfer = NULL;
-        t->abandon(t);
-        calm_loop_push_fail(f->co, curl_multi_strerror(mc), "OUT_OF_MEMORY");
-        make_ready(s, f, 3);
-        return;
-    }
-    f->state = FLOW_HTTP;
-    s->in_flight++;
-}
-
-int calm_sched_park(lua_State *L, calm_transfer *t)
-{
-    sched *s = calm_sched_get(L);
-    flow *f = flow_of(L);
-    f->transfer = t;
-    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, (void *)f);
-    if (s->in_flight < calm_loop_limit(s)) {
-        start_transfer(s, f);
-    } else {  /* over the concurrency cap: wait for a slot, in order */
-        f->state = FLOW_QUEUED;
-        f->qnext = NULL;
-        f->qprev = s->queue_tail;
-        if (s->queue_tail) s->queue_tail->qnext = f; else s->queue_head = f;
-        s->queue_tail = f;
-    }
-    return lua_yield(L, 0);
-}
-
-static void unqueue(sched *s, flow *f)
-{
-    if (f->qprev) f->qprev->qnext = f->qnext; else s->queue_head = f->qnext;
-    if (f->qnext) f->qnext->qprev = f->qprev; else s->queue_tail = f->qprev;
-    f->qnext = f->qprev = NULL;
-}
-
-/* task.limit, kept within what the descriptor limit allows. */
-int calm_loop_limit(sched *s)
-{
-    return s->fd_cap > 0 && s->fd_cap < s->limit ? s->fd_cap : s->limit;
-}
-
-void calm_loop_start_queued(sched *s)
-{
-    while (s->queue_head && s->in_flight < calm_loop_limit(s)) {
-        flow *f = s->queue_head;
-        unqueue(s, f);
-        start_transfer(s, f);
-    }
 }
 
 /* Leaves the waiters list of the flow it waited for. */
@@ -141,17 +81,7 @@ static void arm(sched *s, flow *f)
 /* Drops whatever the flow is parked on, without resuming it. */
 void calm_loop_detach(sched *s, flow *f)
 {
-    if (f->state == FLOW_HTTP || f->state == FLOW_QUEUED) {
-        calm_transfer *t = f->transfer;
-        if (f->state == FLOW_HTTP) {
-            curl_multi_remove_handle(s->multi, t->easy);
-            s->in_flight--;
-        } else {
-            unqueue(s, f);
-        }
-        f->transfer = NULL;
-        t->abandon(t);
-    }
+    calm_loop_drop_transfer(s, f);
     unwait(f);
     unsleep(s, f);
     calm_timer_remove(s, f);
@@ -164,7 +94,7 @@ void calm_loop_push_fail(lua_State *co, const char *msg, const char *code)
     lua_pushstring(co, code);
 }
 
-static void make_ready(sched *s, flow *f, int nargs)
+void calm_loop_ready(sched *s, flow *f, int nargs)
 {
     unwait(f);
     unsleep(s, f);
@@ -220,7 +150,7 @@ static void finish(lua_State *L, sched *s, flow *f)
     unsleep(s, f);
     while ((w = f->waiters) != NULL) {
         unwait(w);
-        make_ready(s, w, calm_loop_push_outcome(w->co, f));
+        calm_loop_ready(s, w, calm_loop_push_outcome(w->co, f));
     }
     unlink_live(s, f);
     /* Closes pending to-be-closed variables of a failed or cancelled flow. */
@@ -254,7 +184,7 @@ static void resume(lua_State *L, sched *s, flow *f)
         if (f->state == FLOW_RUNNING) {   /* a bare coroutine.yield: let others run */
             lua_pop(f->co, nres);
             f->bare_yield = 1;
-            make_ready(s, f, 0);
+            calm_loop_ready(s, f, 0);
         } else if (f->state != FLOW_READY) {
             arm(s, f);
         }
@@ -290,26 +220,6 @@ static void resume(lua_State *L, sched *s, flow *f)
     }
 }
 
-/* Drains finished transfers into their flows. */
-static void collect(sched *s)
-{
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(s->multi, &left))) {
-        flow *f = NULL;
-        calm_transfer *t;
-        if (m->msg != CURLMSG_DONE) continue;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&f);
-        if (!f || f->state != FLOW_HTTP) continue;
-        t = f->transfer;
-        curl_multi_remove_handle(s->multi, m->easy_handle);
-        s->in_flight--;
-        f->transfer = NULL;
-        make_ready(s, f, t->finish(t, f->co, m->data.result));
-    }
-    calm_loop_start_queued(s);
-}
-
 /* Wakes sleepers and flows past their deadline (the heap's due ones only);
  * returns the next time due. */
 static double timers(sched *s, double now)
@@ -319,12 +229,12 @@ static double timers(sched *s, double now)
         calm_timer_remove(s, f);
         if (f->state == FLOW_SLEEP && f->wake_at <= now) {
             lua_pushboolean(f->co, 1);
-            make_ready(s, f, 1);
+            calm_loop_ready(s, f, 1);
         } else if ((f->state == FLOW_HTTP || f->state == FLOW_QUEUED || f->state == FLOW_SLEEP ||
                     f->state == FLOW_WAIT) && f->deadline <= now) {
             calm_loop_detach(s, f);
             calm_loop_push_fail(f->co, "deadline passed (--timeout)", "DEADLINE");
-            make_ready(s, f, 3);
+            calm_loop_ready(s, f, 3);
         }
     }
     return f ? f->due : HUGE_VAL;
@@ -349,7 +259,7 @@ void calm_loop_run_until(lua_State *L, sched *s, flow *until)
         }
         if (until->state == FLOW_DONE || until->state == FLOW_FAILED) break;
         curl_multi_perform(s->multi, &running);
-        collect(s);
+        calm_loop_collect(s);
         now = calm_now();
         due = timers(s, now);
         if (s->ready_head) continue;
@@ -360,7 +270,7 @@ void calm_loop_run_until(lua_State *L, sched *s, flow *until)
             for (f = s->live; f; f = f->next)
                 if (f->state == FLOW_WAIT) {
                     calm_loop_push_fail(f->co, "flows wait for each other (deadlock)", "DEADLOCK");
-                    make_ready(s, f, 3);
+                    calm_loop_ready(s, f, 3);
                 }
             continue;
         }
@@ -369,7 +279,7 @@ void calm_loop_run_until(lua_State *L, sched *s, flow *until)
         if (wait_ms < 0) wait_ms = 0;
         curl_multi_poll(s->multi, NULL, 0, wait_ms, NULL);
         curl_multi_perform(s->multi, &running);
-        collect(s);
+        calm_loop_collect(s);
         timers(s, calm_now());
     }
 }
@@ -402,7 +312,7 @@ flow *calm_loop_spawn(lua_State *L, sched *s, int nargs, const char *name, doubl
     if (s->live) s->live->prev = f;
     s->live = f;
     s->nlive++;
-    make_ready(s, f, nargs);
+    calm_loop_ready(s, f, nargs);
     return f;
 }
 

@@ -1,4 +1,4 @@
--- calm.task's scheduler structures (src/flowq.c, src/loop.c): the ready queue,
+-- calm.task's scheduler structures (src/flowq.c, src/loop.c, src/transfer.c): the ready queue,
 -- the timer heap and the per-flow waiter lists. Orders and outcomes only; the
 -- cost per event is measured by `make bench` (bench/sched_bench.lua).
 local t = ...
