@@ -124,23 +124,13 @@ local function join(ctx, c, out)
   return inv
 end
 
--- Round 1: tokens. Round 2: every read together: offering, plans,
--- instances, bindings, subaccount date, subscription date.
-function M.gather(ctx)
-  local log = require "calm.log"
+-- Round 2's reads: the Service Manager lists and, for --provisioned auto,
+-- the dates a cis key may read. Returns jobs, names (parallel lists).
+local function reads(ctx, want_dates)
   local sm = require "calm.sm"
-  local opts = ctx.opts
-  local ev = { cis_errors = {} }
-  ctx.evidence = ev
-  local notes, nmsg, ncode = tokens(ctx, ev)
-  if not notes then return nil, nmsg, ncode end
-  local roles = ctx.cis_roles
-
-  -- round 2
-  local want_dates = opts.provisioned == "auto"
+  local opts, roles, c = ctx.opts, ctx.cis_roles, ctx.sm
   local jobs, names = {}, {}
   local function add(name, fn) jobs[#jobs + 1] = fn; names[#names + 1] = name end
-  local c = ctx.sm
   if c then
     add("offerings", function() return c:list("service_offerings", { fieldQuery = sm.eq("catalog_name", c.offering_name) }) end)
     add("plans", function() return c:list("service_plans", { fieldQuery = sm.eq("catalog_name", c.plan_name) }) end)
@@ -153,6 +143,15 @@ function M.gather(ctx)
   if want_dates and roles.subscription then
     add("subscription", function() return roles.subscription:calm_subscription() end)
   end
+  return jobs, names
+end
+
+-- Round 2: every read together. A date a cis key cannot read is noted in
+-- ev.cis_errors (the decision says what is missing); any other failure, or
+-- the deadline, ends the run. Returns the results by name | nil, msg, code.
+local function read_round(ctx, ev, want_dates)
+  local log = require "calm.log"
+  local jobs, names = reads(ctx, want_dates)
   local out = {}
   local res = together(jobs)
   for k, name in ipairs(names) do
@@ -161,7 +160,7 @@ function M.gather(ctx)
       if name == "subaccount" or name == "subscription" then
         if code == "DEADLINE" then return nil, msg, code end
         ev.cis_errors[#ev.cis_errors + 1] = tostring(msg)
-        log.warn("%s: %s", roles[name].option, tostring(msg))
+        log.warn("%s: %s", ctx.cis_roles[name].option, tostring(msg))
       else
         return nil, msg, code
       end
@@ -169,7 +168,22 @@ function M.gather(ctx)
       out[name] = v
     end
   end
-  if want_dates and roles.subaccount and not opts.subaccount then
+  return out
+end
+
+-- Round 1: tokens. Round 2: every read together: offering, plans,
+-- instances, bindings, subaccount date, subscription date.
+function M.gather(ctx)
+  local log = require "calm.log"
+  local opts = ctx.opts
+  local ev = { cis_errors = {} }
+  ctx.evidence = ev
+  local notes, nmsg, ncode = tokens(ctx, ev)
+  if not notes then return nil, nmsg, ncode end
+  local want_dates = opts.provisioned == "auto"
+  local out, omsg, ocode = read_round(ctx, ev, want_dates)
+  if not out then return nil, omsg, ocode end
+  if want_dates and ctx.cis_roles.subaccount and not opts.subaccount then
     ev.cis_errors[#ev.cis_errors + 1] = "no --subaccount GUID: subaccount creation date not read"
   end
   -- what no cis key's scopes allow, named by the scope: the dates when they
@@ -180,8 +194,8 @@ function M.gather(ctx)
   ev.subaccount = out.subaccount
   ev.subscription = out.subscription
 
-  if c then
-    local inv, msg, code = join(ctx, c, out)
+  if ctx.sm then
+    local inv, msg, code = join(ctx, ctx.sm, out)
     if not inv then return nil, msg, code end
     ev.inventory = inv
   else
