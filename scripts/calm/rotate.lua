@@ -46,30 +46,6 @@ function M.validate(opts)
   return true
 end
 
--- ------------------------------------------------------------- clients --
-
-local function connect(ctx)
-  local input = require "calm.input"
-  local opts = ctx.opts
-  local on_action = function(a) ctx.report.actions[#ctx.report.actions + 1] = a end
-  local label = require("calm.cli").label -- CALMBIND_SM_KEY or --sm-key, as given
-  if opts["sm-key"] then
-    local t, msg, code = input.load_key(opts["sm-key"], "sm", label(opts, "sm-key"))
-    if not t then return nil, msg, code end
-    local c
-    c, msg, code = require("calm.sm").from_key(t, { cacert = opts.cacert, on_action = on_action,
-      what = "the Service Manager key (" .. opts["sm-key"] .. ")" })
-    if not c then return nil, msg, code end
-    ctx.sm = c
-  end
-  -- cis keys of either plan: gather tells which does what (calm.cisplan)
-  local keys, msg, code = require("calm.cisplan").load_keys({ { label(opts, "cis-key"), opts["cis-key"] },
-    { label(opts, "cis-key2"), opts["cis-key2"] } }, { cacert = opts.cacert, on_action = on_action })
-  if not keys then return nil, msg, code end
-  ctx.cis_keys = keys
-  return true
-end
-
 -- The instance get would adopt | nil, msg, code.
 local function target_instance(ctx)
   local paths = require "calm.paths"
@@ -192,7 +168,7 @@ end
 
 local function run_inner(ctx)
   local rules = require "calm.rotate_rules"
-  local ok, msg, code = connect(ctx)
+  local ok, msg, code = require("calm.runner").connect(ctx)
   if not ok then return nil, msg, code end
   local inst, inv
   inst, inv, code = target_instance(ctx)

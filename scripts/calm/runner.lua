@@ -16,46 +16,28 @@ local exec_sm = require "calm.run.exec_sm"
 local M = {}
 
 -- the parts, for scripts that reuse them
-M.spec, M.validate = options.spec, options.validate
+M.spec, M.validate, M.connect = options.spec, options.validate, options.connect
 M.gather, M.probe_inventory = gather.gather, gather.probe_inventory
 local action = exec_sm.action
 
 
 -- ------------------------------------------------------------- run --
 
-local function run_inner(ctx, mode)
+-- Where the run's lines go: plan prints them all (kept in lines); get logs
+-- the path it took and keeps the evidence and reasons for -v.
+local function sayer(mode, lines)
   local log = require "calm.log"
-  local json = require "calm.json"
-  local opts = ctx.opts
-  local lines = {}
-  local say
   if mode == "plan" then
-    say = function(s) lines[#lines + 1] = s end
-  else
-    -- get shows the path it took; the evidence and reasons are for plan and -v
-    say = function(s) if s:match("^path: ") then log.info("%s", s) else log.debug("%s", s) end end
+    return function(s) lines[#lines + 1] = s end
   end
+  return function(s) if s:match("^path: ") then log.info("%s", s) else log.debug("%s", s) end end
+end
 
-  -- clients (key files are read before any request)
-  local sm = require "calm.sm"
-  local on_action = function(a) action(ctx, a) end
-  if opts["sm-key"] then
-    local t, msg, code = options.load_json_key(opts, "sm-key")
-    if not t then return nil, msg, code end
-    local c
-    c, msg, code = sm.from_key(t, { cacert = opts.cacert, on_action = on_action,
-      what = "the Service Manager key (" .. opts["sm-key"] .. ")" })
-    if not c then return nil, msg, code end
-    ctx.sm = c
-  end
-  -- cis keys of either plan (calm.cisplan), read before any request; messages
-  -- name the source as given (CALMBIND_CIS_KEY or --cis-key)
-  local label = require("calm.cli").label
-  local keys, kmsg, kcode = require("calm.cisplan").load_keys({ { label(opts, "cis-key"), opts["cis-key"] },
-    { label(opts, "cis-key2"), opts["cis-key2"] } }, { cacert = opts.cacert, on_action = on_action })
-  if not keys then return nil, kmsg, kcode end
-  ctx.cis_keys = keys
-
+-- The evidence and the decision (calm.paths), shown and put in the report.
+-- Returns the evidence | nil, msg, code.
+local function decide(ctx, mode, say)
+  local log = require "calm.log"
+  local opts = ctx.opts
   local ev, msg, code = gather.gather(ctx)
   if not ev then return nil, msg, code end
   ctx.report.evidence = paths.evidence_lines(ev)
@@ -66,25 +48,33 @@ local function run_inner(ctx, mode)
   report.show_evidence(ctx, say)
   report.show_decision(ctx, say)
   for _, w in ipairs(ctx.decision.warnings or {}) do log.warn("%s", w) end
+  return ev
+end
 
-  if opts.runtime == "cf" then
-    local creds, cmsg, ccode = require("calm.run.exec_cf").run(ctx, mode, say, action)
-    if mode == "plan" then
-      if not creds then return nil, cmsg, ccode end
-      ctx.plan_text = table.concat(lines, "\n") .. "\n"
-      -- plan exits what get would (2, 4), 7 for pending changes on request
-      local st = creds
-      if st.usage then return 2 end
-      if st.manual then return 4 end
-      local mutates = (st.instance and st.instance.op ~= "adopt") or (st.binding and st.binding.op ~= "adopt")
-      if opts["detailed-exitcode"] and mutates then return 7 end
-      return 0
-    end
-    if not creds then return nil, cmsg, ccode end
-    ctx.result.credential_source = "cloud-foundry"
-    return creds
+-- --runtime cf: calm.run.exec_cf plans and, for get, carries out. Returns
+-- what run_inner returns: plan's exit status, or get's credentials.
+local function run_cf(ctx, mode, say, lines)
+  local creds, cmsg, ccode = require("calm.run.exec_cf").run(ctx, mode, say, action)
+  if not creds then return nil, cmsg, ccode end
+  if mode == "plan" then
+    ctx.plan_text = table.concat(lines, "\n") .. "\n"
+    -- plan exits what get would (2, 4), 7 for pending changes on request
+    local st = creds
+    if st.usage then return 2 end
+    if st.manual then return 4 end
+    local mutates = (st.instance and st.instance.op ~= "adopt") or (st.binding and st.binding.op ~= "adopt")
+    if ctx.opts["detailed-exitcode"] and mutates then return 7 end
+    return 0
   end
+  ctx.result.credential_source = "cloud-foundry"
+  return creds
+end
 
+-- The Service Manager steps (calm.paths.plan_steps) for the decision, in
+-- ctx.steps and the report.
+local function plan_sm_steps(ctx, ev)
+  local log = require "calm.log"
+  local opts = ctx.opts
   ctx.steps = paths.plan_steps(ctx.decision, ev.inventory, {
     scenario = opts.scenario, instance_name = opts["instance-name"], binding_name = opts["binding-name"],
     runtime = opts.runtime, credential_type = opts["credential-type"],
@@ -97,20 +87,26 @@ local function run_inner(ctx, mode)
     binding = report.step_view(ctx.steps.binding), notes = ctx.steps.notes, manual = ctx.steps.manual,
     usage = ctx.steps.usage,
     read_only = paths.read_only(ctx.steps) }
+end
 
-  if mode == "plan" then
-    report.describe_steps(ctx, say, "would")
-    if ctx.steps.usage then
-      say("get would stop here (exit 2): " .. ctx.steps.usage)
-    elseif ctx.steps.manual then
-      say("get would stop here (exit 4) until the manual step is done")
-    elseif paths.read_only(ctx.steps) then
-      say("get would send no mutating request: it only reads and exports the key")
-    end
-    ctx.plan_text = table.concat(lines, "\n") .. "\n"
-    return M.plan_status(ctx)
+-- plan: what get would do and where it would stop. Returns the exit status.
+local function show_plan(ctx, say, lines)
+  report.describe_steps(ctx, say, "would")
+  if ctx.steps.usage then
+    say("get would stop here (exit 2): " .. ctx.steps.usage)
+  elseif ctx.steps.manual then
+    say("get would stop here (exit 4) until the manual step is done")
+  elseif paths.read_only(ctx.steps) then
+    say("get would send no mutating request: it only reads and exports the key")
   end
+  ctx.plan_text = table.concat(lines, "\n") .. "\n"
+  return M.plan_status(ctx)
+end
 
+-- get: stops before any change for a usage stop or a manual step, else
+-- carries out the steps. Returns the credentials | nil, msg, code.
+local function execute_sm(ctx, say)
+  local log = require "calm.log"
   report.describe_steps(ctx, say, "will")
   if ctx.steps.usage then
     return nil, ctx.steps.usage, "USAGE"
@@ -121,6 +117,22 @@ local function run_inner(ctx, mode)
     return nil, ctx.steps.manual, "MANUAL"
   end
   return exec_sm.execute(ctx)
+end
+
+-- plan: exit status; get: the credentials. Either | nil, msg, code.
+local function run_inner(ctx, mode)
+  local lines = {}
+  local say = sayer(mode, lines)
+  -- clients (key files are read before any request)
+  local ok, msg, code = options.connect(ctx)
+  if not ok then return nil, msg, code end
+  local ev
+  ev, msg, code = decide(ctx, mode, say)
+  if not ev then return nil, msg, code end
+  if ctx.opts.runtime == "cf" then return run_cf(ctx, mode, say, lines) end
+  plan_sm_steps(ctx, ev)
+  if mode == "plan" then return show_plan(ctx, say, lines) end
+  return execute_sm(ctx, say)
 end
 
 -- What plan exits: what get would exit where that is known without
@@ -180,56 +192,52 @@ function M.verify_before_write(ctx, k)
   return r
 end
 
--- opts from cli.parse; mode "get" | "plan". Returns exit status | nil, msg, code.
--- sink (optional table): sink.report is set to the run report (the table
--- --report writes: decision, actions, result), for callers such as fleet.
-function M.run(opts, mode, sink)
+-- The run report's result: written to --report, and on stdout for plan
+-- --json (also when plan failed).
+local function finish(ctx, mode, status, err, ecode)
   local log = require "calm.log"
-  local key = require "calm.key"
-  local ok, msg, code = M.validate(opts, mode)
-  if not ok then return nil, msg, code end
-  local ctx = { opts = opts, report = report.new_report(mode, opts), result = {} }
-  if sink then sink.report = ctx.report end
+  local opts = ctx.opts
+  ctx.report.result = { ok = status == 0 or (mode == "plan" and status == 7), exit = status,
+    error = err, code = ecode,
+    instance_id = ctx.result.instance_id, instance_name = ctx.result.instance_name,
+    binding_id = ctx.result.binding_id, binding_name = ctx.result.binding_name,
+    credential_type = ctx.result.credential_type, path = ctx.decision and ctx.decision.path }
+  if opts.report then report.write_report(opts.report, ctx.report) end
+  if mode == "plan" and opts.json then io.write(log.redact(report.report_text(ctx.report))) end
+end
+
+-- run_inner, and on a Lua error still a report behind before it is re-raised.
+local function run_guarded(ctx, mode)
   local pok, creds, rmsg, rcode = pcall(run_inner, ctx, mode)
   if not pok then
-    -- a Lua error: still leave a report behind, then re-raise
-    if opts.report then
+    if ctx.opts.report then
       ctx.report.result = { ok = false, error = "internal error" }
-      report.write_report(opts.report, ctx.report)
+      report.write_report(ctx.opts.report, ctx.report)
     end
     error(creds, 0)
   end
-  local function finish(status, err, ecode)
-    ctx.report.result = { ok = status == 0 or (mode == "plan" and status == 7), exit = status,
-      error = err, code = ecode,
-      instance_id = ctx.result.instance_id, instance_name = ctx.result.instance_name,
-      binding_id = ctx.result.binding_id, binding_name = ctx.result.binding_name,
-      credential_type = ctx.result.credential_type, path = ctx.decision and ctx.decision.path }
-    if opts.report then report.write_report(opts.report, ctx.report) end
-    -- plan --json: the report on stdout, also when plan failed
-    if mode == "plan" and opts.json then io.write(log.redact(report.report_text(ctx.report))) end
-  end
-  local exit = require "calm.exit"
-  if creds == nil then
-    finish(exit.status_for(rcode), log.redact(tostring(rmsg)), rcode)
-    return nil, rmsg, rcode
-  end
-  if mode == "plan" then
-    finish(creds)
-    if not opts.json then io.write(ctx.plan_text or "") end
-    return creds
-  end
+  return creds, rmsg, rcode
+end
 
-  -- the key: checked, written, optionally verified
+-- get's key from the fetched credentials: checked, verified (unless
+-- --no-verify), written, and a rotation hint for a binding this run created.
+-- Returns 0 | nil, msg, code; the report is finished either way.
+local function deliver_key(ctx, creds)
+  local log = require "calm.log"
+  local key = require "calm.key"
+  local exit = require "calm.exit"
+  local opts = ctx.opts
+  local function fail(msg, code, reported)
+    finish(ctx, "get", exit.status_for(code), reported or msg, code)
+    return nil, msg, code
+  end
   local k, kmsg, kcode = key.from_value(creds, "binding '" .. tostring(ctx.result.binding_name) .. "'")
-  if not k then finish(exit.status_for(kcode), kmsg, kcode); return nil, kmsg, kcode end
+  if not k then return fail(kmsg, kcode) end
   ctx.result.credential_type = k.uaa and k.uaa["credential-type"] or nil
   if opts["credential-type"] == "x509" and not (k.uaa and key.is_x509(k.uaa)) then
-    local msg = string.format("binding '%s' holds a %s key, not the x509 key asked for; nothing was written "
+    return fail(string.format("binding '%s' holds a %s key, not the x509 key asked for; nothing was written "
       .. "(name another binding with --binding-name, or leave out --credential-type x509)",
-      tostring(ctx.result.binding_name), tostring(ctx.result.credential_type or "secret"))
-    finish(1, msg, "API")
-    return nil, msg, "API"
+      tostring(ctx.result.binding_name), tostring(ctx.result.credential_type or "secret")), "API")
   end
   if key.check then
     local cres = key.check(k, {})
@@ -240,20 +248,42 @@ function M.run(opts, mode, sink)
   end
   if not opts["no-verify"] then
     local r, vmsg, vcode = M.verify_before_write(ctx, k)
-    if not r then finish(exit.status_for(vcode), log.redact(vmsg), vcode); return nil, vmsg, vcode end
+    if not r then return fail(vmsg, vcode, log.redact(vmsg)) end
   end
   local wrote, wmsg, wcode = key.export(k, { format = opts.format, out = opts.out,
     show_secrets = opts["show-secrets"], name = ctx.result.binding_name,
     binding_name = ctx.result.binding_name, instance_name = ctx.result.instance_name })
-  if not wrote then finish(exit.status_for(wcode), wmsg, wcode); return nil, wmsg, wcode end
+  if not wrote then return fail(wmsg, wcode) end
   if opts.out then log.info("key written to %s (mode 0600)", opts.out) end
   if key.rotation_hint and ctx.steps and ctx.steps.binding and ctx.steps.binding.op == "create" then
     local hint = key.rotation_hint { created = ctx.result.binding_name, others = ctx.steps.others,
       credential_type = ctx.result.credential_type }
     if hint then log.info("%s", hint) end
   end
-  finish(0)
+  finish(ctx, "get", 0)
   return 0
+end
+
+-- opts from cli.parse; mode "get" | "plan". Returns exit status | nil, msg, code.
+-- sink (optional table): sink.report is set to the run report (the table
+-- --report writes: decision, actions, result), for callers such as fleet.
+function M.run(opts, mode, sink)
+  local log = require "calm.log"
+  local ok, msg, code = M.validate(opts, mode)
+  if not ok then return nil, msg, code end
+  local ctx = { opts = opts, report = report.new_report(mode, opts), result = {} }
+  if sink then sink.report = ctx.report end
+  local creds, rmsg, rcode = run_guarded(ctx, mode)
+  if creds == nil then
+    finish(ctx, mode, require("calm.exit").status_for(rcode), log.redact(tostring(rmsg)), rcode)
+    return nil, rmsg, rcode
+  end
+  if mode == "plan" then
+    finish(ctx, mode, creds)
+    if not opts.json then io.write(ctx.plan_text or "") end
+    return creds
+  end
+  return deliver_key(ctx, creds)
 end
 
 -- The command body shared by get and plan.

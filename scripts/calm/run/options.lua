@@ -3,6 +3,7 @@
 --   spec = options.spec("get" | "plan")        -- for calm.cli.parse
 --   ok | nil, msg, code = options.validate(opts, mode)
 --   key_table | nil, msg, code = options.load_json_key(opts, "sm-key" | "cis-key")
+--   ok | nil, msg, code = options.connect(ctx)  -- ctx.sm, ctx.cis_keys from the key files
 local paths = require "calm.paths"
 local M = {}
 
@@ -67,9 +68,9 @@ function M.spec(command)
   return spec
 end
 
--- Checks every option before any request is sent. mode "get" also checks
--- where the key goes (--out's directory, a terminal without --show-secrets).
-function M.validate(opts, mode)
+-- The names and values get and plan act on: the admin's policy.lua, the
+-- date, the instance, binding and x509 options. Returns true | nil, msg, code.
+local function check_values(opts)
   -- the admin's policy.lua is read now: a mistake in it is bad input, found
   -- before any request
   local pok, perr = pcall(require, "calm.policy")
@@ -104,9 +105,14 @@ function M.validate(opts, mode)
     return nil, "--verify and --no-verify contradict each other", "USAGE"
   end
   if opts["binding-name"] then
-    local ok, msg, code = paths.check_binding_name(opts["binding-name"])
-    if not ok then return nil, msg, code end
+    return paths.check_binding_name(opts["binding-name"])
   end
+  return true
+end
+
+-- The runtime's own options: --runtime cf needs its endpoint, space and
+-- login; sm needs the Service Manager key. Returns true | nil, msg, code.
+local function check_runtime(opts)
   if opts.runtime == "cf" then
     if not opts["cf-api"] then return nil, "--runtime cf needs --cf-api URL", "USAGE" end
     if not opts["cf-space"] then return nil, "--runtime cf needs --cf-space GUID", "USAGE" end
@@ -123,12 +129,18 @@ function M.validate(opts, mode)
       return nil, "missing --sm-key FILE or CALMBIND_SM_KEY (the Service Manager binding, plan subaccount-admin)", "USAGE"
     end
   end
+  return true
+end
+
+-- What a request needs or leaves behind, checked before the first one: the
+-- subaccount GUID, --cacert, --report, and for get where the key goes
+-- (--out's directory, a terminal without --show-secrets).
+local function check_files(opts, mode)
   local input = require "calm.input"
   if opts.subaccount and not input.is_guid(opts.subaccount) then
     return nil, "--subaccount must be a GUID (8-4-4-4-12 hexadecimal digits, as the cockpit shows "
       .. "the subaccount ID)", "USAGE"
   end
-  -- what a request needs or leaves behind is checked before the first one
   if opts.cacert then
     local ok, msg, code = input.check_cacert(opts.cacert)
     if not ok then return nil, msg, code end
@@ -154,6 +166,41 @@ function M.validate(opts, mode)
         .. "pipe the output, or add --show-secrets", "USAGE"
     end
   end
+  return true
+end
+
+-- Checks every option before any request is sent. mode "get" also checks
+-- where the key goes (--out's directory, a terminal without --show-secrets).
+function M.validate(opts, mode)
+  local ok, msg, code = check_values(opts)
+  if ok then ok, msg, code = check_runtime(opts) end
+  if ok then ok, msg, code = check_files(opts, mode) end
+  if not ok then return nil, msg, code end
+  return true
+end
+
+-- The clients the key options name, each key file read before any request:
+-- ctx.sm (--sm-key) and ctx.cis_keys (cis keys of either plan; gather tells
+-- which does what, calm.cisplan). Messages name a key as given (CALMBIND_SM_KEY
+-- or --sm-key); every request is listed in ctx.report.actions.
+-- Returns true | nil, msg, code.
+function M.connect(ctx)
+  local opts = ctx.opts
+  local on_action = function(a) ctx.report.actions[#ctx.report.actions + 1] = a end
+  if opts["sm-key"] then
+    local t, msg, code = M.load_json_key(opts, "sm-key")
+    if not t then return nil, msg, code end
+    local c
+    c, msg, code = require("calm.sm").from_key(t, { cacert = opts.cacert, on_action = on_action,
+      what = "the Service Manager key (" .. opts["sm-key"] .. ")" })
+    if not c then return nil, msg, code end
+    ctx.sm = c
+  end
+  local label = require("calm.cli").label
+  local keys, msg, code = require("calm.cisplan").load_keys({ { label(opts, "cis-key"), opts["cis-key"] },
+    { label(opts, "cis-key2"), opts["cis-key2"] } }, { cacert = opts.cacert, on_action = on_action })
+  if not keys then return nil, msg, code end
+  ctx.cis_keys = keys
   return true
 end
 
