@@ -68,62 +68,19 @@ end
 
 -- calm.policy is loaded on first use: loading it runs the admin's policy.lua
 local function policy() return require "calm.policy" end
--- Labels we put on what we create or update: they make the rerun converge
--- (an instance carrying AUTH_LABEL already has the authorities).
-local labels = require "calm.inventory"
-M.CREATED_BY, M.TOOL = labels.CREATED_BY, labels.TOOL
-M.AUTH_LABEL, M.AUTH_VALUE = labels.AUTH_LABEL, labels.AUTH_VALUE
 
--- ------------------------------------------------------------- names --
-
--- Instance names: at most 32 characters of letters, digits, '-', '_'; no
--- '.', because the name becomes the xsappname (which allows no '.').
-function M.check_instance_name(n)
-  if type(n) ~= "string" or n == "" then
-    return nil, "--instance-name must not be empty", "USAGE"
-  end
-  if n:find("%.") then
-    return nil, "--instance-name '" .. n .. "': no '.' allowed (the name becomes the xsappname, "
-      .. "which allows no '.')", "USAGE"
-  end
-  if n:find("%s") then
-    return nil, "--instance-name: no spaces allowed (use '_' instead of spaces)", "USAGE"
-  end
-  if not n:match("^[%w_%-]+$") then
-    return nil, "--instance-name: only letters, digits, '-' and '_' are allowed", "USAGE"
-  end
-  if #n > 32 then
-    return nil, string.format("--instance-name '%s' is %d characters long; at most 32 are allowed", n, #n), "USAGE"
-  end
-  return true
+-- Names and labels (the rules for given names, the default names and the
+-- labels calm.policy shapes) live in calm.names; they stay here under their
+-- old names for the scripts, tests and overrides that know them as
+-- calm.paths.*.
+local names = require "calm.names"
+for _, k in ipairs { "CREATED_BY", "TOOL", "AUTH_LABEL", "AUTH_VALUE", "is_system_binding_name",
+    "check_instance_name", "check_instance_ref", "check_binding_name", "created_labels", "sm_labels",
+    "default_instance_name", "default_binding_name", "deployment_binding_name" } do
+  M[k] = names[k]
 end
 
--- A name that refers to an instance that may exist: the strict rules above
--- are for creating one (instances made elsewhere may have '.' or be longer).
-function M.check_instance_ref(n, option)
-  option = option or "--instance-name"
-  if type(n) ~= "string" or n == "" then return nil, option .. " must not be empty", "USAGE" end
-  if n:find("[%c]") then return nil, option .. " must not contain control characters", "USAGE" end
-  if #n > 255 then return nil, option .. " is longer than 255 characters", "USAGE" end
-  return true
-end
-
-M.is_system_binding_name = labels.is_system_binding_name
-
-function M.check_binding_name(n)
-  if type(n) ~= "string" or n == "" then
-    return nil, "--binding-name must not be empty", "USAGE"
-  end
-  if M.is_system_binding_name(n) then
-    return nil, "--binding-name '" .. n .. "' looks like <SID>_<client>_<system number> (e.g. S4H_100_00), "
-      .. "the pattern Cloud ALM uses for the credentials it creates itself; choose another name", "USAGE"
-  end
-  if n:find("[%c]") then
-    return nil, "--binding-name must not contain control characters", "USAGE"
-  end
-  if #n > 255 then return nil, "--binding-name is longer than 255 characters", "USAGE" end
-  return true
-end
+-- ------------------------------------------------------------ dates --
 
 -- "YYYY-MM-DD", a real calendar date.
 function M.check_date(s)
@@ -215,55 +172,53 @@ end
 
 -- ------------------------------------------------------- decision --
 
--- provisioned: "auto" or "YYYY-MM-DD". Returns
--- {path, date, source, reasons = {...}}
-local function decide_by_dates(provisioned, ev)
-  local inv = ev.inventory or { instances = {} }
-  local d = { reasons = {} }
-  local function why(fmt, ...) d.reasons[#d.reasons + 1] = string.format(fmt, ...) end
-  local gen = M.generated_instance(inv)
-
-  local date, source
+-- The date that decides, and why (why(fmt, ...) adds a reason): --provisioned,
+-- else the subscription's, the subaccount's, or the generated instance's
+-- creation date. Returns date, source | nil when there is none.
+local function pick_date(provisioned, ev, gen, why)
   if provisioned and provisioned ~= "auto" then
-    date, source = provisioned, "--provisioned"
     why("--provisioned %s was given", provisioned)
-  else
-    if ev.subscription and ev.subscription.created then
-      date, source = ev.subscription.created, "subscription"
-      why("the SAP Cloud ALM subscription was created on %s (SaaS Provisioning API)", date)
-      if ev.subaccount and ev.subaccount.created then
-        why("the subaccount was created on %s (Accounts API)", ev.subaccount.created)
-      end
-    elseif ev.subaccount and ev.subaccount.created then
-      date, source = ev.subaccount.created, "subaccount"
-      why("the subaccount was created on %s (Accounts API); no subscription date was available", date)
-    elseif gen then
-      date, source = gen.created, "generated-instance"
-      why("no --cis-key dates; instance '%s' was generated at provisioning (created without parameters: "
-        .. "its xsappname is its GUID) on %s", gen.name, tostring(gen.created))
+    return provisioned, "--provisioned"
+  end
+  if ev.subscription and ev.subscription.created then
+    why("the SAP Cloud ALM subscription was created on %s (SaaS Provisioning API)", ev.subscription.created)
+    if ev.subaccount and ev.subaccount.created then
+      why("the subaccount was created on %s (Accounts API)", ev.subaccount.created)
+    end
+    return ev.subscription.created, "subscription"
+  elseif ev.subaccount and ev.subaccount.created then
+    why("the subaccount was created on %s (Accounts API); no subscription date was available", ev.subaccount.created)
+    return ev.subaccount.created, "subaccount"
+  elseif gen then
+    why("no --cis-key dates; instance '%s' was generated at provisioning (created without parameters: "
+      .. "its xsappname is its GUID) on %s", gen.name, tostring(gen.created))
+    return gen.created, "generated-instance"
+  end
+  return nil
+end
+
+-- The path a date gives (d filled in), with what the inventory adds to it.
+local function decide_by_date(d, date, source, inv, gen, why)
+  local path, uploaded = M.region(date)
+  d.date, d.source = date, source
+  why("%s -> %s (%s)", date, path, M.PATH_TEXT[path])
+  if path == M.MID and not uploaded then
+    why("note: credentials were generated from 2023-06-12, but only for tenants requested from "
+      .. "2023-06-14 were they also uploaded to Landscape Management automatically: upload the key there yourself")
+  end
+  d.path = path
+  if path == M.AFTER and not gen and source ~= "generated-instance" then
+    if #inv.instances > 0 then
+      why("note: no instance with generated credentials was found; the existing instances are used")
+    elseif inv.offering then
+      why("note: the generated instance was expected but none exists (deleted?); get creates one")
     end
   end
+  return d
+end
 
-  if date then
-    local path, uploaded = M.region(date)
-    d.date, d.source = date, source
-    why("%s -> %s (%s)", date, path, M.PATH_TEXT[path])
-    if path == M.MID and not uploaded then
-      why("note: credentials were generated from 2023-06-12, but only for tenants requested from "
-        .. "2023-06-14 were they also uploaded to Landscape Management automatically: upload the key there yourself")
-    end
-    d.path = path
-    if path == M.AFTER and not gen and source ~= "generated-instance" then
-      if #inv.instances > 0 then
-        why("note: no instance with generated credentials was found; the existing instances are used")
-      elseif inv.offering then
-        why("note: the generated instance was expected but none exists (deleted?); get creates one")
-      end
-    end
-    return d
-  end
-
-  -- no dates at all: what exists is the evidence
+-- No dates at all: what exists is the evidence (d filled in).
+local function decide_without_dates(d, inv, why)
   if #inv.instances > 0 then
     local cf = true
     for _, i in ipairs(inv.instances) do if not i.cf_owned then cf = false end end
@@ -286,6 +241,18 @@ local function decide_by_dates(provisioned, ev)
       .. "nothing to find, so %s (create); pass --provisioned YYYY-MM-DD to decide otherwise", M.BEFORE)
   end
   return d
+end
+
+-- provisioned: "auto" or "YYYY-MM-DD". Returns
+-- {path, date, source, reasons = {...}}
+local function decide_by_dates(provisioned, ev)
+  local inv = ev.inventory or { instances = {} }
+  local d = { reasons = {} }
+  local function why(fmt, ...) d.reasons[#d.reasons + 1] = string.format(fmt, ...) end
+  local gen = M.generated_instance(inv)
+  local date, source = pick_date(provisioned, ev, gen, why)
+  if date then return decide_by_date(d, date, source, inv, gen, why) end
+  return decide_without_dates(d, inv, why)
 end
 
 -- The key outranks the dates: a key whose token already carries both
@@ -375,38 +342,6 @@ function M.parse_validity(s)
   end
   local t = ({ [""] = "DAYS", d = "DAYS", m = "MONTHS", y = "YEARS" })[unit:lower()]
   return { validity = n, ["validity-type"] = t }
-end
-
--- The labels of what calmbind creates (key -> value): the admin's extra
--- labels (calm.policy), then created_by and, with the authorities,
--- calmbind_authorities, which reruns and the safety rules depend on.
-function M.created_labels(authorities, c)
-  local l = {}
-  for k, v in pairs(policy().labels(c or {}) or {}) do l[tostring(k)] = tostring(v) end
-  l[M.CREATED_BY] = M.TOOL
-  if authorities then l[M.AUTH_LABEL] = M.AUTH_VALUE end
-  return l
-end
-
--- The same in Service Manager's shape (key -> {value}).
-function M.sm_labels(authorities, c)
-  local l = {}
-  for k, v in pairs(M.created_labels(authorities, c)) do l[k] = { v } end
-  return l
-end
-
--- Names come from calm.policy (an admin's naming convention replaces them).
-function M.default_instance_name(scenario, runtime)
-  return policy().instance_name { scenario = scenario or "deployment", runtime = runtime }
-end
-
-function M.default_binding_name(instance_name, credential_type, scenario)
-  return policy().binding_name(instance_name, { credential_type = credential_type, scenario = scenario })
-end
-
-function M.deployment_binding_name(instance_name, credential_type)
-  return policy().deployment_binding_name(instance_name, { credential_type = credential_type,
-    scenario = "deployment" })
 end
 
 -- ------------------------------------------------------------ steps --
