@@ -1,6 +1,7 @@
 -- calm.cli: command-line parsing for the stock commands and user scripts.
 --
 --   local opts, pos = cli.parse(args, spec)   -- or nil, message, "USAGE"
+--   local main = cli.command(spec, function(opts, pos) ... end) -- parse, --help, body
 --
 -- spec = {
 --   command = "get", summary = "one line",
@@ -305,6 +306,18 @@ function M.parse(args, spec)
   ok, msg, code = check_counts(opts, pos, defs, spec)
   if not ok then return nil, msg, code end
   return opts, pos
+end
+
+-- cli.command(spec, body) -> the main of a command: args parsed by spec,
+-- --help printed (exit 0), else body(opts, pos) and what it returns;
+-- a usage error is nil, msg, "USAGE".
+function M.command(spec, body)
+  return function(args)
+    local opts, pos, code = M.parse(args, spec)
+    if not opts then return nil, pos, code end
+    if opts.help then io.write(M.usage(spec)); return 0 end
+    return body(opts, pos)
+  end
 end
 
 -- cli.options(spec) -> every option the parser accepts for spec, globals

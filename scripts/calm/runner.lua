@@ -12,13 +12,11 @@ local paths = require "calm.paths"
 local options = require "calm.run.options"
 local report = require "calm.run.report"
 local gather = require "calm.run.gather"
-local exec_sm = require "calm.run.exec_sm"
 local M = {}
 
 -- the parts, for scripts that reuse them
 M.spec, M.validate, M.connect = options.spec, options.validate, options.connect
 M.gather, M.probe_inventory = gather.gather, gather.probe_inventory
-local action = exec_sm.action
 
 
 -- ------------------------------------------------------------- run --
@@ -54,6 +52,7 @@ end
 -- --runtime cf: calm.run.exec_cf plans and, for get, carries out. Returns
 -- what run_inner returns: plan's exit status, or get's credentials.
 local function run_cf(ctx, mode, say, lines)
+  local action = require("calm.run.exec_sm").action
   local creds, cmsg, ccode = require("calm.run.exec_cf").run(ctx, mode, say, action)
   if not creds then return nil, cmsg, ccode end
   if mode == "plan" then
@@ -116,7 +115,7 @@ local function execute_sm(ctx, say)
     for line in tostring(ctx.steps.manual):gmatch("\n([^\n]+)") do log.info("%s", line) end
     return nil, ctx.steps.manual, "MANUAL"
   end
-  return exec_sm.execute(ctx)
+  return require("calm.run.exec_sm").execute(ctx)
 end
 
 -- plan: exit status; get: the credentials. Either | nil, msg, code.
@@ -288,14 +287,7 @@ end
 
 -- The command body shared by get and plan.
 function M.command(mode)
-  return function(args)
-    local cli = require "calm.cli"
-    local spec = M.spec(mode)
-    local opts, pos, code = cli.parse(args, spec)
-    if not opts then return nil, pos, code end
-    if opts.help then io.write(cli.usage(spec)); return 0 end
-    return M.run(opts, mode)
-  end
+  return require("calm.cli").command(M.spec(mode), function(opts) return M.run(opts, mode) end)
 end
 
 return M

@@ -20,29 +20,13 @@ local spec = {
   positionals = { min = 1, max = 1, names = { "FILE" } },
 }
 
--- --json: the result on stdout, machine-readable; messages name fields, not
--- values, and anything registered as a secret is redacted all the same.
-local function print_json(t)
-  local json, log = require "calm.json", require "calm.log"
-  t.problems, t.warnings = json.array(t.problems), json.array(t.warnings)
-  io.write(log.redact(json.pretty(t, { "ok", "exit", "error" })), "\n")
-end
+-- --json: the result on stdout, machine-readable (no secrets).
+local function print_json(t) io.write(key.result_json(t)) end
 
-local function main(args)
-  local opts, pos, code = cli.parse(args, spec)
-  if not opts then return nil, pos, code end
-  if opts.help then io.write(cli.usage(spec)); return 0 end
-  local path = pos[1]
-  local text, msg
-  text, msg, code = key.read(path)
-  if not text then
-    if opts.json then print_json { ok = false, exit = 2, error = msg } end
-    return nil, msg, code
-  end
-  local k
-  k, msg, code = key.parse(text, path == "-" and "standard input" or path, { name = opts.name })
-  -- a file that is not JSON, or no key at all (or the wrong kind of key), is
-  -- bad input: exit 2, as in every command
+local main = cli.command(spec, function(opts, pos)
+  -- an unreadable file, one that is not JSON, or no key at all (or the
+  -- wrong kind of key), is bad input: exit 2, as in every command
+  local k, msg, code = key.load(pos[1], { name = opts.name })
   if not k then
     if opts.json then print_json { ok = false, exit = require("calm.exit").status_for(code), error = msg } end
     return nil, msg, code
@@ -58,7 +42,7 @@ local function main(args)
     io.write(key.check_text(res, { for_landscape = landscape }))
   end
   return res.ok and 0 or 6
-end
+end)
 
 -- the spec too: help, completion and the man page check read it
 return main, spec

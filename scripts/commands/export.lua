@@ -20,12 +20,8 @@ local spec = {
   positionals = { min = 1, max = 1, names = { "FILE" } },
 }
 
-local function main(args)
-  local opts, pos, code = cli.parse(args, spec)
-  if not opts then return nil, pos, code end
-  if opts.help then io.write(cli.usage(spec)); return 0 end
-  local k, msg
-  k, msg, code = require("calm.input").check_not_input("--out", opts.out, { { "key", pos[1] } })
+local main = cli.command(spec, function(opts, pos)
+  local k, msg, code = require("calm.input").check_not_input("--out", opts.out, { { "key", pos[1] } })
   if not k then return nil, msg, code end
   k, msg, code = key.load(pos[1], { name = opts.name })
   if not k then return nil, msg, code end
@@ -34,7 +30,7 @@ local function main(args)
                                   show_secrets = opts["show-secrets"], name = opts.name })
   if not ok then return nil, msg, code end
   return 0
-end
+end)
 
 -- the spec too: help, completion and the man page check read it
 return main, spec

@@ -19,19 +19,11 @@ local spec = {
   positionals = { min = 1, max = 1, names = { "FILE" } },
 }
 
--- --json: the result on stdout, machine-readable; messages name fields, not
--- values, and anything registered as a secret is redacted all the same.
-local function print_json(t)
-  local json, log = require "calm.json", require "calm.log"
-  t.problems, t.warnings = json.array(t.problems), json.array(t.warnings)
-  io.write(log.redact(json.pretty(t, { "ok", "exit", "error" })), "\n")
-end
+-- --json: the result on stdout, machine-readable (no secrets).
+local function print_json(t) io.write(key.result_json(t)) end
 
-local function main(args)
-  local opts, pos, code = cli.parse(args, spec)
-  if not opts then return nil, pos, code end
-  if opts.help then io.write(cli.usage(spec)); return 0 end
-  local k, msg, report
+local main = cli.command(spec, function(opts, pos)
+  local k, msg, code, report
   if opts.cacert then
     k, msg, code = require("calm.input").check_cacert(opts.cacert)
     if not k then return nil, msg, code end
@@ -49,7 +41,7 @@ local function main(args)
     io.write(key.verify_text(report, k.source))
   end
   return report.ok and 0 or 6
-end
+end)
 
 -- the spec too: help, completion and the man page check read it
 return main, spec

@@ -3,6 +3,7 @@
 --
 --   text | nil, msg, code = format.format(k, "env"); format.output(text, {out =, show_secrets =})
 --   format.export(k, {format =, out =, show_secrets =, name =})
+--   text = format.result_json(result)   -- check's and verify's --json
 local json = require "calm.json"
 local log = require "calm.log"
 local U = require "calm.key.util"
@@ -22,6 +23,15 @@ local ORDER = {
 -- key.pretty_json(value) -> text ending in a newline.
 function M.pretty_json(v)
   return json.pretty(v, ORDER) .. "\n"
+end
+
+-- key.result_json(t) -> the --json text of check and verify (t = {ok, exit,
+-- error, problems, warnings, ...}), ending in a newline: messages name
+-- fields, not values, and anything registered as a secret is redacted all
+-- the same.
+function M.result_json(t)
+  t.problems, t.warnings = json.array(t.problems), json.array(t.warnings)
+  return log.redact(json.pretty(t, { "ok", "exit", "error" })) .. "\n"
 end
 
 -- POSIX sh single quoting: everything literal, ' becomes '\''.
