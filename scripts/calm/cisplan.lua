@@ -78,6 +78,33 @@ local function scopes_of(c)
   return set
 end
 
+-- A local-plan key must be of the SAP Cloud ALM subaccount: else its
+-- subscriptions are another subaccount's. Returns true | nil, msg, "USAGE".
+local function check_local_key(c, subaccount)
+  local sid, claim = require("calm.jwt").subaccount(c.session:claims())
+  if sid and sid:lower() ~= subaccount:lower() then
+    return nil, string.format("%s %s is a cis key of subaccount %s (its token's %s), not of the "
+      .. "SAP Cloud ALM subaccount %s: its subscriptions are another subaccount's; give a "
+      .. "local-plan key made in the SAP Cloud ALM subaccount", c.option, c.path, sid, claim,
+      subaccount), "USAGE"
+  end
+  return true
+end
+
+-- The roles no usable key can take, each a note naming the missing scope.
+local function missing_roles(roles)
+  local cis = require "calm.cis"
+  local notes = {}
+  for _, role in ipairs { "subscription", "subaccount", "entitlement" } do
+    if not roles[role] then
+      local need = cis.NEEDS[role]
+      notes[#notes + 1] = { role = role, text = string.format("%s: no cis key's token has the scope %s "
+        .. "(a %s-plan key has it; give one as --cis-key or --cis-key2)", need.what, need.scope, need.plan) }
+    end
+  end
+  return notes
+end
+
 -- After the tokens: which client does what. keys: from load_keys, those
 -- whose token failed marked .failed. subaccount: the SAP Cloud ALM
 -- subaccount GUID (or nil). Returns roles, notes (lines naming what cannot
@@ -86,8 +113,7 @@ end
 -- Cloud ALM's).
 function M.roles(keys, subaccount)
   local cis = require "calm.cis"
-  local jwt = require "calm.jwt"
-  local roles, notes = {}, {}
+  local roles = {}
   local usable = 0
   for _, c in ipairs(keys) do
     if not c.failed then
@@ -99,28 +125,16 @@ function M.roles(keys, subaccount)
       for role, need in pairs(cis.NEEDS) do
         if not roles[role] and (set[need.scope] or (by_plan and c.plan == need.plan)) then
           if need.plan == "local" and subaccount then
-            local sid, claim = jwt.subaccount(c.session:claims())
-            if sid and sid:lower() ~= subaccount:lower() then
-              return nil, string.format("%s %s is a cis key of subaccount %s (its token's %s), not of the "
-                .. "SAP Cloud ALM subaccount %s: its subscriptions are another subaccount's; give a "
-                .. "local-plan key made in the SAP Cloud ALM subaccount", c.option, c.path, sid, claim,
-                subaccount), "USAGE"
-            end
+            local ok, msg, code = check_local_key(c, subaccount)
+            if not ok then return nil, msg, code end
           end
           roles[role] = c
         end
       end
     end
   end
-  if usable == 0 then return roles, notes end
-  for _, role in ipairs { "subscription", "subaccount", "entitlement" } do
-    if not roles[role] then
-      local need = cis.NEEDS[role]
-      notes[#notes + 1] = { role = role, text = string.format("%s: no cis key's token has the scope %s "
-        .. "(a %s-plan key has it; give one as --cis-key or --cis-key2)", need.what, need.scope, need.plan) }
-    end
-  end
-  return roles, notes
+  if usable == 0 then return roles, {} end
+  return roles, missing_roles(roles)
 end
 
 return M

@@ -62,6 +62,11 @@ local function switches(o)
   return s
 end
 
+-- Appends lines to out.
+local function add(out, ...)
+  for _, l in ipairs { ... } do out[#out + 1] = l end
+end
+
 -- ------------------------------------------------------------------ bash --
 
 local function bash_words(list) return table.concat(list, " ") end
@@ -95,6 +100,24 @@ local function bash_all_switches(opts)
   return bash_words(w)
 end
 
+-- One command's branch of the case, added to out: its options' values,
+-- then its switches or its positional (a file, or the command names for help).
+local function bash_command_case(out, c, names)
+  local opts = cli.options(c.spec)
+  add(out, "  " .. c.name .. ")", '    case $prev in', bash_value_cases(opts, "      "), "    esac")
+  local pk = c.words and names or positional_kind(c.spec)
+  local positional
+  if type(pk) == "table" then
+    positional = 'COMPREPLY=($(compgen -W "' .. bash_words(pk) .. '" -- "$cur"))'
+  elseif pk == "file" then
+    positional = 'COMPREPLY=($(compgen -f -- "$cur"))'
+  end
+  add(out, '    if [[ $cur == -* ]]; then',
+    '      COMPREPLY=($(compgen -W "' .. bash_all_switches(opts) .. '" -- "$cur"))')
+  if positional then add(out, "    else", "      " .. positional) end
+  add(out, "    fi ;;")
+end
+
 function M.bash()
   local cmds = M.commands()
   local names, valued = {}, {}
@@ -122,30 +145,8 @@ function M.bash()
     "    esac",
     '    COMPREPLY=($(compgen -W "' .. bash_words(names) .. " " .. bash_all_switches(globals) .. '" -- "$cur")) ;;',
   }
-  for _, c in ipairs(cmds) do
-    local opts = cli.options(c.spec)
-    out[#out + 1] = "  " .. c.name .. ")"
-    out[#out + 1] = '    case $prev in'
-    out[#out + 1] = bash_value_cases(opts, "      ")
-    out[#out + 1] = "    esac"
-    local pk = c.words and names or positional_kind(c.spec)
-    local positional
-    if type(pk) == "table" then
-      positional = 'COMPREPLY=($(compgen -W "' .. bash_words(pk) .. '" -- "$cur"))'
-    elseif pk == "file" then
-      positional = 'COMPREPLY=($(compgen -f -- "$cur"))'
-    end
-    out[#out + 1] = '    if [[ $cur == -* ]]; then'
-    out[#out + 1] = '      COMPREPLY=($(compgen -W "' .. bash_all_switches(opts) .. '" -- "$cur"))'
-    if positional then
-      out[#out + 1] = "    else"
-      out[#out + 1] = "      " .. positional
-    end
-    out[#out + 1] = "    fi ;;"
-  end
-  out[#out + 1] = "  esac"
-  out[#out + 1] = "}"
-  out[#out + 1] = "complete -o filenames -F _calmbind calmbind"
+  for _, c in ipairs(cmds) do bash_command_case(out, c, names) end
+  add(out, "  esac", "}", "complete -o filenames -F _calmbind calmbind")
   local text = table.concat(out, "\n") .. "\n"
   return (text:gsub("\n\n+", "\n"))
 end
@@ -196,17 +197,13 @@ function M.zsh()
     "  commands=(",
   }
   for _, c in ipairs(cmds) do out[#out + 1] = "    '" .. c.name .. ":" .. zq(c.summary) .. "'" end
-  out[#out + 1] = "  )"
-  out[#out + 1] = "  _arguments -C \\"
+  add(out, "  )", "  _arguments -C \\")
   for _, l in ipairs(zsh_specs(cli.options({ options = {} }))) do out[#out + 1] = "    " .. l .. " \\" end
-  out[#out + 1] = "    '1:command:->command' '*::argument:->argument' && ret=0"
-  out[#out + 1] = "  case $state in"
-  out[#out + 1] = "  command) _describe -t commands 'calmbind command' commands && ret=0 ;;"
-  out[#out + 1] = "  argument)"
-  out[#out + 1] = "    case $line[1] in"
+  add(out, "    '1:command:->command' '*::argument:->argument' && ret=0", "  case $state in",
+    "  command) _describe -t commands 'calmbind command' commands && ret=0 ;;", "  argument)",
+    "    case $line[1] in")
   for _, c in ipairs(cmds) do
-    out[#out + 1] = "    " .. c.name .. ")"
-    out[#out + 1] = "      _arguments \\"
+    add(out, "    " .. c.name .. ")", "      _arguments \\")
     for _, l in ipairs(zsh_specs(cli.options(c.spec))) do out[#out + 1] = "        " .. l .. " \\" end
     local p = c.spec.positionals
     if c.words then
@@ -220,11 +217,7 @@ function M.zsh()
     end
     out[#out + 1] = "        && ret=0 ;;"
   end
-  out[#out + 1] = "    esac ;;"
-  out[#out + 1] = "  esac"
-  out[#out + 1] = "  return ret"
-  out[#out + 1] = "}"
-  out[#out + 1] = '_calmbind "$@"'
+  add(out, "    esac ;;", "  esac", "  return ret", "}", '_calmbind "$@"')
   return table.concat(out, "\n") .. "\n"
 end
 

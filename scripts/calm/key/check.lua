@@ -17,7 +17,7 @@ local M = {}
 -- x509, uu).
 M.RULES = {
   { name = "endpoints.Api", run = function(r)
-    local problem, warn, str, url_field, summary, opts, uaa, k = r.problem, r.warn, r.str, r.url_field, r.summary, r.opts, r.uaa, r.k
+    local problem, warn, summary, k = r.problem, r.warn, r.summary, r.k
     local endpoints, ename = get_ci(r.data, "endpoints")
     if endpoints == nil then
       problem("endpoints.Api is missing (no endpoints section)")
@@ -64,7 +64,7 @@ M.RULES = {
     end
   end },
   { name = "credential type", uaa = true, run = function(r)
-    local problem, warn, str, url_field, summary, opts, uaa, k = r.problem, r.warn, r.str, r.url_field, r.summary, r.opts, r.uaa, r.k
+    local problem, warn, summary, opts, uaa = r.problem, r.warn, r.summary, r.opts, r.uaa
     local ct, raw = credential_type(uaa)
     local x509 = is_x509(uaa)
     if ct == false then
@@ -91,7 +91,7 @@ M.RULES = {
     r.ct, r.x509 = ct, x509
   end },
   { name = "client id", uaa = true, run = function(r)
-    local problem, warn, str, url_field, summary, opts, uaa, k = r.problem, r.warn, r.str, r.url_field, r.summary, r.opts, r.uaa, r.k
+    local problem, warn, str, summary, uaa = r.problem, r.warn, r.str, r.summary, r.uaa
     local clientid = str(uaa, "uaa.", "clientid", true)
     if clientid then
       if has_control(clientid) then
@@ -139,7 +139,7 @@ M.RULES = {
     end
   end },
   { name = "token endpoint", uaa = true, run = function(r)
-    local problem, warn, str, url_field, summary, opts, uaa, k = r.problem, r.warn, r.str, r.url_field, r.summary, r.opts, r.uaa, r.k
+    local problem, url_field, summary, uaa, k = r.problem, r.url_field, r.summary, r.uaa, r.k
     local x509 = r.x509
     local uu = url_field(uaa, "uaa.", "url", true)
     if uu then
@@ -152,7 +152,7 @@ M.RULES = {
     r.uu = uu
   end },
   { name = "identity zone", uaa = true, run = function(r)
-    local problem, warn, str, url_field, summary, opts, uaa, k = r.problem, r.warn, r.str, r.url_field, r.summary, r.opts, r.uaa, r.k
+    local problem, warn, str, summary, opts, uaa = r.problem, r.warn, r.str, r.summary, r.opts, r.uaa
     local uu, x509 = r.uu, r.x509
     -- identity zone: present, a subdomain, and the one uaa.url points at
     local zone = str(uaa, "uaa.", "identityzone", opts.for_landscape)
@@ -188,7 +188,7 @@ M.RULES = {
     end
   end },
   { name = "other uaa fields", uaa = true, run = function(r)
-    local problem, warn, str, url_field, summary, opts, uaa, k = r.problem, r.warn, r.str, r.url_field, r.summary, r.opts, r.uaa, r.k
+    local warn, summary, uaa = r.warn, r.summary, r.uaa
     local zid = uaa.identityzoneid
     if zid ~= nil and type(zid) ~= "string" then
       warn("uaa.identityzoneid should be a string, not %s", kind_of(zid))
@@ -205,7 +205,7 @@ M.RULES = {
     end
   end },
   { name = "binding name", run = function(r)
-    local problem, warn, str, url_field, summary, opts, uaa, k = r.problem, r.warn, r.str, r.url_field, r.summary, r.opts, r.uaa, r.k
+    local warn, k = r.warn, r.k
     if k.name and k.name:match("^%w%w%w_%d%d%d_%d%d$") then
       warn("binding name '%s' looks like <SID>_<client>_<sysno>, the pattern of credentials Cloud ALM creates itself",
         shown(k.name))
