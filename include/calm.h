@@ -105,6 +105,13 @@ void calm_log(int level, const char *fmt, ...)
 #endif
     ;
 
+/* Lines written from now on start with "[label] " (NULL: none). The
+ * scheduler sets the running flow's label (calm.task) around each resume, so
+ * every line a fleet tenant's flows print names the tenant. The pointer is
+ * kept, not copied: it must stay valid until the next call. */
+void calm_log_set_label(const char *label);
+const char *calm_log_label(void);   /* the label in effect, or NULL */
+
 /* A progress line: rewritten in place on a TTY, a plain line otherwise. */
 void calm_log_progress(const char *msg, size_t n);
 void calm_log_progress_done(void);

@@ -35,6 +35,7 @@ typedef struct flow {
     double due;              /* heap key: min(wake_at, deadline) */
     unsigned id;
     char name[48];
+    char *label;             /* prefix of its log lines (a fleet's tenant), or NULL; inherited */
 } flow;
 
 typedef struct sched {
@@ -88,6 +89,9 @@ void calm_loop_collect(sched *s);             /* finished transfers resume their
 
 /* loop.c */
 void calm_loop_ready(sched *s, flow *f, int nargs); /* unparks f; nargs values on f->co */
+
+/* ltask.c: sets (a copy of) label as the flow's log label; 0, or -1 out of memory. */
+int calm_flow_set_label(flow *f, const char *label);
 void calm_loop_detach(sched *s, flow *f);
 void calm_loop_push_fail(lua_State *co, const char *msg, const char *code);
 int calm_loop_push_outcome(lua_State *to, flow *f);

@@ -5,6 +5,7 @@
  * callback) never interleave mid-line. Line format, by level:
  *     error: <msg>      warning: <msg>      <msg> (info)
  *     debug: <msg>      trace: <msg>
+ * each after "[label] " while a labelled flow runs (calm_log_set_label).
  * Control characters other than newline and tab are shown as '?', so text
  * from a server (a reflected error body) cannot drive the terminal.
  *
@@ -31,7 +32,19 @@ static int progress_shown;          /* a progress line is on the terminal */
 static unsigned long progress_last; /* hash of the last plain progress line */
 static int tty_state = -1;          /* -1: not asked yet */
 
+static const char *label;          /* calm_log_set_label: the running flow's */
+
 static const char *const prefixes[] = { "error: ", "warning: ", "", "debug: ", "trace: " };
+
+void calm_log_set_label(const char *l)
+{
+    label = l && l[0] ? l : NULL;
+}
+
+const char *calm_log_label(void)
+{
+    return label;
+}
 
 void calm_log_set_level(int level)
 {
@@ -95,7 +108,43 @@ static int put_clean(calm_buf *b, const char *s, size_t n, int one_line)
     return calm_buf_append(b, s + run, n - run);
 }
 
-/* Builds [erase] prefix redacted(msg) [newline] and writes it at once. When
+/* "[label] ", the label redacted and cleaned like the line itself. */
+static int put_label(calm_buf *line)
+{
+    calm_buf red;
+    int rc;
+
+    calm_buf_init(&red);
+    rc = calm_redact(label, strlen(label), &red);
+    if (rc == 0)
+        rc = calm_buf_putc(line, '[');
+    if (rc == 0)
+        rc = put_clean(line, red.data, red.len, 1);
+    if (rc == 0)
+        rc = calm_buf_puts(line, "] ");
+    calm_buf_free(&red);
+    return rc;
+}
+
+/* The message; with a label, each of its lines starts with "[label] " (a
+ * multi-line message of a fleet tenant names it on every line). */
+static int put_lines(calm_buf *line, const char *s, size_t n, int one_line)
+{
+    const char *nl;
+    int rc = 0;
+
+    while (rc == 0 && label && !one_line && (nl = memchr(s, '\n', n)) != NULL) {
+        size_t k = (size_t)(nl - s) + 1;
+        rc = put_clean(line, s, k, 0);
+        if (rc == 0)
+            rc = put_label(line);
+        s += k;
+        n -= k;
+    }
+    return rc == 0 ? put_clean(line, s, n, one_line) : rc;
+}
+
+/* Builds [erase] [label] prefix redacted(msg) [newline] and writes it at once. When
  * memory runs out the line is replaced by a fixed notice: unredacted text
  * must never be the fallback. */
 static void emit_line(const char *prefix, const char *msg, size_t n, int progress)
@@ -110,6 +159,8 @@ static void emit_line(const char *prefix, const char *msg, size_t n, int progres
     rc = calm_redact(msg ? msg : "", msg ? n : 0, &red);
     if (rc == 0 && progress_shown)
         rc = calm_buf_puts(&line, ERASE_LINE);
+    if (rc == 0 && label)
+        rc = put_label(&line);
     if (rc == 0)
         rc = calm_buf_puts(&line, prefix);
     if (rc == 0) {
@@ -129,7 +180,7 @@ static void emit_line(const char *prefix, const char *msg, size_t n, int progres
             while (len > 0 && red.data[len - 1] == '\n')
                 len--;      /* the caller's newline is ours to add */
         }
-        rc = put_clean(&line, red.data, len, progress);
+        rc = put_lines(&line, red.data, len, progress);
     }
     if (rc == 0 && !progress)
         rc = calm_buf_putc(&line, '\n');

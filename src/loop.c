@@ -177,7 +177,9 @@ static void resume(lua_State *L, sched *s, flow *f)
     if (!f->bare_yield || now < f->deadline) f->resumed_at = now;
     f->bare_yield = 0;
     s->current = f;
+    calm_log_set_label(f->label);
     status = lua_resume(f->co, L, f->nargs, &nres);
+    calm_log_set_label(NULL);
     s->current = NULL;
     f->nargs = 0;
     if (status == LUA_YIELD) {
@@ -288,7 +290,7 @@ void calm_loop_run_until(lua_State *L, sched *s, flow *until)
  * (popped). Pushes the flow handle. */
 flow *calm_loop_spawn(lua_State *L, sched *s, int nargs, const char *name, double timeout)
 {
-    flow *parent = flow_of(L), *f;
+    flow *parent = flow_of(L), *f, *from = parent ? parent : s->current;
     int fn = lua_gettop(L) - nargs;
     if (calm_timer_reserve(s, s->nlive + 1) != 0) luaL_error(L, "calm.task: out of memory");
     f = lua_newuserdatauv(L, sizeof *f, 0);
@@ -300,6 +302,9 @@ flow *calm_loop_spawn(lua_State *L, sched *s, int nargs, const char *name, doubl
     if (timeout > 0 && calm_now() + timeout < f->deadline) f->deadline = calm_now() + timeout;
     if (name) snprintf(f->name, sizeof f->name, "%s", name);
     else snprintf(f->name, sizeof f->name, "flow %u", f->id);
+    /* the label goes to its sub-flows, also those a plain coroutine spawns */
+    if (from && from->label && calm_flow_set_label(f, from->label) != 0)
+        luaL_error(L, "calm.task: out of memory");
     lua_pushvalue(L, -1);
     f->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     f->co = lua_newthread(L);

@@ -14,12 +14,24 @@ static flow *check_flow_arg(lua_State *L, int idx)
     return luaL_checkudata(L, idx, FLOW_MT);
 }
 
-/* task.calm_loop_spawn(fn, ...) | task.calm_loop_spawn({name=, timeout=}, fn, ...) -> flow */
+int calm_flow_set_label(flow *f, const char *label)
+{
+    size_t n = strlen(label) + 1;
+    char *copy = malloc(n);
+    if (!copy) return -1;
+    memcpy(copy, label, n);
+    free(f->label);
+    f->label = copy;
+    return 0;
+}
+
+/* task.spawn(fn, ...) | task.spawn({name=, timeout=, label=}, fn, ...) -> flow */
 static int task_spawn(lua_State *L)
 {
     sched *s = calm_sched_get(L);
     char name[48] = "";
     double timeout = 0;
+    flow *f;
     if (lua_istable(L, 1)) {
         lua_getfield(L, 1, "name");
         if (lua_isstring(L, -1)) snprintf(name, sizeof name, "%s", lua_tostring(L, -1));
@@ -27,11 +39,30 @@ static int task_spawn(lua_State *L)
         if (!lua_isnil(L, -1) && !lua_isnumber(L, -1))
             luaL_error(L, "task.spawn: 'timeout' must be a number");
         timeout = lua_tonumber(L, -1);
+        lua_getfield(L, 1, "label");
+        if (!lua_isnil(L, -1) && (lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) == 0))
+            luaL_error(L, "task.spawn: 'label' must be a non-empty string");
+        lua_replace(L, 1);   /* the label (or nil) where the options were */
         lua_pop(L, 2);
-        lua_remove(L, 1);
+    } else {
+        lua_pushnil(L);
+        lua_insert(L, 1);
     }
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    calm_loop_spawn(L, s, lua_gettop(L) - 1, name[0] ? name : NULL, timeout);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    f = calm_loop_spawn(L, s, lua_gettop(L) - 2, name[0] ? name : NULL, timeout);
+    if (lua_isstring(L, 1) && calm_flow_set_label(f, lua_tostring(L, 1)) != 0)
+        luaL_error(L, "task.spawn: out of memory");
+    return 1;
+}
+
+/* task.label() -> the running flow's log label (its own or inherited), or nil */
+static int task_label(lua_State *L)
+{
+    sched *s = calm_sched_get(L);
+    flow *f = flow_of(L);
+    if (!f) f = s->current;
+    if (!f || !f->label) lua_pushnil(L);
+    else lua_pushstring(L, f->label);
     return 1;
 }
 
@@ -247,9 +278,16 @@ static int flow_tostring(lua_State *L)
 static int flow_gc(lua_State *L)
 {
     flow *f = check_flow_arg(L, 1);
-    if (f->error && !f->reported) calm_log(CALM_LOG_ERROR, "%s failed: %s", f->name, f->error);
+    if (f->error && !f->reported) {
+        const char *was = calm_log_label();   /* GC runs inside any flow */
+        calm_log_set_label(f->label);
+        calm_log(CALM_LOG_ERROR, "%s failed: %s", f->name, f->error);
+        calm_log_set_label(was);
+    }
     free(f->error);
     f->error = NULL;
+    free(f->label);
+    f->label = NULL;
     /* what it returned may be large (a response body, a token) */
     luaL_unref(L, LUA_REGISTRYINDEX, f->results_ref);
     f->results_ref = LUA_NOREF;
@@ -268,77 +306,11 @@ static int sched_gc(lua_State *L)
     return 0;
 }
 
-int calm_sched_push_deadline(lua_State *L)
-{
-    calm_loop_push_fail(L, "deadline passed (--timeout)", "DEADLINE");
-    return 3;
-}
-
-/* The count hook stops a flow that keeps running past its deadline without
- * yielding (a busy loop in an admin's script). A flow woken at the deadline
- * with "deadline passed" gets DEADLINE_GRACE seconds of running to write its
- * report and error line. Once the hook has fired it fires on every
- * instruction of that thread, so a loop around pcall cannot swallow it. */
-static void deadline_hook(lua_State *L, lua_Debug *ar)
-{
-    flow *f = flow_of(L);
-    sched *s;
-    double now, since;
-    (void)ar;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &calm_sched_key);
-    s = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (!f && s) f = s->current;   /* a plain coroutine running inside a flow */
-    if (!f || f->deadline > (now = calm_now())) return;
-    since = f->resumed_at > f->deadline ? f->resumed_at : f->deadline;
-    if (now - since < DEADLINE_GRACE) return;
-    s->deadline_fired = 1;
-    lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "deadline passed (--timeout): script stopped");
-}
-
-void calm_sched_install_hook(lua_State *L)
-{
-    /* New threads inherit the hook of the thread that creates them. */
-    lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 20000);
-}
-
-int calm_sched_run_root(lua_State *L, int nargs, double timeout, int *deadline_hit)
-{
-    sched *s = calm_sched_get(L);
-    flow *root;
-    int n;
-    root = calm_loop_spawn(L, s, nargs, "main", 0);
-    if (timeout > 0) root->deadline = calm_now() + timeout;
-    /* stack: root handle */
-    calm_loop_run_until(L, s, root);
-    /* Flows still running when the main flow ends are cancelled here, so
-     * their <close> variables run and nothing goes on behind the result. */
-    while (s->live) {
-        flow *f = s->live;
-        calm_loop_detach(s, f);
-        f->reported = 1;
-        calm_loop_fail(L, s, f, "cancelled: the main flow finished");
-    }
-    /* the run's own deadline passed, and it stopped a flow (the hook) or the
-     * main flow failed (an error raised from a "deadline passed" result) */
-    *deadline_hit = (s->deadline_fired || root->state == FLOW_FAILED) && root->deadline <= calm_now();
-    if (root->state == FLOW_FAILED) {
-        root->reported = 1;
-        lua_pushstring(L, root->error ? root->error : "failed");
-        lua_remove(L, -2);
-        return -1;
-    }
-    n = calm_loop_push_outcome(L, root);
-    lua_remove(L, -(n + 1));
-    return n;
-}
-
 static const luaL_Reg task_funcs[] = {
     { "spawn", task_spawn }, { "wait", task_wait }, { "all", task_all },
     { "sleep", task_sleep }, { "now", task_now }, { "remaining", task_remaining },
     { "set_deadline", task_set_deadline }, { "limit", task_limit },
-    { "cancel", task_cancel }, { "current", task_current }, { NULL, NULL }
+    { "cancel", task_cancel }, { "current", task_current }, { "label", task_label }, { NULL, NULL }
 };
 
 static const luaL_Reg flow_methods[] = {

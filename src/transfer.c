@@ -95,7 +95,9 @@ void calm_loop_collect(sched *s)
         curl_multi_remove_handle(s->multi, m->easy_handle);
         s->in_flight--;
         f->transfer = NULL;
+        calm_log_set_label(f->label);   /* its debug and trace lines */
         calm_loop_ready(s, f, t->finish(t, f->co, m->data.result));
+        calm_log_set_label(NULL);
     }
     calm_loop_start_queued(s);
 }

@@ -154,7 +154,7 @@ function M.run(tenants, o)
       tick()
       local sink = {}
       local started = task.now()
-      local flow = task.spawn({ name = "tenant " .. t.name, timeout = t.opts.tenant_timeout },
+      local flow = task.spawn({ name = "tenant " .. t.name, timeout = t.opts.tenant_timeout, label = t.name },
         tenant_body, o.command, t.opts, sink)
       local r = table.pack(task.wait(flow))
       local res = outcome(t, o.command, r, sink, task.now() - started)

@@ -268,4 +268,36 @@ with FakeBTP(tenants=5, presets=PRESETS) as fake:
             and "refused" in screen, screen[-400:])
     S.check("... and the summary table on stdout", "TENANT" in tty_out and "after" in tty_out, tty_out)
 
+# every line a tenant's run prints names the tenant: two tenants warn at once (an explicit
+# --provisioned the key contradicts), one of them also retries a 503; with -v each debug
+# line of a tenant's requests (its sub-flows' too) carries its name, fleet's own lines none
+with FakeBTP(tenants=3, presets=["after-2023-10-16", "after-2023-10-16", "mid-2023"]) as fake:
+    f1, f2, f3 = fake.tenants
+    inv = write_json(os.path.join(TMP, "labels.json"), {"tenants": [
+        {"name": "warn-1", "sm_key": f1.sm_key_path, "provisioned": "2023-08-01"},
+        {"name": "warn-2", "sm_key": f2.sm_key_path, "provisioned": "2023-08-01"},
+        {"name": "quiet", "sm_key": f3.sm_key_path}]})
+    names = {f1.name: "warn-1", f2.name: "warn-2", f3.name: "quiet"}
+    for args in ([], ["-v"]):
+        fake.fault(method="GET", path=r"^/v1/service_instances", action="status", status=503, count=1,
+                   tenant=f2.name)
+        rc, out, err, doc = fleet(inv, "--out-dir", fresh_dir("labels"), "--jobs", "3", *args)
+        lines = err.splitlines()
+        what = "fleet %s: " % " ".join(["get"] + args)
+        contra = {l.split("]")[0][1:] for l in lines if "warning: --provisioned 2023-08-01 says" in l}
+        S.check(what + "exit 0, each contradiction warning names its tenant",
+                rc == 0 and contra == {"warn-1", "warn-2"}
+                and sum("--provisioned 2023-08-01 says" in l for l in lines) == 2, err[-1500:])
+        unnamed = [l for l in lines if not l.startswith("fleet: [")
+                   and not any(l.startswith("[%s] " % n) for n in names.values())]
+        S.check(what + "every other line starts with a tenant's name", unnamed == [], unnamed[:5])
+    wrong = [l for l in lines for f, n in names.items()
+             if ("/t/%s/" % f in l or "%s.authentication" % f in l) and not l.startswith("[%s] " % n)]
+    S.check("fleet -v: each request line carries the name of the tenant it belongs to",
+            wrong == [] and sum("/t/" in l for l in lines) > 10, wrong[:5])
+    S.check("... the retry of warn-2's 503 is warn-2's line",
+            any(l.startswith("[warn-2] ") and "503; retrying" in l for l in lines)
+            and not any("503; retrying" in l and not l.startswith("[warn-2] ") for l in lines), err[-1500:])
+    S.check("... no secret in the labelled lines", not any(x and x in err for x in fake.issued_secrets()))
+
 S.done()

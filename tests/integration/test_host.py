@@ -5,6 +5,7 @@ openssl), and we check what it printed, its exit status and what the server saw.
 import http.server
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -219,6 +220,35 @@ print(json.decode(f.body).body)
          lines[:1], ["200\tGET\tyes\ta, b\ttrue\ttrue"])
     S.eq("json body is encoded with its content type", lines[1:2], ['{"x":1}\tapplication/json'])
     S.eq("form body is encoded with keys sorted", lines[2:3], ["a=1&z=a+b%26c"])
+
+    # log labels: every line a labelled flow prints (its sub-flows', a plain coroutine's
+    # spawn, the HTTP debug line of its transfer) starts with "[label] "; others do not
+    rc, out, err = lua(pre + """
+local log = require "calm.log"
+log.warn("main line")
+local function tenant(n)
+  log.warn("own line of %s", n)
+  task.all{ function() log.warn("sub-flow of %s", n); task.sleep(0.01); log.error("after sleep %s", n) end }
+  local co = coroutine.wrap(function() return task.spawn(function() log.warn("via coroutine %s", n) end) end)
+  task.wait(co())
+  assert(http.request{url = U .. "/echo?t=" .. n})
+  return task.label()
+end
+local a = task.spawn({label = "tenant-a"}, tenant, "a")
+local b = task.spawn({label = "tenant-b"}, tenant, "b")
+print(task.wait(a), task.wait(b), task.label())
+local ok, err = pcall(task.spawn, {label = ""}, print)
+print(ok, err)
+""", "-v")
+    def who(line):   # the tenant a line is about: "... of a", "/echo?t=b -> 200"
+        m = re.search(r"(?: |t=)([ab])(?: -> .*)?$", line)
+        return m and m.group(1)
+    want = {l: "[tenant-%s] " % who(l) for l in err.splitlines() if who(l)}
+    S.eq("labelled flows: task.label() in the flow, nil outside", out.splitlines()[:1], ["tenant-a\ttenant-b\tnil"])
+    S.check("... every line of a labelled flow and its sub-flows starts with its label",
+            len(want) >= 10 and all(l.startswith(p) for l, p in want.items())
+            and sum("/echo?t=" in l for l in want) == 2 and "warning: main line" in err.splitlines(), err)
+    S.check("... an empty label is refused", "'label' must be a non-empty string" in out, out)
 
     rc, out, err = lua(pre + """
 local r, msg, code = http.request{url = TLS .. "/echo"}
