@@ -23,6 +23,8 @@ function M.spec()
   s.options.verify, s.options["no-verify"] = nil, nil -- rotate always verifies
   s.options["update-instance"] = nil                   -- rotate changes no instance
   s.options["instance-name"] = { arg = "N", help = "the instance whose key to replace (default: the one get adopts)" }
+  s.options["credential-type"] = { arg = "T", choices = { "binding-secret", "x509" },
+    help = "kind of the new key (default: the kind of the calmbind key it replaces; binding-secret if none)" }
   s.options["binding-name"] = { arg = "N", help = "name of the new binding (default <instance>-key-<UTC time>)" }
   s.options["delete-old"] = { flag = true,
     help = "delete the older bindings calmbind made on the instance (the old key stops working at once)" }
@@ -72,6 +74,21 @@ local function target_instance(ctx)
       .. "with the cf CLI (cf create-service-key, then cf delete-service-key)", "MANUAL"
   end
   return inst, ev.inventory
+end
+
+-- Without --credential-type the new key is of the kind of the calmbind key
+-- it replaces: x509 when calmbind's keys on the instance are all x509.
+local function keep_kind(ctx, inst)
+  if ctx.opts["credential-type"] then return end
+  local kinds = {}
+  for _, b in ipairs(inst.bindings or {}) do
+    if b.ours and not b.system then kinds[b.credential_type == "x509" and "x509" or "binding-secret"] = true end
+  end
+  ctx.opts["credential-type"] = kinds.x509 and not kinds["binding-secret"] and "x509" or "binding-secret"
+  if kinds.x509 then
+    require("calm.log").info("rotate: the new key is %s, as the calmbind key%s it replaces (--credential-type to choose)",
+      ctx.opts["credential-type"], kinds["binding-secret"] and "s" or "")
+  end
 end
 
 -- ------------------------------------------------------------ the key --
@@ -130,8 +147,9 @@ local function roll_back(ctx, b, why, code)
     log.info("rotate: deleted the new binding '%s' again", b.name)
     return nil, why .. "; the new binding '" .. b.name .. "' was deleted again" .. old, code
   end
-  return nil, why .. "; deleting the new binding '" .. b.name .. "' (" .. b.id .. ") failed too (" .. tostring(msg)
-    .. "): delete it in the BTP cockpit" .. old, code
+  return nil, string.format("%s; deleting the new binding failed too (%s): binding '%s' (%s) is left behind, "
+    .. "delete it by hand (BTP cockpit, or btp delete services/binding --name %s)%s", why, tostring(msg), b.name,
+    tostring(b.id), b.name, old), code
 end
 
 -- Verifies and writes; returns the key | nil, msg, code (rolled back).
@@ -144,6 +162,10 @@ local function verify_and_write(ctx, b)
   if not k then return roll_back(ctx, b, msg, code) end
   if k.uaa and k.uaa["credential-type"] == "instance-secret" then
     return roll_back(ctx, b, INSTANCE_SECRET, "MANUAL")
+  end
+  if opts["credential-type"] == "x509" and not (k.uaa and key.is_x509(k.uaa)) then
+    return roll_back(ctx, b, "the new key is a " .. tostring(k.uaa and k.uaa["credential-type"])
+      .. " key, not x509: the broker ignored the x509 parameters", "API")
   end
   local r
   r, msg, code = key.verify(k, { scenario = opts.scenario, cacert = opts.cacert })
@@ -177,6 +199,7 @@ local function run_inner(ctx)
   ctx.result.instance_id, ctx.result.instance_name = inst.id, inst.name
   ok, msg, code = check_kind(inst)
   if not ok then return nil, msg, code end
+  keep_kind(ctx, inst)
   local b, bmsg, bcode = create(ctx, inst)
   if not b then return nil, bmsg, bcode end
   ctx.result.binding_id, ctx.result.binding_name = b.id, b.name

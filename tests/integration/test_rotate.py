@@ -123,6 +123,74 @@ with FakeBTP(preset="mid-2023") as fake:
     S.check("... the message says so", "imp-cdm-feature" in err and "deleted again" in err, err[-400:])
     S.eq("... the report's result", (doc.get("result") or {}).get("exit"), 6)
 
+    # failed rollback: the new key fails verification and deleting its binding fails too
+    # (500 on every DELETE): the binding is left behind, named once, nothing else deleted
+    fake.fault(method="DELETE", path=r"^/v1/service_bindings/", action="status", status=500,
+               retry_after="0", count=100)
+    before = bindings(fake)
+    n = len(fake.mutations())
+    rc, err, doc = rotate(fake, key2, "--delete-old")
+    fake.clear_faults()
+    after = bindings(fake)
+    left = set(after) - set(before)
+    muts = [(m["method"], m["path"].split("/")[2]) for m in fake.mutations()[n:]]
+    name = next(iter(left)) if left else "?"
+    S.check("new key fails, its rollback fails too: exit 6, the new binding left, nothing else deleted",
+            rc == 6 and len(left) == 1 and set(before) <= set(after), (rc, sorted(left), err[-400:]))
+    S.check("... only the one binding created; every DELETE aimed at it",
+            muts[0] == ("POST", "service_bindings") and len(muts) > 1
+            and all(m == ("DELETE", "service_bindings") for m in muts[1:])
+            and all(m["path"].endswith(after[name]["id"]) for m in fake.mutations()[n + 1:]), muts)
+    S.check("... the old key file untouched and still working", open(key2).read() == text and verify(key2) == 0)
+    err_lines = [l for l in err.splitlines() if name in l and "failed too" in l]
+    S.check("... one line naming the binding left behind (name and id) for the admin to delete",
+            len(err_lines) == 1 and "binding '%s' (%s) is left behind" % (name, after[name]["id"]) in err_lines[0]
+            and "delete it by hand" in err_lines[0]
+            and key2 in err_lines[0], err[-600:])
+    S.check("... the report names it too", name in ((doc.get("result") or {}).get("error") or "")
+            and (doc.get("result") or {}).get("exit") == 6, doc.get("result"))
+
+# an x509 key: rotate keeps the credential type (no option needed), the new key verifies
+# over mutual TLS; --delete-old then deletes the older x509 key calmbind made; an explicit
+# --credential-type binding-secret is another purpose and leaves the x509 keys alone
+with FakeBTP(preset="mid-2023", https=True) as fake:
+    X = ["--cacert", fake.ca_path]
+    kx = os.path.join(TMP, "x1.json")
+    rc, _, err = run(["get", "--sm-key", fake.sm_key_path, "--credential-type", "x509", "--out", kx] + X, env=ENV)
+    S.eq("x509 setup: get --credential-type x509", rc, 0)
+    b0 = bindings(fake)
+    n = len(fake.mutations())
+    kx2 = os.path.join(TMP, "x2.json")
+    rc, err, doc = rotate(fake, kx2, *X)
+    new = set(bindings(fake)) - set(b0)
+    posts = [m["body"].get("parameters") for m in fake.mutations()[n:] if m["method"] == "POST"]
+    S.check("rotate of an x509 key: exit 0, one new binding asked for as x509",
+            rc == 0 and len(new) == 1 and posts == [{"credential-type": "x509", "x509": {
+                "key-length": 2048, "validity": 7, "validity-type": "DAYS"}}], (rc, posts, err[-400:]))
+    uaa = json.load(open(kx2))["uaa"] if os.path.exists(kx2) else {}
+    S.check("... the new key is x509 (certificate, no secret), another certificate than the old",
+            uaa.get("credential-type") == "x509" and "clientsecret" not in uaa
+            and uaa.get("certificate") != json.load(open(kx))["uaa"]["certificate"], sorted(uaa))
+    S.check("... verified over mutual TLS before it was written", "mutual TLS" in err
+            and "works for Deployment" in err and (os.stat(kx2).st_mode & 0o777) == 0o600, err[-600:])
+    S.eq("... and it works", run(["verify", kx2] + X, env=ENV)[0], 0)
+    S.eq("... the report's credential type", (doc.get("result") or {}).get("credential_type"), "x509")
+    S.check("... the private key never reached stderr", uaa.get("key", "x\ny").splitlines()[1] not in err)
+    kx3 = os.path.join(TMP, "x3.json")
+    rc, err, doc = rotate(fake, kx3, "--delete-old", *X)
+    gone = (set(b0) | new) - set(bindings(fake))
+    S.check("rotate --delete-old of x509 keys: the older calmbind x509 keys deleted, SAP's kept",
+            rc == 0 and gone == {"calm-api-deployment-x509-key"} | new
+            and "calm-api-key-auto" in bindings(fake), (rc, gone, err[-300:]))
+    S.check("... the deleted keys stop working, the new one works",
+            run(["verify", kx] + X, env=ENV)[0] != 0 and run(["verify", kx3] + X, env=ENV)[0] == 0)
+    ks = os.path.join(TMP, "xs.json")
+    b3 = bindings(fake)
+    rc, err, doc = rotate(fake, ks, "--delete-old", "--credential-type", "binding-secret", *X)
+    S.check("--credential-type binding-secret: a secret key; the x509 key is another purpose, kept",
+            rc == 0 and "clientsecret" in json.load(open(ks))["uaa"] and set(b3) <= set(bindings(fake))
+            and run(["verify", kx3] + X, env=ENV)[0] == 0, (rc, err[-300:]))
+
 with FakeBTP(preset="after-2023-10-16") as fake:
     n = len(fake.mutations())
     rc, err, doc = rotate(fake, os.path.join(TMP, "gen.json"))
