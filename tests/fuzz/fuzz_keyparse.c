@@ -1,4 +1,4 @@
-/* needs: src/host.c src/cmdline.c src/sandbox.c src/scripts.c src/ltask.c src/loop.c src/transfer.c src/lhttp.c src/lcodec.c src/lbuf.c src/codec.c src/ijson.c src/lfs.c src/fs.c src/llog.c src/log.c src/redact.c src/redact_rules.c src/buf.c src/httpdate.c build/embedded.c */
+/* needs: core build/embedded.c */
 /* fuzz_keyparse: the Lua key parser (scripts/calm/key.lua) through the real
  * host: the same sandboxed state the commands run in. key.parse must answer
  * any bytes with a key or `nil, message` and never raise. */

@@ -3,6 +3,7 @@
 #
 # Each tests/fuzz/fuzz_<name>.c is one target. Its first line names the core
 # sources it links with:   /* needs: src/redact.c src/buf.c */
+# ("core" in that list stands for every src/*.c except src/main.c.)
 # It is built with clang's libFuzzer plus ASan and UBSan, then run for SECONDS
 # (default 60) on a scratch copy of tests/fuzz/corpus/<name>/ (the committed
 # corpus never grows; new inputs are thrown away). Binaries, logs and corpus
@@ -53,8 +54,17 @@ for src in tests/fuzz/fuzz_*.c; do
 
     # "/* needs: a.c b.c */" on the first line: the sources to link with
     needs=$(head -n 1 "$src" | sed -n 's|^/\* *needs: *\(.*[^ ]\) *\*/.*$|\1|p')
+    # "core" stands for every src/*.c but main.c, so a split file needs no edit here
+    srcs=
+    for w in $needs; do
+        if [ "$w" = core ]; then
+            for c in src/*.c; do [ "$c" = src/main.c ] || srcs="$srcs $c"; done
+        else
+            srcs="$srcs $w"
+        fi
+    done
     # shellcheck disable=SC2086  # word splitting of flag lists is intended
-    if ! $cc $flags ${FUZZ_FLAGS:-} -Iinclude $pkg_cflags -o "$bin" "$src" $needs $pkg_libs \
+    if ! $cc $flags ${FUZZ_FLAGS:-} -Iinclude $pkg_cflags -o "$bin" "$src" $srcs $pkg_libs \
             >"$log" 2>&1; then
         keep "$name" "$log"
         echo "not ok - fuzz: $name: build failed (see build/fuzz/$name/$name.log)"
