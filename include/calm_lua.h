@@ -36,7 +36,7 @@ void calm_set_releaser(lua_State *L, const char *meta, lua_CFunction release);
  * or a value that is not a string or number; -2 when memory runs out. */
 int calm_form_encode(lua_State *L, int idx, calm_buf *out);
 
-/* ---- scheduler seam (ltask.c, loop.c) ---------------------------------------
+/* ---- scheduler seam (ltask.c, loop.c, transfer.c) ----------------------------
  * A flow is a coroutine the scheduler owns. A C function running in a flow
  * parks it on a transfer and returns calm_sched_park(); when curl reports
  * the transfer done the scheduler calls finish(), which pushes the values the
