@@ -1,4 +1,4 @@
-/* needs: src/ijson.c src/buf.c */
+/* needs: src/ijson.c src/ijson_scan.c src/buf.c */
 /* fuzz_ijson: the I-JSON check (src/ijson.c) against lua-cjson 2.1.0 with
  * calm.json's settings, on any bytes:
  *   - the check never crashes, and a fault has a kind, a position inside
