@@ -18,77 +18,57 @@ static int oom(lua_State *L, const char *fn)
     return luaL_error(L, "codec.%s: not enough memory", fn);
 }
 
-/* Shared body of the two encoders. */
-static int encode_b64(lua_State *L, int url, const char *fn)
+/* codec.c's base64 in the shape of the URL codecs below. */
+static int b64_encode(const char *in, size_t n, int url, calm_buf *out)
 {
+    return calm_b64_encode((const unsigned char *)in, n, url, out);
+}
+
+static int b64_decode(const char *in, size_t n, int unused, calm_buf *out)
+{
+    (void)unused;
+    return calm_b64_decode(in, n, out);
+}
+
+/* The string-to-string codecs, one row each; codec_transform serves them all.
+ * A decoder refuses bad input with nil, message, "INVALID"; the message
+ * never quotes the input (it may be a secret). */
+static const struct transform {
+    const char *name;
+    int (*run)(const char *in, size_t n, int variant, calm_buf *out); /* 0, -1 bad input, -2 memory */
+    int variant;             /* base64url; '+' as space */
+    const char *invalid;     /* lua_pushfstring format of the refusal (arg: input length) */
+} transforms[] = {
+    /* codec.b64encode(s) -> string: standard alphabet, padded */
+    { "b64encode", b64_encode, 0, NULL },
+    /* codec.b64url_encode(s) -> string: URL alphabet, no padding (JWT, PKCE) */
+    { "b64url_encode", b64_encode, 1, NULL },
+    /* codec.b64decode(s) -> string | nil, msg, "INVALID": either alphabet,
+     * padding optional, no white space */
+    { "b64decode", b64_decode, 0, "invalid base64 (%I bytes)" },
+    /* codec.url_encode(s) -> string: RFC 3986, everything but A-Z a-z 0-9 - . _ ~
+     * as %XX (upper-case hex); space is %20 */
+    { "url_encode", calm_url_encode, 0, NULL },
+    /* codec.url_decode(s) -> string | nil, msg, "INVALID" (a bad %XX escape);
+     * '+' stays '+': that is form encoding (see form_decode) */
+    { "url_decode", calm_url_decode, 0, "invalid %%XX escape" },
+};
+
+/* codec.<transform>(s): the row is the closure's upvalue. */
+static int codec_transform(lua_State *L)
+{
+    const struct transform *t = lua_touserdata(L, lua_upvalueindex(1));
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     calm_buf *b = calm_lbuf_new(L);
-    if (calm_b64_encode((const unsigned char *)s, n, url, b) != 0)
-        return oom(L, fn);
-    calm_lbuf_push(L, b);
-    return 1;
-}
-
-/* codec.b64encode(s) -> string: standard alphabet, padded. */
-static int codec_b64encode(lua_State *L)
-{
-    return encode_b64(L, 0, "b64encode");
-}
-
-/* codec.b64url_encode(s) -> string: URL alphabet, no padding (JWT, PKCE). */
-static int codec_b64url_encode(lua_State *L)
-{
-    return encode_b64(L, 1, "b64url_encode");
-}
-
-/* codec.b64decode(s) -> string | nil, msg, "INVALID": either alphabet,
- * padding optional, no white space. The message never quotes the input
- * (it may be a secret). */
-static int codec_b64decode(lua_State *L)
-{
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    calm_buf *b = calm_lbuf_new(L);
-    int rc = calm_b64_decode(s, n, b);
-    if (rc == -2)
-        return oom(L, "b64decode");
+    int rc = t->run(s, n, t->variant, b);
+    if (rc == -2 || (rc != 0 && !t->invalid))
+        return oom(L, t->name);
     if (rc != 0) {
         luaL_pushfail(L);
-        lua_pushfstring(L, "codec.b64decode: invalid base64 (%I bytes)", (lua_Integer)n);
-        lua_pushliteral(L, "INVALID");
-        return 3;
-    }
-    calm_lbuf_push(L, b);
-    return 1;
-}
-
-/* codec.url_encode(s) -> string: RFC 3986, everything but A-Z a-z 0-9 - . _ ~
- * as %XX (upper-case hex); space is %20. */
-static int codec_url_encode(lua_State *L)
-{
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    calm_buf *b = calm_lbuf_new(L);
-    if (calm_url_encode(s, n, 0, b) != 0)
-        return oom(L, "url_encode");
-    calm_lbuf_push(L, b);
-    return 1;
-}
-
-/* codec.url_decode(s) -> string | nil, msg, "INVALID" (a bad %XX escape).
- * '+' stays '+': that is form encoding (see form_decode). */
-static int codec_url_decode(lua_State *L)
-{
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    calm_buf *b = calm_lbuf_new(L);
-    int rc = calm_url_decode(s, n, 0, b);
-    if (rc == -2)
-        return oom(L, "url_decode");
-    if (rc != 0) {
-        luaL_pushfail(L);
-        lua_pushliteral(L, "codec.url_decode: invalid %XX escape");
+        lua_pushfstring(L, "codec.%s: ", t->name);
+        lua_pushfstring(L, t->invalid, (lua_Integer)n);
+        lua_concat(L, 2);
         lua_pushliteral(L, "INVALID");
         return 3;
     }
@@ -312,11 +292,6 @@ static int codec_ijson_check(lua_State *L)
 }
 
 static const luaL_Reg codec_funcs[] = {
-    {"b64encode", codec_b64encode},
-    {"b64url_encode", codec_b64url_encode},
-    {"b64decode", codec_b64decode},
-    {"url_encode", codec_url_encode},
-    {"url_decode", codec_url_decode},
     {"form_encode", codec_form_encode},
     {"form_decode", codec_form_decode},
     {"random_hex", codec_random_hex},
@@ -327,6 +302,12 @@ static const luaL_Reg codec_funcs[] = {
 
 int luaopen_calm_codec(lua_State *L)
 {
+    size_t i;
     luaL_newlib(L, codec_funcs);
+    for (i = 0; i < sizeof transforms / sizeof *transforms; i++) {
+        lua_pushlightuserdata(L, (void *)&transforms[i]);
+        lua_pushcclosure(L, codec_transform, 1);
+        lua_setfield(L, -2, transforms[i].name);
+    }
     return 1;
 }
