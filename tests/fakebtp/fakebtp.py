@@ -284,8 +284,8 @@ class App:
         self.port = None
         self.cert_port = None
         self.plugins = []
-        self._secret_lock = threading.Lock()
-        self._log_lock = threading.Lock()
+        self._fds = {}          # file name in state_dir -> O_APPEND descriptor
+        self._fds_lock = threading.Lock()
         self.ca = None          # certs.CA
 
     # --- per-tenant data (the tenant of the running request; tenants.py) ---------------
@@ -343,10 +343,24 @@ class App:
     def record_secret(self, value):
         if not value:
             return
-        with self._secret_lock:
-            with open(os.path.join(self.state_dir, "issued-secrets.txt"), "a") as f:
-                # One secret per line; multi-line secrets (PEM keys) are stored JSON-escaped.
-                f.write((value if "\n" not in value else json.dumps(value)) + "\n")
+        # One secret per line; multi-line secrets (PEM keys) are stored JSON-escaped.
+        self.append_line("issued-secrets.txt", value if "\n" not in value else json.dumps(value))
+
+    def append_line(self, name, line):
+        """Append one line to state_dir/name: one write(2) on an O_APPEND descriptor kept open,
+        so concurrent lines never interleave and no Python lock is held across the system
+        call (holding one there made every request thread queue behind the GIL)."""
+        fd = self._fds.get(name)
+        if fd is None:
+            with self._fds_lock:
+                fd = self._fds.get(name)
+                if fd is None:
+                    fd = os.open(os.path.join(self.state_dir, name),
+                                 os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+                    self._fds[name] = fd
+        data = (line + "\n").encode()
+        while data:
+            data = data[os.write(fd, data):]
 
     def scheme(self):
         return "https" if self.config.https else "http"
@@ -388,10 +402,7 @@ class App:
             rec["fault"] = req.fault.get("action")
         if req.tenant:
             rec["tenant"] = req.tenant
-        line = json.dumps(rec) + "\n"
-        with self._log_lock:
-            with open(os.path.join(self.state_dir, "requests.jsonl"), "a") as f:
-                f.write(line)
+        self.append_line("requests.jsonl", json.dumps(rec))
 
     # --- dispatch ---------------------------------------------------------------------
     def dispatch(self, req, routes):
