@@ -547,7 +547,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 512
+    request_queue_size = 4096   # the kernel caps it at net.core.somaxconn
     allow_reuse_address = True
 
     def handle_error(self, request, client_address):
