@@ -83,6 +83,16 @@ int calm_parse_retry_after(const char *value, size_t n, time_t now, double *seco
 int calm_redact_add(const char *s, size_t n);
 size_t calm_redact_count(void);
 void calm_redact_clear(void);   /* wipes and frees every registered value */
+/* Scopes: a value registered while scope s is current belongs to s and
+ * calm_redact_forget(s) wipes and forgets it (and returns how many values it
+ * forgot), so a process that handles many tenants one after another need not
+ * keep every secret it ever saw. Scope 0 (the default) is never forgotten; a
+ * value registered in scope 0 too stays. calm_redact_scope_new returns a new
+ * nonzero scope; calm_redact_set_scope makes one current (the scheduler does,
+ * for the flow it resumes). */
+unsigned calm_redact_scope_new(void);
+void calm_redact_set_scope(unsigned scope);
+size_t calm_redact_forget(unsigned scope);
 /* Copies in to out with: every registered value -> "***"; the values of JSON
  * fields and form fields whose names look secret (secret, password, token,
  * key, certificate, assertion...) -> "***"; "Bearer x"/"Basic x" -> "***".

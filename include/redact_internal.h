@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "calm.h"
+
 /* Hides [a, b) in the mask; returns b. */
 static inline size_t calm_redact_mark(unsigned char *m, size_t a, size_t b)
 {
@@ -13,6 +15,11 @@ static inline size_t calm_redact_mark(unsigned char *m, size_t a, size_t b)
         memset(m + a, 1, b - a);
     return b;
 }
+
+/* redact_forms.c: appends form `form` (0 .. CALM_REDACT_FORMS - 1) of s,
+ * the encodings a registered value may travel in, to o. 0 or -1 on memory. */
+#define CALM_REDACT_FORMS 7
+int calm_redact_form(int form, const char *s, size_t n, calm_buf *o);
 
 /* Rules 2-4: secret fields, credential headers, Bearer/Basic, bare JWTs. */
 void calm_redact_mark_words(const char *in, size_t n, unsigned char *m);

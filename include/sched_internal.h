@@ -34,6 +34,7 @@ typedef struct flow {
     int heap_idx;            /* 1 + index in the timer heap, 0 if not in it */
     double due;              /* heap key: min(wake_at, deadline) */
     unsigned id;
+    unsigned secret_scope;   /* calm_redact scope of its secrets; children inherit it */
     char name[48];
     char *label;             /* prefix of its log lines (a fleet's tenant), or NULL; inherited */
 } flow;

@@ -8,6 +8,8 @@
  * script cannot swap it). A call with the format string alone prints it as
  * is, so log.info("100%") needs no escaping. Disabled levels return before
  * formatting: trace calls on big bodies cost nothing unless --trace is on. */
+#include <limits.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -125,6 +127,25 @@ static int log_secret(lua_State *L)
     return 1;
 }
 
+/* log.scope() -> a new secret scope: flows spawned with {secret_scope = it}
+ * (and the flows they spawn) register their secrets in it. */
+static int log_scope(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)calm_redact_scope_new());
+    return 1;
+}
+
+/* log.forget(scope) -> n. Wipes and forgets the n values registered in the
+ * scope: call it once nothing that could print them is left (a fleet, when a
+ * tenant's outcome is written). Values also registered outside it stay. */
+static int log_forget(lua_State *L)
+{
+    lua_Integer scope = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, scope > 0 && scope <= UINT_MAX, 1, "not a scope from log.scope()");
+    lua_pushinteger(L, (lua_Integer)calm_redact_forget((unsigned)scope));
+    return 1;
+}
+
 /* log.redact(s) -> s with every secret (registered or recognised) as "***" */
 static int log_redact(lua_State *L)
 {
@@ -187,6 +208,8 @@ static const luaL_Reg log_funcs[] = {
     { "level", log_level },
     { "enabled", log_enabled },
     { "secret", log_secret },
+    { "scope", log_scope },
+    { "forget", log_forget },
     { "redact", log_redact },
     { "secret_name", log_secret_name },
     { "progress", log_progress },

@@ -178,7 +178,9 @@ static void resume(lua_State *L, sched *s, flow *f)
     f->bare_yield = 0;
     s->current = f;
     calm_log_set_label(f->label);
+    calm_redact_set_scope(f->secret_scope);   /* log.secret registers in the flow's scope */
     status = lua_resume(f->co, L, f->nargs, &nres);
+    calm_redact_set_scope(0);
     calm_log_set_label(NULL);
     s->current = NULL;
     f->nargs = 0;
@@ -299,6 +301,7 @@ flow *calm_loop_spawn(lua_State *L, sched *s, int nargs, const char *name, doubl
     f->id = ++s->next_id;
     f->results_ref = LUA_NOREF;
     f->deadline = parent ? parent->deadline : HUGE_VAL;
+    f->secret_scope = from ? from->secret_scope : 0;
     if (timeout > 0 && calm_now() + timeout < f->deadline) f->deadline = calm_now() + timeout;
     if (name) snprintf(f->name, sizeof f->name, "%s", name);
     else snprintf(f->name, sizeof f->name, "flow %u", f->id);

@@ -1,5 +1,6 @@
 /* ltask.c: calm.task — spawn, wait, all, sleep, deadlines and the flow
  * handle. The loop that drives flows is in loop.c. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +26,13 @@ int calm_flow_set_label(flow *f, const char *label)
     return 0;
 }
 
-/* task.spawn(fn, ...) | task.spawn({name=, timeout=, label=}, fn, ...) -> flow */
+/* task.spawn(fn, ...) | task.spawn({name=, timeout=, label=, secret_scope=}, fn, ...) -> flow */
 static int task_spawn(lua_State *L)
 {
     sched *s = calm_sched_get(L);
     char name[48] = "";
     double timeout = 0;
+    lua_Integer scope = -1;
     flow *f;
     if (lua_istable(L, 1)) {
         lua_getfield(L, 1, "name");
@@ -39,6 +41,10 @@ static int task_spawn(lua_State *L)
         if (!lua_isnil(L, -1) && !lua_isnumber(L, -1))
             luaL_error(L, "task.spawn: 'timeout' must be a number");
         timeout = lua_tonumber(L, -1);
+        if (lua_getfield(L, 1, "secret_scope") != LUA_TNIL &&
+            (!lua_isinteger(L, -1) || (scope = lua_tointeger(L, -1)) < 0 || scope > UINT_MAX))
+            luaL_error(L, "task.spawn: 'secret_scope' must be a scope from log.scope()");
+        lua_pop(L, 1);
         lua_getfield(L, 1, "label");
         if (!lua_isnil(L, -1) && (lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) == 0))
             luaL_error(L, "task.spawn: 'label' must be a non-empty string");
@@ -52,6 +58,7 @@ static int task_spawn(lua_State *L)
     f = calm_loop_spawn(L, s, lua_gettop(L) - 2, name[0] ? name : NULL, timeout);
     if (lua_isstring(L, 1) && calm_flow_set_label(f, lua_tostring(L, 1)) != 0)
         luaL_error(L, "task.spawn: out of memory");
+    if (scope >= 0) f->secret_scope = (unsigned)scope;
     return 1;
 }
 

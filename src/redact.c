@@ -35,11 +35,13 @@ struct pattern {
     size_t n;
     size_t period;
     int raw;        /* the value as registered (what calm_redact_count counts) */
+    unsigned scope; /* registered in this scope (0: for the whole run) */
 };
 
 static struct pattern *pats;
 static size_t npats, cappats;
 static size_t nvalues;
+static unsigned cur_scope, last_scope;   /* calm_redact_set_scope, calm_redact_scope_new */
 
 /* An index of the patterns by their first 4 bytes (every pattern is at least
  * CALM_REDACT_MIN long): a hash table of chains, so registering a value and
@@ -136,8 +138,11 @@ static int add_pattern(calm_buf *b, int raw)
         calm_buf_free(b);
         return rc;
     }
+    /* The same bytes already registered for the whole run or in this scope:
+     * nothing to add (a copy in another scope does not outlive that one). */
     for (i = nbuckets ? heads[bucket_of(b->data)] : NONE; i != NONE; i = chain[i]) {
-        if (pats[i].n == b->len && memcmp(pats[i].p, b->data, b->len) == 0) {
+        if (pats[i].n == b->len && (pats[i].scope == 0 || pats[i].scope == cur_scope) &&
+            memcmp(pats[i].p, b->data, b->len) == 0) {
             if (raw && !pats[i].raw) {  /* an earlier value's encoded form */
                 pats[i].raw = 1;
                 nvalues++;
@@ -161,6 +166,7 @@ static int add_pattern(calm_buf *b, int raw)
     pats[npats].n = b->len;
     pats[npats].period = min_period(b->data, b->len);
     pats[npats].raw = raw;
+    pats[npats].scope = cur_scope;
     index_pattern(npats);
     npats++;
     if (raw)
@@ -169,72 +175,11 @@ static int add_pattern(calm_buf *b, int raw)
     return 0;
 }
 
-static const char hex_lower[] = "0123456789abcdef";
-
-/* Percent-encoding (codec.c) with lower-case hex digits, as some encoders write it. */
-static int enc_percent_lower(const char *s, size_t n, calm_buf *o)
-{
-    size_t i, from = o->len;
-
-    if (calm_url_encode(s, n, 0, o) != 0)
-        return -1;
-    for (i = from; i + 2 < o->len; i++)
-        if (o->data[i] == '%') {
-            o->data[i + 1] = (char)(o->data[i + 1] | (o->data[i + 1] >= 'A' ? 0x20 : 0));
-            o->data[i + 2] = (char)(o->data[i + 2] | (o->data[i + 2] >= 'A' ? 0x20 : 0));
-        }
-    return 0;
-}
-
-/* The JSON string form. slash: escape '/' as "\/" as lua-cjson does. */
-static int enc_json(const unsigned char *s, size_t n, int slash, calm_buf *o)
-{
-    size_t i;
-    int rc = 0;
-
-    for (i = 0; i < n && rc == 0; i++) {
-        unsigned char c = s[i];
-        const char *e = NULL;
-        switch (c) {
-        case '"': e = "\\\""; break;
-        case '\\': e = "\\\\"; break;
-        case '\n': e = "\\n"; break;
-        case '\r': e = "\\r"; break;
-        case '\t': e = "\\t"; break;
-        case '\b': e = "\\b"; break;
-        case '\f': e = "\\f"; break;
-        case '/': e = slash ? "\\/" : "/"; break;
-        default: break;
-        }
-        if (e) {
-            rc = calm_buf_puts(o, e);
-        } else if (c < 0x20) {
-            char u[6] = { '\\', 'u', '0', '0', hex_lower[c >> 4], hex_lower[c & 15] };
-            rc = calm_buf_append(o, u, 6);
-        } else {
-            rc = calm_buf_putc(o, c);
-        }
-    }
-    return rc;
-}
-
-/* Base64 (codec.c) without padding, so it matches whether or not '=' follows. */
-static int enc_b64(const unsigned char *s, size_t n, int url, calm_buf *o)
-{
-    if (calm_b64_encode(s, n, url, o) != 0)
-        return -1;
-    while (o->len && o->data[o->len - 1] == '=')
-        o->data[--o->len] = '\0';
-    return 0;
-}
-
-/* Registers s (a copy) and the forms it may be printed in: percent- and
- * form-encoded (a secret in a request body or query), JSON-escaped (a PEM key
- * in a JSON document has "\n" for its newlines), and base64 of the whole
- * value. Returns 0 (also for a value too short to register) or -1 on memory. */
+/* Registers s (a copy) and the forms it may be printed in (redact_forms.c)
+ * in the current scope. Returns 0 (also for a value too short to register)
+ * or -1 on memory. */
 int calm_redact_add(const char *s, size_t n)
 {
-    const unsigned char *u = (const unsigned char *)s;
     calm_buf b;
     int form;
 
@@ -243,24 +188,51 @@ int calm_redact_add(const char *s, size_t n)
     calm_buf_init(&b);
     if (calm_buf_append(&b, s, n) != 0 || add_pattern(&b, 1) != 0)
         goto oom;
-    for (form = 0; form < 7; form++) {
-        int rc;
-        switch (form) {
-        case 0: rc = calm_url_encode(s, n, 0, &b); break;
-        case 1: rc = calm_url_encode(s, n, 1, &b); break;
-        case 2: rc = enc_percent_lower(s, n, &b); break;
-        case 3: rc = enc_json(u, n, 0, &b); break;
-        case 4: rc = enc_json(u, n, 1, &b); break;
-        case 5: rc = enc_b64(u, n, 0, &b); break;
-        default: rc = enc_b64(u, n, 1, &b); break;
-        }
-        if (rc != 0 || add_pattern(&b, 0) != 0)
+    for (form = 0; form < CALM_REDACT_FORMS; form++)
+        if (calm_redact_form(form, s, n, &b) != 0 || add_pattern(&b, 0) != 0)
             goto oom;
-    }
     return 0;
 oom:
     calm_buf_free(&b);
     return -1;
+}
+
+unsigned calm_redact_scope_new(void)
+{
+    return ++last_scope ? last_scope : ++last_scope;
+}
+
+void calm_redact_set_scope(unsigned scope)
+{
+    cur_scope = scope;
+}
+
+/* Wipes and frees the values of `scope` (every form) and re-indexes the
+ * rest: O(registered patterns), which stay few when a fleet forgets each
+ * tenant's secrets as the tenant finishes. Returns the values forgotten. */
+size_t calm_redact_forget(unsigned scope)
+{
+    size_t i, kept = 0, gone = 0;
+
+    if (scope == 0)
+        return 0;
+    for (i = 0; i < npats; i++) {
+        if (pats[i].scope != scope) {
+            pats[kept++] = pats[i];
+            continue;
+        }
+        if (pats[i].raw)
+            gone++;
+        calm_wipe(pats[i].p, pats[i].n);
+        free(pats[i].p);
+    }
+    npats = kept;
+    nvalues -= gone;
+    for (i = 0; i < nbuckets; i++)
+        heads[i] = NONE;
+    for (i = 0; i < npats; i++)
+        index_pattern(i);
+    return gone;
 }
 
 size_t calm_redact_count(void)

@@ -1,4 +1,4 @@
-/* needs: src/redact.c src/redact_rules.c src/codec.c src/buf.c */
+/* needs: src/redact.c src/redact_forms.c src/redact_rules.c src/codec.c src/buf.c */
 /* fuzz_redact.c: calm_redact must never print a registered value.
  *
  * Input: lines before the first empty line are values to register, the rest

@@ -84,6 +84,25 @@ function T.log_secret_and_redact()
   t.eq(log.redact("short"), "short")
 end
 
+function T.log_secret_scopes_follow_flows_and_forget()
+  local scope = log.scope()
+  local mine, child, outside = "tenant-own-" .. codec.random_hex(8), "tenant-kid-" .. codec.random_hex(8),
+    "run-wide-" .. codec.random_hex(8)
+  log.secret(outside)
+  task.wait(task.spawn({ name = "tenant", secret_scope = scope }, function()
+    log.secret(mine)
+    log.secret(outside)     -- already run-wide: stays after forget
+    task.wait(task.spawn(function() log.secret(child) end))   -- a child flow inherits the scope
+  end))
+  local line = table.concat({ mine, child, outside }, " ")
+  t.eq(log.redact(line), "*** *** ***")
+  t.eq(log.forget(scope), 2)
+  t.eq(log.redact(line), mine .. " " .. child .. " ***")
+  t.eq(log.forget(scope), 0)
+  t.raises(function() log.forget(0) end, "not a scope")
+  t.raises(function() task.spawn({ secret_scope = -1 }, function() end) end, "secret_scope")
+end
+
 function T.log_levels()
   local old = log.set_level("warn")
   t.eq(log.level(), "warn")

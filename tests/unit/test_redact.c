@@ -271,6 +271,45 @@ static void many(void)
     calm_redact_clear();
 }
 
+/* Scopes: a fleet registers each tenant's secrets in the tenant's scope and
+ * forgets them when the tenant is done; values of other scopes and of the
+ * whole run (scope 0) stay hidden, also when registered in both. */
+static void scopes(void)
+{
+    unsigned a, b;
+    calm_redact_clear();
+    a = calm_redact_scope_new();
+    b = calm_redact_scope_new();
+    CHECK(a != 0 && b != 0 && a != b, "scopes are new and nonzero");
+    add("whole-run-secret");
+    calm_redact_set_scope(a);
+    add("tenant-a-secret");
+    add("shared/secret+1");        /* in a and in b */
+    add("whole-run-secret");       /* already for the whole run: stays */
+    calm_redact_set_scope(b);
+    add("tenant-b-secret");
+    add("shared/secret+1");
+    calm_redact_set_scope(0);
+    CHECK(calm_redact_count() == 5, "a value in two scopes counts in each");
+    CHECK_STR(red("tenant-a-secret tenant-b-secret shared%2Fsecret%2B1"), "*** *** ***",
+              "values of live scopes are hidden, encoded forms too");
+    CHECK(calm_redact_forget(a) == 2, "forget(a) forgets a's two values");
+    CHECK(calm_redact_count() == 3, "... and the count drops by them");
+    CHECK_STR(red("tenant-a-secret whole-run-secret tenant-b-secret shared%2Fsecret%2B1"),
+              "tenant-a-secret *** *** ***",
+              "after forget(a): a's own value prints; scope 0's, b's and b's copy of the shared one do not");
+    CHECK(calm_redact_forget(a) == 0, "forgetting a scope twice forgets nothing more");
+    CHECK(calm_redact_forget(0) == 0, "scope 0 is never forgotten");
+    CHECK(calm_redact_forget(b) == 2, "forget(b)");
+    CHECK_STR(red("tenant-b-secret shared/secret+1 whole-run-secret"), "tenant-b-secret shared/secret+1 ***",
+              "after forget(b): only the whole run's value is hidden");
+    calm_redact_set_scope(b);
+    add("tenant-b-again");
+    calm_redact_set_scope(0);
+    CHECK_STR(red("tenant-b-again"), "***", "a scope registers again after forget");
+    calm_redact_clear();
+}
+
 int main(void)
 {
     check_suite = "unit/redact";
@@ -282,6 +321,7 @@ int main(void)
     pem_and_urls();
     big();
     many();
+    scopes();
     red("");            /* frees the last result */
     calm_redact_clear();
     return CHECK_DONE();
