@@ -34,6 +34,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import certs  # noqa: E402
+import fasthead  # noqa: E402
 import faults  # noqa: E402
 import tenants  # noqa: E402
 
@@ -447,6 +448,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet; we have requests.jsonl
         pass
+
+    def parse_request(self):    # the stdlib's, without the email package (fasthead.py)
+        return fasthead.parse_request(self)
 
     def _read_body(self):
         te = (self.headers.get("Transfer-Encoding") or "").lower()
