@@ -14,8 +14,9 @@
 -- polled until COMPLETE/FAILED. Expected failures: nil, message, code.
 local json = require "calm.json"
 local log = require "calm.log"
-local task = require "calm.task"
 local codec = require "calm.codec"
+-- the client base and its wait loop
+local client, poll = require "calm.client", require "calm.poll"
 
 local M = {}
 
@@ -23,11 +24,7 @@ local M = {}
 -- name is guessed).
 M.OFFERING_NAMES = { "SAPCloudALMAPIs" }
 M.PLAN = "standard"
-M.poll_policy = require("calm.sm").poll_policy
-
-local function body_json(resp)
-  return require("calm.rest").body_json(resp, "Cloud Foundry")
-end
+M.poll_policy = poll.policy
 
 -- One line from {"errors":[{code,title,detail}]}.
 function M.errors_text(errs)
@@ -42,34 +39,19 @@ function M.errors_text(errs)
   return table.concat(parts, "; ")
 end
 
+-- a comma separates alternatives (OR) in CF filters: it stays a literal comma
+local C = client.class { api = "Cloud Foundry", literal_commas = true,
+  error_text = function(j) return j and (M.errors_text(j.errors) or j.error_description or j.description) end }
+
 function M.response_text(resp)
-  local j = body_json(resp)
-  local t = type(j) == "table" and (M.errors_text(j.errors) or j.error_description or j.description)
-  return "HTTP " .. tostring(resp.status) .. (t and (" " .. t) or "")
+  return C.response_text(C, resp)
 end
 
-local function code_for(status)
-  if status == 401 or status == 403 then return "AUTH" end
-  return "API"
-end
+local code_for = client.code_for
 
 function M.query_string(q)
-  local keys = {}
-  for k in pairs(q) do keys[#keys + 1] = k end
-  table.sort(keys)
-  local out = {}
-  for _, k in ipairs(keys) do
-    -- a comma separates alternatives (OR) in CF filters: it must stay a
-    -- literal comma, while a comma inside one value would be %2C
-    local parts = {}
-    for part in (tostring(q[k]) .. ","):gmatch("([^,]*),") do parts[#parts + 1] = codec.url_encode(part) end
-    out[#out + 1] = codec.url_encode(k) .. "=" .. table.concat(parts, ",")
-  end
-  return table.concat(out, "&")
+  return client.query_string(q, true)
 end
-
-local C = {}
-C.__index = C
 
 -- Discovers the token endpoint from the API root (GET / needs no token).
 local function root_links(api, cacert)
@@ -137,7 +119,6 @@ function M.connect(opts)
     return nil, "Cloud Foundry API " .. opts.api .. ": the root document names no login or uaa link", "BAD_RESPONSE"
   end
   local oauth = require "calm.oauth"
-  local rest = require "calm.rest"
   -- the cf CLI's request: client "cf" with an empty secret, the origin as
   -- the query parameter login_hint={"origin":"..."}, a passcode as a form field
   local token_url = token_base:gsub("/+$", "") .. "/oauth/token"
@@ -152,61 +133,47 @@ function M.connect(opts)
   }
   local session, smsg, scode = oauth.session(grant, { name = "Cloud Foundry UAA", cacert = opts.cacert })
   if not session then return nil, smsg, scode end
-  local client, cmsg, ccode = rest.client { base_url = opts.api:gsub("/+$", ""), session = session,
-    name = "Cloud Foundry", cacert = opts.cacert }
-  if not client then return nil, cmsg, ccode end
-  local self = setmetatable({ rest = client, session = session, api = opts.api:gsub("/+$", ""),
-    poll = opts.poll or M.poll_policy, on_action = opts.on_action }, C)
-  return self
+  local api = opts.api:gsub("/+$", "")
+  return client.new(C, { rest = client.rest_client(api, session, "Cloud Foundry", opts.cacert),
+    session = session, api = api }, opts)
 end
 
 -- Builds a client around an existing rest client (tests, user scripts).
 function M.new(opts)
-  return setmetatable({ rest = opts.rest, api = opts.api or "", poll = opts.poll or M.poll_policy,
-    on_action = opts.on_action }, C)
+  return client.new(C, { rest = opts.rest, api = opts.api or "" }, opts)
 end
 
-function C:_note(a) if self.on_action then self.on_action(a) end end
-
--- path relative to the API, or an absolute URL (next.href, Location)
+-- where: a path relative to the API, or an absolute URL (next.href, Location)
 function C:request(method, where, body)
-  local r = { method = method, json = body, idempotent = (method == "GET" or method == "DELETE") }
-  if where:match("^https?://") then r.url = where else r.path = where end
-  return self.rest:request(r)
+  return self:send(self.rest, { method = method, path = where, json = body,
+    idempotent = (method == "GET" or method == "DELETE") })
 end
 
 function C:get_json(where, what)
-  local resp, msg, code = self:request("GET", where)
-  if not resp then return nil, what .. ": " .. tostring(msg), code end
-  if resp.status ~= 200 then
-    return nil, what .. ": " .. M.response_text(resp), code_for(resp.status), resp
-  end
-  local j, jmsg = body_json(resp)
-  if type(j) ~= "table" then return nil, what .. ": " .. (jmsg or "no JSON"), "BAD_RESPONSE" end
+  local j, msg, code, resp = self:read_json(self.rest, where, what)
+  if not j then return nil, msg, code, resp end
   return j
+end
+
+-- One v3 page: its resources and the next page's href.
+local function v3_page(j)
+  local p = j.pagination
+  return j.resources, type(p) == "table" and type(p.next) == "table" and p.next.href or nil
 end
 
 -- All pages of a v3 list. Returns resources, included(merged) | nil,msg,code.
 function C:list(path, query, what)
   what = what or ("listing " .. path)
-  local where = path .. ((query and next(query)) and ("?" .. M.query_string(query)) or "")
-  local out, included, seen = {}, {}, {}
-  for _ = 1, 1000 do
-    local j, msg, code = self:get_json(where, what)
-    if not j then return nil, msg, code end
-    for _, r in ipairs(j.resources or {}) do out[#out + 1] = r end
+  local out, pages, code = self:read_pages(self.rest, self:where(path, query), what, v3_page)
+  if not out then return nil, pages, code end
+  local included = {}
+  for _, j in ipairs(pages) do
     for k, v in pairs(type(j.included) == "table" and j.included or {}) do
       included[k] = included[k] or {}
       for _, r in ipairs(v) do table.insert(included[k], r) end
     end
-    local p = j.pagination
-    local nxt = type(p) == "table" and type(p.next) == "table" and p.next.href or nil
-    if not nxt or nxt == "" then return out, included end
-    if seen[nxt] then return nil, what .. ": the next page repeats", "BAD_RESPONSE" end
-    seen[nxt] = true
-    where = nxt
   end
-  return nil, what .. ": more than 1000 pages", "BAD_RESPONSE"
+  return out, included
 end
 
 -- ------------------------------------------------------------- jobs --
@@ -219,25 +186,20 @@ function M.job_state(job)
   return "pending"
 end
 
+-- Polls a job until COMPLETE (-> job) or FAILED (-> nil, msg, "API", job).
 function C:poll_job(url, what)
-  local delay = self.poll.initial
-  local started = task.now()
-  while true do
-    local job, msg, code = self:get_json(url, what .. ": polling the job")
-    if not job then log.progress_done(); return nil, msg, code end
-    local st = M.job_state(job)
-    if st == "complete" then log.progress_done(); return job end
-    if st == "failed" then
-      log.progress_done()
-      return nil, what .. " failed: " .. (M.errors_text(job.errors) or "the job failed"), "API", job
-    end
-    log.progress(string.format("%s: %s, %d s", what, tostring(job.state or "pending"),
-      math.floor(task.now() - started + 0.5)))
-    local sm = require "calm.sm"
-    local ok, wmsg, wcode = sm.wait(delay, what .. " (job " .. url .. "; rerun to resume)")
-    if not ok then log.progress_done(); return nil, wmsg, wcode end
-    delay = math.min(delay * self.poll.factor, self.poll.max)
-  end
+  return poll.until_done { policy = self.poll_policy, progress = what,
+    waiting = what .. " (job " .. url .. "; rerun to resume)",
+    check = function()
+      local job, msg, code = self:get_json(url, what .. ": polling the job")
+      if not job then return true, nil, msg, code end
+      local st = M.job_state(job)
+      if st == "complete" then return true, job end
+      if st == "failed" then
+        return true, nil, what .. " failed: " .. (M.errors_text(job.errors) or "the job failed"), "API", job
+      end
+      return false, job.state
+    end }
 end
 
 -- Sends a mutation; 202 -> job polled to the end. Returns job|entity, resp |
@@ -253,9 +215,9 @@ function C:mutate(method, path, body, what)
     return job, resp
   end
   if resp.status == 200 or resp.status == 201 or resp.status == 204 then
-    return body_json(resp) or {}, resp
+    return self:body_json(resp) or {}, resp
   end
-  return nil, what .. ": " .. M.response_text(resp), code_for(resp.status), resp
+  return nil, what .. ": " .. self:response_text(resp), code_for(resp.status), resp
 end
 
 -- ---------------------------------------------------- offering / plan --
@@ -310,10 +272,7 @@ function C:find_instance(space, name)
   local items, msg, code = self:list("/v3/service_instances", { space_guids = space, names = name },
     "looking up instance '" .. name .. "'")
   if not items then return nil, msg, code end
-  for _, it in ipairs(items) do
-    if it.name == name then return it end
-  end
-  return false
+  return client.named(items, name)
 end
 
 local function guid_from_href(h)
@@ -375,10 +334,7 @@ end
 function C:find_key(instance_guid, name)
   local items, msg, code = self:keys(instance_guid, name)
   if not items then return nil, msg, code end
-  for _, k in ipairs(items) do
-    if k.name == name then return k end
-  end
-  return false
+  return client.named(items, name)
 end
 
 function C:create_key(instance_guid, name, parameters, labels)

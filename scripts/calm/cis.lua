@@ -18,15 +18,15 @@
 --
 
 -- Expected failures: nil, message, code.
-local log = require "calm.log"
-local task = require "calm.task"
 local codec = require "calm.codec"
+local client = require "calm.client"
+local poll = require "calm.poll"
 
 local M = {}
 
 M.SERVICE = "SAPCloudALMAPIs"
 M.PLAN = "standard"
-M.poll_policy = require("calm.sm").poll_policy
+M.poll_policy = poll.policy
 
 -- What calmbind does with a cis key, the scope it needs and the plan that
 -- has it.
@@ -91,28 +91,28 @@ end
 
 -- ------------------------------------------------------------ client --
 
-local function body_json(resp)
-  return require("calm.rest").body_json(resp, "Cloud Management service")
+-- {"error":{"code","message","details":[...]}} -> one line
+local function error_text(j)
+  if not j then return nil end
+  local e = j.error
+  if type(e) == "table" then
+    local t = tostring(e.message or e.code or "")
+    if type(e.details) == "table" and e.details[1] and e.details[1].message then
+      t = t .. " (" .. tostring(e.details[1].message) .. ")"
+    end
+    return t
+  elseif type(e) == "string" then
+    return e .. (j.error_description and (": " .. j.error_description) or "")
+  elseif j.description or j.message then
+    return tostring(j.description or j.message)
+  end
+  return nil
 end
 
--- {"error":{"code","message","details":[...]}} -> one line
+local C = client.class { api = "Cloud Management service", error_text = error_text }
+
 function M.response_text(resp)
-  local j = body_json(resp)
-  local t
-  if type(j) == "table" then
-    local e = j.error
-    if type(e) == "table" then
-      t = tostring(e.message or e.code or "")
-      if type(e.details) == "table" and e.details[1] and e.details[1].message then
-        t = t .. " (" .. tostring(e.details[1].message) .. ")"
-      end
-    elseif type(e) == "string" then
-      t = e .. (j.error_description and (": " .. j.error_description) or "")
-    elseif j.description or j.message then
-      t = tostring(j.description or j.message)
-    end
-  end
-  return "HTTP " .. tostring(resp.status) .. (t and t ~= "" and (" " .. t) or "")
+  return C.response_text(C, resp)
 end
 
 -- " (needs the scope S of a <plan>-plan key)" for a 403 of a call that needs it
@@ -122,13 +122,7 @@ local function scope_hint(status, need)
   return string.format(" (needs the scope %s, which a %s-plan cis key has)", n.scope, n.plan)
 end
 
-local function code_for(status)
-  if status == 401 or status == 403 then return "AUTH" end
-  return "API"
-end
-
-local C = {}
-C.__index = C
+local code_for = client.code_for
 
 -- t: the parsed cis key (endpoints.*, uaa.{clientid, clientsecret, url}).
 function M.from_key(t, opts)
@@ -142,24 +136,17 @@ function M.from_key(t, opts)
       .. "instance in the \"Other\" environment with parameters {\"grantType\":\"clientCredentials\"} "
       .. "and use a binding of it", "INPUT"
   end
-  local oauth = require "calm.oauth"
-  local grant, msg, code = oauth.grant_from_key(t.uaa, opts.what or "the cis key")
-  if not grant then return nil, msg, code or "INPUT" end
-  grant.cacert = grant.cacert or opts.cacert
-  local session, smsg, scode = oauth.session(grant, { name = "Cloud Management service" })
+  local session, smsg, scode = client.session_from_key(t.uaa, opts.what or "the cis key",
+    "Cloud Management service", opts.cacert)
   if not session then return nil, smsg, scode end
-  local self = setmetatable({ key = t, session = session, cacert = opts.cacert, clients = {},
-    poll = opts.poll or M.poll_policy, on_action = opts.on_action }, C)
-  return self
+  return client.new(C, { key = t, session = session, cacert = opts.cacert, clients = {} }, opts)
 end
 
 -- Test/user-script constructor: {rest_for = function(endpoint_name) -> client}
 function M.new(opts)
-  return setmetatable({ key = opts.key or { endpoints = {} }, clients = {}, rest_for = opts.rest_for,
-    poll = opts.poll or M.poll_policy, on_action = opts.on_action }, C)
+  return client.new(C, { key = opts.key or { endpoints = {} }, clients = {}, rest_for = opts.rest_for },
+    opts)
 end
-
-function C:_note(a) if self.on_action then self.on_action(a) end end
 
 -- rest client for endpoints[<name>]
 function C:client(name)
@@ -172,27 +159,18 @@ function C:client(name)
   if type(url) ~= "string" or url == "" then
     return nil, "the cis key has no endpoints." .. name, "INPUT"
   end
-  local rest = require "calm.rest"
-  local c, msg, code = rest.client { base_url = url:gsub("/+$", ""), session = self.session,
-    name = "Cloud Management (" .. name .. ")", cacert = self.cacert }
-  if not c then return nil, msg, code end
+  local c = client.rest_client(url, self.session, "Cloud Management (" .. name .. ")", self.cacert)
   self.clients[name] = c
   return c
 end
 
+-- 204 No Content (the Entitlements API answers it for "nothing assigned"): empty
 function C:get_json(endpoint, path, what, need)
   local c, msg, code = self:client(endpoint)
   if not c then return nil, msg, code end
-  local resp, rmsg, rcode = c:request { method = "GET", path = path, idempotent = true }
-  if not resp then return nil, what .. ": " .. tostring(rmsg), rcode end
-  -- 204 No Content (the Entitlements API answers it for "nothing assigned"): empty
-  if resp.status == 204 then return {} end
-  if resp.status ~= 200 then
-    return nil, what .. ": " .. M.response_text(resp) .. scope_hint(resp.status, need),
-      code_for(resp.status), resp
-  end
-  local j, jmsg = body_json(resp)
-  if type(j) ~= "table" then return nil, what .. ": " .. (jmsg or "no JSON"), "BAD_RESPONSE" end
+  local j, jmsg, jcode, resp = self:read_json(c, path, what,
+    { empty_204 = true, hint = function(status) return scope_hint(status, need) end })
+  if not j then return nil, jmsg, jcode, resp end
   return j
 end
 
@@ -290,6 +268,26 @@ function M.assign_body(subaccount, category)
   } } }
 end
 
+-- PUTs the assignment (amount for quota plans, enable otherwise).
+-- Returns true | nil, msg, code.
+function C:_put_assignment(subaccount, category)
+  local c, cmsg, ccode = self:client("entitlements_service_url")
+  if not c then return nil, cmsg, ccode end
+  local body = M.assign_body(subaccount, category)
+  local resp, rmsg, rcode = self:send(c, { method = "PUT", path = "/entitlements/v1/subaccountServicePlans",
+    json = body, idempotent = true })
+  if not resp then return nil, "assigning the entitlement: " .. tostring(rmsg), rcode end
+  if resp.status ~= 202 and resp.status ~= 200 and resp.status ~= 201 and resp.status ~= 204 then
+    return nil, "assigning the entitlement SAP Cloud ALM API (" .. M.SERVICE .. "/" .. M.PLAN
+      .. ") to subaccount " .. subaccount .. ": " .. self:response_text(resp)
+      .. scope_hint(resp.status, "entitlement"), code_for(resp.status)
+  end
+  self:_note { action = "assign-entitlement", resource = "entitlement",
+    id = subaccount, name = M.SERVICE .. "/" .. M.PLAN,
+    detail = body.subaccountServicePlans[1].assignmentInfo[1].amount and "amount 1" or "enable" }
+  return true
+end
+
 -- Assigns SAP Cloud ALM API / standard to the subaccount and waits until
 -- the assignment is OK. Returns state table | nil, msg, code.
 function C:assign_entitlement(subaccount)
@@ -297,38 +295,20 @@ function C:assign_entitlement(subaccount)
   if not a then return nil, msg, code end
   if a.assigned and a.state == "OK" then return a end
   if not a.assigned or a.state == "PROCESSING_FAILED" then
-    local c, cmsg, ccode = self:client("entitlements_service_url")
-    if not c then return nil, cmsg, ccode end
-    local body = M.assign_body(subaccount, a.category)
-    local resp, rmsg, rcode = c:request { method = "PUT", path = "/entitlements/v1/subaccountServicePlans",
-      json = body, idempotent = true }
-    if not resp then return nil, "assigning the entitlement: " .. tostring(rmsg), rcode end
-    if resp.status ~= 202 and resp.status ~= 200 and resp.status ~= 201 and resp.status ~= 204 then
-      return nil, "assigning the entitlement SAP Cloud ALM API (" .. M.SERVICE .. "/" .. M.PLAN
-        .. ") to subaccount " .. subaccount .. ": " .. M.response_text(resp)
-        .. scope_hint(resp.status, "entitlement"), code_for(resp.status)
-    end
-    self:_note { action = "assign-entitlement", resource = "entitlement",
-      id = subaccount, name = M.SERVICE .. "/" .. M.PLAN,
-      detail = body.subaccountServicePlans[1].assignmentInfo[1].amount and "amount 1" or "enable" }
+    local ok, pmsg, pcode = self:_put_assignment(subaccount, a.category)
+    if not ok then return nil, pmsg, pcode end
   end
-  local delay = self.poll.initial
-  local started = task.now()
-  while true do
-    local s, smsg, scode = self:assignment(subaccount)
-    if not s then log.progress_done(); return nil, smsg, scode end
-    if s.assigned and s.state == "OK" then log.progress_done(); return s end
-    if s.assigned and s.state == "PROCESSING_FAILED" then
-      log.progress_done()
-      return nil, "assigning the entitlement failed: " .. tostring(s.message or "PROCESSING_FAILED"), "API"
-    end
-    log.progress(string.format("entitlement assignment: %s, %d s", tostring(s.state or "pending"),
-      math.floor(task.now() - started + 0.5)))
-    local sm = require "calm.sm"
-    local ok, wmsg, wcode = sm.wait(delay, "the entitlement assignment")
-    if not ok then log.progress_done(); return nil, wmsg, wcode end
-    delay = math.min(delay * self.poll.factor, self.poll.max)
-  end
+  return poll.until_done { policy = self.poll_policy, progress = "entitlement assignment",
+    waiting = "the entitlement assignment",
+    check = function()
+      local s, smsg, scode = self:assignment(subaccount)
+      if not s then return true, nil, smsg, scode end
+      if s.assigned and s.state == "OK" then return true, s end
+      if s.assigned and s.state == "PROCESSING_FAILED" then
+        return true, nil, "assigning the entitlement failed: " .. tostring(s.message or "PROCESSING_FAILED"), "API"
+      end
+      return false, s.state
+    end }
 end
 
 return M

@@ -178,11 +178,17 @@ M.fmt_secs = fmt_secs
 M.error_text = errtext.error_text
 local one_line = errtext.one_line
 
+-- rest.code_for(status): "AUTH" for 401/403 (exit 3), "API" otherwise.
+function M.code_for(status)
+  if status == 401 or status == 403 then return "AUTH" end
+  return "API"
+end
+
 -- rest.fail(resp, what) -> nil, "<what> answered HTTP <status>: <text>", code
--- code: "AUTH" for 401/403, "API" otherwise. For callers judging a reply.
+-- For callers judging a reply.
 function M.fail(resp, what)
-  local code = (resp.status == 401 or resp.status == 403) and "AUTH" or "API"
-  return nil, string.format("%s answered HTTP %s: %s", what, tostring(resp.status), M.error_text(resp)), code
+  return nil, string.format("%s answered HTTP %s: %s", what, tostring(resp.status), M.error_text(resp)),
+    M.code_for(resp.status)
 end
 
 -- ---------------------------------------------------------------- waits --
@@ -369,19 +375,30 @@ end
 local Client = {}
 Client.__index = Client
 
-local function encode_query(q)
+-- One query value: a table is a comma-separated list; literal_commas keeps
+-- the commas between encoded parts (Cloud Foundry filters: a comma is "or",
+-- one inside a value would be %2C).
+local function encode_value(v, literal_commas)
+  if type(v) == "table" then
+    local items = {}
+    for i, e in ipairs(v) do items[i] = tostring(e) end
+    v = table.concat(items, ",")
+  end
+  v = tostring(v)
+  if not literal_commas then return codec.url_encode(v) end
+  local parts = {}
+  for part in (v .. ","):gmatch("([^,]*),") do parts[#parts + 1] = codec.url_encode(part) end
+  return table.concat(parts, ",")
+end
+
+-- rest.encode_query(q [, literal_commas]) -> "k=v&..." with sorted keys.
+local function encode_query(q, literal_commas)
   local keys = {}
   for k in pairs(q) do keys[#keys + 1] = k end
   table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
   local parts = {}
   for _, k in ipairs(keys) do
-    local v = q[k]
-    if type(v) == "table" then
-      local items = {}
-      for i, e in ipairs(v) do items[i] = tostring(e) end
-      v = table.concat(items, ",")
-    end
-    parts[#parts + 1] = codec.url_encode(tostring(k)) .. "=" .. codec.url_encode(tostring(v))
+    parts[#parts + 1] = codec.url_encode(tostring(k)) .. "=" .. encode_value(q[k], literal_commas)
   end
   return table.concat(parts, "&")
 end
