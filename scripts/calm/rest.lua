@@ -17,12 +17,13 @@
 --     (connect/DNS failure, TLS handshake failure).
 -- A POST/PATCH that may have reached the server is never sent again: the
 -- caller gets nil, "... the outcome is unknown ...", code and must look the
--- resource up by name.
+-- resource up by name. rest.send is the loop; calm.rest.retry judges
+-- transport failures and waits, calm.rest.answer judges HTTP answers.
 local json = require "calm.json"
 local errtext = require "calm.errtext"
 local codec = require "calm.codec"
 local log = require "calm.log"
-local task = require "calm.task"
+local retry, answer = require "calm.rest.retry", require "calm.rest.answer"
 
 local M = {}
 
@@ -48,58 +49,18 @@ local function http()
   return M.http or require "calm.http"
 end
 
-local function sleep(s)
-  return (M.sleep or task.sleep)(s)
-end
-
-local function rand()
-  return (M.random or math.random)()
-end
-
-local function wallclock()
-  if M.wallclock then return M.wallclock() end
-  local ok, now = pcall(function() return os.time() end)
-  return ok and now or nil
-end
-
-local RETRY_TRANSPORT = {
-  COULDNT_CONNECT = true, COULDNT_RESOLVE_HOST = true, COULDNT_RESOLVE_PROXY = true,
-  OPERATION_TIMEDOUT = true, RECV_ERROR = true, SEND_ERROR = true, GOT_NOTHING = true,
-  PARTIAL_FILE = true, SSL_CONNECT_ERROR = true, HTTP2 = true, HTTP2_STREAM = true,
-  TRICKLE = true,
-}
--- Failures that prove the request never left: safe to resend a POST.
-local NOT_SENT = {
-  COULDNT_CONNECT = true, COULDNT_RESOLVE_HOST = true, COULDNT_RESOLVE_PROXY = true,
-  SSL_CONNECT_ERROR = true,
-}
--- Failures that happen before any byte of the request is sent (refused
--- URL, TLS verification): final, but never "outcome unknown".
-local PRE_SEND = {
-  INSECURE_URL = true, URL_MALFORMAT = true, UNSUPPORTED_PROTOCOL = true,
-  PEER_FAILED_VERIFICATION = true, SSL_CACERT_BADFILE = true, SSL_CERTPROBLEM = true,
-  SSL_CIPHER = true, SSL_ENGINE_NOTFOUND = true, BAD_FUNCTION_ARGUMENT = true,
-  -- calm.http found no free file descriptor (EMFILE/ENFILE): a local limit,
-  -- not the server; said as it is, not retried as "couldn't connect".
-  TOO_MANY_OPEN_FILES = true,
-}
--- An unreachable host: a name that does not resolve will not resolve a
--- second later (one try); a refused connection gets one more try (a
--- restarting router). Then the failure is final, with curl's code (exit 1),
--- instead of six tries ending in RETRY_EXHAUSTED (exit 5).
-local UNREACHABLE = { COULDNT_RESOLVE_HOST = 1, COULDNT_RESOLVE_PROXY = 1, COULDNT_CONNECT = 2 }
-local RETRY_STATUS = { [500] = true, [502] = true, [503] = true, [504] = true }
 local IDEMPOTENT_METHODS = { GET = true, HEAD = true, DELETE = true, OPTIONS = true, PUT = false }
 
-M.retry_transport = RETRY_TRANSPORT
-
--- Hosts whose answers calm.http cut for trickling (under its speed floor),
--- counted for the whole process: from the second such answer on, a host is
--- not retried any more (one slow answer may be bad luck; two are the host).
-local trickled = {}
-M.trickled = trickled
+-- What is retried, and the waits: calm.rest.retry (transport failures,
+-- backoff, Retry-After) and calm.rest.answer (statuses, bad JSON).
+M.retry_transport = retry.RETRY_TRANSPORT
+M.not_sent = retry.NOT_SENT
+M.trickled = retry.trickled -- hosts that trickled, counted per process
 M.trickle_limit = 2
-M.not_sent = NOT_SENT
+M.permanent_json = answer.PERMANENT_JSON
+M.server_wait = retry.server_wait
+M.backoff = retry.backoff
+M.fmt_secs = retry.fmt_secs
 
 function M.host_of(url)
   local h = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]+)") or nil
@@ -162,21 +123,10 @@ function M.transport_hint(code, url)
   return ""
 end
 
-local function fmt_secs(s)
-  if s >= 10 then return string.format("%ds", math.ceil(s)) end
-  if s >= 1 then
-    if s == math.floor(s) then return string.format("%ds", s) end
-    return string.format("%.1fs", s)
-  end
-  return string.format("%.2gs", s)
-end
-M.fmt_secs = fmt_secs
-
 -- ------------------------------------------------------------ error_text --
 
 -- rest.error_text(resp): see calm.errtext.
 M.error_text = errtext.error_text
-local one_line = errtext.one_line
 
 -- rest.code_for(status): "AUTH" for 401/403 (exit 3), "API" otherwise.
 function M.code_for(status)
@@ -191,70 +141,7 @@ function M.fail(resp, what)
     M.code_for(resp.status)
 end
 
--- ---------------------------------------------------------------- waits --
-
--- Seconds the server asks us to wait, or nil (no usable hint).
-local function server_wait(resp)
-  local h = resp.headers or {}
-  local ra = h["retry-after"]
-  if ra and ra ~= "" then
-    local ok, s = pcall(http().parse_retry_after, ra)
-    if ok and type(s) == "number" and s >= 0 then return s end
-  end
-  local reset = tonumber(h["x-ratelimit-reset"] or "")
-  if reset and reset > 0 then
-    local now = wallclock()
-    if reset > 1e12 then -- epoch milliseconds (BTP Accounts/Entitlements)
-      if now then return math.max(0, reset / 1000 - now) end
-    elseif reset > 1e9 then -- epoch seconds (CF)
-      if now then return math.max(0, reset - now) end
-    else
-      return reset -- delta seconds
-    end
-  end
-  return nil
-end
-M.server_wait = server_wait
-
-local function backoff(k, floor)
-  local p = M.policy
-  local hi = math.min(p.cap, p.base * 2 ^ (k - 1))
-  local lo = math.max(p.min or 0, floor or 0)
-  if hi < lo then hi = lo end
-  return lo + (hi - lo) * rand()
-end
-M.backoff = backoff
-
 -- ----------------------------------------------------------------- send --
-
-local function method_of(req)
-  return (req.method or "GET"):upper()
-end
-
--- The JSON of a response, or nil plus whether that is a defect (as opposed
--- to an HTML/text error page on a 4xx/5xx, which is data), and for a defect
--- calm.json's kind and message.
-local function parse_body(resp)
-  local body = resp.body
-  if type(body) ~= "string" or body == "" then return nil, false end
-  local ct = resp.headers and resp.headers["content-type"] or ""
-  if resp.status >= 400 and ct ~= "" and not ct:find("json", 1, true) then
-    return nil, false
-  end
-  local v, msg, _, kind = json.decode(body, "response")
-  if v == nil then
-    -- a 4xx HTML page without content-type: still data, not a defect
-    if resp.status >= 400 and body:match("^%s*<") then return nil, false end
-    return nil, true, kind, msg
-  end
-  return v, false
-end
-
--- calm.json kinds that are properties of the text, not of its transfer: the
--- same answer would be refused again, so it is not retried (issue 13).
-local PERMANENT_JSON = { utf8 = true, surrogate = true, noncharacter = true, duplicate = true,
-                         number = true, depth = true }
-M.permanent_json = PERMANENT_JSON
 
 -- rest.send(req, opts) -> resp | nil, msg, code
 -- req: a calm.http request table. opts: {idempotent = bool (default by
@@ -262,112 +149,27 @@ M.permanent_json = PERMANENT_JSON
 -- by calm.oauth for token requests.
 function M.send(req, opts)
   opts = opts or {}
-  local method = method_of(req)
+  local method = (req.method or "GET"):upper()
   local idempotent = opts.idempotent
   if idempotent == nil then idempotent = IDEMPOTENT_METHODS[method] == true end
-  local url = req.url
-  local host = M.host_of(url)
-  local what = opts.what or (method .. " " .. log.redact(tostring(url)))
-  local attempts = math.max(1, M.policy.attempts)
-  local last -- description of the last retryable problem
-  local unreachable = 0
-
-  for attempt = 1, attempts do
+  local st = { method = method, idempotent = idempotent, url = req.url, host = M.host_of(req.url),
+    what = opts.what or (method .. " " .. log.redact(tostring(req.url))),
+    attempts = math.max(1, M.policy.attempts), unreachable = 0 }
+  for attempt = 1, st.attempts do
     local resp, emsg, ecode = http().request(req)
-    local wait, why, hinted
+    st.wait, st.hinted, st.why = nil, nil, nil
+    local r
     if resp == nil then
-      if ecode == "DEADLINE" or ecode == "CANCELLED" then return nil, emsg, ecode end
-      -- curl's text without calm.http's "METHOD URL: " (what names the request),
-      -- then what the user can do about it
-      local hint = M.transport_hint(ecode, url)
-      emsg = one_line(emsg or tostring(ecode)):gsub("^%u+ %S+: ", "", 1)
-      if UNREACHABLE[ecode] then
-        unreachable = unreachable + 1
-        if unreachable >= UNREACHABLE[ecode] then
-          return nil, string.format("%s failed: cannot reach %s (%s)%s", what, host, emsg,
-            hint == "" and "; check the URL and the network or proxy" or hint), ecode
-        end
-      end
-      emsg = emsg .. hint
-      local retry = (idempotent and RETRY_TRANSPORT[ecode]) or NOT_SENT[ecode]
-      if ecode == "TRICKLE" then
-        trickled[host] = (trickled[host] or 0) + 1
-        if retry and trickled[host] >= M.trickle_limit then
-          return nil, string.format("%s failed: %s; %s keeps trickling (%d slow answers), so it is "
-            .. "not retried", what, one_line(emsg or ecode), host, trickled[host]), ecode
-        end
-      end
-      if not retry then
-        if not idempotent and not PRE_SEND[ecode] then
-          return nil, string.format("%s failed (%s); the outcome is unknown: the server may have "
-            .. "acted on it, so look the resource up by name before trying again",
-            what, one_line(emsg or ecode)), ecode
-        end
-        return nil, string.format("%s failed: %s", what, one_line(emsg or tostring(ecode))), ecode
-      end
-      why = string.format("%s failed (%s)", host, ecode)
-      last = { msg = string.format("%s failed: %s", what, one_line(emsg or ecode)),
-               code = "RETRY_EXHAUSTED" }
+      r = table.pack(retry.transport(st, emsg, ecode))
     else
-      local status = resp.status
-      local router_404 = status == 404 and (resp.headers or {})["x-cf-routererror"] ~= nil
-        and tostring(resp.headers["x-cf-routererror"]):find("unknown_route", 1, true)
-      if status == 429 or ((RETRY_STATUS[status] or router_404) and idempotent) then
-        -- 503 may carry Retry-After too
-        wait = server_wait(resp)
-        hinted = wait ~= nil
-        why = status == 429 and ("rate limited by " .. host)
-          or string.format("%s answered %d", host, status)
-        last = { msg = string.format("%s answered HTTP %d: %s", what, status, M.error_text(resp)),
-                 code = "RETRY_EXHAUSTED" }
-      elseif RETRY_STATUS[status] then
-        -- not idempotent: data, but flagged, since the server may have acted
-        resp.json = (parse_body(resp))
-        resp.outcome_unknown = true
-        return resp
-      else
-        local v, defect, kind, jmsg = parse_body(resp)
-        if not defect then
-          resp.json = v
-          return resp
-        end
-        if PERMANENT_JSON[kind] then
-          return nil, string.format("%s answered HTTP %d with JSON that is not I-JSON (RFC 7493), "
-            .. "refused and not retried: %s", what, status,
-            one_line((tostring(jmsg):gsub("^invalid JSON from response: ", "")))), "BAD_RESPONSE"
-        end
-        local m = string.format("truncated or invalid JSON from %s %s (HTTP %d)",
-          method, log.redact(tostring(url)), status)
-        if not idempotent then return nil, m, "BAD_RESPONSE" end
-        why = "truncated or invalid JSON from " .. host
-        last = { msg = m, code = "BAD_RESPONSE" }
-      end
+      r = table.pack(answer.judge(st, resp))
     end
-
-    if attempt == attempts then break end
-    -- hinted waits of 0 (a date in the past) still get the minimum backoff
-    if hinted then
-      if wait <= 0 then wait = backoff(1) end
-    else
-      wait = backoff(attempt, (resp and resp.status == 429) and M.policy.rate_min or nil)
-    end
-    local remaining = task.remaining()
-    if wait > remaining then
-      if hinted then
-        return nil, string.format("%s asks to wait %s, beyond the --timeout deadline (%s left)",
-          host, fmt_secs(wait), fmt_secs(math.max(0, remaining))), "DEADLINE"
-      end
-      return nil, string.format("%s; the next retry in %s would pass the --timeout deadline",
-        last and last.msg or why, fmt_secs(wait)), "DEADLINE"
-    end
-    L().info("%s; retrying in %s (attempt %d/%d)", why, fmt_secs(wait), attempt + 1, attempts)
-    local ok, smsg, scode = sleep(wait)
-    if not ok then return nil, smsg or "deadline passed", scode or "DEADLINE" end
+    if r[1] then return table.unpack(r, 2, r.n) end
+    if attempt == st.attempts then break end
+    local ok, pmsg, pcode = retry.pause(st, attempt, resp)
+    if not ok then return nil, pmsg, pcode end
   end
-
-  local msg = last and last.msg or (what .. " failed")
-  return nil, string.format("%s (gave up after %d attempts; safe to rerun)", msg, attempts),
-    last and last.code or "RETRY_EXHAUSTED"
+  return retry.exhausted(st)
 end
 
 -- --------------------------------------------------------------- client --
