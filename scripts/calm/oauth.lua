@@ -48,6 +48,45 @@ local function token_url(base)
   return base .. "/oauth/token"
 end
 
+-- grant.token_url from the key's field holding the token host.
+local function set_token_url(grant, what, field, base)
+  if not base:match("^https?://") then return nil, what .. ": " .. field .. " is not an http(s) URL" end
+  grant.token_url = token_url(base)
+  return true
+end
+
+-- An x509 key (mutual TLS): certificate, key, certurl (or url with ".cert.").
+local function x509_grant(grant, s, what, ctype)
+  local cert, key = str(s.certificate), str(s.key)
+  if not cert or not key then
+    local found = {}
+    for _, f in ipairs { "clientsecret", "certificate", "key" } do
+      if str(s[f]) then found[#found + 1] = f end
+    end
+    return nil, string.format("%s: credential-type %s requires certificate and key; found %s",
+      what, ctype or "x509", #found > 0 and table.concat(found, ", ") or "neither")
+  end
+  grant.key, grant.cert, grant.kind = key, cert, "x509"
+  local base = str(s.certurl)
+  if not base and str(s.url) then
+    -- XSUAA's mTLS host is the secret host with ".cert." added (B.1)
+    base = s.url:gsub("%.authentication%.", ".authentication.cert.", 1)
+    if base == s.url then base = nil end
+  end
+  if not base then return nil, what .. ": an x509 key needs certurl (the mTLS token host)" end
+  return set_token_url(grant, what, "certurl", base)
+end
+
+-- A key with a client secret and url.
+local function secret_grant(grant, s, what)
+  local sec = str(s.clientsecret)
+  if not sec then return nil, what .. " has no clientsecret (and no certificate and key)" end
+  grant.client_secret, grant.kind = sec, "secret"
+  local base = str(s.url)
+  if not base then return nil, what .. " has no url (the token host)" end
+  return set_token_url(grant, what, "url", base)
+end
+
 -- oauth.grant_from_key(t [, what]) -> grant | nil, message, "INPUT"
 -- t is a whole service key ({uaa = {...}, ...}) or a flat credentials
 -- block (Service Manager binding, cis key's uaa section): clientid,
@@ -69,67 +108,17 @@ function M.grant_from_key(t, what)
   -- named: the caller said which key this is (e.g. "the Service Manager key
   -- (sm.json)"); refusals then name the key rather than the session's service
   local grant = { client_id = client_id, name = what, named = named, key_grant_type = str(t.grant_type) }
-
-  if is_x509 then
-    local cert, key = str(s.certificate), str(s.key)
-    if not cert or not key then
-      local found = {}
-      for _, f in ipairs { "clientsecret", "certificate", "key" } do
-        if str(s[f]) then found[#found + 1] = f end
-      end
-      return nil, string.format("%s: credential-type %s requires certificate and key; found %s",
-        what, ctype or "x509", #found > 0 and table.concat(found, ", ") or "neither"), "INPUT"
-    end
-    grant.key = key
-    grant.cert = cert
-    local base = str(s.certurl)
-    if not base and str(s.url) then
-      -- XSUAA's mTLS host is the secret host with ".cert." added (B.1)
-      base = s.url:gsub("%.authentication%.", ".authentication.cert.", 1)
-      if base == s.url then base = nil end
-    end
-    if not base then
-      return nil, what .. ": an x509 key needs certurl (the mTLS token host)", "INPUT"
-    end
-    if not base:match("^https?://") then
-      return nil, what .. ": certurl is not an http(s) URL", "INPUT"
-    end
-    grant.token_url = token_url(base)
-    grant.kind = "x509"
-  else
-    local sec = str(s.clientsecret)
-    if not sec then
-      return nil, what .. " has no clientsecret (and no certificate and key)", "INPUT"
-    end
-    grant.client_secret = sec
-    local base = str(s.url)
-    if not base then return nil, what .. " has no url (the token host)", "INPUT" end
-    if not base:match("^https?://") then
-      return nil, what .. ": url is not an http(s) URL", "INPUT"
-    end
-    grant.token_url = token_url(base)
-    grant.kind = "secret"
-  end
+  local ok, msg = (is_x509 and x509_grant or secret_grant)(grant, s, what, ctype)
+  if not ok then return nil, msg, "INPUT" end
   -- registered once the key is known to be well-formed (a malformed key
   -- must not register stray short strings that would then be redacted)
   register(grant)
   return grant
 end
 
--- oauth.fetch(grant [, name]) -> token | nil, message, code
--- grant = {token_url, client_id, client_secret | cert + key, username,
---          password, basic, cacert, params, timeout}
--- token = {access_token, token_type, expires_in, expires_at, scope,
---          refresh_token}
--- codes: AUTH (400/401/403 from the endpoint), BAD_RESPONSE (no
--- access_token), API (other statuses), plus calm.rest's.
-function M.fetch(grant, name)
-  if type(grant) ~= "table" then error("oauth.fetch: grant must be a table", 2) end
-  if type(grant.token_url) ~= "string" then error("oauth.fetch: grant.token_url must be a string", 2) end
-  if type(grant.client_id) ~= "string" then error("oauth.fetch: grant.client_id must be a string", 2) end
-  register(grant)
-  name = name or grant.name or "the OAuth client"
-
+-- The form and headers of a token request: client id and secret in the
+-- form, or by HTTP Basic (the password grant's default).
+local function token_request(grant)
   local form = { grant_type = grant.grant_type or (grant.username and "password" or "client_credentials") }
   if grant.username then
     form.username = grant.username
@@ -147,14 +136,11 @@ function M.fetch(grant, name)
     form.client_secret = grant.client_secret -- nil for x509
   end
   for k, v in pairs(grant.params or {}) do form[k] = v end
+  return form, headers
+end
 
-  local started = now()
-  local resp, msg, code = rest.send({
-    method = "POST", url = grant.token_url, form = form, headers = headers,
-    cacert = grant.cacert, cert = grant.cert, key = grant.key, timeout = grant.timeout,
-  }, { idempotent = true, what = "token request to " .. grant.token_url })
-  if not resp then return nil, name .. ": " .. msg, code end
-
+-- The token of a token endpoint's answer | nil, msg, code.
+local function token_from(resp, grant, name, started)
   local st = resp.status
   if st == 400 or st == 401 or st == 403 then
     return nil, string.format("%s was refused by %s (HTTP %d): %s", name, grant.token_url, st,
@@ -187,6 +173,29 @@ function M.fetch(grant, name)
     scope = j.scope,
     refresh_token = j.refresh_token,
   }
+end
+
+-- oauth.fetch(grant [, name]) -> token | nil, message, code
+-- grant = {token_url, client_id, client_secret | cert + key, username,
+--          password, basic, cacert, params, timeout}
+-- token = {access_token, token_type, expires_in, expires_at, scope,
+--          refresh_token}
+-- codes: AUTH (400/401/403 from the endpoint), BAD_RESPONSE (no
+-- access_token), API (other statuses), plus calm.rest's.
+function M.fetch(grant, name)
+  if type(grant) ~= "table" then error("oauth.fetch: grant must be a table", 2) end
+  if type(grant.token_url) ~= "string" then error("oauth.fetch: grant.token_url must be a string", 2) end
+  if type(grant.client_id) ~= "string" then error("oauth.fetch: grant.client_id must be a string", 2) end
+  register(grant)
+  name = name or grant.name or "the OAuth client"
+  local form, headers = token_request(grant)
+  local started = now()
+  local resp, msg, code = rest.send({
+    method = "POST", url = grant.token_url, form = form, headers = headers,
+    cacert = grant.cacert, cert = grant.cert, key = grant.key, timeout = grant.timeout,
+  }, { idempotent = true, what = "token request to " .. grant.token_url })
+  if not resp then return nil, name .. ": " .. msg, code end
+  return token_from(resp, grant, name, started)
 end
 
 -- ------------------------------------------------------------- sessions --
