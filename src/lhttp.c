@@ -12,7 +12,6 @@
 
 #include <lauxlib.h>
 #include <lua.h>
-#include <lua-cjson.h>
 
 #include "http_internal.h"
 
@@ -121,7 +120,11 @@ static const char *set_body(lua_State *L, request *r)
     }
     if (lua_getfield(L, 1, "json") != LUA_TNIL) {
         kinds++;
-        lua_pushvalue(L, lua_upvalueindex(1));   /* cjson encode of a private instance */
+        lua_pushvalue(L, lua_upvalueindex(1));   /* require "calm.json" (empty json.array: []) */
+        lua_pushliteral(L, "calm.json");
+        lua_call(L, 1, 1);
+        lua_getfield(L, -1, "encode");
+        lua_replace(L, -2);
         lua_pushvalue(L, -2);
         lua_call(L, 1, 1);
         s = lua_tolstring(L, -1, &len);
@@ -261,14 +264,10 @@ int luaopen_calm_http(lua_State *L)
     }
     lua_pop(L, 1);
     luaL_newlib(L, http_funcs);
-    /* A private cjson instance: scripts changing cjson settings cannot alter
-     * what we send. */
-    luaL_requiref(L, "cjson", luaopen_cjson, 0);
-    lua_getfield(L, -1, "new");
-    lua_call(L, 0, 1);
-    lua_getfield(L, -1, "encode");
-    lua_remove(L, -2);
-    lua_remove(L, -2);
+    /* json = bodies are encoded by calm.json (its private cjson instance:
+     * scripts changing cjson settings cannot alter what we send), through
+     * require as it is now, so a script cannot swap it later. */
+    lua_getglobal(L, "require");
     lua_pushcclosure(L, http_request, 1);
     lua_setfield(L, -2, "request");
     return 1;

@@ -86,7 +86,8 @@ end
 -- The same in Service Manager's shape (key -> {value}).
 function M.sm_labels(authorities, c)
   local l = {}
-  for k, v in pairs(M.created_labels(authorities, c)) do l[k] = { v } end
+  local json = require "calm.json"
+  for k, v in pairs(M.created_labels(authorities, c)) do l[k] = json.array { v } end
   return l
 end
 

@@ -301,14 +301,16 @@ end
 -- can eat "$XSMASTERAPPNAME"). runtime "cf" follows SAP's 2023 CF variant
 -- (instance secrets: no oauth2-configuration).
 function M.instance_parameters(xsappname, o)
+  local json = require "calm.json"
   local xs = { xsappname = xsappname }
   if o.authorities then
-    -- the admin's policy may add authorities next to the two Deployment needs
-    xs.authorities = policy().authorities { scenario = "deployment", runtime = o.runtime,
-      credential_type = o.credential_type }
+    -- the admin's policy may add authorities next to the two Deployment needs;
+    -- a JSON array even when a policy leaves it empty (the broker wants one)
+    xs.authorities = json.array { table.unpack(policy().authorities { scenario = "deployment",
+      runtime = o.runtime, credential_type = o.credential_type }) }
   end
   if o.runtime ~= "cf" then
-    local types = { "binding-secret" }
+    local types = json.array { "binding-secret" }
     -- existing instance-secret keys must keep working (SAP's migration guide:
     -- allow both first, move consumers, then restrict)
     if o.keep_instance_secret then types[#types + 1] = "instance-secret" end

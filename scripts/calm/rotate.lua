@@ -121,8 +121,9 @@ local function create(ctx, inst)
   local log = require "calm.log"
   local c = ctx.sm
   local name = new_name(ctx, inst)
-  local labels = { [paths.CREATED_BY] = { paths.TOOL } }
-  if ctx.opts.scenario ~= "monitoring" then labels[paths.AUTH_LABEL] = { paths.AUTH_VALUE } end
+  local json = require "calm.json"
+  local labels = { [paths.CREATED_BY] = json.array { paths.TOOL } }
+  if ctx.opts.scenario ~= "monitoring" then labels[paths.AUTH_LABEL] = json.array { paths.AUTH_VALUE } end
   log.info("rotate: creating binding '%s' on instance '%s' (%s)", name, inst.name, inst.id)
   local b, msg, code = c:create_binding { name = name, service_instance_id = inst.id,
     parameters = paths.binding_parameters { credential_type = ctx.opts["credential-type"],

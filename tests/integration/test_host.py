@@ -219,6 +219,20 @@ print(json.decode(f.body).body)
     S.eq("plain http GET: status, headers lower-case, repeats joined, a name that is no token dropped",
          lines[:1], ["200\tGET\tyes\ta, b\ttrue\ttrue"])
     S.eq("json body is encoded with its content type", lines[1:2], ['{"x":1}\tapplication/json'])
+
+    # json = {...}: a table marked with json.array is a JSON array even when empty; an
+    # unmarked empty table is an object, as lua-cjson has it
+    rc, out, err = lua(pre + """
+local cj = require "calm.json"
+local function sent(v)
+  return json.decode(assert(http.request{method = "POST", url = U .. "/echo", json = v}).body).body
+end
+print(sent{authorities = cj.array{}}, sent(cj.array{{values = cj.array{}}}), sent{plain = {}})
+print(select(2, pcall(http.request, {method = "POST", url = U .. "/echo", json = {f = print}})))
+""")
+    S.eq("json = {...}: an empty json.array is sent as [], also nested; an unmarked {} as {}",
+         out.splitlines()[:1], ['{"authorities":[]}\t[{"values":[]}]\t{"plain":{}}'])
+    S.check("... a value JSON cannot hold raises, naming json.encode", "json.encode" in out, out + err)
     S.eq("form body is encoded with keys sorted", lines[2:3], ["a=1&z=a+b%26c"])
 
     # log labels: every line a labelled flow prints (its sub-flows', a plain coroutine's

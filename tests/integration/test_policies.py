@@ -98,6 +98,22 @@ def broken_policy():
         S.check("a policy file that returns no table: exit 2", rc == 2 and "policy" in err, (rc, err[-300:]))
 
 
+def empty_authorities():
+    """A policy whose authorities list is empty: the broker gets a JSON array ([]), which it
+    accepts, not an object ({}), which it refuses (authorities must be an array)."""
+    d = tempfile.mkdtemp()
+    with open(os.path.join(d, "policy.lua"), "w") as f:
+        f.write("return { authorities = function() return {} end }\n")
+    with FakeBTP(preset="mid-2023") as fake:
+        rc, _, err, rep = run_get(fake, "--out", out_path(), env={"CALMBIND_PATH": d})
+        post = [p for p in creates(fake) if p["path"] == "/v1/service_instances"]
+        auth = post and post[0]["body"]["parameters"]["xs-security"].get("authorities")
+        S.check("empty authorities: sent as [] and the instance created",
+                auth == [] and "must be an array" not in err and fake.state()["instances"], (auth, err[-300:]))
+        S.check("... the key then lacks the Deployment scopes: exit 6, nothing written",
+                rc == 6 and "imp-cdm-feature" in err, (rc, err[-300:]))
+
+
 def listed():
     import itest
     rc, out, err = itest.run(["scripts"], env=env("naming"))
@@ -109,5 +125,6 @@ naming()
 extra_authorities()
 adopt_own_keys()
 broken_policy()
+empty_authorities()
 listed()
 S.done()

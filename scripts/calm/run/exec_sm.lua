@@ -139,8 +139,9 @@ local function instance(ctx, inv, plan)
       parameters = inst.parameters, labels = paths.sm_labels(auth, policy_context(ctx)) }
   end
   log.info("updating instance '%s' (%s): adding the imp-cdm-feature-* authorities", inst.name, inst.id)
+  local array = require("calm.json").array -- a JSON array even if it were empty
   local e, msg, code = c:update_instance(inst.id, { parameters = inst.parameters,
-    labels = { { op = "add", key = paths.AUTH_LABEL, values = { paths.AUTH_VALUE } } } },
+    labels = array { { op = "add", key = paths.AUTH_LABEL, values = array { paths.AUTH_VALUE } } } },
     "updating instance '" .. inst.name .. "'")
   if not e then return nil, msg, code end
   return inv.by_id[inst.id].raw
