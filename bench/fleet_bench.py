@@ -15,15 +15,19 @@ then `calmbind fleet` on BIG tenants (time per tenant against the TENANTS run: l
 growth keeps it about equal; peak RSS). Targets (the issue): fleet >= 100x faster than the
 sequential loop, <= 0.7x the xargs time, peak RSS <= 32 MiB; BIG tenants with time
 growing linearly and peak RSS <= 128 MiB. A benchmark, not a test: prints the figures and
-whether each target is met; exits 1 only if a run fails.
+whether each target is met; exits 1 only if a run fails. --runs N repeats the TENANTS runs
+of fleet and xargs and reports the median time (and the largest peak RSS): the figures are
+noisy on a shared machine. fleet raises its transfer limit to --jobs; at 128 the peak RSS
+of 500 tenants stays within 32 MiB.
 
-    python3 bench/fleet_bench.py build/calmbind [--tenants 500] [--big 10000] [--jobs 64]
-                                 [--latency-ms 100] [--seq-sample 20]
+    python3 bench/fleet_bench.py build/calmbind [--tenants 500] [--big 10000] [--jobs 128]
+                                 [--latency-ms 100] [--seq-sample 20] [--runs 1]
 """
 import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,10 +80,10 @@ def fleet(a, peakrss, env, work, tenants, tag):
     return wall, rss
 
 
-def xargs(a, env, work, tenants):
-    out = os.path.join(work, "out-xargs")
+def xargs(a, env, work, tenants, run=0):
+    out = os.path.join(work, "out-xargs%d" % run)
     os.makedirs(out)
-    lst = os.path.join(work, "xargs.list")
+    lst = os.path.join(work, "xargs%d.list" % run)
     with open(lst, "w") as f:
         for t in tenants:
             f.write("%s %s\n" % (t.sm_key_path, os.path.join(out, t.name + ".json")))
@@ -110,9 +114,10 @@ def main():
     ap.add_argument("calmbind")
     ap.add_argument("--tenants", type=int, default=500)
     ap.add_argument("--big", type=int, default=10000)
-    ap.add_argument("--jobs", type=int, default=64)
+    ap.add_argument("--jobs", type=int, default=128)
     ap.add_argument("--latency-ms", type=int, default=100)
     ap.add_argument("--seq-sample", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=1)
     a = ap.parse_args()
     for tool in ("curl", "jq", "xargs"):
         if not shutil.which(tool):
@@ -125,11 +130,17 @@ def main():
     n = a.tenants
     total = max(n, a.big)
     work = tempfile.mkdtemp(prefix="calmbind-fleet-bench-")
+    load_before = os.getloadavg()[0]
     try:
         with FakeBTP(tenants=total, latency_ms=a.latency_ms, ready_timeout=60 + total * 0.02) as fake:
             ts = fake.tenants
-            f_wall, f_rss = fleet(a, peakrss, env, work, ts[:n], "small")
-            x_wall = xargs(a, env, work, ts[:n])
+            f_walls, f_rsss, x_walls = [], [], []
+            for r in range(max(1, a.runs)):
+                w, rss = fleet(a, peakrss, env, work, ts[:n], "small%d" % r)
+                f_walls.append(w)
+                f_rsss.append(rss)
+                x_walls.append(xargs(a, env, work, ts[:n], r))
+            f_wall, f_rss, x_wall = statistics.median(f_walls), max(f_rsss), statistics.median(x_walls)
             sample = ts[:a.seq_sample] if 0 < a.seq_sample < n else ts[:n]
             s_wall = sequential(env, work, sample) * n / len(sample)
             b_wall = b_rss = None
@@ -138,7 +149,11 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("fleet bench: after-2023-10-16 tenants of the multi-tenant fake, %d ms per request, "
-          "fleet --jobs %d" % (a.latency_ms, a.jobs))
+          "fleet --jobs %d; %d cores, load average %.1f before, %.1f after"
+          % (a.latency_ms, a.jobs, os.cpu_count() or 0, load_before, os.getloadavg()[0]))
+    if len(f_walls) > 1:
+        print("  %d runs each; fleet %s s, xargs %s s: medians below" % (
+            len(f_walls), " ".join("%.2f" % w for w in f_walls), " ".join("%.2f" % w for w in x_walls)))
     print("  %5d tenants  calmbind fleet        %7.2f s  peak RSS %5.1f MiB (target <= 32: %s)"
           % (n, f_wall, f_rss / 1024, verdict(f_rss <= 32 * 1024)))
     print("  %5d tenants  xargs -P 64 get       %7.2f s  fleet / xargs = %.2f (target <= 0.7: %s)"
