@@ -70,5 +70,15 @@ def register(app):
     app.control("GET", r"/_fake/faults", list_faults)
     app.control("POST", r"/_fake/expire_tokens", expire)
     app.control("POST", r"/_fake/revoke/([^/]+)", revoke)
+    def stats(req, m):
+        return app.json(200, {"in_flight": app.in_flight, "max_in_flight": app.max_in_flight})
+
+    def reset_stats(req, m):
+        with app._flight_lock:
+            app.max_in_flight = app.in_flight
+        return app.json(200, {})
+
     app.control("GET", r"/_fake/state", state)
+    app.control("GET", r"/_fake/stats", stats)
+    app.control("DELETE", r"/_fake/stats", reset_stats)
     app.control("PATCH", r"/_fake/state", set_state)

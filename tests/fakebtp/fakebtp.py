@@ -287,6 +287,9 @@ class App:
         self.plugins = []
         self._fds = {}          # file name in state_dir -> O_APPEND descriptor
         self._fds_lock = threading.Lock()
+        self.in_flight = 0      # API requests being answered now, and the most at once
+        self.max_in_flight = 0
+        self._flight_lock = threading.Lock()
         self.ca = None          # certs.CA
 
     # --- per-tenant data (the tenant of the running request; tenants.py) ---------------
@@ -362,6 +365,12 @@ class App:
         data = (line + "\n").encode()
         while data:
             data = data[os.write(fd, data):]
+
+    def flight(self, delta):
+        """Counts API requests being answered (GET /_fake/stats: how many were at once)."""
+        with self._flight_lock:
+            self.in_flight += delta
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def scheme(self):
         return "https" if self.config.https else "http"
@@ -491,6 +500,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             resp = app.dispatch(req, app.control_routes)
             self._send(resp)
             return
+        app.flight(1)
+        try:
+            self._answer(app, req)
+        finally:
+            app.flight(-1)
+
+    def _answer(self, app, req):
         if app.config.latency_ms:
             time.sleep(app.config.latency_ms / 1000.0)
         rule = app.faults.match(req)

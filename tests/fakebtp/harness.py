@@ -200,6 +200,10 @@ class FakeBTP:
     def state(self, tenant=None):
         return self.control("GET", "/_fake/state", tenant=tenant)
 
+    def stats(self):
+        """{"in_flight": n, "max_in_flight": m}: API requests (all tenants) answered at once."""
+        return self.control("GET", "/_fake/stats")
+
     def set_entitled(self, flag, tenant=None):
         self.control("PATCH", "/_fake/state", {"entitled": bool(flag)}, tenant=tenant)
 

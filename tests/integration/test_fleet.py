@@ -300,4 +300,19 @@ with FakeBTP(tenants=3, presets=["after-2023-10-16", "after-2023-10-16", "mid-20
             and not any("503; retrying" in l and not l.startswith("[warn-2] ") for l in lines), err[-1500:])
     S.check("... no secret in the labelled lines", not any(x and x in err for x in fake.issued_secrets()))
 
+
+# --jobs above 64: as many transfers in flight as tenants (fleet raises task.limit to --jobs);
+# under the default limit of 64 the 65th tenant's first request waited for a free slot
+with FakeBTP(tenants=80, latency_ms=1500) as crowd:
+    inv80 = write_json(os.path.join(TMP, "fleet80.json"),
+                       {"tenants": [{"name": t.name, "sm_key": t.sm_key_path} for t in crowd.tenants]})
+    rc, out, err, doc = fleet(inv80, "--out-dir", fresh_dir("out80"), "--jobs", "80", "-q")
+    S.eq("80 tenants at --jobs 80: all done", (rc, len([t for t in by_name(doc).values() if t["exit"] == 0])),
+         (0, 80))
+    most = crowd.stats()["max_in_flight"]
+    # (a few more than 80 at the fake: a handler still finishing an answer while the next
+    # request of that tenant arrives)
+    S.check("... with more than 64 requests at the fake at once, about --jobs at most", 64 < most <= 96,
+            "most in flight: %d" % most)
+
 S.done()
