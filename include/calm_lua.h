@@ -56,6 +56,8 @@ struct calm_transfer {
 void calm_sched_check_flow(lua_State *L, const char *what);
 /* Seconds left before the current flow's deadline (HUGE_VAL if none). */
 double calm_sched_remaining(lua_State *L);
+/* 1 if a flow of secret scope `scope` has not finished yet (log.forget waits). */
+int calm_sched_scope_live(lua_State *L, unsigned scope);
 /* Adds t->easy to the multi handle and yields the flow. Call as
  * `return calm_sched_park(L, t);` from a lua_CFunction. t must stay valid
  * until finish or abandon is called (anchor it). */

@@ -135,13 +135,19 @@ static int log_scope(lua_State *L)
     return 1;
 }
 
-/* log.forget(scope) -> n. Wipes and forgets the n values registered in the
- * scope: call it once nothing that could print them is left (a fleet, when a
- * tenant's outcome is written). Values also registered outside it stay. */
+/* log.forget(scope) -> n | nil, msg. Wipes and forgets the n values
+ * registered in the scope: call it once nothing that could print them is left
+ * (a fleet, when a tenant's outcome is written). Values also registered
+ * outside it stay; while a flow of the scope has not finished, all stay. */
 static int log_forget(lua_State *L)
 {
     lua_Integer scope = luaL_checkinteger(L, 1);
     luaL_argcheck(L, scope > 0 && scope <= UINT_MAX, 1, "not a scope from log.scope()");
+    if (calm_sched_scope_live(L, (unsigned)scope)) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "a flow of the scope is still running: its secrets stay registered");
+        return 2;
+    }
     lua_pushinteger(L, (lua_Integer)calm_redact_forget((unsigned)scope));
     return 1;
 }

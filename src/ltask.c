@@ -62,6 +62,18 @@ static int task_spawn(lua_State *L)
     return 1;
 }
 
+int calm_sched_scope_live(lua_State *L, unsigned scope)
+{
+    sched *s;
+    flow *f;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &calm_sched_key);
+    s = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    for (f = s ? s->live : NULL; f; f = f->next)
+        if (f->secret_scope == scope) return 1;
+    return 0;
+}
+
 /* task.label() -> the running flow's log label (its own or inherited), or nil */
 static int task_label(lua_State *L)
 {
