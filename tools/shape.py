@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """tools/shape.py: the shape figures docs/development.md reports -- the largest Lua and
-C files and the longest functions (tables aside), so a change that grows one past the
+C files and the longest functions (tables counted too), so a change that grows one past the
 house limits (about 400 lines a file, 60 a function) shows. `python3 tools/shape.py
 [--top N]`; it reads scripts/ and src/ and prints a small table."""
 import os
