@@ -11,20 +11,23 @@ local M = {}
 
 
 -- Waits until the offering and plan are visible after an entitlement
--- assignment (Service Manager picks it up with a delay).
+-- assignment (Service Manager picks it up with a delay): calm.poll's loop,
+-- starting at 1 s, up to 10 s a wait, 60 looks.
+local PLAN_POLL = { initial = 1, factor = 1.5, max = 10 }
+
 local function wait_for_plan(ctx)
-  local sm = require "calm.sm"
-  local c = ctx.sm
-  local delay = 1
-  for _ = 1, 60 do
-    local o, p, code = c:offering_and_plan()
-    if o == nil then return nil, p, code end
-    if o and p then return o, p end
-    local ok, msg, wcode = sm.wait(delay, "the SAP Cloud ALM API offering to appear in Service Manager after the entitlement")
-    if not ok then return nil, msg, wcode end
-    delay = math.min(delay * 1.5, 10)
-  end
-  return nil, "the entitlement was assigned but the SAPCloudALMAPIs offering does not appear in Service Manager", "API"
+  local poll = require "calm.poll"
+  return poll.until_done {
+    policy = PLAN_POLL, rounds = 60,
+    waiting = "the SAP Cloud ALM API offering to appear in Service Manager after the entitlement",
+    too_long = "the entitlement was assigned but the SAPCloudALMAPIs offering does not appear in Service Manager",
+    check = function()
+      local o, p, code = ctx.sm:offering_and_plan()
+      if o == nil then return true, nil, p, code end
+      if o and p then return true, o, p end
+      return false
+    end,
+  }
 end
 
 function M.action(ctx, a)
