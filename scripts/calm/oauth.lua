@@ -128,9 +128,11 @@ local function token_request(grant)
   local basic = grant.basic
   if basic == nil then basic = grant.username ~= nil end
   if basic then
-    -- RFC 6749 2.3.1: form-encode id and secret before base64 (ids hold ! and |)
+    -- RFC 6749 2.3.1: form-encode id and secret before base64 (ids hold ! and |);
+    -- XSUAA decodes them only when told so by X-CF-ENCODED-CREDENTIALS
     local id = codec.url_encode(grant.client_id) .. ":" .. codec.url_encode(grant.client_secret or "")
     headers.Authorization = "Basic " .. codec.b64encode(id)
+    headers["X-CF-ENCODED-CREDENTIALS"] = "true"
   else
     form.client_id = grant.client_id
     form.client_secret = grant.client_secret -- nil for x509

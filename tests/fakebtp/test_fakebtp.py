@@ -193,8 +193,17 @@ def test_main(fake):
           claims.get("exp", 0) > time.time() and claims.get("cid") == key["clientid"], str(claims))
     basic = base64.b64encode(("%s:%s" % (q(key["clientid"]), q(key["clientsecret"]))).encode()).decode()
     r = call("POST", key["url"] + "/oauth/token", form={"grant_type": "client_credentials"},
+             headers={"Authorization": "Basic " + basic, "X-CF-ENCODED-CREDENTIALS": "true"})
+    check("client_credentials with form-urlencoded HTTP Basic and X-CF-ENCODED-CREDENTIALS",
+          r.status == 200, repr(r))
+    r = call("POST", key["url"] + "/oauth/token", form={"grant_type": "client_credentials"},
              headers={"Authorization": "Basic " + basic})
-    check("client_credentials with form-urlencoded HTTP Basic", r.status == 200, repr(r))
+    check("form-urlencoded Basic without X-CF-ENCODED-CREDENTIALS is not decoded: 401",
+          r.status == 401, repr(r))
+    raw = base64.b64encode(("%s:%s" % (key["clientid"], key["clientsecret"])).encode()).decode()
+    r = call("POST", key["url"] + "/oauth/token", form={"grant_type": "client_credentials"},
+             headers={"Authorization": "Basic " + raw})
+    check("plain Basic without the header is taken as it is", r.status == 200, repr(r))
     r = call("POST", key["url"] + "/oauth/token",
              form={"grant_type": "client_credentials", "client_id": key["clientid"],
                    "client_secret": "wrong"})

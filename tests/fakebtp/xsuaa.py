@@ -14,11 +14,16 @@ def _bad_client(app):
 
 
 def _client_auth(app, req, form):
-    """(client_id, secret or None, how) from Basic (RFC 6749 form-encoded) or the form."""
+    """(client_id, secret or None, how) from Basic or the form. XSUAA form-decodes a Basic
+    id and secret (RFC 6749 2.3.1) only when the client sends X-CF-ENCODED-CREDENTIALS: true
+    (SAP's troubleshooting page for XSUAA client authentication); without it they are
+    taken as they are, so an encoded `!` or `|` no longer matches."""
     basic = req.basic()
     if basic is not None:
-        cid = urllib.parse.unquote_plus(basic[0])
-        sec = urllib.parse.unquote_plus(basic[1])
+        cid, sec = basic[0], basic[1]
+        if (req.headers.get("X-CF-ENCODED-CREDENTIALS") or "").strip().lower() == "true":
+            cid = urllib.parse.unquote_plus(cid)
+            sec = urllib.parse.unquote_plus(sec)
         return cid, sec, "basic"
     if "client_id" in form:
         return form["client_id"], form.get("client_secret"), "form"

@@ -92,6 +92,20 @@ function T.fetch_password_grant_basic_cf()
   t.eq(log.redact("canary-password-42 canary-rt-1"), "*** ***")
 end
 
+-- XSUAA form-decodes a Basic id and secret only with X-CF-ENCODED-CREDENTIALS: true
+-- (SAP's XSUAA troubleshooting page); without it "sb-x%21b1" is not "sb-x!b1"
+function T.fetch_basic_sends_x_cf_encoded_credentials()
+  local fake = t.use_fake_http { { status = 200, json = { access_token = "canary-basic-token-7", expires_in = 600 } } }
+  local g = assert(oauth.grant_from_key(SM_KEY))
+  g.basic = true
+  assert(oauth.fetch(g))
+  local req = fake.requests[1]
+  t.eq(req.headers["X-CF-ENCODED-CREDENTIALS"], "true")
+  t.eq(req.headers.Authorization, "Basic " .. codec.b64encode(codec.url_encode(SM_KEY.clientid) .. ":"
+    .. codec.url_encode(SM_KEY.clientsecret)))
+  t.eq(form_of(req), { grant_type = "client_credentials" })
+end
+
 function T.fetch_401_is_auth_with_description()
   t.use_fake_http { { status = 401, json = { error = "invalid_client", error_description = "Bad credentials" },
                       headers = { ["WWW-Authenticate"] = 'Basic realm="UAA/client"' } } }
