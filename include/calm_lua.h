@@ -82,6 +82,7 @@ struct calm_host_opts {
     const char *record;    /* --record FILE: write the run's HTTP exchanges there */
     const char *replay;    /* --replay FILE: answer HTTP from that recording */
     int quiet;             /* -q: errors only */
+    int replay_loose;      /* --replay-loose: match exchanges by method and URL only */
 };
 /* lua_CFunction: prepares a fresh state (libraries, sandbox unless arg 1 is
  * true, built-in modules and the script searcher, strict globals, deadline

@@ -11,7 +11,7 @@ static char HELP_OPT[] = "--help", VERSION_OPT[] = "--version";
 static const char *const COMMANDS[] = {
     "get", "plan", "check", "verify", "export", "fleet", "rotate", "scripts", "help", "version", NULL
 };
-static const char *const GLOBAL_FLAGS[] = { "verbose", "quiet", "trace", "unsafe", "help", "version", NULL };
+static const char *const GLOBAL_FLAGS[] = { "verbose", "quiet", "trace", "unsafe", "replay-loose", "help", "version", NULL };
 static const char *const GLOBAL_VALUED[] = { "timeout", "cacert", "record", "replay", NULL };
 
 /* Edit distance with adjacent swaps; words longer than 63 bytes never match. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -248,6 +249,17 @@ int calm_host_setup(lua_State *L)
     return 0;
 }
 
+/* --replay's verdict on a request that differs from the recording: its one
+ * line, and the run ends there, exit 1. As with Ctrl-C nothing is left
+ * half-written: key and report files only ever appear by a rename. */
+static int replay_stop(lua_State *L)
+{
+    calm_log(CALM_LOG_ERROR, "%s", luaL_checkstring(L, 1));
+    fflush(NULL);
+    _exit(CALM_EXIT_API);
+    return 0;
+}
+
 /* --record / --replay: calm.record's start (before any script loads, so
  * every require of calm.http sees its http.request) or finish. Returns 0, or
  * the exit status for the failure it reported. */
@@ -262,8 +274,13 @@ static int recorder(lua_State *L, const char *fn, const struct calm_host_opts *o
     if (fn[0] == 's') {
         lua_pushstring(L, o->record ? "record" : "replay");
         lua_pushstring(L, o->record ? o->record : o->replay);
+        lua_createtable(L, 0, 2);
+        lua_pushboolean(L, o->replay_loose);
+        lua_setfield(L, -2, "loose");
+        lua_pushcfunction(L, replay_stop);
+        lua_setfield(L, -2, "stop");
     }
-    lua_call(L, fn[0] == 's' ? 2 : 0, 3);
+    lua_call(L, fn[0] == 's' ? 3 : 0, 3);
     if (!lua_toboolean(L, -3)) {
         report_error(lua_isstring(L, -2) ? lua_tostring(L, -2) : "--record/--replay failed", o->verbose);
         /* a --replay file that cannot be used, or a --record file that cannot

@@ -34,7 +34,9 @@ static const char USAGE_TAIL[] =
     "\n"
     "global options (before or after the command): --timeout S (default 300), -v/--verbose,\n"
     "                -q/--quiet, --trace, --cacert FILE, --unsafe,\n"
-    "                --record FILE (HTTP exchanges, secrets replaced), --replay FILE (offline)\n"
+    "                --record FILE (HTTP exchanges, secrets replaced), --replay FILE (offline;\n"
+    "                a request that differs from the recording stops the run), --replay-loose\n"
+    "                (with --replay: match requests by method and URL only)\n"
     "exit status: 0 done, 1 BTP/API failure, 2 usage or bad input, 3 authentication refused,\n"
     "             4 manual step needed, 5 deadline passed, 6 verification failed\n"
     "Run 'calmbind help COMMAND' (or 'calmbind COMMAND -h') for a command's options; man calmbind.\n";
@@ -91,6 +93,8 @@ static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
             o->quiet = 1;
         } else if (strcmp(a, "--unsafe") == 0) {
             o->unsafe = 1;
+        } else if (strcmp(a, "--replay-loose") == 0) {
+            o->replay_loose = 1;
         } else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
             v = argv[++i];
         } else if (strncmp(a, "--timeout=", 10) == 0) {
@@ -118,6 +122,10 @@ static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
         calm_log(CALM_LOG_ERROR, "--record and --replay go one at a time");
         return -1;
     }
+    if (o->replay_loose && !o->replay) {
+        calm_log(CALM_LOG_ERROR, "--replay-loose goes with --replay FILE");
+        return -1;
+    }
     /* -q: errors only, unless -v or --trace asked for more */
     if (o->quiet && !o->verbose) calm_log_set_level(CALM_LOG_ERROR);
     return 0;
@@ -127,7 +135,7 @@ static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
  * line: the command first, its options after it. */
 static int run(int given, char **given_argv, int argc, char **args)
 {
-    struct calm_host_opts opts = { DEFAULT_TIMEOUT, 0, 0, NULL, NULL, 0 };
+    struct calm_host_opts opts = { DEFAULT_TIMEOUT, 0, 0, NULL, NULL, 0, 0 };
     int status;
     if (argc < 2 || strcmp(args[1], "--help") == 0 || strcmp(args[1], "-h") == 0) {
         FILE *out = argc < 2 ? stderr : stdout;

@@ -215,6 +215,7 @@ int calm_scripts_command(int argc, char **argv)
             return CALM_EXIT_OK;
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 || strcmp(a, "--trace") == 0 ||
                    strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0 || strcmp(a, "--unsafe") == 0 ||
+                   strcmp(a, "--replay-loose") == 0 ||
                    strncmp(a, "--timeout=", 10) == 0 || strncmp(a, "--cacert=", 9) == 0 ||
                    strncmp(a, "--record=", 9) == 0 || strncmp(a, "--replay=", 9) == 0) {
             continue;   /* global options, read by main (also when given before the command) */

@@ -30,11 +30,13 @@ local GLOBAL = {
   cacert  = { arg = "FILE", help = "trust this CA bundle as well (PEM)" },
   unsafe  = { flag = true, help = "full standard library for a custom script" },
   record  = { arg = "FILE", help = "write the run's HTTP exchanges there, every secret replaced" },
-  replay  = { arg = "FILE", help = "answer every HTTP request from that recording: no network" },
+  replay  = { arg = "FILE", help = "answer HTTP from that recording, no network; "
+              .. "a request that differs stops the run" },
+  ["replay-loose"] = { flag = true, help = "with --replay: match requests by method and URL only" },
   quiet   = { flag = true, short = "q", help = "errors only: no progress, notes or warnings" },
   help    = { flag = true, short = "h", help = "show this help" },
 }
-local GLOBAL_ORDER = { "timeout", "cacert", "verbose", "quiet", "trace", "record", "replay", "unsafe", "help" }
+local GLOBAL_ORDER = { "timeout", "cacert", "verbose", "quiet", "trace", "record", "replay", "replay-loose", "unsafe", "help" }
 M.GLOBAL, M.GLOBAL_ORDER = GLOBAL, GLOBAL_ORDER
 
 local SECRET_MSG = "secrets are not accepted on the command line (argv is visible to other users); "

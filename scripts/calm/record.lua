@@ -1,7 +1,7 @@
 -- calm.record: --record FILE and --replay FILE (the host calls start and finish).
 --
 --   record.start("record", path)  -- http.request also keeps every exchange
---   record.start("replay", path)  -- http.request answers from the file, no network
+--   record.start("replay", path, {loose =, stop =})  -- http.request answers from the file
 --   record.finish()               -- writes the recording / reports unused exchanges
 --
 -- A recording is JSON: {"calmbind_recording": 1, "exchanges": [{method, url,
@@ -9,10 +9,12 @@
 -- body, close_delimited} | error = {message, code}}, ...]} in the order the
 -- answers arrived. Every secret is replaced before anything is written (see
 -- Redactor): the file holds stand-ins, which the replay serves as they are.
+-- Which exchange answers a request is calm.record_match's decision.
 local http = require "calm.http"
 local json = require "calm.json"
 local log = require "calm.log"
 local codec = require "calm.codec"
+local match = require "calm.record_match"
 
 local M = {}
 
@@ -190,7 +192,7 @@ M.new_redactor = new_redactor   -- for tests
 
 -- -------------------------------------------------------------- recording --
 
-local state = nil   -- {mode, path, real, exchanges, used, first}
+local state = nil   -- {mode, path, real, exchanges, used, first, loose, stop}
 
 local function copy(v, depth)
   if type(v) ~= "table" then return v end
@@ -255,6 +257,35 @@ local function next_unused()
   return nil
 end
 
+-- The one line a strict replay stops with.
+local function mismatch_line(method, url, why)
+  local ex, n = state.exchanges, why.index
+  if not n then
+    return string.format("replay: %s %s is not in the recording %s (every recorded exchange was used)",
+      method, url, state.path)
+  end
+  local head
+  if why.field == "method" or why.field == "url" then
+    head = string.format("replay: %s %s is not in the recording %s: the next unused exchange, #%d %s %s, "
+      .. "differs at '%s'", method, url, state.path, n, ex[n].method, ex[n].url, why.field)
+  else
+    head = string.format("replay: %s %s differs from exchange #%d of the recording %s at '%s'",
+      method, url, n, state.path, why.field)
+  end
+  local values = why.field ~= "method" and why.field ~= "url" and match.describe(why.recorded, why.requested)
+  return log.redact(values and head .. ": " .. values or head)
+end
+
+local function serve(i, opts)
+  state.used[i] = true
+  while state.used[state.first] do state.first = state.first + 1 end
+  local x = state.exchanges[i]
+  if not x.response then return nil, x.error.message, x.error.code end
+  local r = x.response
+  return { status = r.status, headers = copy(r.headers or {}), body = r.body or "", url = opts.url,
+           close_delimited = r.close_delimited == true }
+end
+
 local function replaying_request(opts)
   if type(opts) ~= "table" then error("http.request: bad argument #1 (table expected)", 2) end
   if type(opts.url) ~= "string" then error("http.request: 'url' must be a string", 2) end
@@ -267,16 +298,15 @@ local function replaying_request(opts)
   local method = (type(opts.method) == "string" and opts.method or "GET"):upper()
   local url = log.redact(opts.url)
   local ex = state.exchanges
-  for i = state.first, #ex do
-    if not state.used[i] and ex[i].method == method and ex[i].url == url then
-      state.used[i] = true
-      while state.used[state.first] do state.first = state.first + 1 end
-      local x = ex[i]
-      if not x.response then return nil, x.error.message, x.error.code end
-      local r = x.response
-      return { status = r.status, headers = copy(r.headers or {}), body = r.body or "", url = opts.url,
-               close_delimited = r.close_delimited == true }
-    end
+  local i, why = match.find(ex, state.used, state.first, method, url,
+    { headers = opts.headers, json = opts.json, form = opts.form, body = opts.body }, state.loose)
+  if i then return serve(i, opts) end
+  if not state.loose then
+    -- the first request the recording did not expect ends the run: whatever
+    -- the script would do with a borrowed answer is no test of it
+    local line = mismatch_line(method, url, why)
+    state.stop(line)
+    error(line, 0)   -- a stop that returned
   end
   local n = next_unused()
   error(string.format("replay: %s %s is not in the recording %s (%s)", method, url, state.path,
@@ -286,8 +316,11 @@ end
 
 -- ------------------------------------------------------------------- API --
 
--- record.start(mode, path) -> true | nil, message, code
-function M.start(mode, path)
+-- record.start(mode, path [, how]) -> true | nil, message, code
+-- how (replay): loose = true matches by method and URL only; stop(line) ends
+-- the run on a request that differs from the recording (the host's: prints
+-- line, exit 1).
+function M.start(mode, path, how)
   if state then error("record.start: already started", 2) end
   if mode == "record" then
     state = { mode = mode, path = path, real = http.request, exchanges = {} }
@@ -295,9 +328,13 @@ function M.start(mode, path)
   elseif mode == "replay" then
     local exchanges, msg, code = load_recording(path)
     if not exchanges then return nil, msg, code end
-    state = { mode = mode, path = path, real = http.request, exchanges = exchanges, used = {}, first = 1 }
+    how = how or {}
+    if how.stop ~= nil and type(how.stop) ~= "function" then error("record.start: stop must be a function", 2) end
+    state = { mode = mode, path = path, real = http.request, exchanges = exchanges, used = {}, first = 1,
+              loose = how.loose == true, stop = how.stop or function(line) error(line, 0) end }
     http.request = replaying_request
-    log.debug("replay: %d exchanges from %s; no request leaves this process", #exchanges, path)
+    log.debug("replay: %d exchanges from %s (matched by %s); no request leaves this process", #exchanges, path,
+      state.loose and "method and URL" or "method, URL and body")
   else
     error("record.start: mode must be \"record\" or \"replay\"", 2)
   end

@@ -183,9 +183,112 @@ def customised(s):
     with open(script, "w") as f:
         f.write(ASKS_MORE)
     r = itest.run([script, "--replay", rec_path], env=ENV)
-    s.check("a request not in the recording fails, naming it and the next recorded one",
+    s.check("a request not in the recording stops the run in one line naming it, the next recorded one "
+            "and the field", r[0] == 1 and r[1] == "" and r[2].splitlines() == [
+                "error: replay: GET http://service-manager.localhost:1/v1/not_recorded is not in the recording %s: "
+                "the next unused exchange, #1 POST %s, differs at 'url'"
+                % (rec_path, json.load(open(rec_path))["exchanges"][0]["url"])], (r[0], r[2][-400:]))
+    r = itest.run([script, "--replay", rec_path, "--replay-loose"], env=ENV)
+    s.check("--replay-loose: a request not in the recording fails as a script error naming the next one",
             r[0] == 1 and "replay: GET http://service-manager.localhost:1/v1/not_recorded is not in the recording"
             in r[2] and "next unused exchange: #1 POST" in r[2] and r[1] == "", (r[0], r[2][-300:]))
+
+
+NAMING = os.path.join(ROOT, "examples", "policies", "naming")
+
+
+def replay_get(rec_path, policy=None, extra=()):
+    work = os.path.dirname(rec_path)
+    out = os.path.join(work, "replayed-key.json")
+    if os.path.exists(out):
+        os.unlink(out)
+    env = dict(ENV, CALMBIND_PATH=policy) if policy else ENV
+    r = itest.run(["get", "--sm-key", os.path.join(work, "sm-key.json"), "--out", out,
+                   "--replay", rec_path] + list(extra), env=env)
+    return r, os.path.exists(out)
+
+
+def stopped_at(r, wrote, index, method, path, field):
+    """The run stopped with exit 1 at its one replay line, naming exchange, request and field."""
+    lines = r[2].splitlines()
+    last = lines[-1] if lines else ""
+    return (r[0] == 1 and not wrote and sum("replay:" in x for x in lines) == 1
+            and last.startswith("error: replay: %s http://" % method) and path in last
+            and ("differs from exchange #%d of the recording" % index) in last
+            and last.split(" at ", 1)[-1].startswith("'%s'" % field))
+
+
+def strict(s):
+    # mid-2023: calmbind creates the instance, so a naming policy changes what it sends
+    _, _, stock = record_then_replay(s, "stock get mid-2023", "mid-2023",
+                                     ["get", "--sm-key", "{dir}/sm-key.json", "--out", "{dir}/key.json"])
+    named = record_then_replay(s, "naming policy get mid-2023 replayed against its own recording", "mid-2023",
+                               ["get", "--sm-key", "{dir}/sm-key.json", "--out", "{dir}/key.json"],
+                               env={"CALMBIND_PATH": NAMING})
+    if not stock or not named[2]:
+        s.check("strict replay: both recordings written", False)
+        return
+    s.check("naming policy: its own recording replays to a written key", named[1][0] == 0
+            and "creating instance 'acme-basis-calm-deployment'" in named[1][2], named[1][2][-300:])
+    doc = json.load(open(stock[0]))
+    index = next(i for i, x in enumerate(doc["exchanges"], 1)
+                 if x["method"] == "POST" and x["url"].endswith("/v1/service_instances"))
+    r, wrote = replay_get(stock[0], NAMING)
+    s.check("naming policy against the stock recording: exit 1, one line naming exchange #%d and 'name'" % index,
+            stopped_at(r, wrote, index, "POST", "/v1/service_instances", "name")
+            and '"calm-api-deployment", requested "acme-basis-calm-deployment"' in r[2].splitlines()[-1],
+            (r[0], wrote, r[2][-500:]))
+    s.check("the run stopped there: no binding created, nothing verified",
+            "creating binding" not in r[2] and "verified" not in r[2], r[2][-500:])
+    r, wrote = replay_get(named[2][0])
+    s.check("stock scripts against the naming policy's recording: exit 1 naming 'name'",
+            stopped_at(r, wrote, index, "POST", "/v1/service_instances", "name"), (r[0], wrote, r[2][-500:]))
+    r, wrote = replay_get(stock[0], NAMING, ["--replay-loose"])
+    s.check("--replay-loose: the naming policy against the stock recording is answered by method and URL",
+            r[0] == 0 and wrote and "creating instance 'acme-basis-calm-deployment'" in r[2]
+            and "binding 'calm-api-deployment-key' (instance 'calm-api-deployment') works" in r[2],
+            (r[0], wrote, r[2][-500:]))
+    r = itest.run(["get", "--sm-key", "x.json", "--replay-loose"], env=ENV)
+    s.check("--replay-loose without --replay: usage error", r[0] == 2 and "goes with --replay" in r[2], r[2])
+
+
+BODIES = """local http = require "calm.http"
+local a = assert(http.request { method = "POST", url = "http://127.0.0.1:1/things",
+  body = '{ "tag" : "b",\\n  "labels": {"y": [1, 2], "x": true}, "n": 2 }' })
+local b = assert(http.request { method = "POST", url = "http://127.0.0.1:1/things",
+  json = { n = 1, tag = "a" } })
+print(a.body, b.body)
+return 0
+"""
+
+
+def json_bodies(s):
+    # two exchanges on one URL: the replay asks in the other order, each body
+    # reordered and re-spaced; matched as data, each gets its own answer
+    work = tempfile.mkdtemp(prefix="calmbind-rr-")
+    rec_path = os.path.join(work, "rec.json")
+
+    def exchange(body, answer):
+        return {"method": "POST", "url": "http://127.0.0.1:1/things",
+                "request": {"headers": {"Content-Type": "application/json"}, "body": body},
+                "response": {"status": 200, "headers": {}, "body": answer}}
+    with open(rec_path, "w") as f:
+        json.dump({"calmbind_recording": 1, "exchanges": [
+            exchange('{"n":1,"tag":"a"}', "answer-a"),
+            exchange('{"labels":{"x":true,"y":[1,2]},"n":2,"tag":"b"}', "answer-b")]}, f)
+    script = os.path.join(work, "bodies.lua")
+    with open(script, "w") as f:
+        f.write(BODIES)
+    r = itest.run([script, "--replay", rec_path], env=ENV)
+    s.check("JSON bodies match as data: key order and white space do not matter",
+            r[0] == 0 and r[1] == "answer-b\tanswer-a\n", (r[0], r[1], r[2][-300:]))
+    with open(script, "w") as f:
+        f.write(BODIES.replace('"y": [1, 2]', '"y": [1, 3]'))
+    r = itest.run([script, "--replay", rec_path], env=ENV)
+    s.check("a body that differs in one array entry stops the run naming it and the closest exchange",
+            r[0] == 1 and r[1] == "" and r[2].splitlines()[-1:] == [
+                "error: replay: POST http://127.0.0.1:1/things differs from exchange #2 of the recording %s "
+                "at 'labels.y[2]': recorded 2, requested 3" % rec_path], (r[0], r[2][-300:]))
 
 
 def bad_usage(s):
@@ -224,6 +327,8 @@ def main():
     get_paths(s)
     failures(s)
     customised(s)
+    strict(s)
+    json_bodies(s)
     bad_usage(s)
     s.done()
 
