@@ -61,7 +61,7 @@ static void host_warn(void *ud, const char *msg, int tocont)
 
 /* ---- module search: admin dirs first, then the embedded scripts (scripts.c) */
 
-/* package.searchers entry: "calm.key" -> scripts/calm/key.lua */
+/* package.searchers entry: "calm.key.parse" -> scripts/calm/key/parse.lua */
 static int search_scripts(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
@@ -138,14 +138,14 @@ static int traceback_handler(lua_State *L)
     return 1;
 }
 
-/* Maps a fail code to an exit status through calm.exit (admins may override
+/* Maps a fail code to an exit status through calm.lib.exit (admins may override
  * it); falls back to 1 when that module is missing or broken. */
 static int status_for_code(lua_State *L, int code_idx)
 {
     int status = CALM_EXIT_API, top = lua_gettop(L);
     lua_pushcfunction(L, traceback_handler);
     lua_getglobal(L, "require");
-    lua_pushliteral(L, "calm.exit");
+    lua_pushliteral(L, "calm.lib.exit");
     if (lua_pcall(L, 1, 1, top + 1) == LUA_OK && lua_istable(L, -1)) {
         lua_getfield(L, -1, "status_for");
         lua_pushvalue(L, code_idx);
@@ -260,7 +260,7 @@ static int replay_stop(lua_State *L)
     return 0;
 }
 
-/* --record / --replay: calm.record's start (before any script loads, so
+/* --record / --replay: calm.net.record's start (before any script loads, so
  * every require of calm.http sees its http.request) or finish. Returns 0, or
  * the exit status for the failure it reported. */
 static int recorder(lua_State *L, const char *fn, const struct calm_host_opts *o)
@@ -268,7 +268,7 @@ static int recorder(lua_State *L, const char *fn, const struct calm_host_opts *o
     int top = lua_gettop(L), status = CALM_EXIT_OK;
     if (!o->record && !o->replay) return 0;
     lua_getglobal(L, "require");
-    lua_pushliteral(L, "calm.record");
+    lua_pushliteral(L, "calm.net.record");
     lua_call(L, 1, 1);
     lua_getfield(L, -1, fn);
     if (fn[0] == 's') {

@@ -267,7 +267,7 @@ static int codec_uuid(lua_State *L)
 }
 
 /* codec.ijson_check(text [, max_depth]) -> true | nil, what, kind, at:
- * the I-JSON check of ijson.c (calm.json runs it before every decode).
+ * the I-JSON check of ijson.c (calm.lib.json runs it before every decode).
  * what names the fault without quoting the text; kind is one of ijson.c's
  * kinds; at is the 1-based byte offset. max_depth defaults to 1000. */
 static int codec_ijson_check(lua_State *L)

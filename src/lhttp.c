@@ -120,8 +120,8 @@ static const char *set_body(lua_State *L, request *r)
     }
     if (lua_getfield(L, 1, "json") != LUA_TNIL) {
         kinds++;
-        lua_pushvalue(L, lua_upvalueindex(1));   /* require "calm.json" (empty json.array: []) */
-        lua_pushliteral(L, "calm.json");
+        lua_pushvalue(L, lua_upvalueindex(1));   /* require "calm.lib.json" (empty json.array: []) */
+        lua_pushliteral(L, "calm.lib.json");
         lua_call(L, 1, 1);
         lua_getfield(L, -1, "encode");
         lua_replace(L, -2);
@@ -264,7 +264,7 @@ int luaopen_calm_http(lua_State *L)
     }
     lua_pop(L, 1);
     luaL_newlib(L, http_funcs);
-    /* json = bodies are encoded by calm.json (its private cjson instance:
+    /* json = bodies are encoded by calm.lib.json (its private cjson instance:
      * scripts changing cjson settings cannot alter what we send), through
      * require as it is now, so a script cannot swap it later. */
     lua_getglobal(L, "require");

@@ -53,7 +53,7 @@ def main():
     tmp = tempfile.mkdtemp()
     script = os.path.join(tmp, "flows.lua")
     with open(script, "w") as f:
-        f.write(f"""local task, http, json = require "calm.task", require "calm.http", require "calm.json"
+        f.write(f"""local task, http, json = require "calm.task", require "calm.http", require "calm.lib.json"
 local log, fs, codec = require "calm.log", require "calm.fs", require "calm.codec"
 log.secret("valgrind-secret-value")
 local fns = {{}}

@@ -2,7 +2,7 @@
 -- An example of a command of your own: put this directory in CALMBIND_PATH
 -- (or copy the file to ~/.config/calmbind/scripts/commands/) and run
 -- `calmbind instances --sm-key sm-key.json`.
-local cli, fs, json, sm = require "calm.cli", require "calm.fs", require "calm.json", require "calm.sm"
+local cli, fs, json, sm = require "calm.lib.cli", require "calm.fs", require "calm.lib.json", require "calm.btp.sm"
 
 return function(args)
   local opts, msg, code = cli.parse(args, { command = "instances",

@@ -4,8 +4,10 @@
 -- of the key without its secrets.
 -- Exit: 0 passes, 6 fails a rule, 2 unreadable file, not a key (not JSON, the
 -- wrong kind of key) or usage.
-local cli = require "calm.cli"
-local key = require "calm.key"
+local cli = require "calm.lib.cli"
+local key_check = require "calm.key.check"
+local key_format = require "calm.key.format"
+local key_parse = require "calm.key.parse"
 
 local spec = {
   command = "check",
@@ -21,25 +23,25 @@ local spec = {
 }
 
 -- --json: the result on stdout, machine-readable (no secrets).
-local function print_json(t) io.write(key.result_json(t)) end
+local function print_json(t) io.write(key_format.result_json(t)) end
 
 local main = cli.command(spec, function(opts, pos)
   -- an unreadable file, one that is not JSON, or no key at all (or the
   -- wrong kind of key), is bad input: exit 2, as in every command
-  local k, msg, code = key.load(pos[1], { name = opts.name })
+  local k, msg, code = key_parse.load(pos[1], { name = opts.name })
   if not k then
-    if opts.json then print_json { ok = false, exit = require("calm.exit").status_for(code), error = msg } end
+    if opts.json then print_json { ok = false, exit = require("calm.lib.exit").status_for(code), error = msg } end
     return nil, msg, code
   end
   local landscape = opts["for"] == "landscape"
-  local res = key.check(k, { for_landscape = landscape, tenant = opts.tenant })
+  local res = key_check.check(k, { for_landscape = landscape, tenant = opts.tenant })
   if opts.json then
     -- what kind of secret the key holds, under a name the redactor spares
     res.summary.about, res.summary.secret = res.summary.secret, nil
     print_json { ok = res.ok, exit = res.ok and 0 or 6, rules = landscape and "landscape" or "alm-setup",
       problems = res.problems, warnings = res.warnings, key = res.summary }
   else
-    io.write(key.check_text(res, { for_landscape = landscape }))
+    io.write(key_check.check_text(res, { for_landscape = landscape }))
   end
   return res.ok and 0 or 6
 end)

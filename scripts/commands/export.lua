@@ -3,14 +3,16 @@
 -- VCAP_SERVICES) to json | alm-setup | env | vcap. --out is written 0600 and
 -- atomically; a secret goes to a terminal only with --show-secrets.
 -- Exit: 0 written; 2 unreadable or broken key, usage, refused terminal.
-local cli = require "calm.cli"
-local key = require "calm.key"
+local cli = require "calm.lib.cli"
+local key_format = require "calm.key.format"
+local key_parse = require "calm.key.parse"
+local key_util = require "calm.key.util"
 
 local spec = {
   command = "export",
   summary = "Convert a service key file to another format.",
   options = {
-    format = { arg = "F", choices = key.FORMATS, default = "json",
+    format = { arg = "F", choices = key_util.FORMATS, default = "json",
                help = "json (bare key), alm-setup (/SDF/ALM_SETUP fields), env (sh exports), vcap (VCAP_SERVICES)" },
     out = { arg = "FILE", help = "write there (mode 0600, atomic) instead of stdout" },
     ["show-secrets"] = { flag = true, allow_secret_name = true,
@@ -21,12 +23,12 @@ local spec = {
 }
 
 local main = cli.command(spec, function(opts, pos)
-  local k, msg, code = require("calm.input").check_not_input("--out", opts.out, { { "key", pos[1] } })
+  local k, msg, code = require("calm.lib.input").check_not_input("--out", opts.out, { { "key", pos[1] } })
   if not k then return nil, msg, code end
-  k, msg, code = key.load(pos[1], { name = opts.name })
+  k, msg, code = key_parse.load(pos[1], { name = opts.name })
   if not k then return nil, msg, code end
   local ok
-  ok, msg, code = key.export(k, { format = opts.format, out = opts.out,
+  ok, msg, code = key_format.export(k, { format = opts.format, out = opts.out,
                                   show_secrets = opts["show-secrets"], name = opts.name })
   if not ok then return nil, msg, code end
   return 0

@@ -1,12 +1,12 @@
 -- calmbind fleet: run get (or verify, rotate) for every tenant of an inventory, concurrently, in one process.
 -- INVENTORY is JSON {"defaults": {...}, "tenants": [...]} or CSV with a header
--- row; fields are the long option names with "_" (calm.fleet_inventory).
+-- row; fields are the long option names with "_" (calm.ops.fleet_inventory).
 -- Exit: 0 every tenant succeeded; 2 bad inventory or options (before any
 -- request); otherwise 1. Each tenant's own exit is in the summary and report.
-local cli = require "calm.cli"
+local cli = require "calm.lib.cli"
 
 local function spec()
-  local key = require "calm.key"
+  local key_util = require "calm.key.util"
   return {
     command = "fleet",
     summary = "Run get (or verify, rotate) for every tenant of an inventory, concurrently, in one process.",
@@ -18,7 +18,7 @@ local function spec()
         help = "tenants in flight at once" },
       shard = { arg = "K/N", help = "run only shard K of N (stable by tenant name; for CI matrix jobs)" },
       report = { arg = "FILE", help = "write the fleet report (JSON, no secrets) there" },
-      format = { arg = "F", choices = key.FORMATS, default = "json", help = "format of each key file" },
+      format = { arg = "F", choices = key_util.FORMATS, default = "json", help = "format of each key file" },
       ["tenant-timeout"] = { arg = "S", number = true, min_exclusive = 0,
         help = "deadline of each tenant's run (default: the run's --timeout)" },
       -- defaults for every tenant (a tenant's own field wins)
@@ -48,7 +48,7 @@ local DEFAULT_FIELDS = { "sm-key", "cis-key", "subaccount", "provisioned", "scen
 
 -- Checks the options that do not depend on the inventory.
 local function check_options(opts)
-  local input = require "calm.input"
+  local input = require "calm.lib.input"
   local fs = require "calm.fs"
   local dir = opts["out-dir"]
   if dir then
@@ -68,8 +68,8 @@ end
 -- Judges every tenant of the inventory (not only this shard: every matrix
 -- job refuses a bad inventory alike). Returns the shard's tenants.
 local function prepare(opts, inv_path)
-  local inventory = require "calm.fleet_inventory"
-  local tenant = require "calm.fleet_tenant"
+  local inventory = require "calm.ops.fleet_inventory"
+  local tenant = require "calm.ops.fleet_tenant"
   local inv, msg, code = inventory.load(inv_path)
   if not inv then return nil, msg, code end
   local given = {}
@@ -105,12 +105,12 @@ return function(args)
   local opts, pos, code = cli.parse(args, spec())
   if not opts then return nil, pos, code end
   if opts.help then io.write(cli.usage(spec())); return 0 end
-  local fleet = require "calm.fleet"
+  local fleet = require "calm.ops.fleet"
   local fs = require "calm.fs"
   local task = require "calm.task"
   local ok, msg
   if opts.shard then
-    ok, msg, code = require("calm.fleet_inventory").parse_shard(opts.shard)
+    ok, msg, code = require("calm.ops.fleet_inventory").parse_shard(opts.shard)
     if not ok then return nil, msg, code end
   end
   ok, msg, code = check_options(opts)

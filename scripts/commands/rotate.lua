@@ -2,8 +2,8 @@
 -- Exit: 0 rotated; 1 BTP/API; 2 usage/input; 3 auth; 4 manual step (nothing
 -- to rotate yet: run get first); 5 deadline; 6 the new key failed
 -- verification (its binding was deleted again, the old key file kept).
-local cli = require "calm.cli"
-local rotate = require "calm.rotate"
+local cli = require "calm.lib.cli"
+local rotate = require "calm.ops.rotate"
 
 -- Returns the command and its option spec (for help and shell completion).
 return function(args)

@@ -4,8 +4,10 @@
 -- scopes (--scenario deployment) and the identity zone.
 -- Exit: 0 works; 6 works but fails a check (scopes, zone); 3 credentials
 -- refused; 1 token endpoint unreachable; 2 unreadable key or usage; 5 deadline.
-local cli = require "calm.cli"
-local key = require "calm.key"
+local cli = require "calm.lib.cli"
+local key_format = require "calm.key.format"
+local key_parse = require "calm.key.parse"
+local key_verify = require "calm.key.verify"
 
 local spec = {
   command = "verify",
@@ -20,25 +22,25 @@ local spec = {
 }
 
 -- --json: the result on stdout, machine-readable (no secrets).
-local function print_json(t) io.write(key.result_json(t)) end
+local function print_json(t) io.write(key_format.result_json(t)) end
 
 local main = cli.command(spec, function(opts, pos)
   local k, msg, code, report
   if opts.cacert then
-    k, msg, code = require("calm.input").check_cacert(opts.cacert)
+    k, msg, code = require("calm.lib.input").check_cacert(opts.cacert)
     if not k then return nil, msg, code end
   end
-  k, msg, code = key.load(pos[1], { name = opts.name })
-  if k then report, msg, code = key.verify(k, { scenario = opts.scenario, cacert = opts.cacert }) end
+  k, msg, code = key_parse.load(pos[1], { name = opts.name })
+  if k then report, msg, code = key_verify.verify(k, { scenario = opts.scenario, cacert = opts.cacert }) end
   if not report then
-    if opts.json then print_json { ok = false, exit = require("calm.exit").status_for(code), error = msg } end
+    if opts.json then print_json { ok = false, exit = require("calm.lib.exit").status_for(code), error = msg } end
     return nil, msg, code
   end
   if opts.json then
     report.exit = report.ok and 0 or 6
     print_json(report)
   else
-    io.write(key.verify_text(report, k.source))
+    io.write(key_verify.verify_text(report, k.source))
   end
   return report.ok and 0 or 6
 end)

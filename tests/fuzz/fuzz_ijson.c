@@ -1,6 +1,6 @@
 /* needs: src/ijson.c src/ijson_scan.c src/buf.c */
 /* fuzz_ijson: the I-JSON check (src/ijson.c) against lua-cjson 2.1.0 with
- * calm.json's settings, on any bytes:
+ * calm.lib.json's settings, on any bytes:
  *   - the check never crashes, and a fault has a kind, a position inside
  *     the input (or just past its end) and a one-line text;
  *   - whatever the check accepts, lua-cjson decodes (so whatever cjson

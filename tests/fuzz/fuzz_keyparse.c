@@ -28,9 +28,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     lua_pushboolean(L, 0);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) abort();
     lua_getglobal(L, "require");
-    lua_pushliteral(L, "calm.key");
+    lua_pushliteral(L, "calm.key.parse");
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        fprintf(stderr, "require calm.key: %s\n", lua_tostring(L, -1));
+        fprintf(stderr, "require calm.key.parse: %s\n", lua_tostring(L, -1));
         abort();
     }
     lua_getfield(L, -1, "parse");

@@ -65,7 +65,7 @@ def main():
         rc, out, err, rep = run_get(fake)
         s.eq("lost create answer: exit 0", rc, 0)
         posts = [m for m in fake.mutations() if m["method"] == "POST" and m["path"] == "/v1/service_instances"]
-        # neither calm.rest nor libcurl may resend the POST (mutations get a fresh
+        # neither calm.net.rest nor libcurl may resend the POST (mutations get a fresh
         # connection, so libcurl has no dead reused connection to replay on)
         s.check("lost create answer: the POST was sent once, then settled by name",
                 len(posts) == 1, [(p["status"], p.get("fault")) for p in posts])

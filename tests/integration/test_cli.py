@@ -38,7 +38,7 @@ def help_and_version():
             (rc, err))
     S.eq("help scripts prints the same", run(["help", "scripts"])[:2], (rc, out))
     rc, out, err = run(["-q", "--timeout", "5", "scripts"])
-    S.check("scripts after global options: lists the scripts", rc == 0 and "calm/cli.lua" in out, (rc, err))
+    S.check("scripts after global options: lists the scripts", rc == 0 and "calm/lib/cli.lua" in out, (rc, err))
     rc, out, err = run(["help"])
     S.check("help: the overview on stdout, exit 0", rc == 0 and "commands:" in out and "get" in out, (rc, err))
     S.eq("-h and --help: the same overview", [run(["-h"])[1], run(["--help"])[1]], [out, out])

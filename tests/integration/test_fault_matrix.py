@@ -21,7 +21,7 @@ without faults and check the invariants again.
 the suite checks that the docs copy is in sync.
 
 Fast settings, all documented: CALMBIND_POLL_INTERVAL=0.05 (first operation-poll interval),
-short --timeout values, Retry-After values of 1-2 s. calm.rest's backoff is the product's."""
+short --timeout values, Retry-After values of 1-2 s. calm.net.rest's backoff is the product's."""
 import collections
 import json
 import os
@@ -227,7 +227,7 @@ CASES = [
          "the rerun adopts the binding SM made: one binding, exit 0", preset="mid-2023",
          faults=[dict(method="POST", path=SB, action="delay", delay_ms=2500)], crash_after=1.2,
          wait_before_rerun=2.0, rerun=0, checks=one_instance()),
-    # --- transport and input rules (C core, calm.json) -------------------------------------------
+    # --- transport and input rules (C core, calm.lib.json) -------------------------------------------
     Case("null-clientsecret", "`--sm-key` with `\"clientsecret\": null`", "counts as missing: exit 2, no request",
          key=bad_sm_key(set_field("clientsecret", None)), exit=2, err=r"has no clientsecret",
          checks=lambda fake, res: [("no request sent", fake.requests() == [], "%d requests" % len(fake.requests()))]),

@@ -223,7 +223,7 @@ print(json.decode(f.body).body)
     # json = {...}: a table marked with json.array is a JSON array even when empty; an
     # unmarked empty table is an object, as lua-cjson has it
     rc, out, err = lua(pre + """
-local cj = require "calm.json"
+local cj = require "calm.lib.json"
 local function sent(v)
   return json.decode(assert(http.request{method = "POST", url = U .. "/echo", json = v}).body).body
 end
@@ -585,11 +585,11 @@ end
     rc, out, err = run(["no-such-command"])
     S.eq("an unknown command is a usage error", rc, 2)
     rc, out, err = run(["scripts"])
-    S.check("scripts lists the built-in scripts", rc == 0 and "calm/exit.lua" in out.split(), out)
+    S.check("scripts lists the built-in scripts", rc == 0 and "calm/lib/exit.lua" in out.split(), out)
     dump = os.path.join(TMP, "dump")
     rc, out, err = run(["scripts", "--dump", dump])
-    S.check("scripts --dump writes them out", rc == 0 and os.path.isfile(os.path.join(dump, "calm", "exit.lua")), err)
-    edited = os.path.join(dump, "calm", "exit.lua")
+    S.check("scripts --dump writes them out", rc == 0 and os.path.isfile(os.path.join(dump, "calm", "lib", "exit.lua")), err)
+    edited = os.path.join(dump, "calm", "lib", "exit.lua")
     with open(edited, "a") as f:
         f.write("-- my edit\n")
     rc, out, err = run(["scripts", "--dump", dump])
@@ -604,10 +604,11 @@ end
 
     # Visible origin: every script with where it comes from; -v names overrides; --help
     # lists the commands an admin added.
-    with open(os.path.join(over, "calm", "exit.lua"), "w") as f:
+    os.makedirs(os.path.join(over, "calm", "lib"))
+    with open(os.path.join(over, "calm", "lib", "exit.lua"), "w") as f:
         f.write("local real = {status_for = function(code) return code == 'AUTH' and 3 or 1 end}\nreturn real\n")
     with open(os.path.join(over, "calm", "greet.lua"), "w") as f:
-        f.write("assert(require('calm.exit').status_for('AUTH') == 3)\nreturn function(n) return 'hello ' .. n end\n")
+        f.write("assert(require('calm.lib.exit').status_for('AUTH') == 3)\nreturn function(n) return 'hello ' .. n end\n")
     with open(os.path.join(over, "commands", "hello.lua"), "r+") as f:
         body = f.read()
         f.seek(0)
@@ -615,16 +616,16 @@ end
     env = {"CALMBIND_PATH": over, "XDG_CONFIG_HOME": xdg}
     rc, out, err = run(["scripts"], env=env)
     rows = {l.split(None, 1)[0]: l.split(None, 1)[1] for l in out.splitlines() if l.strip()}
-    S.check("scripts: a built-in script says built in", rows.get("calm/sm.lua") == "built in", out)
+    S.check("scripts: a built-in script says built in", rows.get("calm/btp/sm.lua") == "built in", out)
     S.check("scripts: an override names its file and that it overrides the built-in",
-            rows.get("calm/exit.lua") == os.path.join(over, "calm", "exit.lua") + " (overrides the built-in script)", out)
+            rows.get("calm/lib/exit.lua") == os.path.join(over, "calm", "lib", "exit.lua") + " (overrides the built-in script)", out)
     S.check("scripts: added modules and commands name their files",
             rows.get("calm/greet.lua") == os.path.join(over, "calm", "greet.lua")
             and rows.get("commands/hello.lua") == os.path.join(over, "commands", "hello.lua")
             and rows.get("commands/hi.lua") == os.path.join(xdg, "calmbind", "scripts", "commands", "hi.lua"), out)
     rc, out, err = run(["hello", "admin", "-v"], env=env)
     S.check("-v says which file overrides a built-in",
-            rc == 0 and "calm/exit.lua: using %s instead of the built-in script" % os.path.join(over, "calm", "exit.lua") in err, err)
+            rc == 0 and "calm/lib/exit.lua: using %s instead of the built-in script" % os.path.join(over, "calm", "lib", "exit.lua") in err, err)
     rc, out, err = run(["hello", "admin"], env=env)
     S.check("without -v no origin lines", rc == 0 and "instead of the built-in" not in err, err)
     rc, out, err = run(["--help"], env=env)

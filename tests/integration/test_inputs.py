@@ -73,7 +73,7 @@ def sent(fake):
 def not_keys():
     """Files that are not keys, and keys of the wrong kind: exit 2 in every command, with a
     message saying what the file looks like, before any request."""
-    calm = write("calm.json", json.dumps(CALM_KEY))
+    calm = write("calm.lib.json", json.dumps(CALM_KEY))
     sm = write("sm.json", json.dumps(SM_KEY))
     cis = write("cis.json", json.dumps(CIS_KEY))
     cmds = {"check": lambda f: ["check", f], "verify": lambda f: ["verify", f],

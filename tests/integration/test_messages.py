@@ -113,9 +113,9 @@ def script_error_and_help():
     # help text passes the redactor unchanged (logged by a script, as an admin's command might)
     show = os.path.join(TMP, "show.lua")
     with open(show, "w") as f:
-        f.write('local cli, log = require "calm.cli", require "calm.log"\n'
+        f.write('local cli, log = require "calm.lib.cli", require "calm.log"\n'
                 'for _, c in ipairs{"get", "plan", "check", "verify", "export"} do\n'
-                '  local spec = require("calm.completion").spec_of(c)\n'
+                '  local spec = require("calm.lib.completion").spec_of(c)\n'
                 '  local u = cli.usage(spec)\n'
                 '  if log.redact(u) ~= u then print("changed: " .. c) end\n'
                 'end\n'

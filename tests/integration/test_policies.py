@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Admins customise by dropping one policy.lua that replaces single policy functions and
-inherits the rest (calm.policy). Each example in examples/policies/ runs against the fake
+inherits the rest (calm.policy.load). Each example in examples/policies/ runs against the fake
 BTP through plan and get; a broken policy file is exit 2 before any request."""
 import json
 import os

@@ -142,7 +142,7 @@ def failures(s):
 
 
 CUSTOM = """-- calmbind instances: the example, customised: names only, upper case
-local fs, json, sm = require "calm.fs", require "calm.json", require "calm.sm"
+local fs, json, sm = require "calm.fs", require "calm.lib.json", require "calm.btp.sm"
 return function(args)
   local key = json.decode(assert(fs.read(args[2])))
   local client = assert(sm.from_key(key))

@@ -20,7 +20,7 @@ TMP = tempfile.mkdtemp(prefix="rotate-")
 HAND = os.path.join(TMP, "hand.lua")
 with open(HAND, "w") as f:
     f.write(r'''
-local sm, input = require "calm.sm", require "calm.input"
+local sm, input = require "calm.btp.sm", require "calm.lib.input"
 local args = { ... }
 local t = assert(input.load_key(args[1], "sm", "--sm-key"))
 local c = assert(sm.from_key(t))

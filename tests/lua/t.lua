@@ -120,7 +120,7 @@ function t.fake_http(steps)
                    url = req.url, close_delimited = step.close_delimited or false }
     for k, v in pairs(step.headers or {}) do resp.headers[k:lower()] = v end
     if step.json ~= nil then
-      resp.body = require("calm.json").encode(step.json)
+      resp.body = require("calm.lib.json").encode(step.json)
       resp.headers["content-type"] = resp.headers["content-type"] or "application/json"
     end
     return resp
@@ -138,7 +138,7 @@ function t.fake_http(steps)
   return fake
 end
 
--- Restores the test seams of calm.rest and calm.oauth; run.lua calls it
+-- Restores the test seams of calm.net.rest and calm.net.oauth; run.lua calls it
 -- before every test so one test's fakes never leak into the next.
 local saved
 local function copy(tbl)
@@ -147,8 +147,8 @@ local function copy(tbl)
   return c
 end
 function t.reset()
-  local okr, rest = pcall(require, "calm.rest")
-  local oko, oauth = pcall(require, "calm.oauth")
+  local okr, rest = pcall(require, "calm.net.rest")
+  local oko, oauth = pcall(require, "calm.net.oauth")
   if not saved then
     saved = { rest = okr and copy(rest.policy), oauth = oko and copy(oauth.policy) }
   end
@@ -162,11 +162,11 @@ function t.reset()
   end
 end
 
--- Installs a fake calm.http (see t.fake_http) into calm.rest with instant,
+-- Installs a fake calm.http (see t.fake_http) into calm.net.rest with instant,
 -- recorded sleeps, a fixed jitter draw and a recording logger. Returns the
 -- fake; fake.sleeps lists the waits, fake.logs the retry lines.
 function t.use_fake_http(steps)
-  local rest = require "calm.rest"
+  local rest = require "calm.net.rest"
   local fake = t.fake_http(steps)
   fake.sleeps, fake.logs = {}, {}
   rest.http = fake

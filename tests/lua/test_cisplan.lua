@@ -1,8 +1,8 @@
 local t = ...
-local cisplan = require "calm.cisplan"
+local cisplan = require "calm.btp.cisplan"
 local T = {}
 
--- a calm.cis client stand-in: plan from the key, token scopes, token claims
+-- a calm.btp.cis client stand-in: plan from the key, token scopes, token claims
 local function client(plan, scope, claims)
   return { plan = plan, option = "--cis-key", path = "cis.json",
     session = { cached = { scope = scope }, claims = function() return claims or {} end } }

@@ -1,5 +1,5 @@
 local t = ...
-local cli = require "calm.cli"
+local cli = require "calm.lib.cli"
 local T = {}
 
 local spec = {

@@ -1,8 +1,8 @@
--- tests/lua/test_client.lua: calm.client (the base of the BTP clients) and
--- calm.poll (their one wait loop), through calm.rest's http seam.
+-- tests/lua/test_client.lua: calm.btp.client (the base of the BTP clients) and
+-- calm.lib.poll (their one wait loop), through calm.net.rest's http seam.
 local t = ...
-local client = require "calm.client"
-local poll = require "calm.poll"
+local client = require "calm.btp.client"
+local poll = require "calm.lib.poll"
 local task = require "calm.task"
 local T = {}
 
@@ -105,7 +105,7 @@ function T.wait_stops_at_the_deadline()
 end
 
 function T.cf_job_polled_until_failed()
-  local cf = require "calm.cf"
+  local cf = require "calm.btp.cf"
   t.use_fake_http {
     { status = 202, headers = { Location = "https://api.cf.example/v3/jobs/j-1" } },
     { json = { state = "PROCESSING" } },
@@ -118,7 +118,7 @@ function T.cf_job_polled_until_failed()
 end
 
 function T.cis_assignment_polled_until_ok()
-  local cis = require "calm.cis"
+  local cis = require "calm.btp.cis"
   local function assigned(state)
     return { json = { assignedServices = { { name = "SAPCloudALMAPIs", servicePlans = { {
       name = "standard", assignmentInfo = { { entityId = "sa-1", entityState = state } } } } } } } }

@@ -1,5 +1,5 @@
 local t = ...
-local exit = require "calm.exit"
+local exit = require "calm.lib.exit"
 local T = {}
 
 function T.codes_match_the_contract()

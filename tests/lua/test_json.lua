@@ -1,5 +1,5 @@
 local t = ...
-local json = require "calm.json"
+local json = require "calm.lib.json"
 local T = {}
 
 function T.decodes_and_removes_nulls()

@@ -1,6 +1,6 @@
 local t = ...
-local jwt = require "calm.jwt"
-local json = require "calm.json"
+local jwt = require "calm.lib.jwt"
+local json = require "calm.lib.json"
 local codec = require "calm.codec"
 local T = {}
 

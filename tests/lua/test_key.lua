@@ -1,9 +1,14 @@
 -- tests/lua/test_key.lua: calm.key: parsing every envelope, the checks
 -- (good keys of each kind, hostile ones), the formats and verify with a
--- scripted calm.oauth. Run by tests/lua/run.lua inside the host.
+-- scripted calm.net.oauth. Run by tests/lua/run.lua inside the host.
 local t = ...
-local key = require "calm.key"
-local json = require "calm.json"
+local key_check = require "calm.key.check"
+local key_format = require "calm.key.format"
+local key_parse = require "calm.key.parse"
+local key_rotation = require "calm.key.rotation"
+local key_util = require "calm.key.util"
+local key_verify = require "calm.key.verify"
+local json = require "calm.lib.json"
 local log = require "calm.log"
 
 local T = {}
@@ -61,7 +66,7 @@ local function x509_key()
 end
 
 local function parse_value(v, source)
-  return key.parse(json.encode(v), source or "key.json")
+  return key_parse.parse(json.encode(v), source or "key.json")
 end
 
 local function must_parse(v, source)
@@ -79,7 +84,7 @@ end
 
 local function expect_problem(v, plain, opts)
   local k = must_parse(v)
-  local res = key.check(k, opts or { for_landscape = true })
+  local res = key_check.check(k, opts or { for_landscape = true })
   t.eq(res.ok, false, "verdict for " .. plain)
   t.ok(has(res.problems, plain), "no problem containing " .. t.show(plain) .. " in " .. t.show(res.problems))
   return res, k
@@ -132,7 +137,7 @@ function T.parse_vcap_ambiguous_names_the_entries()
   local msg = t.fails("INPUT", parse_value, doc)
   t.find(msg, "'a', 'b'")
   no_secret(msg, { SECRET })
-  local k = key.parse(json.encode(doc), "v.json", { name = "b" })
+  local k = key_parse.parse(json.encode(doc), "v.json", { name = "b" })
   t.eq(k.uaa["credential-type"], "instance-secret")
 end
 
@@ -147,7 +152,7 @@ function T.endpoints_api_case_insensitive()
   v.endpoints = { API = "https://example-tenant.eu10.alm.cloud.sap/api" }
   local k = must_parse(v)
   t.eq(k.api, "https://example-tenant.eu10.alm.cloud.sap/api")
-  local res = key.check(k, { for_landscape = true })
+  local res = key_check.check(k, { for_landscape = true })
   t.eq(res.ok, true, t.show(res.problems))
   t.ok(has(res.warnings, "'API'"))
 end
@@ -156,12 +161,12 @@ function T.unknown_fields_are_ignored()
   local v = secret_key()
   v.extra = { 1, 2, 3 }
   v.uaa.whatever = 42
-  local res = key.check(must_parse(v), { for_landscape = true })
+  local res = key_check.check(must_parse(v), { for_landscape = true })
   t.eq(res.ok, true, t.show(res.problems))
 end
 
 function T.byte_order_mark_is_accepted()
-  local k = key.parse("\239\187\191" .. json.encode(secret_key()), "bom.txt")
+  local k = key_parse.parse("\239\187\191" .. json.encode(secret_key()), "bom.txt")
   t.ok(k)
 end
 
@@ -194,7 +199,7 @@ function T.broken_files_give_one_line()
       "Cloud Management Service (cis) key" },
   }
   for _, c in ipairs(cases) do
-    local msg = t.fails("INPUT", key.parse, c[1], "bad.json")
+    local msg = t.fails("INPUT", key_parse.parse, c[1], "bad.json")
     t.find(msg, c[2], "message for " .. t.show(c[1]))
     t.find(msg, "bad.json", "names the file")
     t.nofind(msg, "\n", "one line")
@@ -209,7 +214,7 @@ function T.cf_service_key_output_is_a_key()
   local bare = json.encode(secret_key())
   for _, body in ipairs { bare, json.encode { credentials = secret_key() } } do
     local text = "Getting key calm-key for service instance calm as admin@example.com...\n\n" .. body .. "\n"
-    local k = assert(key.parse(text, "cf.txt"))
+    local k = assert(key_parse.parse(text, "cf.txt"))
     t.eq(k.uaa.clientid, secret_key().uaa.clientid)
   end
 end
@@ -228,21 +233,21 @@ end
 
 function T.check_good_binding_secret_key()
   local k = must_parse(secret_key())
-  local res = key.check(k, { for_landscape = true })
+  local res = key_check.check(k, { for_landscape = true })
   t.eq(res.ok, true, t.show(res.problems))
   t.eq(res.summary.type, "binding-secret")
   t.eq(res.summary.tenant, "example-tenant")
   t.eq(res.summary.client, "sb-calm-api-demo!b9999|calm!b111")
   t.eq(res.summary.token_url, "https://example-tenant.authentication.eu10.hana.ondemand.com/oauth/token")
   t.eq(res.summary.root_url, "https://example-tenant.eu10.alm.cloud.sap")
-  local text = key.check_text(res, { for_landscape = true })
+  local text = key_check.check_text(res, { for_landscape = true })
   t.find(text, "result: passes the Landscape Management upload rules")
   t.find(text, "binding secret")
   no_secret(text, { SECRET })
 end
 
 function T.check_good_instance_secret_key()
-  local res = key.check(must_parse({ credentials = instance_key() }), { for_landscape = true })
+  local res = key_check.check(must_parse({ credentials = instance_key() }), { for_landscape = true })
   t.eq(res.ok, true, t.show(res.problems))
   t.eq(res.summary.type, "instance-secret")
   t.find(res.summary.secret, "shared")
@@ -252,8 +257,8 @@ function T.check_x509_landscape_refused_alm_setup_fine()
   local res, k = expect_problem(x509_key(), "uaa.credential-type is x509: fine for /SDF/ALM_SETUP")
   t.find(res.problems[1], "Landscape Management accepts only binding-secret or instance-secret keys")
   t.eq(#res.problems, 1, t.show(res.problems))
-  no_secret(key.check_text(res, { for_landscape = true }), { "MIIFAKEKEY", "MIIFAKECERT" })
-  local res2 = key.check(k, { for_landscape = false })
+  no_secret(key_check.check_text(res, { for_landscape = true }), { "MIIFAKEKEY", "MIIFAKECERT" })
+  local res2 = key_check.check(k, { for_landscape = false })
   t.eq(res2.ok, true, t.show(res2.problems))
   t.eq(res2.summary.token_url, "https://example-tenant.authentication.cert.eu10.hana.ondemand.com/oauth/token")
 end
@@ -299,7 +304,7 @@ function T.check_missing_empty_wrong_type_fields()
     local v = secret_key()
     c[1](v)
     local res = expect_problem(v, c[2])
-    no_secret(key.check_text(res, { for_landscape = true }), { SECRET }, c[2])
+    no_secret(key_check.check_text(res, { for_landscape = true }), { SECRET }, c[2])
   end
 end
 
@@ -312,7 +317,7 @@ function T.check_identity_zone_mismatch()
   expect_problem(v, "uaa.identityzone is not a subdomain")
   -- a zone that is right for the url but not the tenant asked for
   expect_problem(secret_key(), "is not the tenant 'acme'", { for_landscape = true, tenant = "acme" })
-  local res = key.check(must_parse(secret_key()), { for_landscape = true, tenant = "Example-Tenant" })
+  local res = key_check.check(must_parse(secret_key()), { for_landscape = true, tenant = "Example-Tenant" })
   t.eq(res.ok, true, t.show(res.problems))
 end
 
@@ -340,7 +345,7 @@ function T.check_url_shapes()
   local v = secret_key()
   v.uaa.url = "http://example-tenant.localhost:8443"
   v.endpoints.Api = "http://127.0.0.1:8443/api"
-  local res = key.check(must_parse(v), { for_landscape = true })
+  local res = key_check.check(must_parse(v), { for_landscape = true })
   t.eq(res.ok, true, t.show(res.problems))
   t.ok(has(res.warnings, "local test server"))
 end
@@ -358,21 +363,21 @@ function T.check_hostile_values_verdicts_and_no_secret()
     local v = secret_key()
     v.uaa.clientsecret = "S3CRET-" .. h
     local k = must_parse(v)
-    local res = key.check(k, { for_landscape = true })
+    local res = key_check.check(k, { for_landscape = true })
     local want = not h:find("\n", 1, true)
     t.eq(res.ok, want, "landscape verdict for " .. t.show(h) .. ": " .. t.show(res.problems))
-    local text = key.check_text(res, { for_landscape = true })
+    local text = key_check.check_text(res, { for_landscape = true })
     t.nofind(text, "S3CRET-", "secret in check output")
     for _, p in ipairs(res.problems) do t.nofind(p, "S3CRET-") end
     for _, w in ipairs(res.warnings) do t.nofind(w, "S3CRET-") end
     -- base checks (export) let it through with a warning at most
-    t.eq(key.check(k, {}).ok, true, "base verdict for " .. t.show(h))
+    t.eq(key_check.check(k, {}).ok, true, "base verdict for " .. t.show(h))
     -- the same values as a client id: a line break is a problem, the rest a warning
     v = secret_key()
     v.uaa.clientid = "sb-" .. h
-    res = key.check(must_parse(v), { for_landscape = true })
+    res = key_check.check(must_parse(v), { for_landscape = true })
     t.eq(res.ok, want, "clientid verdict for " .. t.show(h))
-    local ct = key.check_text(res)
+    local ct = key_check.check_text(res)
     t.nofind(ct:gsub("\n", "", 1):sub(1, -2), "\n\n", "one line per item")
   end
 end
@@ -380,14 +385,14 @@ end
 function T.check_text_escapes_control_characters()
   local v = secret_key()
   v.uaa.clientid = "sb-x\27[31mred"
-  local res = key.check(must_parse(v, "evil\nname.json"), { for_landscape = true })
-  local text = key.check_text(res, { for_landscape = true })
+  local res = key_check.check(must_parse(v, "evil\nname.json"), { for_landscape = true })
+  local text = key_check.check_text(res, { for_landscape = true })
   t.nofind(text, "\27", "no raw escape character")
   t.find(text, "evil\\x0aname.json")
 end
 
 function T.check_binding_name_pattern_warns()
-  local res = key.check(must_parse({ id = "1", name = "S4H_100_00", credentials = secret_key() }), { for_landscape = true })
+  local res = key_check.check(must_parse({ id = "1", name = "S4H_100_00", credentials = secret_key() }), { for_landscape = true })
   t.eq(res.ok, true)
   t.ok(has(res.warnings, "<SID>_<client>_<sysno>"))
 end
@@ -397,17 +402,17 @@ function T.check_api_trailing_slash_accepted()
   local v = secret_key()
   v.endpoints.Api = "https://example-tenant.eu10.alm.cloud.sap/api/"
   local k = must_parse(v)
-  local res = key.check(k, { for_landscape = true })
+  local res = key_check.check(k, { for_landscape = true })
   t.eq(res.ok, true, t.show(res.problems))
   t.eq(res.summary.root_url, "https://example-tenant.eu10.alm.cloud.sap")
-  t.eq(key.root_url(k), "https://example-tenant.eu10.alm.cloud.sap")
-  local text = assert(key.format(k, "alm-setup"))
+  t.eq(key_util.root_url(k), "https://example-tenant.eu10.alm.cloud.sap")
+  local text = assert(key_format.format(k, "alm-setup"))
   t.match(text, "Root URL:%s+https://example%-tenant%.eu10%.alm%.cloud%.sap\n")
-  local env = assert(key.format(k, "env"))
+  local env = assert(key_format.format(k, "env"))
   t.find(env, "export CALM_ROOT_URL='https://example-tenant.eu10.alm.cloud.sap'\n")
   -- two slashes are still not an /api path
   v.endpoints.Api = "https://example-tenant.eu10.alm.cloud.sap/api//"
-  res = key.check(must_parse(v), {})
+  res = key_check.check(must_parse(v), {})
   t.ok(has(res.problems, "endpoints.Api must end in /api"), t.show(res.problems))
 end
 
@@ -415,24 +420,24 @@ end
 
 function T.format_json_is_bare_pretty_and_stable()
   local k = must_parse({ id = "1", name = "b", credentials = secret_key() })
-  local text = assert(key.format(k, "json"))
+  local text = assert(key_format.format(k, "json"))
   t.match(text, '^{\n  "endpoints": {\n    "Api": "https://example%-tenant%.eu10%.alm%.cloud%.sap/api"\n  },\n  "uaa": {\n    "clientid": ')
   t.nofind(text, "\\/", "no escaped slashes")
   t.nofind(text, '"credentials"')
   t.eq(json.decode(text), secret_key())
-  t.eq(key.format(must_parse(json.decode(text)), "json"), text, "stable")
+  t.eq(key_format.format(must_parse(json.decode(text)), "json"), text, "stable")
 end
 
 function T.format_json_round_trips_hostile_values()
   local v = secret_key()
   v.uaa.clientsecret = "q\"uo'te\\back\nnl\ttab$(x)`y`ü€\1"
-  local text = assert(key.format(must_parse(v), "json"))
+  local text = assert(key_format.format(must_parse(v), "json"))
   t.eq(json.decode(text), v)
 end
 
 function T.format_vcap_parses_back()
   local k = must_parse(secret_key())
-  local text = assert(key.format(k, "vcap", { name = "calm" }))
+  local text = assert(key_format.format(k, "vcap", { name = "calm" }))
   local doc = json.decode(text)
   t.eq(doc.SAPCloudALMAPIs[1].label, "SAPCloudALMAPIs")
   t.eq(doc.SAPCloudALMAPIs[1].name, "calm")
@@ -444,7 +449,7 @@ function T.format_vcap_parses_back()
 end
 
 function T.format_alm_setup_secret_key()
-  local text = assert(key.format(must_parse(secret_key()), "alm-setup"))
+  local text = assert(key_format.format(must_parse(secret_key()), "alm-setup"))
   t.match(text, "OAuth token endpoint:%s+https://example%-tenant%.authentication%.eu10%.hana%.ondemand%.com/oauth/token\n")
   t.match(text, "Client ID:%s+sb%-calm%-api%-demo!b9999|calm!b111\n")
   t.find(text, "Client secret:                 " .. SECRET .. "\n")
@@ -452,7 +457,7 @@ function T.format_alm_setup_secret_key()
 end
 
 function T.format_alm_setup_x509_key()
-  local text = assert(key.format(must_parse(x509_key()), "alm-setup"))
+  local text = assert(key_format.format(must_parse(x509_key()), "alm-setup"))
   t.match(text, "OAuth token endpoint %(mTLS%):%s+https://example%-tenant%.authentication%.cert%.eu10%.hana%.ondemand%.com/oauth/token\n")
   t.nofind(text, "Client secret")
   -- no PEM pasted into fields the screen does not have: the mTLS setup is explained
@@ -465,7 +470,7 @@ end
 function T.format_alm_setup_refuses_multiline_field()
   local v = secret_key()
   v.uaa.clientsecret = "a\nb"
-  local msg = t.fails("INPUT", key.format, must_parse(v), "alm-setup")
+  local msg = t.fails("INPUT", key_format.format, must_parse(v), "alm-setup")
   t.find(msg, "uaa.clientsecret contains a line break")
   t.nofind(msg, "a\nb")
 end
@@ -473,14 +478,14 @@ end
 function T.format_env_quotes_everything()
   local v = secret_key()
   v.uaa.clientsecret = "it's $(x) `y` \"z\"\nü"
-  local text = assert(key.format(must_parse(v), "env"))
+  local text = assert(key_format.format(must_parse(v), "env"))
   t.find(text, "export CALM_CLIENT_SECRET='it'\\''s $(x) `y` \"z\"\nü'\n")
   t.find(text, "export CALM_API_URL='https://example-tenant.eu10.alm.cloud.sap/api'\n")
   t.find(text, "export CALM_ROOT_URL='https://example-tenant.eu10.alm.cloud.sap'\n")
   t.find(text, "export CALM_TOKEN_URL='https://example-tenant.authentication.eu10.hana.ondemand.com/oauth/token'\n")
   t.find(text, "export CALM_CLIENT_ID='sb-calm-api-demo!b9999|calm!b111'\n")
   -- every line outside the quotes is a comment or an export
-  local x = assert(key.format(must_parse(x509_key()), "env"))
+  local x = assert(key_format.format(must_parse(x509_key()), "env"))
   t.find(x, "export CALM_CLIENT_KEY='" .. PKEY .. "'\n")
   t.find(x, "export CALM_TOKEN_URL='https://example-tenant.authentication.cert.eu10.hana.ondemand.com/oauth/token'\n")
   t.nofind(x, "CALM_CLIENT_SECRET")
@@ -489,18 +494,18 @@ end
 function T.format_env_refuses_nul()
   local v = secret_key()
   v.uaa.clientsecret = "a\0b"
-  local msg = t.fails("INPUT", key.format, must_parse(v), "env")
+  local msg = t.fails("INPUT", key_format.format, must_parse(v), "env")
   t.find(msg, "CALM_CLIENT_SECRET contains a NUL")
 end
 
 function T.format_refuses_broken_keys()
   local v = secret_key()
   v.uaa.clientsecret = nil
-  for _, f in ipairs(key.FORMATS) do
-    local msg = t.fails("INPUT", key.format, must_parse(v), f)
+  for _, f in ipairs(key_util.FORMATS) do
+    local msg = t.fails("INPUT", key_format.format, must_parse(v), f)
     t.find(msg, "uaa.clientsecret is missing")
   end
-  t.fails("USAGE", key.format, must_parse(secret_key()), "yaml")
+  t.fails("USAGE", key_format.format, must_parse(secret_key()), "yaml")
 end
 
 -- calm.fs swapped for a recorder while fn runs
@@ -519,22 +524,22 @@ function T.output_refuses_secret_on_terminal()
     write_private = function(path, data) written[path] = data; return true end,
   }
   with_fs(fake, function()
-    local msg = t.fails("USAGE", key.output, "secret text", {})
+    local msg = t.fails("USAGE", key_format.output, "secret text", {})
     t.find(msg, "--show-secrets")
-    t.ok(key.output("secret text", { out = "/x/key.json" }))
+    t.ok(key_format.output("secret text", { out = "/x/key.json" }))
     t.eq(written["/x/key.json"], "secret text")
   end)
   fake.write_private = function() return nil, "permission denied", "EACCES" end
   with_fs(fake, function()
-    local msg = t.fails("USAGE", key.output, "secret text", { out = "/x/key.json" })
+    local msg = t.fails("USAGE", key_format.output, "secret text", { out = "/x/key.json" })
     t.find(msg, "cannot write /x/key.json")
   end)
 end
 
 function T.rotation_hint()
-  t.eq(key.rotation_hint({ created = "new", others = {} }), nil)
-  t.eq(key.rotation_hint({ created = nil, others = { "old" } }), nil)
-  local h = key.rotation_hint({ created = "new", others = { { name = "old", ours = true }, "new" },
+  t.eq(key_rotation.rotation_hint({ created = "new", others = {} }), nil)
+  t.eq(key_rotation.rotation_hint({ created = nil, others = { "old" } }), nil)
+  local h = key_rotation.rotation_hint({ created = "new", others = { { name = "old", ours = true }, "new" },
     credential_type = "binding-secret" })
   t.find(h, "New binding 'new' created")
   t.find(h, "Landscape Management")
@@ -543,10 +548,10 @@ function T.rotation_hint()
   local lm = h:find("Landscape Management", 1, true)
   t.ok(lm < h:find("/SDF/ALM_SETUP", 1, true) and h:find("/SDF/ALM_SETUP", 1, true) < h:find("can go", 1, true),
     "order: replace first, remove last")
-  t.find(key.rotation_hint({ created = "n", others = { { name = "o", ours = true } },
+  t.find(key_rotation.rotation_hint({ created = "n", others = { { name = "o", ours = true } },
     credential_type = "instance-secret" }), "does not revoke")
   -- keys of other instances count too: Landscape Management keeps one key per tenant
-  local h2 = key.rotation_hint({ created = "calm-api-deployment-key", others = {
+  local h2 = key_rotation.rotation_hint({ created = "calm-api-deployment-key", others = {
     { name = "calm-api-key-auto", instance = "SAPCloudALMAPIs-auto", credential_type = "instance-secret" },
     { name = "calm-api-deployment-key", instance = "calm-api-deployment", credential_type = "binding-secret" } } })
   t.find(h2, "another SAP Cloud ALM API key exists: 'calm-api-key-auto' (instance 'SAPCloudALMAPIs-auto')")
@@ -556,7 +561,7 @@ end
 -- calmbind never advises deleting a key it did not create: SAP's generated key,
 -- hand-made ones and plain names (no ours flag) are listed as kept
 function T.rotation_hint_never_deletes_what_calmbind_did_not_create()
-  local h = key.rotation_hint({ created = "calm-api-deployment-key", others = {
+  local h = key_rotation.rotation_hint({ created = "calm-api-deployment-key", others = {
     { name = "calm-api-key-auto", instance = "SAPCloudALMAPIs-auto", credential_type = "instance-secret", generated = true },
     { name = "hand-key", instance = "calm.deploy.by-hand" },
     { name = "old-key", instance = "calm-api-deployment", credential_type = "binding-secret", ours = true } } })
@@ -569,7 +574,7 @@ function T.rotation_hint_never_deletes_what_calmbind_did_not_create()
     end
   end
   t.nofind(h, "does not revoke")
-  local h2 = key.rotation_hint({ created = "new", others = { "plain-name" } })
+  local h2 = key_rotation.rotation_hint({ created = "new", others = { "plain-name" } })
   t.nofind(h2, "can go")
   t.find(h2, "Kept as they are: 'plain-name'")
 end
@@ -592,26 +597,26 @@ local function claims(scopes, zid, zdn)
            ext_attr = { zdn = zdn or "example-tenant" }, cid = "sb-calm-api-demo!b9999|calm!b111" }
 end
 
--- calm.oauth swapped for a script: answer(grant) -> token table | nil,msg,code
+-- calm.net.oauth swapped for a script: answer(grant) -> token table | nil,msg,code
 local function with_oauth(answer, fn)
-  local real = package.loaded["calm.oauth"]
+  local real = package.loaded["calm.net.oauth"]
   local seen = {}
-  package.loaded["calm.oauth"] = {
+  package.loaded["calm.net.oauth"] = {
     grant_from_key = function(uaa) seen.uaa = uaa; return { uaa = uaa } end,
     fetch = function(grant) seen.grant = grant; return answer(grant) end,
   }
   local ok, err = pcall(fn, seen)
-  package.loaded["calm.oauth"] = real
+  package.loaded["calm.net.oauth"] = real
   if not ok then error(err, 0) end
 end
 
 function T.verify_deployment_key_passes()
   with_oauth(function() return { access_token = make_jwt(claims(FULL)), expires_in = 43199 } end, function(seen)
-    local r = assert(key.verify(must_parse(secret_key()), { scenario = "deployment", cacert = "/ca.pem" }))
+    local r = assert(key_verify.verify(must_parse(secret_key()), { scenario = "deployment", cacert = "/ca.pem" }))
     t.eq(r.ok, true, t.show(r.problems))
     t.eq(r.deployment["imp-cdm-feature-manage-ui"], true)
     t.eq(seen.grant.cacert, "/ca.pem")
-    local text = key.verify_text(r, "key.json")
+    local text = key_verify.verify_text(r, "key.json")
     t.find(text, "result: the key works for Deployment")
     no_secret(text, { SECRET })
   end)
@@ -620,18 +625,18 @@ end
 function T.verify_monitoring_only_key_fails_deployment()
   with_oauth(function() return { access_token = make_jwt(claims({ "uaa.resource" })) } end, function()
     local k = must_parse(secret_key())
-    local r = assert(key.verify(k, { scenario = "deployment" }))
+    local r = assert(key_verify.verify(k, { scenario = "deployment" }))
     t.eq(r.ok, false)
     t.ok(has(r.problems, "token scope imp-cdm-feature-display-ui missing"))
     t.ok(has(r.problems, "token scope imp-cdm-feature-manage-ui missing"))
-    r = assert(key.verify(k, { scenario = "monitoring" }))
+    r = assert(key_verify.verify(k, { scenario = "monitoring" }))
     t.eq(r.ok, true, t.show(r.problems))
   end)
 end
 
 function T.verify_zone_mismatch()
   with_oauth(function() return { access_token = make_jwt(claims(FULL, "99999999-0000", "other")) } end, function()
-    local r = assert(key.verify(must_parse(secret_key()), {}))
+    local r = assert(key_verify.verify(must_parse(secret_key()), {}))
     t.eq(r.ok, false)
     t.ok(has(r.problems, "the token's zone 99999999-0000 is not uaa.identityzoneid"))
     t.ok(has(r.problems, "the token's subdomain other is not uaa.identityzone example-tenant"))
@@ -641,27 +646,27 @@ end
 function T.verify_refused_unreachable_deadline()
   local k = must_parse(secret_key())
   with_oauth(function() return nil, "401 invalid_client: Bad credentials", "AUTH" end, function()
-    local msg = t.fails("AUTH", key.verify, k, {})
+    local msg = t.fails("AUTH", key_verify.verify, k, {})
     t.find(msg, "credentials refused: 401 invalid_client")
     no_secret(msg, { SECRET })
   end)
   with_oauth(function() return nil, "Could not connect", "COULDNT_CONNECT" end, function()
-    local msg = t.fails("COULDNT_CONNECT", key.verify, k, {})
+    local msg = t.fails("COULDNT_CONNECT", key_verify.verify, k, {})
     t.find(msg, "cannot get a token")
   end)
   with_oauth(function() return nil, "gave up after 6 attempts", "RETRY_EXHAUSTED" end, function()
-    local _, msg, code = key.verify(k, {})
+    local _, msg, code = key_verify.verify(k, {})
     t.eq(code, "UNREACHABLE", msg)
-    t.eq(require("calm.exit").status_for(code), 1)
+    t.eq(require("calm.lib.exit").status_for(code), 1)
   end)
   with_oauth(function() return nil, "deadline", "DEADLINE" end, function()
-    t.fails("DEADLINE", key.verify, k, {})
+    t.fails("DEADLINE", key_verify.verify, k, {})
   end)
 end
 
 function T.verify_opaque_token_fails_verification()
   with_oauth(function() return { access_token = "opaque", scope = FULL[1] .. " " .. FULL[2] } end, function()
-    local r = assert(key.verify(must_parse(secret_key()), {}))
+    local r = assert(key_verify.verify(must_parse(secret_key()), {}))
     t.eq(r.ok, false)
     t.ok(has(r.problems, "not a readable JWT"))
     t.eq(r.deployment["imp-cdm-feature-display-ui"], true, "scopes from the token response")
@@ -672,7 +677,7 @@ function T.verify_refuses_broken_key_without_network()
   local v = secret_key()
   v.uaa.url = nil
   with_oauth(function() error("no network expected") end, function()
-    t.fails("INPUT", key.verify, must_parse(v), {})
+    t.fails("INPUT", key_verify.verify, must_parse(v), {})
   end)
 end
 

@@ -1,6 +1,6 @@
 local t = ...
-local oauth = require "calm.oauth"
-local rest = require "calm.rest"
+local oauth = require "calm.net.oauth"
+local rest = require "calm.net.rest"
 local log = require "calm.log"
 local codec = require "calm.codec"
 local T = {}
@@ -192,8 +192,8 @@ function T.session_odd_expires_in_uses_default_lifetime()
 end
 
 function T.fetch_refuses_non_finite_expires_in_number()
-  -- as a JSON number 1e400 never reaches oauth: calm.json refuses it, and
-  -- calm.rest does not retry an answer that is wrong in itself
+  -- as a JSON number 1e400 never reaches oauth: calm.lib.json refuses it, and
+  -- calm.net.rest does not retry an answer that is wrong in itself
   local fake = t.use_fake_http { { status = 200, body = '{"access_token":"canary-inf-tok","expires_in":1e400}',
                                    headers = { ["Content-Type"] = "application/json" } } }
   local s = oauth.session(assert(oauth.grant_from_key(SM_KEY)), { name = "sm key (sm.json)" })

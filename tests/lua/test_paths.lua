@@ -1,36 +1,39 @@
 -- Pure tests of the provisioning-date decision, the name rules, the step
--- planner and the SM/CF/cis helpers (no server: calm.rest's http seam).
+-- planner and the SM/CF/cis helpers (no server: calm.net.rest's http seam).
 local t = ...
-local paths = require "calm.paths"
-local sm = require "calm.sm"
-local cf = require "calm.cf"
-local cis = require "calm.cis"
+local paths = require "calm.model.paths"
+local planner = require "calm.model.plan"
+local names = require "calm.model.names"
+local inventory = require "calm.model.inventory"
+local sm = require "calm.btp.sm"
+local cf = require "calm.btp.cf"
+local cis = require "calm.btp.cis"
 local T = {}
 
 -- ------------------------------------------------------------- names --
 
 function T.instance_name_rules()
-  t.ok(paths.check_instance_name("calm-api_1"))
-  t.ok(paths.check_instance_name(string.rep("a", 32)), "32 characters")
-  t.find(t.fails("USAGE", paths.check_instance_name, string.rep("a", 33)), "at most 32")
-  t.find(t.fails("USAGE", paths.check_instance_name, "calm.api"), "no '.'")
-  t.find(t.fails("USAGE", paths.check_instance_name, "calm api"), "'_' instead of spaces")
-  t.find(t.fails("USAGE", paths.check_instance_name, "calm$api"), "letters, digits")
-  t.find(t.fails("USAGE", paths.check_instance_name, "calm/api"), "letters, digits")
-  t.fails("USAGE", paths.check_instance_name, "")
-  t.fails("USAGE", paths.check_instance_name, "caf\195\169")
+  t.ok(names.check_instance_name("calm-api_1"))
+  t.ok(names.check_instance_name(string.rep("a", 32)), "32 characters")
+  t.find(t.fails("USAGE", names.check_instance_name, string.rep("a", 33)), "at most 32")
+  t.find(t.fails("USAGE", names.check_instance_name, "calm.api"), "no '.'")
+  t.find(t.fails("USAGE", names.check_instance_name, "calm api"), "'_' instead of spaces")
+  t.find(t.fails("USAGE", names.check_instance_name, "calm$api"), "letters, digits")
+  t.find(t.fails("USAGE", names.check_instance_name, "calm/api"), "letters, digits")
+  t.fails("USAGE", names.check_instance_name, "")
+  t.fails("USAGE", names.check_instance_name, "caf\195\169")
 end
 
 function T.binding_name_rules()
-  t.ok(paths.check_binding_name("calm-api-key"))
-  t.ok(paths.check_binding_name("S4H_100_0"), "sysno needs two digits")
-  t.ok(paths.check_binding_name("S4H-100-00"), "dashes are not the pattern")
-  t.ok(paths.check_binding_name("S4HX_100_00"), "SID has three characters")
-  t.find(t.fails("USAGE", paths.check_binding_name, "S4H_100_00"), "<SID>_<client>_<system number>")
-  t.fails("USAGE", paths.check_binding_name, "ABC_001_99")
-  t.fails("USAGE", paths.check_binding_name, "s4h_100_00")
-  t.fails("USAGE", paths.check_binding_name, "")
-  t.fails("USAGE", paths.check_binding_name, "a\nb")
+  t.ok(names.check_binding_name("calm-api-key"))
+  t.ok(names.check_binding_name("S4H_100_0"), "sysno needs two digits")
+  t.ok(names.check_binding_name("S4H-100-00"), "dashes are not the pattern")
+  t.ok(names.check_binding_name("S4HX_100_00"), "SID has three characters")
+  t.find(t.fails("USAGE", names.check_binding_name, "S4H_100_00"), "<SID>_<client>_<system number>")
+  t.fails("USAGE", names.check_binding_name, "ABC_001_99")
+  t.fails("USAGE", names.check_binding_name, "s4h_100_00")
+  t.fails("USAGE", names.check_binding_name, "")
+  t.fails("USAGE", names.check_binding_name, "a\nb")
 end
 
 function T.date_rules()
@@ -61,7 +64,7 @@ local OFF = { id = "off-1", catalog_name = "SAPCloudALMAPIs" }
 local PLAN = { id = "plan-1", catalog_name = "standard", service_offering_id = "off-1" }
 
 local function gen_inventory(created)
-  return paths.inventory {
+  return inventory.inventory {
     offering = OFF, plan = PLAN,
     instances = {
       { id = "gen-1", name = "cloud-alm-api", service_plan_id = "plan-1", platform_id = "service-manager",
@@ -89,7 +92,7 @@ function T.inventory_classifies()
   t.eq(i.xsappname, "gen-1")
   t.eq(#i.bindings, 2, "foreign bindings dropped")
   t.eq(i.bindings[1].system, true, "sorted by creation, system binding flagged")
-  t.eq(paths.pick_binding(i, "binding-secret").id, "b-1", "system bindings are not adopted")
+  t.eq(inventory.pick_binding(i, "binding-secret").id, "b-1", "system bindings are not adopted")
 end
 
 -- ---------------------------------------------------------- decision --
@@ -105,7 +108,7 @@ function T.decide_june_12_and_14_are_two_events()
   local d13 = paths.decide("2023-06-13", { inventory = gen_inventory("2023-06-13") })
   t.eq(d13.path, paths.MID)
   t.find(table.concat(d13.reasons, "\n"), "uploaded to Landscape Management")
-  local empty = paths.inventory { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
+  local empty = inventory.inventory { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
   t.eq(paths.decide("2023-06-12", { inventory = empty }).path, paths.MID)
   local d15 = paths.decide("2023-06-15", { inventory = empty })
   t.eq(d15.path, paths.MID)
@@ -124,11 +127,11 @@ function T.decide_auto_prefers_subscription_then_subaccount_then_instance()
 end
 
 function T.decide_no_evidence()
-  local none = paths.inventory { offering = nil, plan = nil }
+  local none = inventory.inventory { offering = nil, plan = nil }
   local d = paths.decide("auto", { inventory = none })
   t.eq({ d.path, d.source }, { paths.BEFORE, "none" })
   t.find(table.concat(d.reasons, " "), "no evidence")
-  local visible = paths.inventory { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
+  local visible = inventory.inventory { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
   d = paths.decide("auto", { inventory = visible })
   t.eq({ d.path, d.source }, { paths.BEFORE, "none" })
 end
@@ -138,7 +141,7 @@ end
 local function steps(path, scenario, inv, extra)
   local o = { scenario = scenario, runtime = "sm", credential_type = "binding-secret" }
   for k, v in pairs(extra or {}) do o[k] = v end
-  return paths.plan_steps({ path = path, reasons = {} }, inv, o)
+  return planner.steps({ path = path, reasons = {} }, inv, o)
 end
 
 function T.after_path_adopts_generated_both_scenarios()
@@ -147,7 +150,7 @@ function T.after_path_adopts_generated_both_scenarios()
     t.eq(s.instance.op, "adopt", sc)
     t.eq(s.binding.op, "adopt", sc)
     t.eq(s.binding.id, "b-1", sc)
-    t.eq(paths.read_only(s), true, sc)
+    t.eq(planner.read_only(s), true, sc)
   end
 end
 
@@ -172,7 +175,7 @@ function T.mid_deployment_updates_only_what_an_option_names()
   local s = steps(paths.MID, "deployment", gen_inventory("2023-08-21"), { instance_name = "cloud-alm-api" })
   t.eq(s.instance.op, "refuse")
   t.find(s.usage, "--update-instance cloud-alm-api")
-  t.eq(paths.read_only(s), true)
+  t.eq(planner.read_only(s), true)
 end
 
 function T.mid_deployment_update_keeps_guid_xsappname()
@@ -191,11 +194,11 @@ function T.mid_deployment_refuses_a_foreign_binding_name()
     { instance_name = "cloud-alm-api", update_instance = "cloud-alm-api", binding_name = "generated-key" })
   t.find(s.usage, "--binding-name 'generated-key'")
   t.find(s.usage, "name a new binding")
-  t.eq(paths.read_only(s), true)
+  t.eq(planner.read_only(s), true)
 end
 
 function T.mid_deployment_converges_on_labels()
-  local inv = paths.inventory { offering = OFF, plan = PLAN,
+  local inv = inventory.inventory { offering = OFF, plan = PLAN,
     instances = { { id = "i-2", name = "calm-api-deployment", service_plan_id = "plan-1", ready = true,
       created_at = "2024-01-01T00:00:00Z",
       labels = { created_by = { "calmbind" }, calmbind_authorities = { "imp-cdm-feature" } } } },
@@ -204,11 +207,11 @@ function T.mid_deployment_converges_on_labels()
       labels = { created_by = { "calmbind" }, calmbind_authorities = { "imp-cdm-feature" } } } } }
   local s = steps(paths.MID, "deployment", inv)
   t.eq({ s.instance.op, s.binding.op, s.binding.id }, { "adopt", "adopt", "b-2" })
-  t.eq(paths.read_only(s), true)
+  t.eq(planner.read_only(s), true)
 end
 
 function T.before_path_entitlement()
-  local none = paths.inventory { offering = nil, plan = nil }
+  local none = inventory.inventory { offering = nil, plan = nil }
   local s = steps(paths.BEFORE, "deployment", none)
   t.eq(s.entitlement.op, "manual")
   t.find(s.manual, "Entitlements")
@@ -222,7 +225,7 @@ function T.before_path_entitlement()
 end
 
 function T.cf_owned_is_manual_unless_runtime_cf()
-  local inv = paths.inventory { offering = OFF, plan = PLAN,
+  local inv = inventory.inventory { offering = OFF, plan = PLAN,
     instances = { { id = "cf-1", name = "calm-cf", service_plan_id = "plan-1", platform_id = "cf-platform-x",
       ready = true, created_at = "2022-05-10T00:00:00Z" } }, bindings = {} }
   local s = steps(paths.BEFORE, "monitoring", inv)
@@ -291,7 +294,7 @@ end
 -- --------------------------------------------- SM client, scripted http --
 
 local function scripted(steps_)
-  local rest = require "calm.rest"
+  local rest = require "calm.net.rest"
   local fake = t.fake_http(steps_)
   local saved = rest.http
   rest.http = fake

@@ -1,7 +1,7 @@
 local t = ...
-local record = require "calm.record"
-local jwt = require "calm.jwt"
-local json = require "calm.json"
+local record = require "calm.net.record"
+local jwt = require "calm.lib.jwt"
+local json = require "calm.lib.json"
 local codec = require "calm.codec"
 local log = require "calm.log"
 local T = {}

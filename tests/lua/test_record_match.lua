@@ -1,8 +1,8 @@
 local t = ...
-local match = require "calm.record_match"
-local json = require "calm.json"
+local match = require "calm.net.record_match"
+local json = require "calm.lib.json"
 local codec = require "calm.codec"
-local record = require "calm.record"
+local record = require "calm.net.record"
 local T = {}
 
 local INSTANCE = {

@@ -1,5 +1,6 @@
 local t = ...
-local rest = require "calm.rest"
+local rest = require "calm.net.rest"
+local retry = require "calm.net.retry"
 local log = require "calm.log"
 local task = require "calm.task"
 local T = {}
@@ -178,7 +179,7 @@ function T.refused_connection_tried_twice()
   local msg = t.fails("COULDNT_CONNECT", client().request, client(), { path = "/v1/x" })
   t.eq(#fake.requests, 2)
   t.find(msg, "cannot reach sm.example.test")
-  t.eq(require("calm.exit").status_for("COULDNT_CONNECT"), 1)
+  t.eq(require("calm.lib.exit").status_for("COULDNT_CONNECT"), 1)
 end
 
 -- out of file descriptors: a local limit, said as it is, never resent as
@@ -193,7 +194,7 @@ function T.out_of_descriptors_is_final_and_named()
     t.eq(#fake.requests, 1, method .. " is not sent again")
     t.find(msg, "out of file descriptors")
     t.eq(msg:find("outcome is unknown", 1, true), nil, "nothing reached the server")
-    t.eq(require("calm.exit").status_for("TOO_MANY_OPEN_FILES"), 1)
+    t.eq(require("calm.lib.exit").status_for("TOO_MANY_OPEN_FILES"), 1)
   end
 end
 
@@ -331,7 +332,7 @@ end
 
 function T.error_text_shapes()
   local function r(j, h) return { status = 400, headers = h or { ["content-type"] = "application/json" },
-                                  body = require("calm.json").encode(j) } end
+                                  body = require("calm.lib.json").encode(j) } end
   t.eq(rest.error_text(r { error = "Conflict", description = "binding with same name exists" }),
     "Conflict: binding with same name exists")
   t.eq(rest.error_text(r { description = "The allowed request limit of 600 requests has been reached." }),
@@ -351,7 +352,7 @@ end
 
 function T.error_text_redacted_and_capped()
   local secret = log.secret("canary-secret-7f3a9c")
-  local txt = rest.error_text({ status = 400, headers = {}, body = require("calm.json").encode(
+  local txt = rest.error_text({ status = 400, headers = {}, body = require("calm.lib.json").encode(
     { error = "invalid_request", error_description = "bad client_secret " .. secret .. "\n" .. string.rep("x", 500) }) })
   t.nofind(txt, secret)
   t.nofind(txt, "\n")
@@ -360,10 +361,10 @@ end
 
 function T.backoff_is_capped_full_jitter()
   rest.random = function() return 1 end
-  t.eq(rest.backoff(1), rest.policy.base)
-  t.eq(rest.backoff(20), rest.policy.cap)
+  t.eq(retry.backoff(1, nil, rest), rest.policy.base)
+  t.eq(retry.backoff(20, nil, rest), rest.policy.cap)
   rest.random = function() return 0 end
-  t.eq(rest.backoff(5), rest.policy.min)
+  t.eq(retry.backoff(5, nil, rest), rest.policy.min)
 end
 
 return T

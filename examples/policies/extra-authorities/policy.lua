@@ -3,7 +3,7 @@
 -- calmbind creates (or updates with --update-instance) gets it next to the
 -- two imp-cdm-feature-* ones Deployment needs.
 --   CALMBIND_PATH=examples/policies/extra-authorities calmbind get --out key.json
-local default = require "calm.policy_default"
+local default = require "calm.policy.default"
 
 return {
   authorities = function(c)

@@ -4,7 +4,7 @@
 --   text | nil, msg, code = format.format(k, "env"); format.output(text, {out =, show_secrets =})
 --   format.export(k, {format =, out =, show_secrets =, name =})
 --   text = format.result_json(result)   -- check's and verify's --json
-local json = require "calm.json"
+local json = require "calm.lib.json"
 local log = require "calm.log"
 local U = require "calm.key.util"
 local shown, is_nonempty_string, has_control, is_x509 =

@@ -99,7 +99,7 @@ function M.from_value(v, source, opts)
   if type(v) ~= "table" or (next(v) ~= nil and #v > 0) then
     return nil, source .. ": not a service key: the JSON is " .. kind_of(v) .. ", not an object", "INPUT"
   end
-  local input = require "calm.input"
+  local input = require "calm.lib.input"
   local kind, why = input.kind(v)
   local refused = input.refusal(kind, why, "calm", source)
   if refused then return nil, refused, "INPUT" end
@@ -123,7 +123,7 @@ end
 function M.parse(text, source, opts)
   local label = source and shown(source, 200) or "key"
   -- BOM, raw `cf service-key` output, what a file that is not JSON looks like
-  local v, msg = require("calm.input").decode(text, label)
+  local v, msg = require("calm.lib.input").decode(text, label)
   if v == nil then return nil, msg, "INPUT" end
   return M.from_value(v, label, opts)
 end

@@ -1,7 +1,7 @@
 -- calm.key.util: what the parts of calm.key share: constants, the helpers
 -- for messages (values shown escaped, on one line, never a secret), URLs,
 -- credential types, and the token and root URLs of a key.
-local json = require "calm.json"
+local json = require "calm.lib.json"
 local M = {}
 
 -- What `check` calls each envelope a key came in.

@@ -27,7 +27,7 @@ end
 -- {ok, problems, warnings, scopes, token_url, mtls, expires_in, zone, client, scenario}.
 -- A token the way the key's consumers get one | nil, message, code.
 local function fetch_token(k, opts, token_url)
-  local oauth = require "calm.oauth"
+  local oauth = require "calm.net.oauth"
   local grant, gmsg, gcode = oauth.grant_from_key(k.uaa, "key " .. k.source)
   if not grant then return nil, tostring(gmsg), gcode or "INPUT" end
   if opts.cacert and type(grant) == "table" and grant.cacert == nil then grant.cacert = opts.cacert end
@@ -42,10 +42,10 @@ local function fetch_token(k, opts, token_url)
   elseif tcode == "DEADLINE" then
     return nil, "no token from " .. token_url .. " before the deadline", "DEADLINE"
   end
-  -- every other failure is "cannot reach" (exit 1), also once calm.rest
+  -- every other failure is "cannot reach" (exit 1), also once calm.net.rest
   -- has used up its retries (RETRY_EXHAUSTED would be 5, the deadline's)
   if tcode == nil or tcode == "RETRY_EXHAUSTED" then tcode = "UNREACHABLE" end
-  -- calm.oauth's message names the key and the token URL already
+  -- calm.net.oauth's message names the key and the token URL already
   tmsg = tostring(tmsg)
   return nil, "cannot get a token" .. (tmsg:find(token_url, 1, true) and "" or (" from " .. token_url))
     .. ": " .. tmsg, tcode
@@ -53,7 +53,7 @@ end
 
 -- The token's scopes, and the Deployment ones among them.
 local function check_scopes(r, tok, claims)
-  if claims then r.scopes = require("calm.jwt").scopes(claims) or {} end
+  if claims then r.scopes = require("calm.lib.jwt").scopes(claims) or {} end
   if #r.scopes == 0 and type(tok.scope) == "string" then
     for s in tok.scope:gmatch("%S+") do r.scopes[#r.scopes + 1] = s end
   end
@@ -109,7 +109,7 @@ function M.verify(k, opts)
   r.problem = function(fmt, ...) r.problems[#r.problems + 1] = string.format(fmt, ...); r.ok = false end
   r.warn = function(fmt, ...) r.warnings[#r.warnings + 1] = string.format(fmt, ...) end
   local claims, jmsg = nil, "no access_token in the answer"
-  if type(tok.access_token) == "string" then claims, jmsg = require("calm.jwt").decode(tok.access_token) end
+  if type(tok.access_token) == "string" then claims, jmsg = require("calm.lib.jwt").decode(tok.access_token) end
   if not claims then r.problem("the token is not a readable JWT (%s)", tostring(jmsg)) end
   check_scopes(r, tok, claims)
   if claims then check_zone(r, claims, k.uaa) end

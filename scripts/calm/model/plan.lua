@@ -1,0 +1,380 @@
+-- calm.model.plan: the planner get and plan share, for the Service Manager and
+-- the Cloud Foundry runtime alike: from the decision (calm.model.paths), what
+-- exists (calm.model.inventory, with each key's token scopes from calm.key.probe) and
+-- the options, which steps to take -- no requests, no output. The
+-- executors (calm.ops.exec_sm, calm.ops.exec_cf) only carry the steps out.
+-- What each path and scenario asks for is data: calm.model.paths.PATHS; names,
+-- labels, authorities and adopt rules come from calm.policy.load.
+--
+--   steps = plan.steps(decision, inventory, o)
+--     o = {scenario, runtime, credential_type, instance_name?, binding_name?,
+--          update_instance?, x509_validity?, cis = bool (a central-plan key that
+--          works), cis_given = bool (any cis key), subaccount = guid?}
+--     steps = {entitlement = {op, why}, instance = {op, id?, name, why, parameters?},
+--              binding = {op, id?, name, why, parameters?}, notes, warnings,
+--              others, manual = text? (exit 4), usage = text? (exit 2), wait_for?}
+--     ops: entitlement "ok" | "assign" | "manual"; instance "adopt" | "create" |
+--     "update" | "recreate" | "refuse" | "manual"; binding "adopt" | "create" |
+--     "recreate" | "none"
+--   plan.read_only(steps) -> true when get would send no mutating request
+local paths = require "calm.model.paths"
+local names = require "calm.model.names"
+local inventory = require "calm.model.inventory"
+local has_label, usable_binding = inventory.has_label, inventory.usable_binding
+local M = {}
+
+local function binding_parameters(o, ctype)
+  return paths.binding_parameters({ credential_type = ctype, validity = o.x509_validity })
+end
+
+-- The binding that carries the Deployment scopes on an instance with the
+-- authorities: only one calmbind made (and labelled) after they were there.
+-- Candidates: --binding-name, else the default name, else
+-- "<instance>-deployment-key" (when the default name is taken by an older
+-- key, e.g. one made for monitoring). Returns {op = "adopt"|"create", ...}
+-- or nil, usage text.
+local function deployment_binding(inst, o, ctype)
+  local candidates = o.binding_name and { o.binding_name }
+    or { names.default_binding_name(inst.name, ctype, "deployment"), names.deployment_binding_name(inst.name, ctype) }
+  for _, n in ipairs(candidates) do
+    local b = inventory.find_binding(inst, n)
+    if not b then
+      return { op = "create", name = n, with_authorities = true,
+        why = "a new binding: only bindings created after the authorities were added carry them" }
+    end
+    if has_label(b, inventory.AUTH_LABEL) and b.state ~= "failed" and (b.ready or b.state == "pending")
+        and usable_binding({ ready = true, credential_type = b.credential_type }, ctype) then
+      return { op = "adopt", id = b.id, name = b.name, wait = b.state == "pending",
+        why = "the binding an earlier run created after adding the authorities" }
+    end
+  end
+  return nil, string.format("%s'%s': that binding already exists on instance '%s' and was not made by "
+    .. "calmbind after the imp-cdm-feature-* authorities were added (or is of another credential type), so "
+    .. "its key cannot carry the Deployment scopes; name a new binding with --binding-name",
+    o.binding_name and "--binding-name " or "binding ", candidates[1], tostring(inst.name))
+end
+
+-- The manual step for an instance another platform owns.
+local function owned_manual(inst)
+  local owner = inst.owner or "another platform"
+  local way = owner == "Cloud Foundry"
+      and "Rerun with --runtime cf --cf-api URL --cf-space GUID and CF_USERNAME/CF_PASSWORD in the environment"
+    or owner == "Kyma"
+      and "Get its key in the Kyma cluster (a ServiceBinding of the SAP BTP service operator)"
+    or "Get its key on that platform"
+  return string.format("instance '%s' (%s) is owned by %s (platform %s): Service Manager lists it "
+    .. "but cannot update or bind it. %s, or name a new instance in Service Manager with --instance-name N",
+    tostring(inst.name), tostring(inst.id), owner, tostring(inst.platform_id), way)
+end
+
+-- The update that adds the authorities to an existing instance. An update
+-- replaces the instance's xs-security authorities (BTP cannot return the old
+-- parameters), which can break other integrations: calmbind updates only an
+-- instance it created, or the one --update-instance names, with a warning.
+-- The xsappname is kept, never guessed; instance secrets stay allowed.
+local function update_step(s, d, target, o, ctype)
+  local name, id = tostring(target.name), tostring(target.id)
+  if not target.ours and o.update_instance ~= target.name then
+    s.instance = { op = "refuse", id = target.id, name = target.name, why = "not created by calmbind" }
+    s.usage = s.usage or string.format("instance '%s' (%s) lacks the imp-cdm-feature-* authorities and calmbind did "
+      .. "not create it: adding them replaces its xs-security authorities (BTP cannot show the current ones, e.g. "
+      .. "calm-api.* authorities of other SAP integrations); to update it anyway pass --update-instance %s, or "
+      .. "leave out --instance-name and calmbind creates an instance of its own", name, id, name)
+    return
+  end
+  local xsapp = target.xsappname or (target.ours and target.name) or nil
+  if not xsapp then
+    s.instance = { op = "manual", id = target.id, name = target.name, why = "xsappname unknown" }
+    s.manual = s.manual or string.format("instance '%s' (%s) needs the imp-cdm-feature-* authorities, and an "
+      .. "update must keep its xsappname, which only a binding shows (uaa.xsappname) and it has none: create a "
+      .. "binding for it in the BTP cockpit (any name), then rerun", name, id)
+    return
+  end
+  -- a binding without credential-type is an instance-secret binding
+  local keep_instance_secret = false
+  for _, b in ipairs(target.bindings) do
+    if b.credential_type == nil or b.credential_type == "instance-secret" then keep_instance_secret = true end
+  end
+  s.instance = { op = "update", id = target.id, name = target.name, xsappname = xsapp,
+    why = string.format("%s, scenario deployment: add the two imp-cdm-feature-* authorities to the existing "
+      .. "instance '%s', keeping its xsappname %s%s%s", d.path, name, xsapp,
+      xsapp == target.id and " (its GUID: it was created without parameters)" or "",
+      target.state == "update-failed" and " (an earlier update failed: updating again)" or ""),
+    parameters = paths.instance_parameters(xsapp, { authorities = true, runtime = o.runtime,
+      credential_type = ctype, keep_instance_secret = keep_instance_secret }) }
+  if keep_instance_secret then
+    s.notes[#s.notes + 1] = string.format("instance '%s' keeps allowing instance-secret keys: its existing keys use them", name)
+  end
+  if not target.ours then
+    local xs = s.instance.parameters["xs-security"]
+    s.warnings[#s.warnings + 1] = string.format("updating instance '%s', which calmbind did not create (--update-instance): "
+      .. "its xs-security authorities are replaced by %s and its credential-types by %s; any other authorities it had "
+      .. "(e.g. calm-api.* of other SAP integrations) are dropped, and BTP cannot show them", name,
+      table.concat(xs.authorities, ", "), xs["oauth2-configuration"] and table.concat(
+        xs["oauth2-configuration"]["credential-types"], ", ") or "the broker's default")
+  end
+end
+
+-- A binding of the wanted kind whose token XSUAA refused (calm.key.probe).
+local function refused_binding(inst, ctype)
+  for _, b in ipairs(inst.bindings) do
+    if not b.system and b.probe and b.probe.refused
+        and usable_binding({ ready = true, credential_type = b.credential_type }, ctype) then
+      return b
+    end
+  end
+  return nil
+end
+
+-- Adopts the key whose token already carries both imp-cdm-feature-* scopes
+-- (calm.key.probe), within --instance-name / --binding-name: no instance update,
+-- no new binding. Returns true when it did.
+local function adopt_scoped_key(s, inv, o, ctype)
+  local b, inst = inventory.deployment_key(inv, { instance_name = o.instance_name,
+    binding_name = o.binding_name, credential_type = ctype })
+  if not b then return false end
+  s.instance = { op = "adopt", id = inst.id, name = inst.name,
+    why = "its binding '" .. tostring(b.name) .. "' already has a token with both imp-cdm-feature-* scopes" }
+  s.binding = { op = "adopt", id = b.id, name = b.name, scoped = true,
+    why = "its token already carries both imp-cdm-feature-* scopes (checked before any change): "
+      .. "no instance update, no new binding" }
+  s.others = {}
+  return true
+end
+
+local function entitlement_step(s, inv, o)
+  if inv.plan then
+    s.entitlement = { op = "ok", why = "the SAPCloudALMAPIs offering and plan standard are visible in Service Manager" }
+  elseif o.cis and o.subaccount then
+    s.entitlement = { op = "assign", why = "SAP Cloud ALM API / standard is not entitled to the subaccount: "
+      .. "assign it through the Entitlements API (--cis-key)" }
+  elseif o.cis then
+    s.entitlement = { op = "manual", why = "not entitled, and --subaccount GUID is missing to assign it with --cis-key" }
+    s.manual = "SAP Cloud ALM API is not entitled to the subaccount; pass --subaccount GUID with --cis-key, or:\n  "
+      .. paths.ENTITLEMENT_STEPS
+  else
+    -- a local-plan cis key reads dates but cannot assign entitlements
+    s.entitlement = { op = "manual", why = "SAP Cloud ALM API / standard is not entitled to the subaccount and "
+      .. (o.cis_given and "no central-plan cis key was given (a local-plan key cannot assign entitlements)"
+        or "no --cis-key was given") }
+    s.manual = "SAP Cloud ALM API is not entitled to the subaccount (the SAPCloudALMAPIs offering is not "
+      .. "visible in Service Manager)" .. (o.cis_given and "; the cis key given is a local-plan key, which cannot "
+        .. "assign entitlements (a central-plan key can)" or "") .. ".\n  " .. paths.ENTITLEMENT_STEPS
+  end
+end
+
+local function first(inv, pred)
+  for _, i in ipairs(inv.instances) do if pred(i) then return i end end
+  return nil
+end
+
+-- The instance to give the authorities: the named or default one, else one
+-- an earlier run gave them (any name: no second instance), else one another
+-- platform owns (the user's to choose, not a reason for a second one).
+local function authorities_target(inv, o, name)
+  local t = inventory.find_instance(inv, name)
+  if t or o.instance_name then return t end
+  return first(inv, function(i) return i.has_authorities and not i.cf_owned and i.state ~= "failed" end)
+    or first(inv, function(i) return i.cf_owned end)
+end
+
+-- The instance to adopt as it is: the named one (or the default one where
+-- the path creates it), else SAP's generated one, else the oldest ready one.
+local function adopt_target(inv, o, name)
+  local t = name and inventory.find_instance(inv, name) or nil
+  if t or o.instance_name then return t end
+  return inventory.generated_instance(inv)
+    or first(inv, function(i) return i.ready and not i.cf_owned and i.state ~= "failed" end)
+    or first(inv, function(i) return i.cf_owned end)
+end
+
+local function create_step(s, d, inv, o, name, need_auth, rule, ctype)
+  local why
+  if need_auth then
+    why = string.format("%s, scenario deployment: a new instance '%s' with the two imp-cdm-feature-* authorities "
+      .. "(xsappname = the instance name)", d.path, name)
+  elseif rule.default_instance then
+    why = string.format("%s: no instance exists; creating '%s'%s", d.path, name,
+      rule.with_authorities and " with the two imp-cdm-feature-* authorities" or " (monitoring: no authorities needed)")
+  elseif o.instance_name and inventory.generated_instance(inv) then
+    why = string.format("%s: no instance named '%s' exists; creating it as asked (the generated instance '%s' stays "
+      .. "as it is; leave out --instance-name to use its key)", d.path, name, inventory.generated_instance(inv).name)
+  else
+    why = string.format("%s: no instance %s exists (the generated one was deleted?); creating '%s'",
+      d.path, o.instance_name and ("named '" .. o.instance_name .. "'") or "of SAPCloudALMAPIs", name)
+  end
+  s.instance = { op = "create", name = name, why = why,
+    parameters = paths.instance_parameters(name, { authorities = rule.with_authorities, runtime = o.runtime,
+      credential_type = ctype }) }
+end
+
+-- What to do with the instance found: wait for, recreate, refuse, update or adopt it.
+local function instance_step(s, d, target, o, need_auth, rule, ctype)
+  if target.cf_owned and o.runtime ~= "cf" then
+    s.instance = { op = "manual", id = target.id, name = target.name, why = "owned by " .. tostring(target.owner) }
+    s.manual = s.manual or owned_manual(target)
+  elseif target.state == "failed" or (not target.ready and target.state ~= "pending") then
+    if target.ours and #target.bindings == 0 then
+      s.instance = { op = "recreate", id = target.id, name = target.name,
+        why = "instance '" .. tostring(target.name) .. "' is a failed leftover of an earlier calmbind run "
+          .. "(ready: false): delete it and create it again",
+        parameters = paths.instance_parameters(target.name, { authorities = rule.with_authorities,
+          runtime = o.runtime, credential_type = ctype }) }
+    else
+      s.instance = { op = "manual", id = target.id, name = target.name, why = "not ready" }
+      s.manual = s.manual or string.format("instance '%s' (%s) is not ready (its create failed); %s: delete or "
+        .. "repair it in the BTP cockpit, or use another --instance-name", tostring(target.name), tostring(target.id),
+        target.ours and "it has bindings, so calmbind does not delete it" or "calmbind did not create it, so it is left alone")
+    end
+  else
+    -- an operation still running (a create that outlived an earlier run's
+    -- --timeout, say) is waited for, never taken for a failure
+    if target.state == "pending" then s.wait_for = { id = target.id, name = target.name } end
+    if need_auth and not target.has_authorities then
+      update_step(s, d, target, o, ctype)
+    else
+      s.instance = { op = "adopt", id = target.id, name = target.name,
+        why = need_auth and ("instance '" .. target.name .. "' already carries the authorities (label "
+            .. inventory.AUTH_LABEL .. ")")
+          or target.generated and "the instance SAP generated at provisioning"
+          or (o.instance_name and "the instance named by --instance-name")
+          or "the existing SAPCloudALMAPIs instance" }
+    end
+  end
+end
+
+-- The binding --binding-name names on an instance adopted as it is.
+local function named_binding_step(s, target, o, ctype)
+  local b = inventory.find_binding(target, o.binding_name)
+  if b and b.state == "pending" then
+    s.binding = { op = "adopt", id = b.id, name = b.name, wait = true,
+      why = "the binding named by --binding-name (its create is still running: wait for it)" }
+  elseif b and b.ready and b.state ~= "failed" then
+    if not usable_binding(b, ctype) then
+      s.binding = { op = "none", why = "see below" }
+      s.usage = s.usage or string.format("--binding-name '%s' is a %s key, not %s: name another binding",
+        b.name, tostring(b.credential_type), ctype)
+    else
+      s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding named by --binding-name" }
+    end
+  elseif b and not b.ours then
+    s.binding = { op = "none", why = "see below" }
+    s.usage = s.usage or string.format("--binding-name '%s': that binding's create failed and calmbind did not "
+      .. "create it, so it leaves it alone: delete it in the BTP cockpit or name another binding", b.name)
+  elseif b then
+    s.binding = { op = "recreate", id = b.id, name = b.name, why = "binding '" .. b.name
+      .. "' exists but its create failed: delete it and create it again", parameters = binding_parameters(o, ctype) }
+  else
+    s.binding = { op = "create", name = o.binding_name, why = "no binding named '" .. o.binding_name .. "' exists",
+      parameters = binding_parameters(o, ctype) }
+  end
+end
+
+-- The binding to adopt on an instance adopted as it is: an earlier run's,
+-- else the oldest one calm.policy.load lets adopt, else a new one.
+local function adopt_binding_step(s, target, o, ctype)
+  local default = names.default_binding_name(target.name, ctype, o.scenario)
+  local b = inventory.find_binding(target, default)
+  if b and b.state == "pending" then
+    s.binding = { op = "adopt", id = b.id, name = b.name, wait = true,
+      why = "the binding an earlier run created (still being created: wait for it)" }
+    return
+  elseif b and usable_binding(b, ctype) then
+    s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding an earlier run created" }
+    return
+  end
+  b = inventory.pick_binding(target, ctype, { scenario = o.scenario, runtime = o.runtime, credential_type = ctype })
+  local refused = not b and refused_binding(target, ctype)
+  if b then
+    s.binding = { op = "adopt", id = b.id, name = b.name,
+      why = target.generated and "the credentials SAP generated at provisioning" or "the oldest ready binding" }
+  elseif refused then
+    -- not silently replaced: verification before writing names it
+    s.binding = { op = "adopt", id = refused.id, name = refused.name, refused = true,
+      why = "the only key, although XSUAA refused its token (revoked?)" }
+  else
+    s.binding = { op = "create", name = default, why = ctype == "x509"
+        and "the instance has no x509 key (the instance must allow x509 keys)"
+        or "the instance has no usable binding", parameters = binding_parameters(o, ctype) }
+  end
+end
+
+local function binding_step(s, target, o, need_auth, ctype)
+  local inst = s.instance
+  if inst and (inst.op == "adopt" or inst.op == "update") and target and need_auth then
+    -- the instance has (or is about to get) the authorities
+    local b, problem = deployment_binding(target, o, ctype)
+    if b then
+      b.parameters = b.op == "create" and binding_parameters(o, ctype) or nil
+      s.binding = b
+    else
+      s.binding = { op = "none", why = "see below" }
+      s.usage = s.usage or problem
+    end
+  elseif inst and inst.op == "adopt" and target then
+    if o.binding_name then named_binding_step(s, target, o, ctype) else adopt_binding_step(s, target, o, ctype) end
+  elseif inst and (inst.op == "create" or inst.op == "update" or inst.op == "recreate") then
+    s.binding = { op = "create", name = o.binding_name or names.default_binding_name(inst.name, ctype, o.scenario),
+      with_authorities = o.scenario ~= "monitoring" or nil, why = "a binding of the new instance",
+      parameters = binding_parameters(o, ctype) }
+  end
+end
+
+-- Every other Cloud ALM API key of the tenant is one Landscape Management
+-- or /SDF/ALM_SETUP may hold today (it keeps one key per tenant), whichever
+-- instance it belongs to; keys Cloud ALM made for managed systems
+-- (<SID>_<client>_<sysno>) are its own business.
+local function others(s, inv)
+  s.others = {}
+  if not (s.binding and s.binding.op == "create") then return end
+  for _, i in ipairs(inv.instances) do
+    for _, b in ipairs(i.bindings) do
+      if not b.system then
+        s.others[#s.others + 1] = { name = b.name, instance = i.name, credential_type = b.credential_type,
+          generated = i.generated or nil, ours = b.ours or nil }
+      end
+    end
+  end
+end
+
+function M.steps(d, inv, o)
+  local s = { notes = {}, warnings = {} }
+  local ctype = o.credential_type or "binding-secret"
+  local rule = paths.rule(d.path, o.scenario)
+  entitlement_step(s, inv, o)
+  -- the key is the best evidence: one that already fits is adopted as it is
+  if o.scenario ~= "monitoring" and adopt_scoped_key(s, inv, o, ctype) then return s end
+
+  local need_auth = rule.authorities == true or (rule.authorities == "when-keys-lack" and d.keys_lack_scopes == true)
+  local name = o.instance_name or ((need_auth or rule.default_instance)
+    and names.default_instance_name(o.scenario, o.runtime)) or nil
+  local target = need_auth and authorities_target(inv, o, name) or (not need_auth and adopt_target(inv, o, name))
+  if target then
+    instance_step(s, d, target, o, need_auth, rule, ctype)
+  else
+    create_step(s, d, inv, o, name or names.default_instance_name(o.scenario, o.runtime), need_auth, rule, ctype)
+  end
+  if s.entitlement.op ~= "ok" and s.instance and s.instance.op ~= "manual" then
+    s.instance.after_entitlement = true
+  end
+  binding_step(s, target or nil, o, need_auth, ctype)
+  others(s, inv)
+  -- the strict name rules are for creating; an existing instance is adopted
+  -- whatever its name
+  if s.instance and s.instance.op == "create" then
+    local ok, msg = names.check_instance_name(s.instance.name)
+    if not ok then s.usage = s.usage or (msg .. " (to create an instance)") end
+  end
+  return s
+end
+
+-- True when the steps send no mutating request.
+function M.read_only(s)
+  if s.manual or s.usage then return true end
+  if s.entitlement.op == "assign" then return false end
+  if s.instance and s.instance.op ~= "adopt" then return false end
+  if s.binding and s.binding.op ~= "adopt" then return false end
+  return true
+end
+
+return M

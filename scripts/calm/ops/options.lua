@@ -1,0 +1,215 @@
+-- calm.ops.options: the options of get and plan, checked before any request.
+--
+--   spec = options.spec("get" | "plan")        -- for calm.lib.cli.parse
+--   ok | nil, msg, code = options.validate(opts, mode)
+--   key_table | nil, msg, code = options.load_json_key(opts, "sm-key" | "cis-key")
+--   ok | nil, msg, code = options.connect(ctx)  -- ctx.sm, ctx.cis_keys from the key files
+local paths = require "calm.model.paths"
+local names = require "calm.model.names"
+local key_util = require "calm.key.util"
+local M = {}
+
+local function getenv(name)
+  local ok, v = pcall(function() return os.getenv(name) end)
+  if ok and v ~= "" then return v end
+  return nil
+end
+M.getenv = getenv
+
+function M.spec(command)
+  local get = command == "get"
+  local spec = {
+    command = command,
+    summary = get
+      and "Decide the provisioning-date path, find or create the SAP Cloud ALM API instance and binding, export the key."
+      or "Same decision as get, read-only: print what get would find, create, update or leave alone, and why.",
+    options = {
+      ["sm-key"] = { arg = "FILE", env = "CALMBIND_SM_KEY",
+        help = "Service Manager binding (plan subaccount-admin)" },
+      ["cis-key"] = { arg = "FILE", env = "CALMBIND_CIS_KEY",
+        help = "Cloud Management service (cis) key, plan central (subaccount date, entitlement assignment) "
+          .. "or local (subscription date)" },
+      ["cis-key2"] = { arg = "FILE", env = "CALMBIND_CIS_KEY2",
+        help = "a second cis key, of the other plan" },
+      subaccount = { arg = "GUID", help = "the SAP Cloud ALM subaccount (default: the --sm-key's)" },
+      provisioned = { arg = "DATE", default = "auto", help = "YYYY-MM-DD, or auto: detect from evidence" },
+      scenario = { arg = "S", choices = { "deployment", "monitoring" }, default = "deployment",
+        help = "deployment needs the imp-cdm-feature-* authorities" },
+      ["instance-name"] = { arg = "N", help = "instance to create or adopt (to create: <= 32 of letters, digits, -, _)" },
+      ["update-instance"] = { arg = "N", help = "allow adding the authorities to this instance although calmbind "
+        .. "did not create it (replaces its xs-security authorities)" },
+      ["binding-name"] = { arg = "N", help = "binding to create or adopt (not <SID>_<client>_<sysno>)" },
+      runtime = { arg = "R", choices = { "sm", "cf" }, default = "sm",
+        help = "sm (\"Other\" environment) or cf (legacy Cloud Foundry space)" },
+      ["cf-api"] = { arg = "URL", help = "Cloud Foundry API endpoint (with --runtime cf)" },
+      ["cf-space"] = { arg = "GUID", help = "Cloud Foundry space GUID (with --runtime cf)" },
+      ["cf-origin"] = { arg = "ORIGIN", env = "CF_ORIGIN",
+        help = "identity provider of the Cloud Foundry user (origin key, as cf login --origin)" },
+      ["credential-type"] = { arg = "T", choices = { "binding-secret", "x509" }, default = "binding-secret",
+        help = "kind of key to create" },
+      ["x509-validity"] = { arg = "N", help = "validity of a new x509 key: days, or Nd, Nm, Ny (default 7d)" },
+      report = { arg = "FILE", help = "write a JSON run report there (no secrets)" },
+    },
+  }
+  if get then
+    spec.options.out = { arg = "FILE", help = "write the key there (mode 0600, atomic) instead of stdout" }
+    spec.options.format = { arg = "F", choices = key_util.FORMATS or { "json", "alm-setup", "env", "vcap" },
+      default = "json", help = "json (bare key), alm-setup, env, vcap" }
+    spec.options["no-verify"] = { flag = true,
+      help = "write the key without checking it live first (token, scopes, zone)" }
+    spec.options.verify = { flag = true, help = "the default: verify the key before writing it" }
+    spec.options["show-secrets"] = { flag = true, allow_secret_name = true,
+      help = "allow printing the key to a terminal" }
+  end
+  if not get then
+    spec.options.json = { flag = true, help = "print the run report (JSON, no secrets) instead of text" }
+    spec.options["detailed-exitcode"] = { flag = true,
+      help = "exit 7 when get would change something, 0 when it would only read" }
+  end
+  return spec
+end
+
+-- The names and values get and plan act on: the admin's policy.lua, the
+-- date, the instance, binding and x509 options. Returns true | nil, msg, code.
+local function check_values(opts)
+  -- the admin's policy.lua is read now: a mistake in it is bad input, found
+  -- before any request
+  local pok, perr = pcall(require, "calm.policy.load")
+  if not pok then return nil, "policy: " .. tostring(perr), "USAGE" end
+  if opts.provisioned ~= "auto" then
+    local ok, msg, code = paths.check_date(opts.provisioned)
+    if not ok then return nil, msg, code end
+  end
+  local upd = opts["update-instance"]
+  if upd then
+    local ok, msg, code = names.check_instance_ref(upd, "--update-instance")
+    if not ok then return nil, msg, code end
+    if opts["instance-name"] and opts["instance-name"] ~= upd then
+      return nil, "--update-instance " .. upd .. " and --instance-name " .. opts["instance-name"]
+        .. " name different instances; --update-instance alone is enough", "USAGE"
+    end
+    opts["instance-name"] = upd
+  end
+  if opts["instance-name"] then
+    local ok, msg, code = names.check_instance_ref(opts["instance-name"])
+    if not ok then return nil, msg, code end
+  end
+  if opts["x509-validity"] then
+    if opts["credential-type"] ~= "x509" then
+      return nil, "--x509-validity needs --credential-type x509", "USAGE"
+    end
+    local v, msg, code = paths.parse_validity(opts["x509-validity"])
+    if not v then return nil, msg, code end
+    opts.x509_validity = v
+  end
+  if opts.verify and opts["no-verify"] then
+    return nil, "--verify and --no-verify contradict each other", "USAGE"
+  end
+  if opts["binding-name"] then
+    return names.check_binding_name(opts["binding-name"])
+  end
+  return true
+end
+
+-- The runtime's own options: --runtime cf needs its endpoint, space and
+-- login; sm needs the Service Manager key. Returns true | nil, msg, code.
+local function check_runtime(opts)
+  if opts.runtime == "cf" then
+    if not opts["cf-api"] then return nil, "--runtime cf needs --cf-api URL", "USAGE" end
+    if not opts["cf-space"] then return nil, "--runtime cf needs --cf-space GUID", "USAGE" end
+    local login, lmsg, lcode = require("calm.btp.cf").login_from_env(opts)
+    if not login then return nil, lmsg, lcode end
+    if opts["credential-type"] == "x509" then
+      return nil, "--credential-type x509 is not available with --runtime cf (CF keys are instance secrets)", "USAGE"
+    end
+  else
+    if opts["cf-api"] or opts["cf-space"] then
+      return nil, "--cf-api and --cf-space need --runtime cf", "USAGE"
+    end
+    if not opts["sm-key"] then
+      return nil, "missing --sm-key FILE or CALMBIND_SM_KEY (the Service Manager binding, plan subaccount-admin)", "USAGE"
+    end
+  end
+  return true
+end
+
+-- What a request needs or leaves behind, checked before the first one: the
+-- subaccount GUID, --cacert, --report, and for get where the key goes
+-- (--out's directory, a terminal without --show-secrets).
+local function check_files(opts, mode)
+  local input = require "calm.lib.input"
+  if opts.subaccount and not input.is_guid(opts.subaccount) then
+    return nil, "--subaccount must be a GUID (8-4-4-4-12 hexadecimal digits, as the cockpit shows "
+      .. "the subaccount ID)", "USAGE"
+  end
+  if opts.cacert then
+    local ok, msg, code = input.check_cacert(opts.cacert)
+    if not ok then return nil, msg, code end
+  end
+  local inputs = { { "--sm-key", opts["sm-key"] }, { "--cis-key", opts["cis-key"] },
+    { "--cis-key2", opts["cis-key2"] }, { "--cacert", opts.cacert } }
+  if opts.report then
+    local ok, msg, code = input.check_output("--report", opts.report)
+    if ok then ok, msg, code = input.check_not_input("--report", opts.report, inputs) end
+    if not ok then return nil, msg, code end
+  end
+  if mode == "get" then
+    -- where the key goes is checked now, not after the instance and binding exist
+    local fs = require "calm.fs"
+    local out = opts.out
+    if out and out ~= "-" then
+      local ok, msg, code = input.check_output("--out", out)
+      inputs[#inputs + 1] = { "--report", opts.report }
+      if ok then ok, msg, code = input.check_not_input("--out", out, inputs) end
+      if not ok then return nil, msg, code end
+    elseif not opts["show-secrets"] and fs.isatty("stdout") then
+      return nil, "refusing to print the key's secret to a terminal: use --out FILE, "
+        .. "pipe the output, or add --show-secrets", "USAGE"
+    end
+  end
+  return true
+end
+
+-- Checks every option before any request is sent. mode "get" also checks
+-- where the key goes (--out's directory, a terminal without --show-secrets).
+function M.validate(opts, mode)
+  local ok, msg, code = check_values(opts)
+  if ok then ok, msg, code = check_runtime(opts) end
+  if ok then ok, msg, code = check_files(opts, mode) end
+  if not ok then return nil, msg, code end
+  return true
+end
+
+-- The clients the key options name, each key file read before any request:
+-- ctx.sm (--sm-key) and ctx.cis_keys (cis keys of either plan; gather tells
+-- which does what, calm.btp.cisplan). Messages name a key as given (CALMBIND_SM_KEY
+-- or --sm-key); every request is listed in ctx.report.actions.
+-- Returns true | nil, msg, code.
+function M.connect(ctx)
+  local opts = ctx.opts
+  local on_action = function(a) ctx.report.actions[#ctx.report.actions + 1] = a end
+  if opts["sm-key"] then
+    local t, msg, code = M.load_json_key(opts, "sm-key")
+    if not t then return nil, msg, code end
+    local c
+    c, msg, code = require("calm.btp.sm").from_key(t, { cacert = opts.cacert, on_action = on_action,
+      what = "the Service Manager key (" .. opts["sm-key"] .. ")" })
+    if not c then return nil, msg, code end
+    ctx.sm = c
+  end
+  local label = require("calm.lib.cli").label
+  local keys, msg, code = require("calm.btp.cisplan").load_keys({ { label(opts, "cis-key"), opts["cis-key"] },
+    { label(opts, "cis-key2"), opts["cis-key2"] } }, { cacert = opts.cacert, on_action = on_action })
+  if not keys then return nil, msg, code end
+  ctx.cis_keys = keys
+  return true
+end
+
+-- Reads a key file (calm.lib.input: not JSON, or a key of the wrong kind, is
+-- INPUT); a binding envelope {credentials: {...}} is unwrapped.
+function M.load_json_key(opts, name)
+  local label = require("calm.lib.cli").label(opts, name) -- CALMBIND_SM_KEY or --sm-key, as given
+  return require("calm.lib.input").load_key(opts[name], name == "sm-key" and "sm" or "cis", label)
+end
+
+return M
