@@ -30,13 +30,12 @@ void calm_lbuf_push(lua_State *L, calm_buf *b);
  * __gc and __close both call release. */
 void calm_set_releaser(lua_State *L, const char *meta, lua_CFunction release);
 
-/* ---- lcodec.c -------------------------------------------------------------- */
 /* Appends the table at idx form-encoded (keys sorted bytewise, space as '+')
  * to out. Returns 0; -1 with a message pushed for a key that is not a string
  * or a value that is not a string or number; -2 when memory runs out. */
 int calm_form_encode(lua_State *L, int idx, calm_buf *out);
 
-/* ---- scheduler seam (ltask.c, loop.c, transfer.c) ----------------------------
+/* ---- scheduler seam (flow.c, transfer.c, loop.c, taskrun.c) ----------------------------
  * A flow is a coroutine the scheduler owns. A C function running in a flow
  * parks it on a transfer and returns calm_sched_park(); when curl reports
  * the transfer done the scheduler calls finish(), which pushes the values the

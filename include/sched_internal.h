@@ -1,5 +1,6 @@
-/* sched_internal.h: the scheduler's state, shared by the event loop (loop.c,
- * transfer.c, flowq.c) and the calm.task module (ltask.c). Not for anything else. */
+/* sched_internal.h: the scheduler's state, shared by the event loop (flowq.c,
+ * flow.c, transfer.c, loop.c, in that order from below) and the calm.task
+ * module above it (ltask.c, taskrun.c). Not for anything else. */
 #ifndef SCHED_INTERNAL_H
 #define SCHED_INTERNAL_H
 
@@ -82,19 +83,22 @@ void calm_timer_remove(sched *s, flow *f);
 flow *calm_timer_top(sched *s);               /* earliest due, or NULL */
 void calm_timer_free(sched *s);
 
+/* flow.c: a flow's links and wake-up (below transfer.c and loop.c). */
+void calm_flow_unwait(flow *f);               /* leaves the waiters of the flow it waits for */
+void calm_flow_unsleep(sched *s, flow *f);    /* no longer counted as sleeping */
+void calm_flow_ready(sched *s, flow *f, int nargs); /* unparks f; nargs values on f->co */
+void calm_flow_push_fail(lua_State *co, const char *msg, const char *code); /* nil, msg, code */
+/* Sets (a copy of) label as the flow's log label; 0, or -1 out of memory. */
+int calm_flow_set_label(flow *f, const char *label);
+
 /* transfer.c: flows parked on a transfer (calm_sched_park), the task.limit cap. */
 int calm_loop_limit(sched *s);                /* task.limit within the fd limit */
 void calm_loop_start_queued(sched *s);        /* starts queued transfers while slots are free */
 void calm_loop_drop_transfer(sched *s, flow *f); /* no-op unless FLOW_HTTP / FLOW_QUEUED */
 void calm_loop_collect(sched *s);             /* finished transfers resume their flows */
 
-/* loop.c */
-void calm_loop_ready(sched *s, flow *f, int nargs); /* unparks f; nargs values on f->co */
-
-/* ltask.c: sets (a copy of) label as the flow's log label; 0, or -1 out of memory. */
-int calm_flow_set_label(flow *f, const char *label);
+/* loop.c: the loop itself, flows made and finished. */
 void calm_loop_detach(sched *s, flow *f);
-void calm_loop_push_fail(lua_State *co, const char *msg, const char *code);
 int calm_loop_push_outcome(lua_State *to, flow *f);
 void calm_loop_fail(lua_State *L, sched *s, flow *f, const char *msg);
 void calm_loop_run_until(lua_State *L, sched *s, flow *until);

@@ -1,7 +1,11 @@
-/* lbuf.c: the one buffer type the Lua modules share: a calm_buf in a
+/* lbuf.c: what the Lua modules share. The one buffer type: a calm_buf in a
  * userdata whose __gc and __close wipe and free it. A C function builds a
  * string (possibly a secret) in it; if a Lua call raises on the way (memory),
- * the collector or the to-be-closed slot still wipes and frees the bytes. */
+ * the collector or the to-be-closed slot still wipes and frees the bytes.
+ * And the form encoder that codec.form_encode and http.request{form=} use. */
+#include <stdlib.h>
+#include <string.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -38,4 +42,64 @@ void calm_lbuf_push(lua_State *L, calm_buf *b)
 {
     lua_pushlstring(L, b->data ? b->data : "", b->len);
     calm_buf_free(b);
+}
+
+struct kv { const char *k; size_t kn; };
+
+static int kv_cmp(const void *a, const void *b)
+{
+    const struct kv *x = a, *y = b;
+    size_t n = x->kn < y->kn ? x->kn : y->kn;
+    int c = memcmp(x->k, y->k, n);
+    if (c)
+        return c;
+    return (x->kn > y->kn) - (x->kn < y->kn);
+}
+
+int calm_form_encode(lua_State *L, int idx, calm_buf *out)
+{
+    struct kv *keys;
+    size_t count = 0, i;
+
+    idx = lua_absindex(L, idx);
+    /* First pass: validate and count, so nothing is built for a bad table. */
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pushfstring(L, "keys must be strings, got %s", luaL_typename(L, -2));
+            return -1;
+        }
+        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+            lua_pushfstring(L, "value of '%s' must be a string or number, got %s",
+                            lua_tostring(L, -2), luaL_typename(L, -1));
+            return -1;
+        }
+        count++;
+        lua_pop(L, 1);
+    }
+    /* The key strings stay anchored by the table, so pointers to them are
+     * valid for the rest of this call. */
+    keys = lua_newuserdatauv(L, (count ? count : 1) * sizeof *keys, 0);
+    i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        keys[i].k = lua_tolstring(L, -2, &keys[i].kn);
+        i++;
+        lua_pop(L, 1);
+    }
+    qsort(keys, count, sizeof *keys, kv_cmp);
+    for (i = 0; i < count; i++) {
+        size_t vn;
+        const char *v;
+        lua_pushlstring(L, keys[i].k, keys[i].kn);
+        lua_rawget(L, idx);
+        /* a number is converted on this copy, so the table is not changed */
+        v = lua_tolstring(L, -1, &vn);
+        if ((i && calm_buf_putc(out, '&') != 0) || calm_url_encode(keys[i].k, keys[i].kn, 1, out) != 0 ||
+            calm_buf_putc(out, '=') != 0 || calm_url_encode(v, vn, 1, out) != 0)
+            return -2;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);   /* keys */
+    return 0;
 }

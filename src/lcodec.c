@@ -76,66 +76,6 @@ static int codec_transform(lua_State *L)
     return 1;
 }
 
-struct kv { const char *k; size_t kn; };
-
-static int kv_cmp(const void *a, const void *b)
-{
-    const struct kv *x = a, *y = b;
-    size_t n = x->kn < y->kn ? x->kn : y->kn;
-    int c = memcmp(x->k, y->k, n);
-    if (c)
-        return c;
-    return (x->kn > y->kn) - (x->kn < y->kn);
-}
-
-int calm_form_encode(lua_State *L, int idx, calm_buf *out)
-{
-    struct kv *keys;
-    size_t count = 0, i;
-
-    idx = lua_absindex(L, idx);
-    /* First pass: validate and count, so nothing is built for a bad table. */
-    lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        if (lua_type(L, -2) != LUA_TSTRING) {
-            lua_pushfstring(L, "keys must be strings, got %s", luaL_typename(L, -2));
-            return -1;
-        }
-        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
-            lua_pushfstring(L, "value of '%s' must be a string or number, got %s",
-                            lua_tostring(L, -2), luaL_typename(L, -1));
-            return -1;
-        }
-        count++;
-        lua_pop(L, 1);
-    }
-    /* The key strings stay anchored by the table, so pointers to them are
-     * valid for the rest of this call. */
-    keys = lua_newuserdatauv(L, (count ? count : 1) * sizeof *keys, 0);
-    i = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        keys[i].k = lua_tolstring(L, -2, &keys[i].kn);
-        i++;
-        lua_pop(L, 1);
-    }
-    qsort(keys, count, sizeof *keys, kv_cmp);
-    for (i = 0; i < count; i++) {
-        size_t vn;
-        const char *v;
-        lua_pushlstring(L, keys[i].k, keys[i].kn);
-        lua_rawget(L, idx);
-        /* a number is converted on this copy, so the table is not changed */
-        v = lua_tolstring(L, -1, &vn);
-        if ((i && calm_buf_putc(out, '&') != 0) || calm_url_encode(keys[i].k, keys[i].kn, 1, out) != 0 ||
-            calm_buf_putc(out, '=') != 0 || calm_url_encode(v, vn, 1, out) != 0)
-            return -2;
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);   /* keys */
-    return 0;
-}
-
 /* codec.form_encode(t) -> string: application/x-www-form-urlencoded, keys
  * sorted bytewise so the same table always gives the same body (stable
  * request logs and test expectations). Keys must be strings, values strings

@@ -11,23 +11,11 @@
 
 #include "sched_internal.h"
 
-const char calm_sched_key = 's';
-
 double calm_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-sched *calm_sched_get(lua_State *L)
-{
-    sched *s;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &calm_sched_key);
-    s = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (!s) luaL_error(L, "calm.task: scheduler not initialised");
-    return s;
 }
 
 void calm_sched_check_flow(lua_State *L, const char *what)
@@ -45,21 +33,16 @@ double calm_sched_remaining(lua_State *L)
     return f->deadline - calm_now();
 }
 
-/* Leaves the waiters list of the flow it waited for. */
-static void unwait(flow *f)
+int calm_sched_scope_live(lua_State *L, unsigned scope)
 {
-    flow *t = f->target;
-    if (!t) return;
-    if (f->wprev) f->wprev->wnext = f->wnext; else if (t->waiters == f) t->waiters = f->wnext;
-    if (f->wnext) f->wnext->wprev = f->wprev;
-    f->wnext = f->wprev = NULL;
-    f->target = NULL;
-}
-
-static void unsleep(sched *s, flow *f)
-{
-    if (f->asleep) s->sleeping--;
-    f->asleep = 0;
+    sched *s;
+    flow *f;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &calm_sched_key);
+    s = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    for (f = s ? s->live : NULL; f; f = f->next)
+        if (f->secret_scope == scope) return 1;
+    return 0;
 }
 
 /* A flow has just parked (sleep, wait, transfer): its timer and links. */
@@ -82,26 +65,9 @@ static void arm(sched *s, flow *f)
 void calm_loop_detach(sched *s, flow *f)
 {
     calm_loop_drop_transfer(s, f);
-    unwait(f);
-    unsleep(s, f);
+    calm_flow_unwait(f);
+    calm_flow_unsleep(s, f);
     calm_timer_remove(s, f);
-}
-
-void calm_loop_push_fail(lua_State *co, const char *msg, const char *code)
-{
-    lua_pushnil(co);
-    lua_pushstring(co, msg);
-    lua_pushstring(co, code);
-}
-
-void calm_loop_ready(sched *s, flow *f, int nargs)
-{
-    unwait(f);
-    unsleep(s, f);
-    calm_timer_remove(s, f);
-    f->state = FLOW_READY;
-    f->nargs = nargs;
-    calm_ready_push(s, f);
 }
 
 /* Pushes onto `to` what waiting on `f` returns: its results, or nil, error. */
@@ -146,11 +112,11 @@ static void finish(lua_State *L, sched *s, flow *f)
     flow *w;
     calm_ready_remove(s, f);
     calm_timer_remove(s, f);
-    unwait(f);
-    unsleep(s, f);
+    calm_flow_unwait(f);
+    calm_flow_unsleep(s, f);
     while ((w = f->waiters) != NULL) {
-        unwait(w);
-        calm_loop_ready(s, w, calm_loop_push_outcome(w->co, f));
+        calm_flow_unwait(w);
+        calm_flow_ready(s, w, calm_loop_push_outcome(w->co, f));
     }
     unlink_live(s, f);
     /* Closes pending to-be-closed variables of a failed or cancelled flow. */
@@ -188,7 +154,7 @@ static void resume(lua_State *L, sched *s, flow *f)
         if (f->state == FLOW_RUNNING) {   /* a bare coroutine.yield: let others run */
             lua_pop(f->co, nres);
             f->bare_yield = 1;
-            calm_loop_ready(s, f, 0);
+            calm_flow_ready(s, f, 0);
         } else if (f->state != FLOW_READY) {
             arm(s, f);
         }
@@ -233,12 +199,12 @@ static double timers(sched *s, double now)
         calm_timer_remove(s, f);
         if (f->state == FLOW_SLEEP && f->wake_at <= now) {
             lua_pushboolean(f->co, 1);
-            calm_loop_ready(s, f, 1);
+            calm_flow_ready(s, f, 1);
         } else if ((f->state == FLOW_HTTP || f->state == FLOW_QUEUED || f->state == FLOW_SLEEP ||
                     f->state == FLOW_WAIT) && f->deadline <= now) {
             calm_loop_detach(s, f);
-            calm_loop_push_fail(f->co, "deadline passed (--timeout)", "DEADLINE");
-            calm_loop_ready(s, f, 3);
+            calm_flow_push_fail(f->co, "deadline passed (--timeout)", "DEADLINE");
+            calm_flow_ready(s, f, 3);
         }
     }
     return f ? f->due : HUGE_VAL;
@@ -273,8 +239,8 @@ void calm_loop_run_until(lua_State *L, sched *s, flow *until)
             /* Nothing can ever wake the flows that are left: a wait cycle. */
             for (f = s->live; f; f = f->next)
                 if (f->state == FLOW_WAIT) {
-                    calm_loop_push_fail(f->co, "flows wait for each other (deadlock)", "DEADLOCK");
-                    calm_loop_ready(s, f, 3);
+                    calm_flow_push_fail(f->co, "flows wait for each other (deadlock)", "DEADLOCK");
+                    calm_flow_ready(s, f, 3);
                 }
             continue;
         }
@@ -320,7 +286,7 @@ flow *calm_loop_spawn(lua_State *L, sched *s, int nargs, const char *name, doubl
     if (s->live) s->live->prev = f;
     s->live = f;
     s->nlive++;
-    calm_loop_ready(s, f, nargs);
+    calm_flow_ready(s, f, nargs);
     return f;
 }
 

@@ -15,17 +15,6 @@ static flow *check_flow_arg(lua_State *L, int idx)
     return luaL_checkudata(L, idx, FLOW_MT);
 }
 
-int calm_flow_set_label(flow *f, const char *label)
-{
-    size_t n = strlen(label) + 1;
-    char *copy = malloc(n);
-    if (!copy) return -1;
-    memcpy(copy, label, n);
-    free(f->label);
-    f->label = copy;
-    return 0;
-}
-
 /* task.spawn(fn, ...) | task.spawn({name=, timeout=, label=, secret_scope=}, fn, ...) -> flow */
 static int task_spawn(lua_State *L)
 {
@@ -60,18 +49,6 @@ static int task_spawn(lua_State *L)
         luaL_error(L, "task.spawn: out of memory");
     if (scope >= 0) f->secret_scope = (unsigned)scope;
     return 1;
-}
-
-int calm_sched_scope_live(lua_State *L, unsigned scope)
-{
-    sched *s;
-    flow *f;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &calm_sched_key);
-    s = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    for (f = s ? s->live : NULL; f; f = f->next)
-        if (f->secret_scope == scope) return 1;
-    return 0;
 }
 
 /* task.label() -> the running flow's log label (its own or inherited), or nil */

@@ -6,12 +6,6 @@
 
 #include "sched_internal.h"
 
-int calm_sched_push_deadline(lua_State *L)
-{
-    calm_loop_push_fail(L, "deadline passed (--timeout)", "DEADLINE");
-    return 3;
-}
-
 /* The count hook stops a flow that keeps running past its deadline without
  * yielding (a busy loop in an admin's script). A flow woken at the deadline
  * with "deadline passed" gets DEADLINE_GRACE seconds of running to write its

@@ -15,8 +15,8 @@ static void start_transfer(sched *s, flow *f)
         calm_transfer *t = f->transfer;
         f->transfer = NULL;
         t->abandon(t);
-        calm_loop_push_fail(f->co, curl_multi_strerror(mc), "OUT_OF_MEMORY");
-        calm_loop_ready(s, f, 3);
+        calm_flow_push_fail(f->co, curl_multi_strerror(mc), "OUT_OF_MEMORY");
+        calm_flow_ready(s, f, 3);
         return;
     }
     f->state = FLOW_HTTP;
@@ -96,7 +96,7 @@ void calm_loop_collect(sched *s)
         s->in_flight--;
         f->transfer = NULL;
         calm_log_set_label(f->label);   /* its debug and trace lines */
-        calm_loop_ready(s, f, t->finish(t, f->co, m->data.result));
+        calm_flow_ready(s, f, t->finish(t, f->co, m->data.result));
         calm_log_set_label(NULL);
     }
     calm_loop_start_queued(s);
