@@ -19,6 +19,7 @@ int luaopen_calm_http(lua_State *L);
 int luaopen_calm_codec(lua_State *L);
 int luaopen_calm_fs(lua_State *L);
 int luaopen_calm_log(lua_State *L);
+int luaopen_calm_cmdline(lua_State *L);
 
 /* ---- lbuf.c: the Lua-owned buffer ---------------------------------------- */
 /* Pushes a userdata holding an empty calm_buf that __gc / __close wipe and
@@ -82,10 +83,12 @@ struct calm_host_opts {
     const char *replay;    /* --replay FILE: answer HTTP from that recording */
     int quiet;             /* -q: errors only */
     int replay_loose;      /* --replay-loose: match exchanges by method and URL only */
+    const char *cacert;    /* CA bundle requests trust as well (--cacert, SSL_CERT_FILE...), or NULL */
 };
 /* lua_CFunction: prepares a fresh state (libraries, sandbox unless arg 1 is
  * true, built-in modules and the script searcher, strict globals, deadline
- * hook). Call it protected. */
+ * hook); arg 2, a string or nil, is calm.http's default CA bundle. Call it
+ * protected. */
 int calm_host_setup(lua_State *L);
 /* Runs `calmbind <argv...>` (argv[0] is the command or script) and returns the
  * exit status. Never raises. */
@@ -110,12 +113,48 @@ int calm_scripts_command(int argc, char **argv);
 /* For --help: the commands found in the override directories. */
 void calm_print_user_commands(FILE *out);
 
-/* ---- cmdline.c: the command line as admins type it ---------------------- */
+/* ---- cmdline.c: the command-line table, the command line as admins type it */
+#define CALM_OPT_SECONDS 1u  /* the value is a number of seconds, > 0 */
+#define CALM_OPT_LEADING 2u  /* only before the command (--version): no command takes it */
+struct calm_option {
+    const char *name;        /* the long name, without "--" */
+    char short_name;         /* 'v' for -v, or 0 */
+    const char *arg;         /* what the value is ("FILE"); NULL for a flag */
+    unsigned flags;          /* CALM_OPT_* */
+    const char *help;
+};
+enum calm_global {
+    CALM_G_TIMEOUT, CALM_G_CACERT, CALM_G_VERBOSE, CALM_G_QUIET, CALM_G_TRACE, CALM_G_RECORD,
+    CALM_G_REPLAY, CALM_G_REPLAY_LOOSE, CALM_G_UNSAFE, CALM_G_HELP, CALM_G_VERSION, CALM_G_COUNT
+};
+/* The global options in enum calm_global order (the order help lists them
+ * in), then one with a NULL name. */
+extern const struct calm_option calm_globals[];
+#define CALM_CMD_NAMES_COMMAND 1u   /* its argument is a command's name (help) */
+struct calm_command {
+    const char *name;
+    const char *summary;
+    /* The options of a command the host runs itself (scripts, help, version),
+     * NULL-name terminated; NULL for a command script, whose spec has them. */
+    const struct calm_option *options;
+    unsigned flags;          /* CALM_CMD_* */
+};
+extern const struct calm_command calm_commands[];   /* NULL-name terminated */
+/* The option of table at argv[i] ("--name", "--name=value", "-v"): returns
+ * its index, with *value its value (NULL for a flag) and *used the arguments
+ * it takes up (1 or 2); -1 if argv[i] is none of them (a flag given a value
+ * is none); -2 if its value is missing. */
+int calm_cmdline_match(const struct calm_option *table, int argc, char **argv, int i,
+                       const char **value, int *used);
 /* Rewrites argv into out (room for argc + 1): leading global options move
  * after the command, `help [CMD]` becomes `CMD --help` (or `--help`),
  * `version` becomes `--version`. Returns the new argc, or -1 after logging a
  * usage error (an unknown option before the command, with a suggestion). */
 int calm_cmdline_normalise(int argc, char **argv, char **out);
+/* Of the n words of list, the one a typo of word could have meant (a prefix,
+ * or 2 edits away, 1 for a word of 4 letters or fewer; the first in byte
+ * order among the nearest), or NULL. */
+const char *calm_cmdline_closest(const char *word, const char *const *list, size_t n);
 /* The stock command a mistyped one is closest to, or NULL. */
 const char *calm_cmdline_suggest(const char *word);
 /* Logs "unknown command 'x'", with a suggestion when there is one. */

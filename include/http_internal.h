@@ -37,9 +37,10 @@ typedef struct request {
 /* NULL if the URL may be fetched, else why not. *plain_loopback is set for
  * http:// to loopback (those must never go through a proxy). */
 const char *calm_http_check_url(const char *url, int *plain_loopback);
-/* Peer verification always on; cacert (or CALMBIND_CACERT, SSL_CERT_FILE,
- * CURL_CA_BUNDLE) adds to the system store; cert and key (both or neither)
- * for mTLS. 0, or -1 out of memory. */
+/* Peer verification always on; cacert (the request's, else the host's
+ * default: --cacert, CALMBIND_CACERT, SSL_CERT_FILE, CURL_CA_BUNDLE) adds to
+ * the system store; cert and key (both or neither) for mTLS. 0, or -1 out of
+ * memory. */
 int calm_http_set_tls(request *r, const char *cacert, const char *cert, size_t certlen,
                       const char *key, size_t keylen);
 /* r->method with r->sent as the body, if any. */

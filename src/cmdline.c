@@ -1,6 +1,8 @@
-/* cmdline.c: the command line as admins type it elsewhere (git, kubectl, gh):
- * global options before or after the command, `help [COMMAND]`, `version`,
- * and "did you mean" for a mistyped command or global option. */
+/* cmdline.c: the one table of the command line (the commands and the global
+ * options: main.c, scripts.c and, through calm.cmdline, calm.cli read it) and
+ * the command line as admins type it elsewhere (git, kubectl, gh): global
+ * options before or after the command, `help [COMMAND]`, `version`, and "did
+ * you mean" for a mistyped command or global option. */
 #include <stdio.h>
 #include <string.h>
 
@@ -8,11 +10,74 @@
 
 static char HELP_OPT[] = "--help", VERSION_OPT[] = "--version";
 
-static const char *const COMMANDS[] = {
-    "get", "plan", "check", "verify", "export", "fleet", "rotate", "scripts", "help", "version", NULL
+/* In enum calm_global order; every command's parser (calm.cli) takes these,
+ * but for the CALM_OPT_LEADING ones. */
+const struct calm_option calm_globals[] = {
+    [CALM_G_TIMEOUT] = { "timeout", 0, "S", CALM_OPT_SECONDS, "deadline for the whole run, in seconds" },
+    [CALM_G_CACERT] = { "cacert", 0, "FILE", 0, "trust this CA bundle as well (PEM)" },
+    [CALM_G_VERBOSE] = { "verbose", 'v', NULL, 0, "more logging (debug level)" },
+    [CALM_G_QUIET] = { "quiet", 'q', NULL, 0, "errors only: no progress, notes or warnings" },
+    [CALM_G_TRACE] = { "trace", 0, NULL, 0, "log HTTP exchanges, every secret redacted" },
+    [CALM_G_RECORD] = { "record", 0, "FILE", 0, "write the run's HTTP exchanges there, every secret replaced" },
+    [CALM_G_REPLAY] = { "replay", 0, "FILE", 0,
+                        "answer HTTP from that recording, no network; a request that differs stops the run" },
+    [CALM_G_REPLAY_LOOSE] = { "replay-loose", 0, NULL, 0, "with --replay: match requests by method and URL only" },
+    [CALM_G_UNSAFE] = { "unsafe", 0, NULL, 0, "full standard library for a custom script" },
+    [CALM_G_HELP] = { "help", 'h', NULL, 0, "show this help" },
+    [CALM_G_VERSION] = { "version", 0, NULL, CALM_OPT_LEADING, "show the version" },
+    [CALM_G_COUNT] = { NULL, 0, NULL, 0, NULL }
 };
-static const char *const GLOBAL_FLAGS[] = { "verbose", "quiet", "trace", "unsafe", "replay-loose", "help", "version", NULL };
-static const char *const GLOBAL_VALUED[] = { "timeout", "cacert", "record", "replay", NULL };
+
+static const struct calm_option SCRIPTS_OPTIONS[] = {
+    { "dump", 0, "DIR", 0, "write the built-in scripts there" },
+    { "force", 0, NULL, 0, "with --dump: overwrite files that differ" },
+    { NULL, 0, NULL, 0, NULL }
+};
+static const struct calm_option NO_OPTIONS[] = { { NULL, 0, NULL, 0, NULL } };
+
+/* The order help lists them in. A command with options here is the host's
+ * (scripts.c, main.c); the others are scripts whose spec has their options. */
+const struct calm_command calm_commands[] = {
+    { "get", "find or create the SAP Cloud ALM API instance and binding, export the key", NULL, 0 },
+    { "plan", "the same decision, read-only: what get would do, and why", NULL, 0 },
+    { "check", "offline checks of a key file (Landscape Management rules, Deployment fitness)", NULL, 0 },
+    { "verify", "live check of a key: token, scopes, identity zone", NULL, 0 },
+    { "export", "convert a key file to another --format", NULL, 0 },
+    { "fleet", "get (or verify, rotate) for every tenant of an inventory, concurrently", NULL, 0 },
+    { "rotate", "replace the key: new binding, verified, written; old ones deleted on request", NULL, 0 },
+    { "scripts", "list every script and where it comes from (or write the built-in ones out)",
+      SCRIPTS_OPTIONS, 0 },
+    { "help", "show the help of a command", NO_OPTIONS, CALM_CMD_NAMES_COMMAND },
+    { "version", "show the version", NO_OPTIONS, 0 },
+    { NULL, NULL, NULL, 0 }
+};
+
+int calm_cmdline_match(const struct calm_option *table, int argc, char **argv, int i,
+                       const char **value, int *used)
+{
+    const char *a = argv[i], *eq;
+    size_t n;
+    int k;
+    *value = NULL;
+    *used = 1;
+    if (a[0] != '-') return -1;
+    if (a[1] != '-') {
+        for (k = 0; a[1] && !a[2] && table[k].name; k++)
+            if (table[k].short_name == a[1] && !table[k].arg) return k;
+        return -1;
+    }
+    eq = strchr(a + 2, '=');
+    n = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+    for (k = 0; table[k].name; k++) {
+        if (strlen(table[k].name) != n || strncmp(table[k].name, a + 2, n) != 0) continue;
+        if (!table[k].arg) return eq ? -1 : k;
+        if (eq) *value = eq + 1;
+        else if (i + 1 < argc) *value = argv[i + 1], *used = 2;
+        else return -2;
+        return k;
+    }
+    return -1;
+}
 
 /* Edit distance with adjacent swaps; words longer than 63 bytes never match. */
 static size_t distance(const char *a, const char *b)
@@ -33,21 +98,24 @@ static size_t distance(const char *a, const char *b)
     return d[la][lb];
 }
 
-static const char *closest(const char *word, const char *const *list)
+const char *calm_cmdline_closest(const char *word, const char *const *list, size_t n)
 {
     const char *best = NULL;
-    size_t best_d = (size_t)-1, limit = strlen(word) <= 4 ? 1 : 2;
-    for (; *list; list++) {
-        size_t d = distance(word, *list);
-        if (strlen(word) >= 3 && strncmp(*list, word, strlen(word)) == 0 && d > 1) d = 1;
-        if (d < best_d) best = *list, best_d = d;
+    size_t best_d = (size_t)-1, limit = strlen(word) <= 4 ? 1 : 2, i;
+    for (i = 0; i < n; i++) {
+        size_t d = distance(word, list[i]);
+        if (strlen(word) >= 3 && strncmp(list[i], word, strlen(word)) == 0 && d > 1) d = 1;
+        if (d < best_d || (d == best_d && best && strcmp(list[i], best) < 0)) best = list[i], best_d = d;
     }
     return best_d <= limit ? best : NULL;
 }
 
 const char *calm_cmdline_suggest(const char *word)
 {
-    return closest(word, COMMANDS);
+    const char *names[sizeof calm_commands / sizeof calm_commands[0]];
+    size_t n = 0;
+    for (; calm_commands[n].name; n++) names[n] = calm_commands[n].name;
+    return calm_cmdline_closest(word, names, n);
 }
 
 void calm_cmdline_unknown(const char *what)
@@ -57,13 +125,6 @@ void calm_cmdline_unknown(const char *what)
         calm_log(CALM_LOG_ERROR, "unknown command '%s' (did you mean '%s'? see calmbind help)", what, near);
     else
         calm_log(CALM_LOG_ERROR, "unknown command '%s' (see calmbind help)", what);
-}
-
-static int in(const char *word, const char *const *list)
-{
-    for (; *list; list++)
-        if (strcmp(word, *list) == 0) return 1;
-    return 0;
 }
 
 static int looks_like_script(const char *arg)
@@ -76,30 +137,21 @@ static int looks_like_script(const char *arg)
  * --help/--version, -1 after reporting an error. */
 static int leading_option(int argc, char **argv, int i)
 {
-    const char *a = argv[i], *name = a + (a[1] == '-' ? 2 : 1), *eq = strchr(a, '=');
+    const char *a = argv[i], *value, *near, *names[CALM_G_COUNT];
+    int used, k = calm_cmdline_match(calm_globals, argc, argv, i, &value, &used);
     char base[64];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help") || !strcmp(a, "--version")) return 0;
-    if (!strcmp(a, "-v") || !strcmp(a, "-q")) return 1;
-    if (a[1] == '-') {
-        size_t n = eq ? (size_t)(eq - name) : strlen(name);
-        snprintf(base, sizeof base, "%.*s", (int)(n < sizeof base ? n : sizeof base - 1), name);
-        if (in(base, GLOBAL_FLAGS) && !eq) return 1;
-        if (in(base, GLOBAL_VALUED)) {
-            if (eq) return 1;
-            if (i + 1 < argc) return 2;
-            calm_log(CALM_LOG_ERROR, "option --%s needs a value", base);
-            return -1;
-        }
-        name = base;
+    if (k == CALM_G_HELP || k == CALM_G_VERSION) return 0;
+    if (k >= 0) return used;
+    if (k == -2) {
+        calm_log(CALM_LOG_ERROR, "option %s needs a value", a);
+        return -1;
     }
-    {
-        const char *near = closest(name, GLOBAL_FLAGS);
-        if (!near) near = closest(name, GLOBAL_VALUED);
-        if (near)
-            calm_log(CALM_LOG_ERROR, "unknown option %s (did you mean --%s?)", a, near);
-        else
-            calm_log(CALM_LOG_ERROR, "unknown option %s before the command (see calmbind help)", a);
-    }
+    snprintf(base, sizeof base, "%.*s", (int)strcspn(a + strspn(a, "-"), "="), a + strspn(a, "-"));
+    for (k = 0; k < CALM_G_COUNT; k++) names[k] = calm_globals[k].name;
+    if ((near = calm_cmdline_closest(base, names, CALM_G_COUNT)) != NULL)
+        calm_log(CALM_LOG_ERROR, "unknown option %s (did you mean --%s?)", a, near);
+    else
+        calm_log(CALM_LOG_ERROR, "unknown option %s before the command (see calmbind help)", a);
     return -1;
 }
 

@@ -87,10 +87,16 @@ static void preload(lua_State *L, const char *name, lua_CFunction open)
     lua_pop(L, 1);
 }
 
-static void setup_modules(lua_State *L)
+/* cacert: calm.http's default CA bundle (NULL: the system store alone). */
+static void setup_modules(lua_State *L, const char *cacert)
 {
     preload(L, "calm.task", luaopen_calm_task);
-    preload(L, "calm.http", luaopen_calm_http);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushstring(L, cacert);   /* nil for NULL */
+    lua_pushcclosure(L, luaopen_calm_http, 1);
+    lua_setfield(L, -2, "calm.http");
+    lua_pop(L, 1);
+    preload(L, "calm.cmdline", luaopen_calm_cmdline);
     preload(L, "calm.codec", luaopen_calm_codec);
     preload(L, "calm.fs", luaopen_calm_fs);
     preload(L, "calm.log", luaopen_calm_log);
@@ -234,7 +240,8 @@ struct pmain_args { int argc; char **argv; const struct calm_host_opts *opts; in
 int calm_host_setup(lua_State *L)
 {
     int unsafe = lua_toboolean(L, 1);
-    lua_settop(L, 0);
+    const char *cacert = lua_tostring(L, 2);   /* anchored by the caller's stack below us */
+    lua_settop(L, 2);
     luaL_checkversion(L);
     {
         struct warn_text *w = lua_newuserdatauv(L, sizeof *w, 0);
@@ -243,7 +250,8 @@ int calm_host_setup(lua_State *L)
         lua_setwarnf(L, host_warn, w);
     }
     calm_sandbox_open_libs(L, unsafe);
-    setup_modules(L);
+    setup_modules(L, cacert);
+    lua_settop(L, 0);
     calm_sandbox_strict_globals(L);   /* last, so the libraries could register */
     calm_sched_install_hook(L);
     return 0;
@@ -300,7 +308,8 @@ static int pmain(lua_State *L)
     int rc;
     lua_pushcfunction(L, calm_host_setup);
     lua_pushboolean(L, a->opts->unsafe);
-    lua_call(L, 1, 0);
+    lua_pushstring(L, a->opts->cacert);
+    lua_call(L, 2, 0);
     lua_settop(L, 0);
     if ((rc = recorder(L, "start", a->opts)) != 0) {
         a->status = rc;

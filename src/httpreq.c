@@ -55,9 +55,6 @@ int calm_http_set_tls(request *r, const char *cacert, const char *cert, size_t c
                       const char *key, size_t keylen)
 {
     CURL *e = r->t.easy;
-    if (!cacert) cacert = getenv("CALMBIND_CACERT");
-    if (!cacert) cacert = getenv("SSL_CERT_FILE");
-    if (!cacert) cacert = getenv("CURL_CA_BUNDLE");
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);

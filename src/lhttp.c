@@ -52,7 +52,7 @@ static const char *opt_string(lua_State *L, const char *field, size_t *len)
 }
 
 static const char *const request_fields[] = {
-    "url", "method", "headers", "body", "json", "form", "timeout", "connect_timeout",
+    "url", "method", "headers", "body", "form", "timeout", "connect_timeout",
     "cacert", "cert", "key", "max_body", NULL
 };
 
@@ -64,6 +64,9 @@ static void check_fields(lua_State *L)
         if (lua_type(L, -2) == LUA_TSTRING)
             for (i = 0; request_fields[i]; i++)
                 if (strcmp(lua_tostring(L, -2), request_fields[i]) == 0) known = 1;
+        if (!known && lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "json") == 0)
+            luaL_error(L, "http.request: 'json' is not an option: send body = json.encode(v) "
+                          "(calm.lib.json), or use a calm.net.rest client, which takes json =");
         if (!known) luaL_error(L, "http.request: unknown option '%s'", luaL_tolstring(L, -2, NULL));
         lua_pop(L, 1);
     }
@@ -105,37 +108,18 @@ static int add_user_headers(lua_State *L, request *r)
     return seen;
 }
 
-/* Sets the request body (into r->sent) from body | json | form; returns the
+/* Sets the request body (into r->sent) from body | form; returns the
  * default Content-Type for it (or NULL). */
 static const char *set_body(lua_State *L, request *r)
 {
     calm_buf *payload = &r->sent;
-    int kinds = 0;
     const char *ctype = NULL;
     size_t len;
     const char *s = opt_string(L, "body", &len);
-    if (s) {
-        kinds++;
-        if (calm_buf_append(payload, s, len)) luaL_error(L, "http.request: out of memory");
-    }
-    if (lua_getfield(L, 1, "json") != LUA_TNIL) {
-        kinds++;
-        lua_pushvalue(L, lua_upvalueindex(1));   /* require "calm.lib.json" (empty json.array: []) */
-        lua_pushliteral(L, "calm.lib.json");
-        lua_call(L, 1, 1);
-        lua_getfield(L, -1, "encode");
-        lua_replace(L, -2);
-        lua_pushvalue(L, -2);
-        lua_call(L, 1, 1);
-        s = lua_tolstring(L, -1, &len);
-        if (calm_buf_append(payload, s, len)) luaL_error(L, "http.request: out of memory");
-        lua_pop(L, 1);
-        ctype = "application/json";
-    }
-    lua_pop(L, 1);
+    if (s && calm_buf_append(payload, s, len)) luaL_error(L, "http.request: out of memory");
     if (lua_getfield(L, 1, "form") != LUA_TNIL) {
-        kinds++;
         int rc;
+        if (s) luaL_error(L, "http.request: give only one of 'body' and 'form'");
         luaL_checktype(L, -1, LUA_TTABLE);
         if ((rc = calm_form_encode(L, -1, payload)) == -1)
             luaL_error(L, "http.request: 'form': %s", lua_tostring(L, -1));
@@ -143,7 +127,6 @@ static const char *set_body(lua_State *L, request *r)
         ctype = "application/x-www-form-urlencoded";
     }
     lua_pop(L, 1);
-    if (kinds > 1) luaL_error(L, "http.request: give only one of 'body', 'json' and 'form'");
     return ctype;
 }
 
@@ -163,6 +146,7 @@ static void set_tls(lua_State *L, request *r)
 {
     size_t certlen = 0, keylen = 0;
     const char *cacert = opt_string(L, "cacert", NULL);
+    if (!cacert) cacert = lua_tostring(L, lua_upvalueindex(1));   /* the host's default */
     const char *cert = opt_string(L, "cert", &certlen), *key = opt_string(L, "key", &keylen);
     if ((cert == NULL) != (key == NULL)) luaL_error(L, "http.request: 'cert' and 'key' go together");
     if (calm_http_set_tls(r, cacert, cert, certlen, key, keylen) != 0)
@@ -199,7 +183,7 @@ static request *new_request(lua_State *L, const char *url, const char *method, d
     return r;
 }
 
-/* http.request{url, method, headers, body | json | form, timeout, connect_timeout,
+/* http.request{url, method, headers, body | form, timeout, connect_timeout,
  *              cacert, cert, key, max_body} -> resp | nil, message, code (yields) */
 static int http_request(lua_State *L)
 {
@@ -264,10 +248,10 @@ int luaopen_calm_http(lua_State *L)
     }
     lua_pop(L, 1);
     luaL_newlib(L, http_funcs);
-    /* json = bodies are encoded by calm.lib.json (its private cjson instance:
-     * scripts changing cjson settings cannot alter what we send), through
-     * require as it is now, so a script cannot swap it later. */
-    lua_getglobal(L, "require");
+    /* Opened as a closure by the host, its upvalue is the CA bundle a request
+     * without 'cacert' trusts as well (--cacert, SSL_CERT_FILE...). */
+    if (lua_type(L, lua_upvalueindex(1)) == LUA_TSTRING) lua_pushvalue(L, lua_upvalueindex(1));
+    else lua_pushnil(L);
     lua_pushcclosure(L, http_request, 1);
     lua_setfield(L, -2, "request");
     return 1;

@@ -21,25 +21,34 @@ static const char USAGE[] =
     "                                       (or write the built-in ones out)\n"
     "       calmbind help [COMMAND] | version\n"
     "\n"
-    "commands:\n"
-    "  get      find or create the SAP Cloud ALM API instance and binding, export the key\n"
-    "  plan     the same decision, read-only: what get would do, and why\n"
-    "  check    offline checks of a key file (Landscape Management rules, Deployment fitness)\n"
-    "  verify   live check of a key: token, scopes, identity zone\n"
-    "  export   convert a key file to another --format\n"
-    "  fleet    get (or verify, rotate) for every tenant of an inventory, concurrently\n"
-    "  rotate   replace the key: new binding, verified, written; old ones deleted on request\n";
+    "commands:\n";
 
 static const char USAGE_TAIL[] =
-    "\n"
-    "global options (before or after the command): --timeout S (default 300), -v/--verbose,\n"
-    "                -q/--quiet, --trace, --cacert FILE, --unsafe,\n"
-    "                --record FILE (HTTP exchanges, secrets replaced), --replay FILE (offline;\n"
-    "                a request that differs from the recording stops the run), --replay-loose\n"
-    "                (with --replay: match requests by method and URL only)\n"
-    "exit status: 0 done, 1 BTP/API failure, 2 usage or bad input, 3 authentication refused,\n"
+    "\nexit status: 0 done, 1 BTP/API failure, 2 usage or bad input, 3 authentication refused,\n"
     "             4 manual step needed, 5 deadline passed, 6 verification failed\n"
     "Run 'calmbind help COMMAND' (or 'calmbind COMMAND -h') for a command's options; man calmbind.\n";
+
+/* The overview: commands and global options from the table (cmdline.c). */
+static void usage(FILE *out)
+{
+    const struct calm_command *c;
+    const struct calm_option *o;
+    fputs(USAGE, out);
+    for (c = calm_commands; c->name; c++)
+        if (!c->options) fprintf(out, "  %-8s %s\n", c->name, c->summary);
+    calm_print_user_commands(out);
+    fputs("\nglobal options (before or after the command):\n", out);
+    for (o = calm_globals; o->name; o++) {
+        char left[64];
+        int n = o->short_name ? snprintf(left, sizeof left, "  -%c, --%s", o->short_name, o->name)
+                              : snprintf(left, sizeof left, "  --%s", o->name);
+        if (o->arg) n += snprintf(left + n, sizeof left - (size_t)n, " %s", o->arg);
+        fprintf(out, "%s%*s%s", left, n < 26 ? 26 - n : 1, "", o->help);
+        if (o - calm_globals == CALM_G_TIMEOUT) fprintf(out, " (default %g)", DEFAULT_TIMEOUT);
+        fputc('\n', out);
+    }
+    fputs(USAGE_TAIL, out);
+}
 
 static int stderr_tty;
 
@@ -75,47 +84,49 @@ static void harden(void)
     }
 }
 
+static const char *const CA_VARS[] = { "CALMBIND_CACERT", "SSL_CERT_FILE", "CURL_CA_BUNDLE", NULL };
+
+/* --timeout's value: seconds, > 0 and at most a week. */
+static int set_timeout(const char *v, struct calm_host_opts *o)
+{
+    char *end;
+    double t = strtod(v, &end);
+    if (*end || !(t > 0) || t > 86400 * 7) {
+        calm_log(CALM_LOG_ERROR, "--timeout: '%s' is not a number of seconds (> 0)", v);
+        return -1;
+    }
+    o->timeout = t;
+    return 0;
+}
+
 /* Global options are read here (they shape the run) and left in argv so the
- * command's own parser sees the whole command line. */
+ * command's own parser sees the whole command line. A valued option given
+ * last without its value is left to that parser to report. */
 static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
 {
-    int i;
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        if (strcmp(a, "--") == 0) break;
-        if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+    int i, used;
+    for (i = 1; i < argc; i += used) {
+        const char *v;
+        if (strcmp(argv[i], "--") == 0) break;
+        switch (calm_cmdline_match(calm_globals, argc, argv, i, &v, &used)) {
+        case CALM_G_VERBOSE:
             o->verbose = 1;
             if (calm_log_level() < CALM_LOG_DEBUG) calm_log_set_level(CALM_LOG_DEBUG);
-        } else if (strcmp(a, "--trace") == 0) {
+            break;
+        case CALM_G_TRACE:
             o->verbose = 1;
             calm_log_set_level(CALM_LOG_TRACE);
-        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-            o->quiet = 1;
-        } else if (strcmp(a, "--unsafe") == 0) {
-            o->unsafe = 1;
-        } else if (strcmp(a, "--replay-loose") == 0) {
-            o->replay_loose = 1;
-        } else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
-            v = argv[++i];
-        } else if (strncmp(a, "--timeout=", 10) == 0) {
-            v = a + 10;
-        } else if ((strcmp(a, "--record") == 0 || strcmp(a, "--replay") == 0) && i + 1 < argc) {
-            *(a[4] == 'c' ? &o->record : &o->replay) = argv[++i];
-        } else if (strncmp(a, "--record=", 9) == 0 || strncmp(a, "--replay=", 9) == 0) {
-            *(a[4] == 'c' ? &o->record : &o->replay) = a + 9;
-        } else if (strcmp(a, "--cacert") == 0 && i + 1 < argc) {
-            setenv("CALMBIND_CACERT", argv[++i], 1);
-        } else if (strncmp(a, "--cacert=", 9) == 0) {
-            setenv("CALMBIND_CACERT", a + 9, 1);
-        }
-        if (v) {
-            char *end;
-            double t = strtod(v, &end);
-            if (*end || !(t > 0) || t > 86400 * 7) {
-                calm_log(CALM_LOG_ERROR, "--timeout: '%s' is not a number of seconds (> 0)", v);
-                return -1;
-            }
-            o->timeout = t;
+            break;
+        case CALM_G_QUIET: o->quiet = 1; break;
+        case CALM_G_UNSAFE: o->unsafe = 1; break;
+        case CALM_G_REPLAY_LOOSE: o->replay_loose = 1; break;
+        case CALM_G_TIMEOUT:
+            if (set_timeout(v, o) != 0) return -1;
+            break;
+        case CALM_G_RECORD: o->record = v; break;
+        case CALM_G_REPLAY: o->replay = v; break;
+        case CALM_G_CACERT: o->cacert = v; break;
+        default: break;
         }
     }
     if (o->record && o->replay) {
@@ -126,6 +137,10 @@ static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
         calm_log(CALM_LOG_ERROR, "--replay-loose goes with --replay FILE");
         return -1;
     }
+    /* The CA bundle every request trusts as well, unless it names its own:
+     * --cacert, else the first of these set (calm.http gets it from the host). */
+    for (i = 0; !o->cacert && CA_VARS[i]; i++)
+        if ((o->cacert = getenv(CA_VARS[i])) != NULL && !*o->cacert) o->cacert = NULL;
     /* -q: errors only, unless -v or --trace asked for more */
     if (o->quiet && !o->verbose) calm_log_set_level(CALM_LOG_ERROR);
     return 0;
@@ -135,13 +150,10 @@ static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
  * line: the command first, its options after it. */
 static int run(int given, char **given_argv, int argc, char **args)
 {
-    struct calm_host_opts opts = { DEFAULT_TIMEOUT, 0, 0, NULL, NULL, 0, 0 };
+    struct calm_host_opts opts = { DEFAULT_TIMEOUT, 0, 0, NULL, NULL, 0, 0, NULL };
     int status;
     if (argc < 2 || strcmp(args[1], "--help") == 0 || strcmp(args[1], "-h") == 0) {
-        FILE *out = argc < 2 ? stderr : stdout;
-        fputs(USAGE, out);
-        calm_print_user_commands(out);
-        fputs(USAGE_TAIL, out);
+        usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? CALM_EXIT_USAGE : CALM_EXIT_OK;
     }
     if (strcmp(args[1], "--version") == 0) {

@@ -198,32 +198,26 @@ static int dump_scripts(const char *to, int force)
 
 int calm_scripts_command(int argc, char **argv)
 {
-    const char *dump = NULL;
-    int i, force = 0, dump_seen = 0;
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--dump") == 0 && i + 1 < argc && !dump_seen) {
-            dump = argv[++i];
-            dump_seen = 1;
-        } else if (strcmp(a, "--force") == 0) {
-            force = 1;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+    const struct calm_option *own = NULL;
+    const char *dump = NULL, *v;
+    int i, used, k, force = 0;
+    for (k = 0; calm_commands[k].name; k++)
+        if (strcmp(calm_commands[k].name, "scripts") == 0) own = calm_commands[k].options;
+    for (i = 1; i < argc; i += used) {
+        if ((k = calm_cmdline_match(own, argc, argv, i, &v, &used)) >= 0) {
+            if (own[k].arg && dump) k = -1;   /* --dump twice */
+            else if (own[k].arg) dump = v;
+            else force = 1;
+        } else if ((k = calm_cmdline_match(calm_globals, argc, argv, i, &v, &used)) == CALM_G_HELP) {
             fputs("usage: calmbind scripts [--dump DIR [--force]]\n\n"
                   "List every script and where it comes from (built in, or a file in CALMBIND_PATH or\n"
                   "~/.config/calmbind/scripts); --dump DIR writes the built-in ones there, --force\n"
                   "overwrites files that differ. Global options: see calmbind help.\n", stdout);
             return CALM_EXIT_OK;
-        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 || strcmp(a, "--trace") == 0 ||
-                   strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0 || strcmp(a, "--unsafe") == 0 ||
-                   strcmp(a, "--replay-loose") == 0 ||
-                   strncmp(a, "--timeout=", 10) == 0 || strncmp(a, "--cacert=", 9) == 0 ||
-                   strncmp(a, "--record=", 9) == 0 || strncmp(a, "--replay=", 9) == 0) {
-            continue;   /* global options, read by main (also when given before the command) */
-        } else if ((strcmp(a, "--timeout") == 0 || strcmp(a, "--cacert") == 0 || strcmp(a, "--record") == 0 ||
-                    strcmp(a, "--replay") == 0) && i + 1 < argc) {
-            i++;        /* a global option and its value */
-        } else {
-            calm_log(CALM_LOG_ERROR, "scripts: unexpected '%s' (usage: calmbind scripts [--dump DIR [--force]])", a);
+        }
+        /* a global option (and its value) is main's; anything else is wrong */
+        if (k < 0) {
+            calm_log(CALM_LOG_ERROR, "scripts: unexpected '%s' (usage: calmbind scripts [--dump DIR [--force]])", argv[i]);
             return CALM_EXIT_USAGE;
         }
     }

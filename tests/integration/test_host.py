@@ -210,7 +210,8 @@ local r = assert(http.request{url = U .. "/echo?a=1", headers = {["X-Test"] = "y
 local b = json.decode(r.body)
 print(r.status, b.method, b.headers["x-test"], r.headers["x-multi"], r.headers["content-type"] == nil,
       r.headers["sp ace"] == nil and r.headers["sp"] == nil)
-local p = assert(http.request{method = "POST", url = U .. "/echo", json = {x = 1}})
+local rc = require("calm.net.rest").client{base_url = U, name = "echo"}
+local p = assert(rc:request{method = "POST", path = "/echo", json = {x = 1}})
 print(json.decode(p.body).body, json.decode(p.body).headers["content-type"])
 local f = assert(http.request{method = "POST", url = U .. "/echo", form = {z = "a b&c", a = "1"}})
 print(json.decode(f.body).body)
@@ -218,21 +219,30 @@ print(json.decode(f.body).body)
     lines = out.splitlines()
     S.eq("plain http GET: status, headers lower-case, repeats joined, a name that is no token dropped",
          lines[:1], ["200\tGET\tyes\ta, b\ttrue\ttrue"])
-    S.eq("json body is encoded with its content type", lines[1:2], ['{"x":1}\tapplication/json'])
+    S.eq("a rest client's json body is encoded with its content type", lines[1:2], ['{"x":1}\tapplication/json'])
 
-    # json = {...}: a table marked with json.array is a JSON array even when empty; an
-    # unmarked empty table is an object, as lua-cjson has it
+    # json = {...} (a rest client's): a table marked with json.array is a JSON array even
+    # when empty; an unmarked empty table is an object, as lua-cjson has it. calm.http
+    # itself sends strings: json = there is refused, pointing to body = json.encode(v)
     rc, out, err = lua(pre + """
 local cj = require "calm.lib.json"
+local rc = require("calm.net.rest").client{base_url = U, name = "echo"}
 local function sent(v)
-  return json.decode(assert(http.request{method = "POST", url = U .. "/echo", json = v}).body).body
+  return json.decode(assert(rc:request{method = "POST", path = "/echo", json = v}).body).body
 end
 print(sent{authorities = cj.array{}}, sent(cj.array{{values = cj.array{}}}), sent{plain = {}})
-print(select(2, pcall(http.request, {method = "POST", url = U .. "/echo", json = {f = print}})))
+print(select(2, pcall(rc.request, rc, {method = "POST", path = "/echo", json = {f = print}})))
+print(select(2, pcall(http.request, {method = "POST", url = U .. "/echo", json = {x = 1}})))
+local raw = assert(http.request{method = "POST", url = U .. "/echo", body = cj.encode{a = cj.array{}},
+                                headers = {["Content-Type"] = "application/json"}})
+print(json.decode(raw.body).body)
 """)
     S.eq("json = {...}: an empty json.array is sent as [], also nested; an unmarked {} as {}",
          out.splitlines()[:1], ['{"authorities":[]}\t[{"values":[]}]\t{"plain":{}}'])
     S.check("... a value JSON cannot hold raises, naming json.encode", "json.encode" in out, out + err)
+    S.check("http.request{json =} is refused, naming body = json.encode(v)",
+            "'json' is not an option: send body = json.encode(v)" in out, out + err)
+    S.eq("http.request sends a string body as it is", out.splitlines()[3:4], ['{"a":[]}'])
     S.eq("form body is encoded with keys sorted", lines[2:3], ["a=1&z=a+b%26c"])
 
     # log labels: every line a labelled flow prints (its sub-flows', a plain coroutine's
@@ -278,9 +288,15 @@ print(r, code)
     S.eq("a self-signed server is refused even with another CA", lines[2:3], ["nil\tPEER_FAILED_VERIFICATION"])
 
     rc, out, err = lua(pre + """
-print(assert(http.request{url = TLS .. "/echo"}).status)
+print(assert(http.request{url = TLS .. "/echo"}).status, os.getenv("CALMBIND_CACERT"))
 """, "--cacert", os.path.join(TMP, "ca.pem"))
-    S.eq("--cacert adds the CA for every request", out.strip(), "200")
+    S.eq("--cacert adds the CA for every request, as the host's default (not through the environment)",
+         out.strip(), "200\tnil")
+    for var in ("SSL_CERT_FILE", "CURL_CA_BUNDLE", "CALMBIND_CACERT"):
+        rc, out, err = lua(pre + 'print(assert(http.request{url = TLS .. "/echo"}).status)\n',
+                           env=dict({v: "" for v in ("SSL_CERT_FILE", "CURL_CA_BUNDLE", "CALMBIND_CACERT")},
+                                    **{var: os.path.join(TMP, "ca.pem")}))
+        S.eq("%s adds the CA for every request" % var, out.strip(), "200")
 
     rc, out, err = lua(pre + """
 local cert, key = readf(DIR .. "/client.pem"), readf(DIR .. "/client.key")

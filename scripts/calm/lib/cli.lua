@@ -18,25 +18,21 @@
 -- opts["sm-key"]; flags are true or absent (false when an env var says so).
 -- Secrets never come from argv: options that look like they carry one are
 -- refused before anything else, without echoing their value.
+local cmdline = require "calm.cmdline"
 local M = {}
 
--- Options every command knows; a spec entry of the same name refines them
+-- Options every command knows: the global options of the command-line table
+-- (src/cmdline.c, which main.c reads too), but those only the host takes
+-- before a command (--version). A spec entry of the same name refines them
 -- (e.g. gives --timeout a default).
-local GLOBAL = {
-  timeout = { arg = "S", number = true, min_exclusive = 0,
-              help = "deadline for the whole run, in seconds" },
-  verbose = { flag = true, short = "v", help = "more logging (debug level)" },
-  trace   = { flag = true, help = "log HTTP exchanges, every secret redacted" },
-  cacert  = { arg = "FILE", help = "trust this CA bundle as well (PEM)" },
-  unsafe  = { flag = true, help = "full standard library for a custom script" },
-  record  = { arg = "FILE", help = "write the run's HTTP exchanges there, every secret replaced" },
-  replay  = { arg = "FILE", help = "answer HTTP from that recording, no network; "
-              .. "a request that differs stops the run" },
-  ["replay-loose"] = { flag = true, help = "with --replay: match requests by method and URL only" },
-  quiet   = { flag = true, short = "q", help = "errors only: no progress, notes or warnings" },
-  help    = { flag = true, short = "h", help = "show this help" },
-}
-local GLOBAL_ORDER = { "timeout", "cacert", "verbose", "quiet", "trace", "record", "replay", "replay-loose", "unsafe", "help" }
+local GLOBAL, GLOBAL_ORDER = {}, {}
+for _, o in ipairs(cmdline.globals) do
+  if not o.leading then
+    GLOBAL[o.name] = { arg = o.arg, flag = o.flag, short = o.short, help = o.help,
+                       number = o.seconds, min_exclusive = o.seconds and 0 or nil }
+    GLOBAL_ORDER[#GLOBAL_ORDER + 1] = o.name
+  end
+end
 M.GLOBAL, M.GLOBAL_ORDER = GLOBAL, GLOBAL_ORDER
 
 local SECRET_MSG = "secrets are not accepted on the command line (argv is visible to other users); "
@@ -67,35 +63,11 @@ local function merged_options(spec)
   return all
 end
 
--- Edit distance (insert, delete, substitute, swap two neighbours).
-local function distance(a, b)
-  local d = {}
-  for i = 0, #a do d[i] = { [0] = i } end
-  for j = 0, #b do d[0][j] = j end
-  for i = 1, #a do
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
-      if i > 1 and j > 1 and a:sub(i, i) == b:sub(j - 1, j - 1) and a:sub(i - 1, i - 1) == b:sub(j, j) then
-        v = math.min(v, d[i - 2][j - 2] + 1)
-      end
-      d[i][j] = v
-    end
-  end
-  return d[#a][#b]
-end
-
 -- cli.suggest(word, candidates) -> the closest candidate a typo could have
 -- meant (a prefix of one, or at most 2 edits away, 1 for short words), or nil.
+-- The same rule as for a mistyped command (cmdline.c).
 function M.suggest(word, candidates)
-  local best, best_d
-  for _, c in ipairs(candidates) do
-    local d = distance(word, c)
-    if #word >= 3 and c:sub(1, #word) == word then d = math.min(d, 1) end
-    if d < (best_d or math.huge) or (d == best_d and c < best) then best, best_d = c, d end
-  end
-  if best and best_d <= (#word <= 4 and 1 or 2) then return best end
-  return nil
+  return cmdline.suggest(word, candidates)
 end
 
 local function see_help(spec)

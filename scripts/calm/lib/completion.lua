@@ -8,22 +8,20 @@
 local cli = require "calm.lib.cli"
 local M = {}
 
--- The stock commands, in the order help lists them. Commands whose options
--- live in a spec name none here; the rest are handled by the host.
-M.COMMANDS = {
-  { name = "get", summary = "find or create the SAP Cloud ALM API instance and binding, export the key" },
-  { name = "plan", summary = "the same decision, read-only: what get would do, and why" },
-  { name = "check", summary = "offline checks of a key file" },
-  { name = "verify", summary = "live check of a key: token, scopes, identity zone" },
-  { name = "export", summary = "convert a key file to another format" },
-  { name = "fleet", summary = "get (or verify, rotate) for every tenant of an inventory, concurrently" },
-  { name = "rotate", summary = "replace the key: new binding, verified, written; old ones deleted on request" },
-  { name = "scripts", summary = "list or write out the built-in scripts",
-    spec = { options = { dump = { arg = "DIR", help = "write the built-in scripts there" },
-                         force = { flag = true, help = "with --dump: overwrite files that differ" } } } },
-  { name = "help", summary = "show the help of a command", words = true },
-  { name = "version", summary = "show the version", spec = { options = {} } },
-}
+-- The stock commands, in the order help lists them (the command-line table
+-- of src/cmdline.c). The host's own commands bring their options; a command
+-- script's options are in its spec.
+local function host_spec(options)
+  local spec = { options = {} }
+  for _, o in ipairs(options) do spec.options[o.name] = { arg = o.arg, flag = o.flag, help = o.help } end
+  return spec
+end
+
+M.COMMANDS = {}
+for _, c in ipairs(require("calm.cmdline").commands) do
+  M.COMMANDS[#M.COMMANDS + 1] = { name = c.name, summary = c.summary, words = c.names_command,
+    spec = c.options and not c.names_command and host_spec(c.options) or nil }
+end
 
 -- The spec a command file returns as its second value (nil if it has none).
 function M.spec_of(name)

@@ -232,6 +232,18 @@ function Client:url_for(o)
   return url
 end
 
+-- o.json as the body (calm.lib.json: a json.array is [] even when empty), with
+-- its Content-Type unless the headers name one. calm.http sends strings.
+local function json_body(o, headers)
+  if o.body ~= nil or o.form ~= nil then error("client:request: give only one of json, form and body", 4) end
+  local has_type = false
+  for k in pairs(headers) do
+    if type(k) == "string" and k:lower() == "content-type" then has_type = true end
+  end
+  if not has_type then headers["Content-Type"] = "application/json" end
+  return json.encode(o.json)
+end
+
 -- client:request{method, path | url, query, json | form | body, headers,
 --                idempotent, timeout} -> resp | nil, msg, code
 function Client:request(o)
@@ -247,8 +259,8 @@ function Client:request(o)
     for k, v in pairs(self.headers) do headers[k] = v end
     for k, v in pairs(o.headers or {}) do headers[k] = v end
     if token then headers.Authorization = "Bearer " .. token end
-    return { url = url, method = method, headers = headers, json = o.json, form = o.form,
-             body = o.body, timeout = o.timeout, cacert = self.cacert }
+    return { url = url, method = method, headers = headers, form = o.form,
+             body = o.json ~= nil and json_body(o, headers) or o.body, timeout = o.timeout, cacert = self.cacert }
   end
 
   local function token()
