@@ -1,6 +1,7 @@
 -- Pure tests of the provisioning-date decision, the name rules, the step
 -- planner and the SM/CF/cis helpers (no server: calm.net.rest's http seam).
 local t = ...
+local evidence = require "calm.model.evidence"
 local paths = require "calm.model.paths"
 local planner = require "calm.model.plan"
 local names = require "calm.model.names"
@@ -37,25 +38,25 @@ function T.binding_name_rules()
 end
 
 function T.date_rules()
-  t.ok(paths.check_date("2023-06-12"))
-  t.ok(paths.check_date("2024-02-29"))
-  t.fails("USAGE", paths.check_date, "2023-02-29")
-  t.fails("USAGE", paths.check_date, "2023-6-12")
-  t.fails("USAGE", paths.check_date, "12.06.2023")
-  t.fails("USAGE", paths.check_date, "2023-13-01")
+  t.ok(evidence.check_date("2023-06-12"))
+  t.ok(evidence.check_date("2024-02-29"))
+  t.fails("USAGE", evidence.check_date, "2023-02-29")
+  t.fails("USAGE", evidence.check_date, "2023-6-12")
+  t.fails("USAGE", evidence.check_date, "12.06.2023")
+  t.fails("USAGE", evidence.check_date, "2023-13-01")
 end
 
 function T.regions()
   -- the second value: the generated credentials reached Landscape Management by
   -- themselves (requested on or after 14 June 2023)
-  t.eq({ paths.region("2023-10-16") }, { paths.AFTER, true })
-  t.eq({ paths.region("2025-01-01") }, { paths.AFTER, true })
-  t.eq({ paths.region("2023-10-15") }, { paths.MID, true })
-  t.eq({ paths.region("2023-06-15") }, { paths.MID, true })
-  t.eq({ paths.region("2023-06-14") }, { paths.MID, true })
-  t.eq({ paths.region("2023-06-13") }, { paths.MID, false })
-  t.eq({ paths.region("2023-06-12") }, { paths.MID, false })
-  t.eq({ paths.region("2023-06-11") }, { paths.BEFORE, false })
+  t.eq({ evidence.region("2023-10-16") }, { evidence.AFTER, true })
+  t.eq({ evidence.region("2025-01-01") }, { evidence.AFTER, true })
+  t.eq({ evidence.region("2023-10-15") }, { evidence.MID, true })
+  t.eq({ evidence.region("2023-06-15") }, { evidence.MID, true })
+  t.eq({ evidence.region("2023-06-14") }, { evidence.MID, true })
+  t.eq({ evidence.region("2023-06-13") }, { evidence.MID, false })
+  t.eq({ evidence.region("2023-06-12") }, { evidence.MID, false })
+  t.eq({ evidence.region("2023-06-11") }, { evidence.BEFORE, false })
 end
 
 -- --------------------------------------------------------- inventory --
@@ -99,41 +100,85 @@ end
 
 function T.decide_given_dates()
   local inv = gen_inventory("2024-03-05")
-  t.eq(paths.decide("2024-01-01", { inventory = inv }).path, paths.AFTER)
-  t.eq(paths.decide("2023-08-21", { inventory = inv }).path, paths.MID)
-  t.eq(paths.decide("2022-11-14", { inventory = inv }).path, paths.BEFORE)
+  t.eq(evidence.decide("2024-01-01", { inventory = inv }).path, evidence.AFTER)
+  t.eq(evidence.decide("2023-08-21", { inventory = inv }).path, evidence.MID)
+  t.eq(evidence.decide("2022-11-14", { inventory = inv }).path, evidence.BEFORE)
 end
 
 function T.decide_june_12_and_14_are_two_events()
-  local d13 = paths.decide("2023-06-13", { inventory = gen_inventory("2023-06-13") })
-  t.eq(d13.path, paths.MID)
+  local d13 = evidence.decide("2023-06-13", { inventory = gen_inventory("2023-06-13") })
+  t.eq(d13.path, evidence.MID)
   t.find(table.concat(d13.reasons, "\n"), "uploaded to Landscape Management")
   local empty = inventory.inventory { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
-  t.eq(paths.decide("2023-06-12", { inventory = empty }).path, paths.MID)
-  local d15 = paths.decide("2023-06-15", { inventory = empty })
-  t.eq(d15.path, paths.MID)
+  t.eq(evidence.decide("2023-06-12", { inventory = empty }).path, evidence.MID)
+  local d15 = evidence.decide("2023-06-15", { inventory = empty })
+  t.eq(d15.path, evidence.MID)
   t.eq(table.concat(d15.reasons, "\n"):find("uploaded to Landscape Management", 1, true), nil)
 end
 
 function T.decide_auto_prefers_subscription_then_subaccount_then_instance()
   local inv = gen_inventory("2023-08-21")
-  local d = paths.decide("auto", { inventory = inv, subscription = { created = "2024-03-05" },
+  local d = evidence.decide("auto", { inventory = inv, subscription = { created = "2024-03-05" },
     subaccount = { created = "2022-01-01" } })
-  t.eq({ d.path, d.source }, { paths.AFTER, "subscription" })
-  d = paths.decide("auto", { inventory = inv, subaccount = { created = "2022-01-01" } })
-  t.eq({ d.path, d.source }, { paths.BEFORE, "subaccount" })
-  d = paths.decide("auto", { inventory = inv })
-  t.eq({ d.path, d.source, d.date }, { paths.MID, "generated-instance", "2023-08-21" })
+  t.eq({ d.path, d.source }, { evidence.AFTER, "subscription" })
+  d = evidence.decide("auto", { inventory = inv, subaccount = { created = "2022-01-01" } })
+  t.eq({ d.path, d.source }, { evidence.BEFORE, "subaccount" })
+  d = evidence.decide("auto", { inventory = inv })
+  t.eq({ d.path, d.source, d.date }, { evidence.MID, "generated-instance", "2023-08-21" })
 end
 
 function T.decide_no_evidence()
   local none = inventory.inventory { offering = nil, plan = nil }
-  local d = paths.decide("auto", { inventory = none })
-  t.eq({ d.path, d.source }, { paths.BEFORE, "none" })
+  local d = evidence.decide("auto", { inventory = none })
+  t.eq({ d.path, d.source }, { evidence.BEFORE, "none" })
   t.find(table.concat(d.reasons, " "), "no evidence")
   local visible = inventory.inventory { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
-  d = paths.decide("auto", { inventory = visible })
-  t.eq({ d.path, d.source }, { paths.BEFORE, "none" })
+  d = evidence.decide("auto", { inventory = visible })
+  t.eq({ d.path, d.source }, { evidence.BEFORE, "none" })
+end
+
+-- The generated inventory with the generated key probed: scoped = its token
+-- carries both imp-cdm-feature-* scopes.
+local function probed_inventory(created, scoped)
+  local inv = gen_inventory(created)
+  for _, b in ipairs(inv.instances[1].bindings) do
+    if not b.system then b.probe = { token = true, deployment = scoped, scopes = {} } end
+  end
+  return inv
+end
+
+function T.the_key_outranks_the_date()
+  local inv = probed_inventory("2023-08-21", true)
+  local o = { scenario = "deployment", runtime = "sm", credential_type = "binding-secret" }
+  -- a mid-2023 date would create an instance with the authorities; the key that
+  -- already carries the scopes is adopted instead, with a warning for the date
+  local d = evidence.decide("2023-08-21", { inventory = inv }, o)
+  t.eq(d.path, evidence.MID)
+  t.eq(d.key and d.key.binding.id, "b-1")
+  t.find(d.warnings[1], "it is adopted")
+  local s = planner.steps(d, inv, o)
+  t.eq({ s.instance.op, s.binding.op, s.binding.id, s.binding.scoped }, { "adopt", "adopt", "b-1", true })
+  t.eq(planner.read_only(s), true)
+  -- within the names asked for only, and for Deployment only
+  o.instance_name = "another"
+  t.eq(evidence.decide("2023-08-21", { inventory = inv }, o).key, nil)
+  d = evidence.decide("2023-08-21", { inventory = inv }, { scenario = "monitoring" })
+  t.eq({ d.key, d.keys_lack_scopes, #d.warnings }, { nil, nil, 0 })
+end
+
+function T.keys_without_scopes_add_the_authorities_after_october_2023()
+  local inv = probed_inventory("2024-03-05", false)
+  local o = { scenario = "deployment", runtime = "sm" }
+  local d = evidence.decide("auto", { inventory = inv }, o)
+  t.eq({ d.path, d.keys_lack_scopes, d.key }, { evidence.AFTER, true, nil })
+  t.find(table.concat(d.reasons, "\n"), "the authorities are added")
+  local s = planner.steps(d, inv, o)
+  t.eq(s.instance.op, "create", "an instance of calmbind's own, with the authorities")
+  t.ok(s.instance.parameters["xs-security"].authorities)
+  -- another inventory's keys (a Cloud Foundry space) judge a copy: the path stays
+  local judged = evidence.with_keys(d, probed_inventory("2024-03-05", true), o)
+  t.eq({ judged.path, judged.keys_lack_scopes, judged.key.binding.id }, { evidence.AFTER, nil, "b-1" })
+  t.eq({ d.keys_lack_scopes, d.key }, { true, nil }, "the decision itself is unchanged")
 end
 
 -- -------------------------------------------------------------- steps --
@@ -146,7 +191,7 @@ end
 
 function T.after_path_adopts_generated_both_scenarios()
   for _, sc in ipairs { "deployment", "monitoring" } do
-    local s = steps(paths.AFTER, sc, gen_inventory("2024-03-05"))
+    local s = steps(evidence.AFTER, sc, gen_inventory("2024-03-05"))
     t.eq(s.instance.op, "adopt", sc)
     t.eq(s.binding.op, "adopt", sc)
     t.eq(s.binding.id, "b-1", sc)
@@ -155,12 +200,12 @@ function T.after_path_adopts_generated_both_scenarios()
 end
 
 function T.mid_monitoring_adopts_generated()
-  local s = steps(paths.MID, "monitoring", gen_inventory("2023-08-21"))
+  local s = steps(evidence.MID, "monitoring", gen_inventory("2023-08-21"))
   t.eq({ s.instance.op, s.binding.op, s.binding.id }, { "adopt", "adopt", "b-1" })
 end
 
 function T.mid_deployment_creates_with_authorities()
-  local s = steps(paths.MID, "deployment", gen_inventory("2023-08-21"))
+  local s = steps(evidence.MID, "deployment", gen_inventory("2023-08-21"))
   t.eq(s.instance.op, "create")
   t.eq(s.instance.name, "calm-api-deployment")
   -- compared as tables: two encodings of the same table may order keys differently
@@ -172,14 +217,14 @@ function T.mid_deployment_creates_with_authorities()
 end
 
 function T.mid_deployment_updates_only_what_an_option_names()
-  local s = steps(paths.MID, "deployment", gen_inventory("2023-08-21"), { instance_name = "cloud-alm-api" })
+  local s = steps(evidence.MID, "deployment", gen_inventory("2023-08-21"), { instance_name = "cloud-alm-api" })
   t.eq(s.instance.op, "refuse")
   t.find(s.usage, "--update-instance cloud-alm-api")
   t.eq(planner.read_only(s), true)
 end
 
 function T.mid_deployment_update_keeps_guid_xsappname()
-  local s = steps(paths.MID, "deployment", gen_inventory("2023-08-21"),
+  local s = steps(evidence.MID, "deployment", gen_inventory("2023-08-21"),
     { instance_name = "cloud-alm-api", update_instance = "cloud-alm-api" })
   t.eq(s.instance.op, "update")
   t.find(s.warnings[1], "replaced")
@@ -190,7 +235,7 @@ end
 function T.mid_deployment_refuses_a_foreign_binding_name()
   -- the generated key predates the authorities: adopting it would give a key
   -- without the Deployment scopes, and a new binding cannot take its name
-  local s = steps(paths.MID, "deployment", gen_inventory("2023-08-21"),
+  local s = steps(evidence.MID, "deployment", gen_inventory("2023-08-21"),
     { instance_name = "cloud-alm-api", update_instance = "cloud-alm-api", binding_name = "generated-key" })
   t.find(s.usage, "--binding-name 'generated-key'")
   t.find(s.usage, "name a new binding")
@@ -205,21 +250,21 @@ function T.mid_deployment_converges_on_labels()
     bindings = { { id = "b-2", name = "calm-api-deployment-key", service_instance_id = "i-2", ready = true,
       created_at = "2024-01-01T00:01:00Z", credentials = { uaa = { xsappname = "calm-api-deployment!b9|calm!b1" } },
       labels = { created_by = { "calmbind" }, calmbind_authorities = { "imp-cdm-feature" } } } } }
-  local s = steps(paths.MID, "deployment", inv)
+  local s = steps(evidence.MID, "deployment", inv)
   t.eq({ s.instance.op, s.binding.op, s.binding.id }, { "adopt", "adopt", "b-2" })
   t.eq(planner.read_only(s), true)
 end
 
 function T.before_path_entitlement()
   local none = inventory.inventory { offering = nil, plan = nil }
-  local s = steps(paths.BEFORE, "deployment", none)
+  local s = steps(evidence.BEFORE, "deployment", none)
   t.eq(s.entitlement.op, "manual")
   t.find(s.manual, "Entitlements")
-  s = steps(paths.BEFORE, "deployment", none, { cis = true, subaccount = "sa" })
+  s = steps(evidence.BEFORE, "deployment", none, { cis = true, subaccount = "sa" })
   t.eq(s.entitlement.op, "assign")
   t.eq(s.instance.op, "create")
   t.ok(s.instance.parameters["xs-security"].authorities, "deployment: authorities")
-  s = steps(paths.BEFORE, "monitoring", none, { cis = true, subaccount = "sa" })
+  s = steps(evidence.BEFORE, "monitoring", none, { cis = true, subaccount = "sa" })
   t.eq(s.instance.name, "calm-api-monitoring")
   t.eq(s.instance.parameters["xs-security"].authorities, nil, "monitoring: no authorities")
 end
@@ -228,7 +273,7 @@ function T.cf_owned_is_manual_unless_runtime_cf()
   local inv = inventory.inventory { offering = OFF, plan = PLAN,
     instances = { { id = "cf-1", name = "calm-cf", service_plan_id = "plan-1", platform_id = "cf-platform-x",
       ready = true, created_at = "2022-05-10T00:00:00Z" } }, bindings = {} }
-  local s = steps(paths.BEFORE, "monitoring", inv)
+  local s = steps(evidence.BEFORE, "monitoring", inv)
   t.eq(s.instance.op, "manual")
   t.find(s.manual, "--runtime cf")
 end

@@ -4,7 +4,6 @@
 -- Deployment scopes). Pure: no requests.
 --
 --   inv = inventory.inventory{offering =, plan =, instances =, bindings =}
---   b, inst = inventory.deployment_key(inv, {instance_name =, binding_name =, credential_type =})
 local M = {}
 
 -- Labels calmbind puts on what it creates or updates: they make the rerun
@@ -172,46 +171,6 @@ function M.find_binding(inst, name)
     if b.name == name then return b end
   end
   return nil
-end
-
--- The key that already fits Deployment: a binding whose token (calm.key.probe)
--- carries both imp-cdm-feature-* scopes, of the wanted credential type, on
--- an instance Service Manager can read, within what --instance-name and
--- --binding-name allow, that calm.policy.load.adoptable accepts. Preference:
--- calm.policy.load.adopt_rank (default: a binding calmbind made), then the
--- oldest. Returns binding, instance | nil.
-function M.deployment_key(inv, o)
-  local policy = require "calm.policy.load"
-  local c = { scenario = "deployment", runtime = o.runtime, credential_type = o.credential_type or "binding-secret" }
-  local best, best_inst, best_rank
-  for _, i in ipairs(inv.instances) do
-    if not o.instance_name or i.name == o.instance_name then
-      for _, b in ipairs(i.bindings) do
-        local fits = b.probe and b.probe.deployment and not b.system
-          and usable_binding(b, c.credential_type)
-          and (not o.binding_name or b.name == o.binding_name)
-          and policy.adoptable(b, i, c)
-        local rank = fits and policy.adopt_rank(b, i, c) or nil
-        if rank and (not best_rank or rank < best_rank) then best, best_inst, best_rank = b, i, rank end
-      end
-    end
-  end
-  return best, best_inst
-end
-
--- True when keys were probed and none carries the Deployment scopes: the
--- evidence that what exists serves monitoring only.
-function M.keys_lack_scopes(inv)
-  local probed = false
-  for _, i in ipairs(inv.instances) do
-    for _, b in ipairs(i.bindings) do
-      if b.probe and b.probe.token then
-        probed = true
-        if b.probe.deployment then return false end
-      end
-    end
-  end
-  return probed
 end
 
 return M

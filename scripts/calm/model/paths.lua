@@ -1,44 +1,10 @@
--- calm.model.paths: SAP's three provisioning-date paths for the SAP Cloud ALM API
--- key, shared by `get` and `plan`.
---
---   decision  = paths.decide(provisioned, evidence)      -- pure
---   steps     = paths.plan_steps(decision, inventory, o)  -- pure
--- Everything here is pure (no requests); calm.ops.runner gathers the evidence,
--- carries the steps out and reports.
---
--- | provisioned            | deployment                              | monitoring             |
--- |------------------------|-----------------------------------------|------------------------|
--- | on/after 2023-10-16    | find the generated instance + binding   | same                   |
--- | 2023-06-12..2023-10-15 | create/update instance with authorities,| find the generated one |
--- |                        | then a new binding                      |                        |
--- | before 2023-06-12      | entitlement, create with authorities    | same, no authorities   |
---
--- 12 and 14 June 2023 are two events, not one date documented twice: tenants
--- requested from 12 June got generated credentials; from 14 June those were
--- also uploaded to Landscape Management automatically.
---
--- Above all dates stands the key itself: a key whose token already carries
--- both imp-cdm-feature-* scopes is adopted for Deployment (calm.key.probe).
-local inventory = require "calm.model.inventory"
-local probe = require "calm.key.probe"
+-- calm.model.paths: what each of SAP's three provisioning-date paths asks
+-- for (PATHS, read by calm.model.plan), the parameters of what calmbind
+-- creates and the entitlement steps. The decision between the paths is
+-- calm.model.evidence's. Pure: no requests.
+local evidence = require "calm.model.evidence"
 local M = {}
 
-M.AFTER = "after-2023-10-16"
-M.MID = "mid-2023"
-M.BEFORE = "before-2023-06-12"
-M.AFTER_FROM = "2023-10-16"
-M.MID_FROM = "2023-06-12"
-M.UPLOAD_FROM = "2023-06-14"
-
-M.PATH_TEXT = {
-  [M.AFTER] = "provisioned on or after 2023-10-16: instance and credentials were generated",
-  [M.MID] = "provisioned 2023-06-12 to 2023-10-15: generated credentials work for monitoring only",
-  [M.BEFORE] = "provisioned before 2023-06-12: nothing was generated",
-}
-
--- The two authorities Deployment needs; calm.policy.default owns the list
--- (kept here under its old name for scripts that read it).
-M.AUTHORITIES = require("calm.policy.default").authorities { scenario = "deployment" }
 -- What each path asks for, per scenario -- the data calm.model.plan plans from:
 --   authorities: the instance needs the imp-cdm-feature-* authorities: true,
 --     or "when-keys-lack" (only when the existing keys' tokens lack them:
@@ -49,233 +15,27 @@ M.AUTHORITIES = require("calm.policy.default").authorities { scenario = "deploym
 -- Every path first adopts a key whose token already has both scopes, and
 -- assigns the entitlement when it is missing.
 M.PATHS = {
-  [M.AFTER] = {
+  [evidence.AFTER] = {
     deployment = { authorities = "when-keys-lack", with_authorities = true },
     monitoring = { authorities = false, with_authorities = false },
   },
-  [M.MID] = {
+  [evidence.MID] = {
     deployment = { authorities = true, with_authorities = true },
     monitoring = { authorities = false, with_authorities = false },
   },
-  [M.BEFORE] = {
+  [evidence.BEFORE] = {
     deployment = { authorities = true, default_instance = true, with_authorities = true },
     monitoring = { authorities = false, default_instance = true, with_authorities = false },
   },
 }
 
 function M.rule(path, scenario)
-  local p = M.PATHS[path] or M.PATHS[M.BEFORE]
+  local p = M.PATHS[path] or M.PATHS[evidence.BEFORE]
   return p[scenario == "monitoring" and "monitoring" or "deployment"]
 end
 
 -- calm.policy.load is loaded on first use: loading it runs the admin's policy.lua
 local function policy() return require "calm.policy.load" end
-
--- ------------------------------------------------------------ dates --
-
--- "YYYY-MM-DD", a real calendar date.
-function M.check_date(s)
-  local y, m, d = tostring(s):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
-  if not y then
-    return nil, "--provisioned must be YYYY-MM-DD or auto (got '" .. tostring(s) .. "')", "USAGE"
-  end
-  y, m, d = tonumber(y), tonumber(m), tonumber(d)
-  local mdays = { 31, (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) and 29 or 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-  if m < 1 or m > 12 or d < 1 or d > mdays[m] then
-    return nil, "--provisioned " .. s .. " is not a calendar date", "USAGE"
-  end
-  if y < 2019 then
-    return nil, "--provisioned " .. s .. " is before SAP Cloud ALM existed", "USAGE"
-  end
-  return true
-end
-
--- Date -> path, plus whether the generated credentials reached Landscape
--- Management by themselves (requested on or after 14 June 2023).
-function M.region(date)
-  if date >= M.AFTER_FROM then return M.AFTER, true end
-  if date >= M.MID_FROM then return M.MID, date >= M.UPLOAD_FROM end
-  return M.BEFORE, false
-end
-
--- ------------------------------------------------------ inventory --
-
-
--- ------------------------------------------------------- evidence --
-
--- evidence = {
---   subaccount = {created=, name=} | nil, subscription = {created=, name=, state=} | nil,
---   cis_errors = {...}, inventory = inv (from calm.model.inventory)
--- }
--- Returns a list of {source, what, date?} lines for output and report.
-function M.evidence_lines(ev)
-  local out = {}
-  local function add(source, what, date) out[#out + 1] = { source = source, what = what, date = date } end
-  if ev.subscription then
-    add("saas", "SAP Cloud ALM subscription '" .. tostring(ev.subscription.name or ev.subscription.app)
-      .. "' (" .. tostring(ev.subscription.state) .. ") created " .. tostring(ev.subscription.created),
-      ev.subscription.created)
-  elseif ev.subscription == false then
-    add("saas", "no SAP Cloud ALM subscription listed")
-  end
-  if ev.subaccount then
-    add("accounts", "subaccount " .. tostring(ev.subaccount.name or ev.subaccount.guid) .. " created "
-      .. tostring(ev.subaccount.created), ev.subaccount.created)
-  end
-  for _, e in ipairs(ev.cis_errors or {}) do add("cis", e) end
-  local inv = ev.inventory
-  if inv then
-    if not inv.offering then
-      add("service-manager", "the SAPCloudALMAPIs offering is not visible: the subaccount is not entitled to SAP Cloud ALM API")
-    elseif not inv.plan then
-      add("service-manager", "the SAPCloudALMAPIs offering has no plan 'standard' visible")
-    elseif #inv.instances == 0 then
-      add("service-manager", "no SAPCloudALMAPIs instance exists")
-    end
-    for _, i in ipairs(inv.instances or {}) do
-      local kind = i.generated and "generated (xsappname = instance GUID)"
-        or (i.ours and "created by calmbind")
-        or (i.xsappname and ("created with xsappname " .. i.xsappname)) or "origin unknown (no binding to tell)"
-      add("service-manager", string.format("instance '%s' (%s) created %s, %s%s, %d binding(s)",
-        tostring(i.name), tostring(i.id), tostring(i.created), kind,
-        i.cf_owned and (", owned by " .. tostring(i.owner) .. " (" .. tostring(i.platform_id) .. ")") or "",
-        #i.bindings), i.created)
-      for _, b in ipairs(i.bindings) do
-        add("service-manager", string.format("  binding '%s' created %s%s%s%s", tostring(b.name), tostring(b.created),
-          b.credential_type and (", " .. b.credential_type) or "",
-          b.system and ", named like <SID>_<client>_<sysno>: made by Cloud ALM for a managed system" or "",
-          b.probe and (": " .. probe.summary(b.probe)) or ""),
-          b.created)
-      end
-    end
-  end
-  return out
-end
-
--- ------------------------------------------------------- decision --
-
--- The date that decides, and why (why(fmt, ...) adds a reason): --provisioned,
--- else the subscription's, the subaccount's, or the generated instance's
--- creation date. Returns date, source | nil when there is none.
-local function pick_date(provisioned, ev, gen, why)
-  if provisioned and provisioned ~= "auto" then
-    why("--provisioned %s was given", provisioned)
-    return provisioned, "--provisioned"
-  end
-  if ev.subscription and ev.subscription.created then
-    why("the SAP Cloud ALM subscription was created on %s (SaaS Provisioning API)", ev.subscription.created)
-    if ev.subaccount and ev.subaccount.created then
-      why("the subaccount was created on %s (Accounts API)", ev.subaccount.created)
-    end
-    return ev.subscription.created, "subscription"
-  elseif ev.subaccount and ev.subaccount.created then
-    why("the subaccount was created on %s (Accounts API); no subscription date was available", ev.subaccount.created)
-    return ev.subaccount.created, "subaccount"
-  elseif gen then
-    why("no --cis-key dates; instance '%s' was generated at provisioning (created without parameters: "
-      .. "its xsappname is its GUID) on %s", gen.name, tostring(gen.created))
-    return gen.created, "generated-instance"
-  end
-  return nil
-end
-
--- The path a date gives (d filled in), with what the inventory adds to it.
-local function decide_by_date(d, date, source, inv, gen, why)
-  local path, uploaded = M.region(date)
-  d.date, d.source = date, source
-  why("%s -> %s (%s)", date, path, M.PATH_TEXT[path])
-  if path == M.MID and not uploaded then
-    why("note: credentials were generated from 2023-06-12, but only for tenants requested from "
-      .. "2023-06-14 were they also uploaded to Landscape Management automatically: upload the key there yourself")
-  end
-  d.path = path
-  if path == M.AFTER and not gen and source ~= "generated-instance" then
-    if #inv.instances > 0 then
-      why("note: no instance with generated credentials was found; the existing instances are used")
-    elseif inv.offering then
-      why("note: the generated instance was expected but none exists (deleted?); get creates one")
-    end
-  end
-  return d
-end
-
--- No dates at all: what exists is the evidence (d filled in).
-local function decide_without_dates(d, inv, why)
-  if #inv.instances > 0 then
-    local cf = true
-    for _, i in ipairs(inv.instances) do if not i.cf_owned then cf = false end end
-    d.path, d.source = M.BEFORE, "instances"
-    if cf then
-      why("no dates; the only SAPCloudALMAPIs instances are owned by Cloud Foundry (%s): created by hand "
-        .. "the pre-October-2023 way, so %s", inv.instances[1].platform_id, M.BEFORE)
-    else
-      why("no dates; SAPCloudALMAPIs instances exist but none was generated at provisioning "
-        .. "(created with parameters): created by hand, so %s (adopted by name)", M.BEFORE)
-    end
-    return d
-  end
-  d.path, d.source = M.BEFORE, "none"
-  if inv.offering == nil and inv.entitled == false then
-    why("no evidence: no --cis-key dates, the SAP Cloud ALM API offering is not visible (not entitled) "
-      .. "and no instance exists: nothing was generated, so %s", M.BEFORE)
-  else
-    why("no evidence: no --cis-key dates and no SAPCloudALMAPIs instance or binding exists: "
-      .. "nothing to find, so %s (create); pass --provisioned YYYY-MM-DD to decide otherwise", M.BEFORE)
-  end
-  return d
-end
-
--- provisioned: "auto" or "YYYY-MM-DD". Returns
--- {path, date, source, reasons = {...}}
-local function decide_by_dates(provisioned, ev)
-  local inv = ev.inventory or { instances = {} }
-  local d = { reasons = {} }
-  local function why(fmt, ...) d.reasons[#d.reasons + 1] = string.format(fmt, ...) end
-  local gen = inventory.generated_instance(inv)
-  local date, source = pick_date(provisioned, ev, gen, why)
-  if date then return decide_by_date(d, date, source, inv, gen, why) end
-  return decide_without_dates(d, inv, why)
-end
-
--- The key outranks the dates: a key whose token already carries both
--- imp-cdm-feature-* scopes is adopted for Deployment (plan_steps), and keys
--- that all lack them mean the authorities are still missing, whatever the
--- date says. An explicit --provisioned that contradicts this gets a warning
--- naming the evidence. o = {scenario = "deployment"|"monitoring"}.
--- Returns {path, date, source, reasons, warnings, keys_lack_scopes}.
-function M.decide(provisioned, ev, o)
-  local d = decide_by_dates(provisioned, ev)
-  d.warnings = {}
-  local inv = ev.inventory or { instances = {} }
-  local deployment = not o or o.scenario ~= "monitoring"
-  local explicit = provisioned and provisioned ~= "auto"
-  local key, inst = inventory.deployment_key(inv, {})
-  local function why(fmt, ...) d.reasons[#d.reasons + 1] = string.format(fmt, ...) end
-  if key then
-    local what = string.format("binding '%s' (instance '%s')", tostring(key.name), tostring(inst.name))
-    why("%s has a token with both imp-cdm-feature-* scopes (checked before any change)", what)
-    if (d.source == "instances" or d.source == "none") and not inst.ours then
-      d.path, d.source = M.AFTER, "key-scopes"
-      why("an instance calmbind did not create already carries the authorities, as SAP generates it "
-        .. "since 2023-10-16 (or an admin added them): %s", M.AFTER)
-    elseif explicit and deployment and d.path ~= M.AFTER then
-      d.warnings[#d.warnings + 1] = string.format("--provisioned %s says %s, but %s already has a token with both "
-        .. "imp-cdm-feature-* scopes: it is adopted; nothing is created or updated", provisioned, d.path, what)
-    end
-  elseif deployment and inventory.keys_lack_scopes(inv) then
-    d.keys_lack_scopes = true
-    if d.path == M.AFTER then
-      local text = "no existing key's token carries the imp-cdm-feature-* scopes (checked before any change): "
-        .. "the authorities are added as on the " .. M.MID .. " path"
-      if explicit then
-        d.warnings[#d.warnings + 1] = string.format("--provisioned %s says %s, but %s", provisioned, d.path, text)
-      else
-        why("%s", text)
-      end
-    end
-  end
-  return d
-end
 
 -- ------------------------------------------------------ parameters --
 

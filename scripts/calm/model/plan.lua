@@ -1,7 +1,8 @@
 -- calm.model.plan: the planner get and plan share, for the Service Manager and
--- the Cloud Foundry runtime alike: from the decision (calm.model.paths), what
--- exists (calm.model.inventory, with each key's token scopes from calm.key.probe) and
--- the options, which steps to take -- no requests, no output. The
+-- the Cloud Foundry runtime alike: from the decision (calm.model.evidence:
+-- the path, and the key to adopt whatever the path says), what exists
+-- (calm.model.inventory) and the options, which steps to take -- no
+-- requests, no output. The
 -- executors (calm.ops.exec_sm, calm.ops.exec_cf) only carry the steps out.
 -- What each path and scenario asks for is data: calm.model.paths.PATHS; names,
 -- labels, authorities and adopt rules come from calm.policy.load.
@@ -126,20 +127,16 @@ local function refused_binding(inst, ctype)
   return nil
 end
 
--- Adopts the key whose token already carries both imp-cdm-feature-* scopes
--- (calm.key.probe), within --instance-name / --binding-name: no instance update,
--- no new binding. Returns true when it did.
-local function adopt_scoped_key(s, inv, o, ctype)
-  local b, inst = inventory.deployment_key(inv, { instance_name = o.instance_name,
-    binding_name = o.binding_name, credential_type = ctype })
-  if not b then return false end
+-- Adopts the key calm.model.evidence found (its token already carries both
+-- imp-cdm-feature-* scopes): no instance update, no new binding.
+local function adopt_key(s, key)
+  local b, inst = key.binding, key.instance
   s.instance = { op = "adopt", id = inst.id, name = inst.name,
     why = "its binding '" .. tostring(b.name) .. "' already has a token with both imp-cdm-feature-* scopes" }
   s.binding = { op = "adopt", id = b.id, name = b.name, scoped = true,
     why = "its token already carries both imp-cdm-feature-* scopes (checked before any change): "
       .. "no instance update, no new binding" }
   s.others = {}
-  return true
 end
 
 local function entitlement_step(s, inv, o)
@@ -342,8 +339,12 @@ function M.steps(d, inv, o)
   local ctype = o.credential_type or "binding-secret"
   local rule = paths.rule(d.path, o.scenario)
   entitlement_step(s, inv, o)
-  -- the key is the best evidence: one that already fits is adopted as it is
-  if o.scenario ~= "monitoring" and adopt_scoped_key(s, inv, o, ctype) then return s end
+  -- the key outranks the date (calm.model.evidence): one that already fits
+  -- is adopted as it is
+  if d.key then
+    adopt_key(s, d.key)
+    return s
+  end
 
   local need_auth = rule.authorities == true or (rule.authorities == "when-keys-lack" and d.keys_lack_scopes == true)
   local name = o.instance_name or ((need_auth or rule.default_instance)

@@ -6,9 +6,12 @@
 -- steps out through the CF v3 API.
 --
 --   creds | steps (plan) | nil, msg, code = exec_cf.run(ctx, mode, say, action)
+local evidence = require "calm.model.evidence"
 local paths = require "calm.model.paths"
 local names = require "calm.model.names"
 local inventory = require "calm.model.inventory"
+local planner = require "calm.model.plan"
+local options = require "calm.ops.options"
 local M = {}
 
 
@@ -88,16 +91,13 @@ local function cf_inventory(all, keys_by, plan)
   return inv
 end
 
--- The decision, with the key evidence of the space (Service Manager does
--- not list CF keys), then calm.model.plan's steps.
+-- The decision judged by the keys of the space (Service Manager does not
+-- list CF keys; calm.model.evidence), then calm.model.plan's steps.
 local function plan_steps(ctx, inv)
   local opts = ctx.opts
-  local d = {}
-  for k, v in pairs(ctx.decision or {}) do d[k] = v end
-  d.keys_lack_scopes = require("calm.model.inventory").keys_lack_scopes(inv)
-  local steps = require("calm.model.plan").steps(d, inv, { scenario = opts.scenario, runtime = "cf",
-    credential_type = "binding-secret", instance_name = opts["instance-name"], binding_name = opts["binding-name"],
-    update_instance = opts["update-instance"] })
+  local o = options.plan_options(ctx)
+  o.runtime, o.credential_type = "cf", "binding-secret"
+  local steps = planner.steps(evidence.with_keys(ctx.decision, inv, o), inv, o)
   steps.runtime, steps.space = "cf", opts["cf-space"]
   -- what the CF runtime does not do by itself
   for _, part in ipairs({ "instance", "binding" }) do

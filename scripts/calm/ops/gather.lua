@@ -4,7 +4,6 @@
 --
 --   ev | nil, msg, code = gather.gather(ctx)     -- sets ctx.evidence
 --   ok | nil, msg, code = gather.probe_inventory(ctx, inventory)
-local paths = require "calm.model.paths"
 local inventory = require "calm.model.inventory"
 local M = {}
 

@@ -4,6 +4,8 @@
 --   ok | nil, msg, code = options.validate(opts, mode)
 --   key_table | nil, msg, code = options.load_json_key(opts, "sm-key" | "cis-key")
 --   ok | nil, msg, code = options.connect(ctx)  -- ctx.sm, ctx.cis_keys from the key files
+--   o = options.plan_options(ctx)              -- for calm.model.evidence and .plan
+local evidence = require "calm.model.evidence"
 local paths = require "calm.model.paths"
 local names = require "calm.model.names"
 local key_util = require "calm.key.util"
@@ -77,7 +79,7 @@ local function check_values(opts)
   local pok, perr = pcall(require, "calm.policy.load")
   if not pok then return nil, "policy: " .. tostring(perr), "USAGE" end
   if opts.provisioned ~= "auto" then
-    local ok, msg, code = paths.check_date(opts.provisioned)
+    local ok, msg, code = evidence.check_date(opts.provisioned)
     if not ok then return nil, msg, code end
   end
   local upd = opts["update-instance"]
@@ -203,6 +205,20 @@ function M.connect(ctx)
   if not keys then return nil, msg, code end
   ctx.cis_keys = keys
   return true
+end
+
+-- What the decision (calm.model.evidence.decide) and the planner
+-- (calm.model.plan.steps) are told about this run: one table for both, so
+-- the key the decision adopts is the one the plan's names allow.
+function M.plan_options(ctx)
+  local opts = ctx.opts
+  return {
+    scenario = opts.scenario, instance_name = opts["instance-name"], binding_name = opts["binding-name"],
+    runtime = opts.runtime, credential_type = opts["credential-type"],
+    cis = ctx.cis ~= nil and not ctx.cis_failed, subaccount = opts.subaccount,
+    cis_given = opts["cis-key"] ~= nil or opts["cis-key2"] ~= nil,
+    update_instance = opts["update-instance"], x509_validity = opts.x509_validity,
+  }
 end
 
 -- Reads a key file (calm.lib.input: not JSON, or a key of the wrong kind, is

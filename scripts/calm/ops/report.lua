@@ -6,7 +6,7 @@
 --   text = report.report_text(report); report.step_view(step)
 --   report.show_evidence(ctx, say); report.show_decision(ctx, say)
 --   report.describe_steps(ctx, say, "would" | "will")
-local paths = require "calm.model.paths"
+local evidence = require "calm.model.evidence"
 local M = {}
 
 -- ---------------------------------------------------------- report --
@@ -73,12 +73,12 @@ end
 
 function M.show_decision(ctx, say)
   local d = ctx.decision
-  say(string.format("path: %s (%s)", d.path, paths.PATH_TEXT[d.path]))
+  say(string.format("path: %s (%s)", d.path, evidence.PATH_TEXT[d.path]))
   for _, r in ipairs(d.reasons) do say("  because " .. r) end
 end
 
 function M.show_evidence(ctx, say)
-  local lines = paths.evidence_lines(ctx.evidence)
+  local lines = evidence.evidence_lines(ctx.evidence)
   if #lines == 0 then return end
   say("evidence:")
   for _, l in ipairs(lines) do say("  " .. l.what) end

@@ -11,9 +11,12 @@
 -- replaces are listed; with --delete-old the older ones calmbind itself made
 -- on the same instance for the same credential type are deleted (calm.ops.rotate_rules
 -- says which: never SAP's generated key, <SID>_<client>_<sysno> or hand-made ones).
+local evidence = require "calm.model.evidence"
 local inventory = require "calm.model.inventory"
 local names = require "calm.model.names"
 local planner = require "calm.model.plan"
+local gather = require "calm.ops.gather"
+local options = require "calm.ops.options"
 local key_format = require "calm.key.format"
 local key_parse = require "calm.key.parse"
 local key_util = require "calm.key.util"
@@ -55,18 +58,17 @@ function M.validate(opts)
   return true
 end
 
--- The instance get would adopt | nil, msg, code.
+-- The instance get would adopt: the one get's decision and plan adopt, with
+-- rotate's --binding-name left out (it names the new binding, not one to
+-- adopt). Returns instance, inventory | nil, msg, code.
 local function target_instance(ctx)
-  local paths = require "calm.model.paths"
-  local runner = require "calm.ops.runner"
-  local opts = ctx.opts
-  local ev, msg, code = runner.gather(ctx)
+  local ev, msg, code = gather.gather(ctx)
   if not ev then return nil, msg, code end
-  local d = paths.decide(opts.provisioned, ev)
+  local o = options.plan_options(ctx)
+  o.binding_name, o.runtime = nil, "sm"
+  local d = evidence.decide(ctx.opts.provisioned, ev, o)
   ctx.report.decision = { path = d.path, reasons = require("calm.lib.json").array(d.reasons or {}) }
-  local steps = planner.steps(d, ev.inventory, { scenario = opts.scenario,
-    instance_name = opts["instance-name"], runtime = "sm", credential_type = opts["credential-type"],
-    cis = ctx.cis ~= nil and not ctx.cis_failed, subaccount = opts.subaccount })
+  local steps = planner.steps(d, ev.inventory, o)
   if steps.usage then return nil, steps.usage, "USAGE" end
   if steps.manual then return nil, steps.manual, "MANUAL" end
   local si = steps.instance

@@ -1,6 +1,6 @@
 -- calm.ops.runner: runs `get` and `plan`: options, evidence gathering (the
 -- requests that do not depend on each other go out together), carrying out
--- the steps calm.model.paths planned, output and the run report.
+-- the steps calm.model.plan planned, output and the run report.
 --
 --   runner.command("get" | "plan")  -- the function a command file returns
 --   runner.run(opts, mode [, sink]) -- exit status | nil, message, code;
@@ -8,7 +8,7 @@
 --
 -- Requests that do not depend on each other go out together (calm.task):
 -- the tokens first, then every read in one round.
-local paths = require "calm.model.paths"
+local evidence = require "calm.model.evidence"
 local planner = require "calm.model.plan"
 local options = require "calm.ops.options"
 local report = require "calm.ops.report"
@@ -38,15 +38,16 @@ local function sayer(mode, lines)
   return function(s) if s:match("^path: ") then log.info("%s", s) else log.debug("%s", s) end end
 end
 
--- The evidence and the decision (calm.model.paths), shown and put in the report.
+-- The evidence and the decision (calm.model.evidence), shown and put in the report.
 -- Returns the evidence | nil, msg, code.
 local function decide(ctx, mode, say)
   local log = require "calm.log"
   local opts = ctx.opts
   local ev, msg, code = gather.gather(ctx)
   if not ev then return nil, msg, code end
-  ctx.report.evidence = paths.evidence_lines(ev)
-  ctx.decision = paths.decide(opts.provisioned, ev, { scenario = opts.scenario })
+  ctx.report.evidence = evidence.evidence_lines(ev)
+  ctx.plan_options = options.plan_options(ctx)
+  ctx.decision = evidence.decide(opts.provisioned, ev, ctx.plan_options)
   ctx.report.decision = { path = ctx.decision.path, date = ctx.decision.date, source = ctx.decision.source,
     warnings = ctx.decision.warnings, reasons = ctx.decision.reasons }
   say(string.format("calmbind %s: scenario %s, runtime %s", mode, opts.scenario, opts.runtime))
@@ -80,14 +81,7 @@ end
 -- ctx.steps and the report.
 local function plan_sm_steps(ctx, ev)
   local log = require "calm.log"
-  local opts = ctx.opts
-  ctx.steps = planner.steps(ctx.decision, ev.inventory, {
-    scenario = opts.scenario, instance_name = opts["instance-name"], binding_name = opts["binding-name"],
-    runtime = opts.runtime, credential_type = opts["credential-type"],
-    cis = ctx.cis ~= nil and not ctx.cis_failed, subaccount = opts.subaccount,
-    cis_given = opts["cis-key"] ~= nil or opts["cis-key2"] ~= nil,
-    update_instance = opts["update-instance"], x509_validity = opts.x509_validity,
-  })
+  ctx.steps = planner.steps(ctx.decision, ev.inventory, ctx.plan_options)
   for _, w in ipairs(ctx.steps.warnings or {}) do log.warn("%s", w) end
   ctx.report.steps = { entitlement = report.step_view(ctx.steps.entitlement), instance = report.step_view(ctx.steps.instance),
     binding = report.step_view(ctx.steps.binding), notes = ctx.steps.notes, manual = ctx.steps.manual,
