@@ -39,9 +39,10 @@ $(B)/obj/%.o: src/%.c | $(B)/obj
 	@echo "  CC    $<"
 	@$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-# The embedder is a build tool: plain flags, never sanitized.
+# The embedder is a build tool: plain flags, never sanitized. It precompiles
+# the scripts with the same Lua the binary links.
 $(B)/embed: tools/embed.c | $(B)/obj
-	@$(CC) -O1 -std=c99 -Wall -Wextra -o $@ $<
+	@$(CC) -O1 -std=c99 -Wall -Wextra $(shell pkg-config --cflags lua5.4) -o $@ $< $(shell pkg-config --libs lua5.4)
 
 $(B)/embedded.c: $(B)/embed $(SCRIPTS)
 	@echo "  EMBED $(words $(SCRIPTS)) scripts"

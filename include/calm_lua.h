@@ -160,8 +160,15 @@ const char *calm_cmdline_suggest(const char *word);
 /* Logs "unknown command 'x'", with a suggestion when there is one. */
 void calm_cmdline_unknown(const char *what);
 
-/* Built-in scripts (generated into build/embedded.c from scripts/). */
-struct calm_embedded { const char *name; const char *source; size_t len; };
+/* Built-in scripts (generated into build/embedded.c from scripts/): the
+ * source and the chunk tools/embed.c precompiled from it. */
+struct calm_embedded {
+    const char *name;
+    const char *source;
+    size_t len;
+    const char *chunk;
+    size_t chunk_len;
+};
 extern const struct calm_embedded calm_embedded_scripts[];
 extern const size_t calm_embedded_count;
 

@@ -83,6 +83,14 @@ int calm_load_script(lua_State *L, const char *rel)
     if (e) {
         char name[256];
         snprintf(name, sizeof name, "@scripts/%s", rel);
+        /* The precompiled chunk loads without the compiler; a Lua whose
+         * chunk format differs from the build's (another word size, another
+         * 5.4 format) refuses it at the header, and the source is compiled. */
+        if (e->chunk && luaL_loadbufferx(L, e->chunk, e->chunk_len, name, "b") == LUA_OK) return 0;
+        if (e->chunk) {
+            calm_log(CALM_LOG_DEBUG, "%s: %s; compiling its source", rel, lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
         return luaL_loadbufferx(L, e->source, e->len, name, "t") == LUA_OK ? 0 : -1;
     }
     lua_pushfstring(L, "no script '%s' (built in or in CALMBIND_PATH)", rel);
