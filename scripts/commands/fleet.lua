@@ -125,9 +125,8 @@ return function(args)
   io.write(fleet.summary(results, "fleet " .. opts.command))
   io.flush()
   if opts.report then
-    local w, wmsg = fleet.write_report(opts.report, fleet.report(results, { command = opts.command,
+    require("calm.ops.report").write(opts.report, fleet.report(results, { command = opts.command,
       inventory = pos[1], shard = opts.shard, seconds = task.now() - started }))
-    if not w then require("calm.log").warn("cannot write the report %s: %s", opts.report, tostring(wmsg)) end
   end
   if opts.command == "rotate" then fleet.after_rotation(results, opts.report) end
   for _, r in ipairs(results) do

@@ -220,6 +220,27 @@ with FakeBTP(tenants=5, presets=PRESETS) as fake:
         expect="used twice")
     bad("--shard 3/2", {"tenants": [good]}, args=("--shard", "3/2"), expect="--shard")
 
+    # messages name the value as the user wrote it: the tenant's field, the field of the
+    # inventory's defaults, or fleet's own option (not a field name made from an option)
+    def said(what, inv_doc, args, want, unwanted):
+        p = write_json(os.path.join(TMP, "said.json"), inv_doc)
+        rc, out, err, doc = fleet(p, *args)
+        text = err + out + json.dumps(doc or {})
+        S.check("message names %s" % what, want in text and not any(u in text for u in unwanted),
+                (rc, text[-600:]))
+    said("the tenant's field", {"tenants": [dict(good, provisioned="2023-13-01")]},
+         ["--out-dir", fresh_dir("said")], "provisioned 2023-13-01 is not a calendar date", ["--provisioned"])
+    said("the defaults' field", {"defaults": {"provisioned": "2023-13-01"}, "tenants": [good]},
+         ["--out-dir", fresh_dir("said")], "provisioned (inventory defaults) 2023-13-01", ["--provisioned"])
+    said("fleet's option", {"tenants": [good]}, ["--out-dir", fresh_dir("said"), "--provisioned", "2023-13-01"],
+         "--provisioned 2023-13-01 is not a calendar date", ["): provisioned"])
+    said("fleet's --x509-validity", {"tenants": [good]}, ["--out-dir", fresh_dir("said"), "--credential-type",
+         "x509", "--x509-validity", "5w"], "--x509-validity must be", ["x509_validity"])
+    said("the out field and fleet's --out-dir", {"tenants": [good]}, [],
+         "no out field and no --out-dir DIR option", ["out_dir"])
+    said("the key field of --command verify", {"tenants": [{"name": "v", "key": "nope.json"}]},
+         ["--command", "verify"], "key: key file", ["out_dir"])
+
     # shards: disjoint, together exactly the inventory
     many = [{"name": "t%02d" % i, "sm_key": fa.sm_key_path} for i in range(24)]
     sinv = write_json(os.path.join(TMP, "shards.json"), {"tenants": many})

@@ -150,6 +150,32 @@ with FakeBTP(preset="mid-2023") as fake:
     S.check("... the report names it too", name in ((doc.get("result") or {}).get("error") or "")
             and (doc.get("result") or {}).get("exit") == 6, doc.get("result"))
 
+# one delivery for get and rotate: one may-delete rule (an older calmbind key on another
+# instance is kept, by get's advice as by rotate), one advice text, one report writer
+with FakeBTP(preset="mid-2023") as fake:
+    rc, _, err = run(["get", "--sm-key", fake.sm_key_path, "--out", os.path.join(TMP, "one.json")], env=ENV)
+    S.eq("one rule: setup get", rc, 0)
+    grep = os.path.join(TMP, "get-report.json")
+    rc, _, err = run(["get", "--sm-key", fake.sm_key_path, "--instance-name", "calm-api-second", "--binding-name",
+                      "second-key", "--out", os.path.join(TMP, "two.json"), "--report", grep], env=ENV)
+    line = [l for l in err.splitlines() if "'calm-api-deployment-key' (instance 'calm-api-deployment'" in l]
+    S.check("get on a second instance: the older calmbind key on the first is kept, by the rule rotate uses",
+            rc == 0 and len(line) == 1 and "kept: on another instance ('calm-api-deployment')" in line[0]
+            and "then delete" not in err and "can go" not in err, err[-900:])
+    S.check("... the advice is rotate's: upload, /SDF/ALM_SETUP", "next steps:" in err
+            and "Landscape Management" in err and "/SDF/ALM_SETUP" in err, err[-600:])
+    rc, err, doc = rotate(fake, os.path.join(TMP, "three.json"), "--instance-name", "calm-api-second")
+    gdoc = json.load(open(grep))
+    S.check("rotate's report comes from get's writer: the same result fields, path included",
+            rc == 0 and doc["result"].get("path") == gdoc["result"].get("path") == "mid-2023"
+            and set(gdoc["result"]) <= set(doc["result"]) and doc["decision"]["reasons"], (doc.get("result"), gdoc["result"]))
+    S.check("... and the same advice text", "next steps:" in err and "then delete the 1 old binding" in err
+            and "kept: on another instance ('calm-api-deployment')" in err, err[-900:])
+    S.check("... one summary of what was kept and why, no 'replaces ... kept' list",
+            "it replaces" not in err and "next time" not in err
+            and "3 other SAP Cloud ALM API keys of the subaccount (1 to delete once the new key is in use, 2 kept)" in err,
+            err[-900:])
+
 # an x509 key: rotate keeps the credential type (no option needed), the new key verifies
 # over mutual TLS; --delete-old then deletes the older x509 key calmbind made; an explicit
 # --credential-type binding-secret is another purpose and leaves the x509 keys alone

@@ -1,6 +1,6 @@
 local t = ...
 local inv = require "calm.ops.fleet_inventory"
-local rules = require "calm.ops.rotate_rules"
+local rules = require "calm.ops.deliver"
 local T = {}
 
 local function fields(rows)

@@ -5,7 +5,6 @@ local t = ...
 local key_check = require "calm.key.check"
 local key_format = require "calm.key.format"
 local key_parse = require "calm.key.parse"
-local key_rotation = require "calm.key.rotation"
 local key_util = require "calm.key.util"
 local key_verify = require "calm.key.verify"
 local json = require "calm.lib.json"
@@ -534,49 +533,6 @@ function T.output_refuses_secret_on_terminal()
     local msg = t.fails("USAGE", key_format.output, "secret text", { out = "/x/key.json" })
     t.find(msg, "cannot write /x/key.json")
   end)
-end
-
-function T.rotation_hint()
-  t.eq(key_rotation.rotation_hint({ created = "new", others = {} }), nil)
-  t.eq(key_rotation.rotation_hint({ created = nil, others = { "old" } }), nil)
-  local h = key_rotation.rotation_hint({ created = "new", others = { { name = "old", ours = true }, "new" },
-    credential_type = "binding-secret" })
-  t.find(h, "New binding 'new' created")
-  t.find(h, "Landscape Management")
-  t.find(h, "/SDF/ALM_SETUP")
-  t.find(h, "the older binding 'old' that calmbind created can go")
-  local lm = h:find("Landscape Management", 1, true)
-  t.ok(lm < h:find("/SDF/ALM_SETUP", 1, true) and h:find("/SDF/ALM_SETUP", 1, true) < h:find("can go", 1, true),
-    "order: replace first, remove last")
-  t.find(key_rotation.rotation_hint({ created = "n", others = { { name = "o", ours = true } },
-    credential_type = "instance-secret" }), "does not revoke")
-  -- keys of other instances count too: Landscape Management keeps one key per tenant
-  local h2 = key_rotation.rotation_hint({ created = "calm-api-deployment-key", others = {
-    { name = "calm-api-key-auto", instance = "SAPCloudALMAPIs-auto", credential_type = "instance-secret" },
-    { name = "calm-api-deployment-key", instance = "calm-api-deployment", credential_type = "binding-secret" } } })
-  t.find(h2, "another SAP Cloud ALM API key exists: 'calm-api-key-auto' (instance 'SAPCloudALMAPIs-auto')")
-  t.nofind(h2, "'calm-api-deployment-key' (instance")
-end
-
--- calmbind never advises deleting a key it did not create: SAP's generated key,
--- hand-made ones and plain names (no ours flag) are listed as kept
-function T.rotation_hint_never_deletes_what_calmbind_did_not_create()
-  local h = key_rotation.rotation_hint({ created = "calm-api-deployment-key", others = {
-    { name = "calm-api-key-auto", instance = "SAPCloudALMAPIs-auto", credential_type = "instance-secret", generated = true },
-    { name = "hand-key", instance = "calm.deploy.by-hand" },
-    { name = "old-key", instance = "calm-api-deployment", credential_type = "binding-secret", ours = true } } })
-  t.find(h, "the older binding 'old-key' (instance 'calm-api-deployment') that calmbind created can go")
-  t.find(h, "Kept as they are: 'calm-api-key-auto' (instance 'SAPCloudALMAPIs-auto'), 'hand-key' "
-    .. "(instance 'calm.deploy.by-hand'): calmbind did not create them")
-  for line in h:gmatch("[^\n]+") do
-    if line:find("calm-api-key-auto", 1, true) or line:find("hand-key", 1, true) then
-      t.nofind(line:lower(), "delet")
-    end
-  end
-  t.nofind(h, "does not revoke")
-  local h2 = key_rotation.rotation_hint({ created = "new", others = { "plain-name" } })
-  t.nofind(h2, "can go")
-  t.find(h2, "Kept as they are: 'plain-name'")
 end
 
 -- -------------------------------------------------------------- verify --

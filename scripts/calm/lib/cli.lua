@@ -282,6 +282,52 @@ function M.parse(args, spec)
   return opts, pos
 end
 
+-- cli.from_table(values, spec, label) -> opts | nil, message, "USAGE": the
+-- options of a command given as a table (fleet builds one per tenant) instead
+-- of argv, judged by the same spec and rules as cli.parse: values keyed by the
+-- long option name ("sm-key"); a flag is a boolean, any other value a string
+-- (a number too for a number option). No environment fallbacks; defaults are
+-- filled. label(name) says how the user wrote the option ("sm_key" for an
+-- inventory field): messages here and cli.label(opts, name) later use it.
+function M.from_table(values, spec, label)
+  local defs = merged_options(spec)
+  label = label or function(name) return "--" .. name end
+  local opts, given = {}, {}
+  sources[opts] = given
+  local names = {}
+  for name in pairs(values) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local def, v = defs[name], values[name]
+    local l = label(name)
+    if not def then return usage_error(spec, string.format("%s is not an option of %s", l, spec.command or "it")) end
+    if def.flag then
+      if type(v) ~= "boolean" then return usage_error(spec, l .. " must be true or false") end
+    else
+      if type(v) == "number" and def.number then v = tostring(v) end
+      if type(v) ~= "string" then return usage_error(spec, l .. " must be a string") end
+      local c, msg = convert(def, l, v)
+      if c == nil then return usage_error(spec, msg) end
+      v = c
+    end
+    if v ~= false then opts[name] = v end
+    if l ~= "--" .. name then given[name] = l end
+  end
+  for name, def in pairs(defs) do
+    if opts[name] == nil and def.default ~= nil then opts[name] = def.default end
+  end
+  return opts
+end
+
+-- cli.set_label(opts, name, label): messages about opts[name] name it so
+-- (an option a command sets on the user's behalf, e.g. fleet's --out-dir
+-- turned into a tenant's out).
+function M.set_label(opts, name, label)
+  local s = sources[opts]
+  if not s then s = {}; sources[opts] = s end
+  s[name] = label
+end
+
 -- cli.command(spec, body) -> the main of a command: args parsed by spec,
 -- --help printed (exit 0), else body(opts, pos) and what it returns;
 -- a usage error is nil, msg, "USAGE".

@@ -153,13 +153,14 @@ end
 
 -- --cacert FILE: a readable file with at least one PEM certificate.
 -- Returns true | nil, msg, "USAGE".
-function M.check_cacert(path)
+function M.check_cacert(path, option)
   local fs = require "calm.fs"
+  option = option or "--cacert"
   local text, msg = fs.read(path, 16 * 1024 * 1024)
-  if not text then return nil, "--cacert: " .. tostring(msg), "USAGE" end
+  if not text then return nil, option .. ": " .. tostring(msg), "USAGE" end
   if not text:find("-----BEGIN CERTIFICATE-----", 1, true) then
     local looks = M.describe(text) or "it is JSON"
-    return nil, "--cacert " .. path .. ": no PEM certificate (-----BEGIN CERTIFICATE-----) in it; "
+    return nil, option .. " " .. path .. ": no PEM certificate (-----BEGIN CERTIFICATE-----) in it; "
       .. looks:gsub(", not a JSON key", ""), "USAGE"
   end
   return true

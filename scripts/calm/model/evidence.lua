@@ -45,18 +45,19 @@ M.PATH_TEXT = {
 -- ------------------------------------------------------------ dates --
 
 -- "YYYY-MM-DD", a real calendar date.
-function M.check_date(s)
+function M.check_date(s, label)
+  label = label or "--provisioned"
   local y, m, d = tostring(s):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
   if not y then
-    return nil, "--provisioned must be YYYY-MM-DD or auto (got '" .. tostring(s) .. "')", "USAGE"
+    return nil, label .. " must be YYYY-MM-DD or auto (got '" .. tostring(s) .. "')", "USAGE"
   end
   y, m, d = tonumber(y), tonumber(m), tonumber(d)
   local mdays = { 31, (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) and 29 or 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
   if m < 1 or m > 12 or d < 1 or d > mdays[m] then
-    return nil, "--provisioned " .. s .. " is not a calendar date", "USAGE"
+    return nil, label .. " " .. s .. " is not a calendar date", "USAGE"
   end
   if y < 2019 then
-    return nil, "--provisioned " .. s .. " is before SAP Cloud ALM existed", "USAGE"
+    return nil, label .. " " .. s .. " is before SAP Cloud ALM existed", "USAGE"
   end
   return true
 end

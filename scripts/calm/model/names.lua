@@ -54,11 +54,12 @@ end
 
 -- A binding name, also one that exists; never the <SID>_<client>_<sysno>
 -- pattern of the keys Cloud ALM makes for managed systems.
-function M.check_binding_name(n)
-  local ok, msg, code = check_ref(n, "--binding-name")
+function M.check_binding_name(n, option)
+  option = option or "--binding-name"
+  local ok, msg, code = check_ref(n, option)
   if not ok then return nil, msg, code end
   if inventory.is_system_binding_name(n) then
-    return nil, "--binding-name '" .. n .. "' looks like <SID>_<client>_<system number> (e.g. S4H_100_00), "
+    return nil, option .. " '" .. n .. "' looks like <SID>_<client>_<system number> (e.g. S4H_100_00), "
       .. "the pattern Cloud ALM uses for the credentials it creates itself; choose another name", "USAGE"
   end
   return true

@@ -77,11 +77,11 @@ function M.binding_parameters(o)
 end
 
 -- "--x509-validity" values: N (days), Nd, Nm (months) or Ny (years).
-function M.parse_validity(s)
+function M.parse_validity(s, label)
   local n, unit = tostring(s):match("^(%d+)([dmyDMY]?)$")
   n = tonumber(n)
   if not n or n < 1 or n > 3650 then
-    return nil, "--x509-validity must be a number of days (1-3650), or N followed by d, m or y (got '"
+    return nil, (label or "--x509-validity") .. " must be a number of days (1-3650), or N followed by d, m or y (got '"
       .. tostring(s) .. "')", "USAGE"
   end
   local t = ({ [""] = "DAYS", d = "DAYS", m = "MONTHS", y = "YEARS" })[unit:lower()]

@@ -245,27 +245,19 @@ end
 
 -- fleet --command rotate: the admin's steps once for all rotated tenants.
 function M.after_rotation(results, report)
-  local rules = require "calm.ops.rotate_rules"
-  local rotated, replaced, deleted = 0, 0, 0
+  local deliver = require "calm.ops.deliver"
+  local rotated, todo, deleted = 0, 0, 0
   for _, r in ipairs(results) do
     if r.exit == 0 then
       rotated = rotated + 1
-      for _, e in ipairs(r.replaced or {}) do
-        if e.deleted then deleted = deleted + 1 elseif e.replace then replaced = replaced + 1 end
-      end
+      local d, t = deliver.tally(r.replaced)
+      deleted, todo = deleted + d, todo + t
     end
   end
   if rotated == 0 then return end
   say("%d tenant%s rotated: each new key is in its key file", rotated, rotated == 1 and "" or "s")
   local where = report and ("listed with replace: true in " .. report) or "that rotate listed (see --report)"
-  for _, l in ipairs(rules.after_steps(replaced, deleted, where)) do say("%s", l) end
-end
-
-function M.write_report(path, doc)
-  local json = require "calm.lib.json"
-  local fs = require "calm.fs"
-  local text = json.pretty(doc, { "tool", "command", "fleet_command", "inventory", "shard", "summary", "tenants" })
-  return fs.write_private(path, text .. "\n")
+  for _, l in ipairs(deliver.next_steps(todo, deleted, where)) do say("%s", l) end
 end
 
 return M

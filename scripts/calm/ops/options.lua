@@ -74,41 +74,42 @@ end
 -- The names and values get and plan act on: the admin's policy.lua, the
 -- date, the instance, binding and x509 options. Returns true | nil, msg, code.
 local function check_values(opts)
+  local L = function(name) return require("calm.lib.cli").label(opts, name) end
   -- the admin's policy.lua is read now: a mistake in it is bad input, found
   -- before any request
   local pok, perr = pcall(require, "calm.policy.load")
   if not pok then return nil, "policy: " .. tostring(perr), "USAGE" end
   if opts.provisioned ~= "auto" then
-    local ok, msg, code = evidence.check_date(opts.provisioned)
+    local ok, msg, code = evidence.check_date(opts.provisioned, L("provisioned"))
     if not ok then return nil, msg, code end
   end
   local upd = opts["update-instance"]
   if upd then
-    local ok, msg, code = names.check_instance_ref(upd, "--update-instance")
+    local ok, msg, code = names.check_instance_ref(upd, L("update-instance"))
     if not ok then return nil, msg, code end
     if opts["instance-name"] and opts["instance-name"] ~= upd then
-      return nil, "--update-instance " .. upd .. " and --instance-name " .. opts["instance-name"]
-        .. " name different instances; --update-instance alone is enough", "USAGE"
+      return nil, L("update-instance") .. " " .. upd .. " and " .. L("instance-name") .. " " .. opts["instance-name"]
+        .. " name different instances; " .. L("update-instance") .. " alone is enough", "USAGE"
     end
     opts["instance-name"] = upd
   end
   if opts["instance-name"] then
-    local ok, msg, code = names.check_instance_ref(opts["instance-name"])
+    local ok, msg, code = names.check_instance_ref(opts["instance-name"], L("instance-name"))
     if not ok then return nil, msg, code end
   end
   if opts["x509-validity"] then
     if opts["credential-type"] ~= "x509" then
-      return nil, "--x509-validity needs --credential-type x509", "USAGE"
+      return nil, L("x509-validity") .. " needs " .. L("credential-type") .. " x509", "USAGE"
     end
-    local v, msg, code = paths.parse_validity(opts["x509-validity"])
+    local v, msg, code = paths.parse_validity(opts["x509-validity"], L("x509-validity"))
     if not v then return nil, msg, code end
     opts.x509_validity = v
   end
   if opts.verify and opts["no-verify"] then
-    return nil, "--verify and --no-verify contradict each other", "USAGE"
+    return nil, L("verify") .. " and " .. L("no-verify") .. " contradict each other", "USAGE"
   end
   if opts["binding-name"] then
-    return names.check_binding_name(opts["binding-name"])
+    return names.check_binding_name(opts["binding-name"], L("binding-name"))
   end
   return true
 end
@@ -116,19 +117,24 @@ end
 -- The runtime's own options: --runtime cf needs its endpoint, space and
 -- login; sm needs the Service Manager key. Returns true | nil, msg, code.
 local function check_runtime(opts)
+  local L = function(name) return require("calm.lib.cli").label(opts, name) end
   if opts.runtime == "cf" then
-    if not opts["cf-api"] then return nil, "--runtime cf needs --cf-api URL", "USAGE" end
-    if not opts["cf-space"] then return nil, "--runtime cf needs --cf-space GUID", "USAGE" end
+    if not opts["cf-api"] then return nil, L("runtime") .. " cf needs " .. L("cf-api") .. " URL", "USAGE" end
+    if not opts["cf-space"] then return nil, L("runtime") .. " cf needs " .. L("cf-space") .. " GUID", "USAGE" end
     local login, lmsg, lcode = require("calm.btp.cf").login_from_env(opts)
     if not login then return nil, lmsg, lcode end
     if opts["credential-type"] == "x509" then
-      return nil, "--credential-type x509 is not available with --runtime cf (CF keys are instance secrets)", "USAGE"
+      return nil, L("credential-type") .. " x509 is not available with " .. L("runtime")
+        .. " cf (CF keys are instance secrets)", "USAGE"
     end
   else
     if opts["cf-api"] or opts["cf-space"] then
-      return nil, "--cf-api and --cf-space need --runtime cf", "USAGE"
+      return nil, L("cf-api") .. " and " .. L("cf-space") .. " need " .. L("runtime") .. " cf", "USAGE"
     end
     if not opts["sm-key"] then
+      if L("sm-key") ~= "--sm-key" then
+        return nil, "no " .. L("sm-key") .. " (the Service Manager binding, plan subaccount-admin)", "USAGE"
+      end
       return nil, "missing --sm-key FILE or CALMBIND_SM_KEY (the Service Manager binding, plan subaccount-admin)", "USAGE"
     end
   end
@@ -140,19 +146,20 @@ end
 -- (--out's directory, a terminal without --show-secrets).
 local function check_files(opts, mode)
   local input = require "calm.lib.input"
+  local L = function(name) return require("calm.lib.cli").label(opts, name) end
   if opts.subaccount and not input.is_guid(opts.subaccount) then
-    return nil, "--subaccount must be a GUID (8-4-4-4-12 hexadecimal digits, as the cockpit shows "
+    return nil, L("subaccount") .. " must be a GUID (8-4-4-4-12 hexadecimal digits, as the cockpit shows "
       .. "the subaccount ID)", "USAGE"
   end
   if opts.cacert then
-    local ok, msg, code = input.check_cacert(opts.cacert)
+    local ok, msg, code = input.check_cacert(opts.cacert, L("cacert"))
     if not ok then return nil, msg, code end
   end
-  local inputs = { { "--sm-key", opts["sm-key"] }, { "--cis-key", opts["cis-key"] },
-    { "--cis-key2", opts["cis-key2"] }, { "--cacert", opts.cacert } }
+  local inputs = { { L("sm-key"), opts["sm-key"] }, { L("cis-key"), opts["cis-key"] },
+    { L("cis-key2"), opts["cis-key2"] }, { L("cacert"), opts.cacert } }
   if opts.report then
-    local ok, msg, code = input.check_output("--report", opts.report)
-    if ok then ok, msg, code = input.check_not_input("--report", opts.report, inputs) end
+    local ok, msg, code = input.check_output(L("report"), opts.report)
+    if ok then ok, msg, code = input.check_not_input(L("report"), opts.report, inputs) end
     if not ok then return nil, msg, code end
   end
   if mode == "get" then
@@ -160,9 +167,9 @@ local function check_files(opts, mode)
     local fs = require "calm.fs"
     local out = opts.out
     if out and out ~= "-" then
-      local ok, msg, code = input.check_output("--out", out)
-      inputs[#inputs + 1] = { "--report", opts.report }
-      if ok then ok, msg, code = input.check_not_input("--out", out, inputs) end
+      local ok, msg, code = input.check_output(L("out"), out)
+      inputs[#inputs + 1] = { L("report"), opts.report }
+      if ok then ok, msg, code = input.check_not_input(L("out"), out, inputs) end
       if not ok then return nil, msg, code end
     elseif not opts["show-secrets"] and fs.isatty("stdout") then
       return nil, "refusing to print the key's secret to a terminal: use --out FILE, "

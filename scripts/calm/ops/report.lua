@@ -1,11 +1,14 @@
--- calm.ops.report: what get and plan tell: the evidence, the decision and
--- the steps (stderr, or plan's stdout), and the run report (--report FILE,
--- plan --json; never secrets).
+-- calm.ops.report: what get, plan, rotate and fleet tell: the evidence, the
+-- decision and the steps (stderr, or plan's stdout), and the one writer of
+-- run reports (--report FILE, plan --json; never secrets).
 --
---   report = report.new_report(command, opts); report.write_report(path, report)
---   text = report.report_text(report); report.step_view(step)
+--   report = report.new_report(command, opts)
+--   report.finish(ctx, status, err, code [, extra]) -- ctx.report.result from ctx.result
+--   ok | nil, msg = report.write(path, doc)          -- any report: get, plan, rotate, fleet
+--   text = report.report_text(doc); report.step_view(step)
 --   report.show_evidence(ctx, say); report.show_decision(ctx, say)
 --   report.describe_steps(ctx, say, "would" | "will")
+--   report.describe_others(list, say)                -- the other keys and what becomes of each
 local evidence = require "calm.model.evidence"
 local M = {}
 
@@ -25,6 +28,22 @@ function M.new_report(command, opts)
   }
 end
 
+-- The result of a run (get, plan, rotate), from what it did (ctx.result):
+-- status is the exit status (nil: failed with err, code). extra fields are
+-- added as they are.
+function M.finish(ctx, status, err, code, extra)
+  local exit = require "calm.lib.exit"
+  local r = ctx.result or {}
+  local res = { ok = status == 0 or (ctx.report.command == "plan" and status == 7),
+    exit = status or exit.status_for(code), error = err, code = code,
+    instance_id = r.instance_id, instance_name = r.instance_name,
+    binding_id = r.binding_id, binding_name = r.binding_name,
+    credential_type = r.credential_type, path = ctx.decision and ctx.decision.path }
+  for k, v in pairs(extra or {}) do res[k] = v end
+  ctx.report.result = res
+  return res
+end
+
 -- Empty lists must stay JSON arrays in the report.
 local function arr(t)
   local json = require "calm.lib.json"
@@ -33,30 +52,44 @@ local function arr(t)
   return json.array(c)
 end
 
-function M.report_text(report)
-  local json = require "calm.lib.json"
-  report.evidence, report.actions, report.checks = arr(report.evidence), arr(report.actions), arr(report.checks)
-  for _, c in ipairs(report.checks) do
+-- Members in the order a reader looks for them (every kind of report).
+local ORDER = { "tool", "command", "fleet_command", "inventory", "shard", "summary", "result", "decision",
+  "replaced", "others", "evidence", "steps", "actions", "checks", "tenants" }
+
+-- The lists of a report that must stay JSON arrays when empty.
+local function arrays(doc)
+  for _, k in ipairs { "evidence", "actions", "checks", "replaced", "others", "tenants" } do
+    if doc[k] ~= nil then doc[k] = arr(doc[k]) end
+  end
+  for _, c in ipairs(doc.checks or {}) do
     c.problems, c.warnings = arr(c.problems), arr(c.warnings)
+    if c.scopes then c.scopes = arr(c.scopes) end
   end
-  if report.decision then
-    report.decision.reasons = arr(report.decision.reasons)
-    report.decision.warnings = arr(report.decision.warnings)
+  if doc.decision then
+    doc.decision.reasons = arr(doc.decision.reasons)
+    if doc.decision.warnings then doc.decision.warnings = arr(doc.decision.warnings) end
   end
-  if report.steps and report.steps.notes then report.steps.notes = arr(report.steps.notes) end
-  local ok, text = pcall(json.pretty, report, { "tool", "command", "result", "decision", "evidence",
-    "steps", "actions", "checks" })
-  if not ok then text = json.encode(report) end
+  if doc.steps and doc.steps.notes then doc.steps.notes = arr(doc.steps.notes) end
+end
+
+function M.report_text(doc)
+  local json = require "calm.lib.json"
+  arrays(doc)
+  local ok, text = pcall(json.pretty, doc, ORDER)
+  if not ok then text = json.encode(doc) end
   return text .. "\n"
 end
 
-function M.write_report(path, report)
+-- The one writer of reports: 0600, atomic. A report that cannot be written
+-- is a warning (the run's own outcome stands). Returns true | nil, msg.
+function M.write(path, doc)
   local fs = require "calm.fs"
-  local w, msg = fs.write_private(path, M.report_text(report))
+  local w, msg = fs.write_private(path, M.report_text(doc))
   if not w then
-    local log = require "calm.log"
-    log.warn("cannot write the report %s: %s", path, tostring(msg))
+    require("calm.log").warn("cannot write the report %s: %s", path, tostring(msg))
+    return nil, msg
   end
+  return true
 end
 
 -- Keeps a step for the report without its bulky raw parts.
@@ -112,6 +145,20 @@ function M.describe_steps(ctx, say, verb)
   end
   for _, n in ipairs(s.notes or {}) do say("note: " .. n) end
   if s.manual then say("manual step: " .. s.manual) end
+end
+
+-- The other SAP Cloud ALM API keys of the subaccount and what becomes of
+-- each (calm.ops.deliver.classify's list): deleted, to delete once the new
+-- key is in use, or kept and why. One line each.
+function M.describe_others(list, say)
+  for _, e in ipairs(list) do
+    local state
+    if e.deleted then state = "deleted"
+    elseif e.replace then state = "to delete once the new key is in use"
+    else state = "kept: " .. tostring(e.why) end
+    say(string.format("  '%s' (instance '%s'%s): %s", tostring(e.name), tostring(e.instance),
+      e.created_at and (", created " .. tostring(e.created_at)) or "", state))
+  end
 end
 
 return M

@@ -9,23 +9,22 @@
 -- that fails verification is never written: its binding is deleted again and
 -- the old key file stays as it was (exit 6). The bindings the new key
 -- replaces are listed; with --delete-old the older ones calmbind itself made
--- on the same instance for the same credential type are deleted (calm.ops.rotate_rules
--- says which: never SAP's generated key, <SID>_<client>_<sysno> or hand-made ones).
+-- on the same instance for the same credential type are deleted (calm.ops.deliver's
+-- rule says which: never SAP's generated key, <SID>_<client>_<sysno> or hand-made ones).
+-- The key goes through the same delivery as get's (calm.ops.deliver), the
+-- report through the same writer (calm.ops.report).
 local evidence = require "calm.model.evidence"
 local inventory = require "calm.model.inventory"
 local names = require "calm.model.names"
 local planner = require "calm.model.plan"
+local deliver = require "calm.ops.deliver"
 local gather = require "calm.ops.gather"
 local options = require "calm.ops.options"
-local key_format = require "calm.key.format"
-local key_parse = require "calm.key.parse"
-local key_util = require "calm.key.util"
-local key_verify = require "calm.key.verify"
+local report = require "calm.ops.report"
 local M = {}
 
 function M.spec()
-  local runner = require "calm.ops.runner"
-  local s = runner.spec("get")
+  local s = options.spec("get")
   s.command = "rotate"
   s.summary = "Replace the key: new binding, verified, written; old calmbind-made bindings deleted only with --delete-old."
   s.options.runtime = nil
@@ -42,20 +41,9 @@ function M.spec()
 end
 
 function M.validate(opts)
-  local runner = require "calm.ops.runner"
-  local o = {}
-  for k, v in pairs(opts) do o[k] = v end
-  o.runtime = "sm"
-  o["binding-name"] = nil
-  local ok, msg, code = runner.validate(o, "get")
-  if not ok then return nil, msg, code end
-  opts.x509_validity = o.x509_validity
-  if opts["binding-name"] then
-    local paths = require "calm.model.paths"
-    ok, msg, code = names.check_binding_name(opts["binding-name"])
-    if not ok then return nil, msg, code end
-  end
-  return true
+  -- rotate works on Service Manager only; it checks as get checks
+  opts.runtime = "sm"
+  return options.validate(opts, "get")
 end
 
 -- The instance get would adopt: the one get's decision and plan adopt, with
@@ -102,15 +90,11 @@ end
 
 -- ------------------------------------------------------------ the key --
 
-local INSTANCE_SECRET = "the instance issues instance secrets: every binding of it shares one secret, so a "
-  .. "new binding is no new secret and deleting the old one revokes nothing; rotate on an instance with "
-  .. "binding secrets (calmbind get --instance-name NEW creates one), then move the systems to it"
-
 -- Refuses before creating anything when a binding shows instance secrets.
 local function check_kind(inst)
   for _, b in ipairs(inst.bindings or {}) do
     if b.credential_type == "instance-secret" and not b.system then
-      return nil, "instance '" .. tostring(inst.name) .. "': " .. INSTANCE_SECRET, "MANUAL"
+      return nil, "instance '" .. tostring(inst.name) .. "': " .. deliver.INSTANCE_SECRET, "MANUAL"
     end
   end
   return true
@@ -162,44 +146,19 @@ local function roll_back(ctx, b, why, code)
     tostring(b.id), b.name, old), code
 end
 
--- Verifies and writes; returns the key | nil, msg, code (rolled back).
-local function verify_and_write(ctx, b)
-  local log = require "calm.log"
-  local opts = ctx.opts
-  if type(b.credentials) ~= "table" then return roll_back(ctx, b, "the new binding has no credentials", "API") end
-  local k, msg, code = key_parse.from_value(b.credentials, "new binding '" .. b.name .. "'")
-  if not k then return roll_back(ctx, b, msg, code) end
-  if k.uaa and k.uaa["credential-type"] == "instance-secret" then
-    return roll_back(ctx, b, INSTANCE_SECRET, "MANUAL")
-  end
-  if opts["credential-type"] == "x509" and not (k.uaa and key_util.is_x509(k.uaa)) then
-    return roll_back(ctx, b, "the new key is a " .. tostring(k.uaa and k.uaa["credential-type"])
-      .. " key, not x509: the broker ignored the x509 parameters", "API")
-  end
-  local r
-  r, msg, code = key_verify.verify(k, { scenario = opts.scenario, cacert = opts.cacert })
-  if not r then
-    if code == "AUTH" then code = "VERIFY" end
-    return roll_back(ctx, b, "the new key does not work: " .. tostring(msg), code)
-  end
-  local json = require "calm.lib.json"
-  ctx.report.checks[#ctx.report.checks + 1] = { name = "verify", ok = r.ok, problems = json.array(r.problems),
-    scopes = json.array(r.scopes) }
-  if not r.ok then
-    return roll_back(ctx, b, "the new key failed verification: " .. table.concat(r.problems, "; "), "VERIFY")
-  end
-  log.info("%s", key_verify.verify_text(r, k.source))
-  local ok, wmsg, wcode = key_format.export(k, { format = opts.format, out = opts.out, show_secrets = opts["show-secrets"],
-    name = b.name, binding_name = b.name })
-  if not ok then return roll_back(ctx, b, wmsg, wcode) end
-  return k
+-- The new binding's key through the one delivery (check, verify, write);
+-- any failure rolls the new binding back. Returns the key | nil, msg, code.
+local function deliver_new(ctx, b)
+  local fail = function(msg, code) return roll_back(ctx, b, msg, code) end
+  if type(b.credentials) ~= "table" then return fail("the new binding has no credentials", "API") end
+  return deliver.key(ctx, b.credentials, { what = "new binding '" .. b.name .. "'", refuse_instance_secret = true,
+    refused_code = "VERIFY", on_fail = fail })
 end
 
 -- ----------------------------------------------------------------- run --
 
 local function run_inner(ctx)
-  local rules = require "calm.ops.rotate_rules"
-  local ok, msg, code = require("calm.ops.runner").connect(ctx)
+  local ok, msg, code = options.connect(ctx)
   if not ok then return nil, msg, code end
   local inst, inv
   inst, inv, code = target_instance(ctx)
@@ -211,43 +170,34 @@ local function run_inner(ctx)
   keep_kind(ctx, inst)
   local b, bmsg, bcode = create(ctx, inst)
   if not b then return nil, bmsg, bcode end
-  ctx.result.binding_id, ctx.result.binding_name = b.id, b.name
+  ctx.result.binding_id, ctx.result.binding_name, ctx.result.created_binding = b.id, b.name, true
   local k
-  k, msg, code = verify_and_write(ctx, b)
+  k, msg, code = deliver_new(ctx, b)
   if not k then return nil, msg, code end
-  ctx.result.credential_type = k.uaa and k.uaa["credential-type"]
-  local replaced = rules.classify(inv, inst, b, ctx.opts["credential-type"])
+  local replaced = deliver.classify(inv, inst, b, ctx.opts["credential-type"])
   ctx.report.replaced = replaced
   if ctx.opts["delete-old"] then
-    ok, msg, code = rules.delete_old(ctx.sm, replaced)
+    ok, msg, code = deliver.delete_old(ctx.sm, replaced)
     if not ok then return nil, msg, code end
   end
-  rules.tell(ctx, inst, b, replaced)
+  local where = ctx.opts.out and ctx.opts.out ~= "-" and ctx.opts.out or "standard output"
+  deliver.advise(ctx, replaced, { always = true, head = string.format(
+    "rotate: new key '%s' (binding %s) on instance '%s' verified and written to %s", b.name, b.id, inst.name, where) })
   return 0
 end
 
 function M.run(opts, sink)
   local ok, msg, code = M.validate(opts)
   if not ok then return nil, msg, code end
-  local json = require "calm.lib.json"
   local ctx = { opts = opts, result = {},
     report = { tool = "calmbind", command = "rotate", report_version = 1, actions = {}, checks = {} } }
   if sink then sink.report = ctx.report end
   local status, rmsg, rcode = run_inner(ctx)
-  local exit = require "calm.lib.exit"
   local r = ctx.result
-  ctx.report.result = { ok = status == 0, exit = status or exit.status_for(rcode),
-    error = status == nil and require("calm.log").redact(tostring(rmsg)) or nil, code = rcode,
-    instance_id = r.instance_id, instance_name = r.instance_name, binding_id = status and r.binding_id or nil,
-    binding_name = status and r.binding_name or nil, credential_type = r.credential_type, out = opts.out }
-  if opts.report then
-    local rep = ctx.report
-    rep.actions, rep.checks = json.array(rep.actions), json.array(rep.checks)
-    if rep.replaced then rep.replaced = json.array(rep.replaced) end
-    local w, wmsg = require("calm.fs").write_private(opts.report,
-      json.pretty(rep, { "tool", "command", "result", "decision", "replaced", "actions", "checks" }) .. "\n")
-    if not w then require("calm.log").warn("cannot write the report %s: %s", opts.report, tostring(wmsg)) end
-  end
+  report.finish(ctx, status, status == nil and require("calm.log").redact(tostring(rmsg)) or nil, rcode,
+    { out = opts.out, binding_id = status and r.binding_id or nil, binding_name = status and r.binding_name or nil,
+      path = ctx.report.decision and ctx.report.decision.path })
+  if opts.report then report.write(opts.report, ctx.report) end
   if status == nil then return nil, rmsg, rcode end
   return status
 end

@@ -12,13 +12,8 @@ local evidence = require "calm.model.evidence"
 local planner = require "calm.model.plan"
 local options = require "calm.ops.options"
 local report = require "calm.ops.report"
+local deliver = require "calm.ops.deliver"
 local gather = require "calm.ops.gather"
-local key_check = require "calm.key.check"
-local key_format = require "calm.key.format"
-local key_parse = require "calm.key.parse"
-local key_rotation = require "calm.key.rotation"
-local key_util = require "calm.key.util"
-local key_verify = require "calm.key.verify"
 local M = {}
 
 -- the parts, for scripts that reuse them
@@ -45,6 +40,7 @@ local function decide(ctx, mode, say)
   local opts = ctx.opts
   local ev, msg, code = gather.gather(ctx)
   if not ev then return nil, msg, code end
+  ctx.inventory = ev.inventory
   ctx.report.evidence = evidence.evidence_lines(ev)
   ctx.plan_options = options.plan_options(ctx)
   ctx.decision = evidence.decide(opts.provisioned, ev, ctx.plan_options)
@@ -145,63 +141,13 @@ function M.plan_status(ctx)
   return 0
 end
 
--- The key named for messages: which binding of which instance, and whether
--- this run created it.
-local function which_key(ctx)
-  local r = ctx.result
-  return string.format("the %skey of binding '%s'%s", r.created_binding and "new " or "",
-    tostring(r.binding_name), r.instance_name and (" (instance '" .. tostring(r.instance_name) .. "')") or "")
-end
-
--- get writes no key that does not work: a token from the fetched key, its
--- scopes and zone, before anything is written. A binding this run created
--- may take XSUAA a moment to know: a refusal of such a key is retried
--- briefly. Returns the verify report | nil, message, code.
-function M.verify_before_write(ctx, k)
-  local log = require "calm.log"
-  local opts = ctx.opts
-  -- a key adopted for its scopes was checked moments ago (calm.key.probe)
-  local probed = ctx.result.probe
-  local r, msg, code = probed and probed.deployment and opts.scenario ~= "monitoring" and probed.report or nil, nil, nil
-  for attempt = 1, r and 0 or ctx.result.created_binding and 3 or 1 do
-    r, msg, code = key_verify.verify(k, { scenario = opts.scenario, cacert = opts.cacert })
-    if r or code ~= "AUTH" or attempt == 3 or not ctx.result.created_binding then break end
-    local ok, wmsg, wcode = require("calm.btp.sm").wait(attempt, "XSUAA to accept the new binding's credentials")
-    if not ok then return nil, wmsg, wcode end
-  end
-  if not r then
-    if code == "AUTH" then
-      return nil, string.format("%s was refused by XSUAA (%s); nothing was written. It was revoked or its "
-        .. "binding deleted: name a new binding with --binding-name N (or --no-verify to write it anyway)",
-        which_key(ctx), tostring(msg)), "AUTH"
-    end
-    return nil, string.format("cannot verify %s: %s; nothing was written (--no-verify writes it unchecked)",
-      which_key(ctx), tostring(msg)), code
-  end
-  ctx.report.checks[#ctx.report.checks + 1] = { name = "verify", ok = r.ok, problems = r.problems,
-    warnings = r.warnings, scopes = r.scopes, deployment = r.deployment, zone = r.zone }
-  log.debug("%s", key_verify.verify_text(r, k.source))
-  if not r.ok then
-    return nil, string.format("%s failed verification: %s; nothing was written%s", which_key(ctx),
-      table.concat(r.problems, "; "), opts.scenario ~= "monitoring"
-        and " (the instance lacks the imp-cdm-feature-* authorities: see calmbind plan)" or ""), "VERIFY"
-  end
-  log.info("verified: %s works%s (token from %s%s)", which_key(ctx),
-    opts.scenario ~= "monitoring" and " for Deployment" or "", tostring(r.token_url), r.mtls and ", mutual TLS" or "")
-  return r
-end
-
 -- The run report's result: written to --report, and on stdout for plan
 -- --json (also when plan failed).
 local function finish(ctx, mode, status, err, ecode)
   local log = require "calm.log"
   local opts = ctx.opts
-  ctx.report.result = { ok = status == 0 or (mode == "plan" and status == 7), exit = status,
-    error = err, code = ecode,
-    instance_id = ctx.result.instance_id, instance_name = ctx.result.instance_name,
-    binding_id = ctx.result.binding_id, binding_name = ctx.result.binding_name,
-    credential_type = ctx.result.credential_type, path = ctx.decision and ctx.decision.path }
-  if opts.report then report.write_report(opts.report, ctx.report) end
+  report.finish(ctx, status, err, ecode)
+  if opts.report then report.write(opts.report, ctx.report) end
   if mode == "plan" and opts.json then io.write(log.redact(report.report_text(ctx.report))) end
 end
 
@@ -211,52 +157,33 @@ local function run_guarded(ctx, mode)
   if not pok then
     if ctx.opts.report then
       ctx.report.result = { ok = false, error = "internal error" }
-      report.write_report(ctx.opts.report, ctx.report)
+      report.write(ctx.opts.report, ctx.report)
     end
     error(creds, 0)
   end
   return creds, rmsg, rcode
 end
 
--- get's key from the fetched credentials: checked, verified (unless
--- --no-verify), written, and a rotation hint for a binding this run created.
+-- get's key from the fetched credentials through the one delivery
+-- (calm.ops.deliver: check, verify unless --no-verify, write), the report,
+-- and for a binding this run created the advice about the other keys.
 -- Returns 0 | nil, msg, code; the report is finished either way.
 local function deliver_key(ctx, creds)
   local log = require "calm.log"
   local exit = require "calm.lib.exit"
-  local opts = ctx.opts
-  local function fail(msg, code, reported)
-    finish(ctx, "get", exit.status_for(code), reported or msg, code)
+  local k, msg, code = deliver.key(ctx, creds)
+  if not k then
+    finish(ctx, "get", exit.status_for(code), log.redact(tostring(msg)), code)
     return nil, msg, code
   end
-  local k, kmsg, kcode = key_parse.from_value(creds, "binding '" .. tostring(ctx.result.binding_name) .. "'")
-  if not k then return fail(kmsg, kcode) end
-  ctx.result.credential_type = k.uaa and k.uaa["credential-type"] or nil
-  if opts["credential-type"] == "x509" and not (k.uaa and key_util.is_x509(k.uaa)) then
-    return fail(string.format("binding '%s' holds a %s key, not the x509 key asked for; nothing was written "
-      .. "(name another binding with --binding-name, or leave out --credential-type x509)",
-      tostring(ctx.result.binding_name), tostring(ctx.result.credential_type or "secret")), "API")
-  end
-  if key_check.check then
-    local cres = key_check.check(k, {})
-    if type(cres) == "table" then
-      ctx.report.checks[#ctx.report.checks + 1] = { name = "key", ok = cres.ok,
-        problems = cres.problems, warnings = cres.warnings }
-    end
-  end
-  if not opts["no-verify"] then
-    local r, vmsg, vcode = M.verify_before_write(ctx, k)
-    if not r then return fail(vmsg, vcode, log.redact(vmsg)) end
-  end
-  local wrote, wmsg, wcode = key_format.export(k, { format = opts.format, out = opts.out,
-    show_secrets = opts["show-secrets"], name = ctx.result.binding_name,
-    binding_name = ctx.result.binding_name, instance_name = ctx.result.instance_name })
-  if not wrote then return fail(wmsg, wcode) end
-  if opts.out then log.info("key written to %s (mode 0600)", opts.out) end
-  if key_rotation.rotation_hint and ctx.steps and ctx.steps.binding and ctx.steps.binding.op == "create" then
-    local hint = key_rotation.rotation_hint { created = ctx.result.binding_name, others = ctx.steps.others,
-      credential_type = ctx.result.credential_type }
-    if hint then log.info("%s", hint) end
+  local r = ctx.result
+  if ctx.steps and ctx.steps.binding and ctx.steps.binding.op == "create" and ctx.inventory then
+    local inst = ctx.inventory.by_id and ctx.inventory.by_id[r.instance_id] or { id = r.instance_id, name = r.instance_name }
+    local list = deliver.classify(ctx.inventory, inst, { id = r.binding_id, name = r.binding_name },
+      ctx.opts["credential-type"])
+    ctx.report.others = list
+    deliver.advise(ctx, list, { head = string.format("New binding '%s' created on instance '%s'.",
+      tostring(r.binding_name), tostring(r.instance_name)) })
   end
   finish(ctx, "get", 0)
   return 0
