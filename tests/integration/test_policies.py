@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Admins customise by dropping one policy.lua that replaces single policy functions and
-inherits the rest (calm.policy.load). Each example in examples/policies/ runs against the fake
-BTP through plan and get; a broken policy file is exit 2 before any request."""
+inherits the rest (calm.policy.load). The command loads it once and hands it down: each
+example in examples/policies/ changes what plan, get, rotate and fleet do against the fake
+BTP (fleet: one policy per tenant); hooks see views (names, labels, dates, scopes), never a
+key; a broken policy file, or a bad value from one, is exit 2 naming the file and field."""
 import json
 import os
 import tempfile
 
+import itest
 from itest import ROOT, Suite
 from harness import FakeBTP
-from test_get_paths import run_get, key_token_scopes, has_cdm_scopes
+from test_get_paths import run_get, key_token_scopes, has_cdm_scopes, no_secret_in
 
 S = Suite("policies")
 TMP = tempfile.mkdtemp()
@@ -121,7 +124,198 @@ def listed():
             rc == 0 and "policy.lua" in out and os.path.join(EX, "naming") in out, out[-600:])
 
 
+def write_policy(text):
+    d = tempfile.mkdtemp(dir=TMP)
+    with open(os.path.join(d, "policy.lua"), "w") as f:
+        f.write(text)
+    return d
+
+
+def rotate(fake, policy, *args):
+    rep = os.path.join(TMP, "rot%d.json" % len(os.listdir(TMP)))
+    rc, _, err = itest.run(["rotate", "--sm-key", fake.sm_key_path, "--out", out_path(), "--report", rep,
+                            "--timeout", "60"] + list(args), env=env(policy))
+    return rc, err, (json.load(open(rep)) if os.path.exists(rep) else {})
+
+
+def plans():
+    """plan says what get would do under each example, where the stock plan says otherwise."""
+    with FakeBTP(preset="mid-2023") as fake:
+        _, stock, _, _ = run_get(fake, command="plan")
+        rc, out, err, _ = run_get(fake, command="plan", env=env("extra-authorities"))
+        S.check("extra authorities: plan names the three the policy gives, not 'the two'",
+                rc == 0 and "the 3 authorities $XSMASTERAPPNAME.imp-cdm-feature-display-ui, "
+                "$XSMASTERAPPNAME.imp-cdm-feature-manage-ui, $XSMASTERAPPNAME.calm-api.analytics.read ("
+                + os.path.join(EX, "extra-authorities", "policy.lua") + ": authorities)" in out
+                and "the two imp-cdm-feature-* authorities" not in out
+                and "the two imp-cdm-feature-* authorities" in stock, out[-900:])
+        rc, out, err, _ = run_get(fake, command="plan", env=env("naming"))
+        S.check("naming: plan shows the policy's labels on what it would create",
+                rc == 0 and "labels: calmbind_authorities=imp-cdm-feature, cost_center=CC-4711, "
+                "created_by=calmbind, owner=basis-team" in out, out[-900:])
+    with FakeBTP(preset="after-2023-10-16") as fake:
+        _, stock, _, _ = run_get(fake, command="plan")
+        rc, out, err, _ = run_get(fake, command="plan", env=env("adopt-own-keys"))
+        S.check("adopt rule: plan would create a key of its own where the stock plan adopts SAP's",
+                rc == 0 and "binding: find 'calm-api-key-auto'" in stock
+                and "binding: would create 'SAPCloudALMAPIs-auto-key'" in out, out[-900:])
+
+
+def naming_fallback_binding():
+    """The default binding name is taken by an older key without the authorities (made for
+    monitoring): the Deployment key gets the policy's deployment_binding_name."""
+    with FakeBTP(preset="mid-2023") as fake:
+        rc, _, err, _ = run_get(fake, "--out", out_path(), "--scenario", "monitoring",
+                                "--instance-name", "acme-basis-calm-deployment", env=env("naming"))
+        S.eq("naming fallback: a monitoring key on the policy's instance first", rc, 0)
+        n = len(fake.mutations())
+        rc, _, err, _ = run_get(fake, "--out", out_path(), env=env("naming"))
+        posts = [m["body"].get("name") for m in fake.mutations()[n:] if m["path"] == "/v1/service_bindings"]
+        S.check("naming fallback: the Deployment binding is the policy's deployment_binding_name",
+                rc == 0 and posts == ["acme-basis-calm-deployment-deploy-secret"], (rc, posts, err[-400:]))
+
+
+def rotate_keeps_labels():
+    with FakeBTP(preset="mid-2023") as fake:
+        rc, _, err, _ = run_get(fake, "--out", out_path(), env=env("naming"))
+        S.eq("rotate under naming: get first", rc, 0)
+        n = len(fake.mutations())
+        rc, err, doc = rotate(fake, "naming")
+        posts = [m["body"] for m in fake.mutations()[n:] if m["path"] == "/v1/service_bindings"]
+        labels = posts[0].get("labels", {}) if posts else {}
+        S.check("rotate: the new binding carries the policy's labels next to calmbind's",
+                rc == 0 and labels.get("cost_center") == ["CC-4711"] and labels.get("owner") == ["basis-team"]
+                and labels.get("created_by") == ["calmbind"], (rc, labels, err[-400:]))
+        S.check("rotate: ... and the policy's binding name", posts
+                and posts[0]["name"].startswith("acme-basis-calm-deployment-secret-"), posts and posts[0]["name"])
+        S.eq("rotate: the report names the policy file", doc.get("policy"),
+             os.path.join(EX, "naming", "policy.lua"))
+
+
+VIEWS = r"""
+local function keys(t)
+  local k = {}
+  for n in pairs(t or {}) do k[#k + 1] = n end
+  table.sort(k)
+  return table.concat(k, ",")
+end
+local function tell(field, c)
+  warn(string.format("hook %s c={%s} instance={%s} binding={%s} iname=%s bname=%s scopes=%s", field, keys(c),
+    keys(c.instance), keys(c.binding), tostring(c.instance and c.instance.name),
+    tostring(c.binding and c.binding.name), table.concat(c.binding and c.binding.scopes or {}, " ")))
+end
+local default = require "calm.policy.default"
+local out = {}
+for _, f in ipairs { "instance_name", "binding_name", "deployment_binding_name", "authorities", "labels",
+                     "adoptable", "adopt_rank" } do
+  out[f] = function(c) tell(f, c); return default[f](c) end
+end
+return out
+"""
+
+
+def hook_views():
+    """Every hook gets one table: the context and the views it is about, never a key."""
+    d = write_policy(VIEWS)
+    with FakeBTP(preset="after-2023-10-16") as fake:
+        rc, _, err, _ = run_get(fake, "--out", out_path(), env={"CALMBIND_PATH": d})
+        hooks = [l for l in err.splitlines() if "hook " in l]
+        adopt = [l for l in hooks if "hook adoptable " in l]
+        S.check("views: adoptable(c) gets c.binding and c.instance with names and the token's scopes",
+                rc == 0 and adopt and all("iname=SAPCloudALMAPIs-auto bname=calm-api-key-auto" in l
+                                          and "imp-cdm-feature-display-ui" in l for l in adopt), hooks or err[-600:])
+        want_c = "c={binding,credential_type,instance,runtime,scenario}"
+        S.check("views: one convention, c = context + views", adopt and all(want_c in l for l in adopt), adopt)
+        S.check("views: a binding view has no credentials, an instance view no raw record",
+                hooks and not any(w in l for l in hooks for w in ("credentials", "raw", "clientsecret")),
+                hooks)
+        S.check("views: no secret the fake issued reaches a hook", no_secret_in(err, fake))
+    with FakeBTP(preset="mid-2023") as fake:
+        rc, _, err, _ = run_get(fake, "--out", out_path(), env={"CALMBIND_PATH": d})
+        names = [l for l in err.splitlines() if "hook binding_name " in l]
+        S.check("views: binding_name(c) gets the instance in c.instance",
+                rc == 0 and names and all("iname=calm-api-deployment" in l for l in names), names or err[-600:])
+        labels = [l for l in err.splitlines() if "hook labels " in l]
+        S.check("views: labels(c) for the binding gets c.instance and c.binding",
+                any("iname=calm-api-deployment bname=calm-api-deployment-key" in l for l in labels), labels)
+
+
+def policy_value_errors():
+    """A bad value from a policy names the file and the field, not an option nobody gave."""
+    cases = [
+        ("instance_name = function(c) return 'acme.calm' end", "instance_name 'acme.calm': no '.' allowed"),
+        ("binding_name = function(c) return 'S4H_100_00' end", "binding_name 'S4H_100_00' looks like <SID>"),
+        ("authorities = function(c) return { x = 1 } end", "authorities gave a table that is not a list"),
+        ("labels = function(c) return { owner = {} } end", "labels 'owner' is a table"),
+        ("instance_name = function(c) return c.nothing.here end", "instance_name: "),
+    ]
+    for body, want in cases:
+        d = write_policy("return { %s }\n" % body)
+        f = os.path.join(d, "policy.lua")
+        with FakeBTP(preset="mid-2023") as fake:
+            rc, out, err, _ = run_get(fake, "--out", out_path(), env={"CALMBIND_PATH": d})
+            S.check("policy error %r: exit 2 naming %s and the field" % (want, f),
+                    rc == 2 and (f + ": " + want) in err and "--instance-name" not in err
+                    and "--binding-name" not in err, (rc, err[-400:]))
+            S.check("... nothing created", not [m for m in fake.mutations() if m["method"] == "POST"])
+
+
+def fleet_policies():
+    """Tenants with different policies in one fleet run: each gets its own, a tenant without one
+    the stock behaviour; paths are relative to the inventory file."""
+    inv_dir = tempfile.mkdtemp(dir=TMP)
+    rel = lambda name: os.path.relpath(os.path.join(EX, name), inv_dir)
+    with FakeBTP(tenants=4, presets=["mid-2023", "mid-2023", "after-2023-10-16", "mid-2023"]) as fake:
+        fn, fx, fa, fs = fake.tenants
+        inv = os.path.join(inv_dir, "fleet.json")
+        with open(inv, "w") as f:
+            json.dump({"tenants": [
+                {"name": "naming", "sm_key": fn.sm_key_path, "policy": rel("naming")},
+                {"name": "extra", "sm_key": fx.sm_key_path, "policy": rel("extra-authorities") + "/policy.lua"},
+                {"name": "own", "sm_key": fa.sm_key_path, "policy": rel("adopt-own-keys")},
+                {"name": "stock", "sm_key": fs.sm_key_path}]}, f)
+        out_dir = tempfile.mkdtemp(dir=TMP)
+        rc, out, err = itest.run(["fleet", inv, "--out-dir", out_dir, "--timeout", "120"],
+                                 env={"CALMBIND_POLL_INTERVAL": "0.05"}, timeout=180)
+        S.eq("fleet with per-tenant policies: exit 0", rc, 0)
+
+        def posts(t, path):
+            return [m["body"] for m in fake.mutations(tenant=t.name) if m["method"] == "POST" and m["path"] == path]
+        S.eq("fleet: the naming tenant's names", [b["name"] for b in posts(fn, "/v1/service_instances")
+                                                  + posts(fn, "/v1/service_bindings")],
+             ["acme-basis-calm-deployment", "acme-basis-calm-deployment-secret"])
+        S.check("fleet: ... and its labels", all(b["labels"].get("cost_center") == ["CC-4711"]
+                                                for b in posts(fn, "/v1/service_bindings")), posts(fn, "/v1/service_bindings"))
+        auth = [b["parameters"]["xs-security"]["authorities"] for b in posts(fx, "/v1/service_instances")]
+        S.check("fleet: the extra-authorities tenant's instance gets three",
+                auth and auth[0][-1] == "$XSMASTERAPPNAME.calm-api.analytics.read" and len(auth[0]) == 3, auth)
+        S.eq("fleet: the adopt-own-keys tenant makes a key of its own",
+             [b["name"] for b in posts(fa, "/v1/service_bindings")], ["SAPCloudALMAPIs-auto-key"])
+        stock = posts(fs, "/v1/service_instances")
+        S.check("fleet: the tenant without a policy is stock", [b["name"] for b in stock] == ["calm-api-deployment"]
+                and "cost_center" not in stock[0]["labels"]
+                and len(stock[0]["parameters"]["xs-security"]["authorities"]) == 2, stock)
+    bad = write_policy("return { instance_nmae = function() return 'x' end }\n")
+    with FakeBTP(tenants=2, presets=["mid-2023", "mid-2023"]) as fake:
+        f1, f2 = fake.tenants
+        inv = os.path.join(inv_dir, "bad.json")
+        with open(inv, "w") as f:
+            json.dump({"tenants": [{"name": "fine", "sm_key": f1.sm_key_path},
+                                   {"name": "typo", "sm_key": f2.sm_key_path, "policy": bad}]}, f)
+        rc, out, err = itest.run(["fleet", inv, "--out-dir", tempfile.mkdtemp(dir=TMP)], env={}, timeout=60)
+        S.check("fleet: a tenant's broken policy is exit 2 naming the tenant, the file and the field",
+                rc == 2 and "(tenant 'typo')" in err and os.path.join(bad, "policy.lua") in err
+                and "instance_nmae" in err, (rc, err[-400:]))
+        S.eq("... before any request of any tenant", fake.requests(), [])
+
+
 naming()
+naming_fallback_binding()
+plans()
+rotate_keeps_labels()
+hook_views()
+policy_value_errors()
+fleet_policies()
 extra_authorities()
 adopt_own_keys()
 broken_policy()

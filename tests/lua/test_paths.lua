@@ -6,6 +6,7 @@ local paths = require "calm.model.paths"
 local planner = require "calm.model.plan"
 local names = require "calm.model.names"
 local inventory = require "calm.model.inventory"
+local P = require("calm.policy.load").builtin()
 local sm = require "calm.btp.sm"
 local cf = require "calm.btp.cf"
 local cis = require "calm.btp.cis"
@@ -93,25 +94,25 @@ function T.inventory_classifies()
   t.eq(i.xsappname, "gen-1")
   t.eq(#i.bindings, 2, "foreign bindings dropped")
   t.eq(i.bindings[1].system, true, "sorted by creation, system binding flagged")
-  t.eq(inventory.pick_binding(i, "binding-secret").id, "b-1", "system bindings are not adopted")
+  t.eq(inventory.pick_binding(i, "binding-secret", P, {}).id, "b-1", "system bindings are not adopted")
 end
 
 -- ---------------------------------------------------------- decision --
 
 function T.decide_given_dates()
   local inv = gen_inventory("2024-03-05")
-  t.eq(evidence.decide("2024-01-01", { inventory = inv }).path, evidence.AFTER)
-  t.eq(evidence.decide("2023-08-21", { inventory = inv }).path, evidence.MID)
-  t.eq(evidence.decide("2022-11-14", { inventory = inv }).path, evidence.BEFORE)
+  t.eq(evidence.decide("2024-01-01", { inventory = inv }, { policy = P }).path, evidence.AFTER)
+  t.eq(evidence.decide("2023-08-21", { inventory = inv }, { policy = P }).path, evidence.MID)
+  t.eq(evidence.decide("2022-11-14", { inventory = inv }, { policy = P }).path, evidence.BEFORE)
 end
 
 function T.decide_june_12_and_14_are_two_events()
-  local d13 = evidence.decide("2023-06-13", { inventory = gen_inventory("2023-06-13") })
+  local d13 = evidence.decide("2023-06-13", { inventory = gen_inventory("2023-06-13") }, { policy = P })
   t.eq(d13.path, evidence.MID)
   t.find(table.concat(d13.reasons, "\n"), "uploaded to Landscape Management")
   local empty = inventory.inventory { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
-  t.eq(evidence.decide("2023-06-12", { inventory = empty }).path, evidence.MID)
-  local d15 = evidence.decide("2023-06-15", { inventory = empty })
+  t.eq(evidence.decide("2023-06-12", { inventory = empty }, { policy = P }).path, evidence.MID)
+  local d15 = evidence.decide("2023-06-15", { inventory = empty }, { policy = P })
   t.eq(d15.path, evidence.MID)
   t.eq(table.concat(d15.reasons, "\n"):find("uploaded to Landscape Management", 1, true), nil)
 end
@@ -119,21 +120,21 @@ end
 function T.decide_auto_prefers_subscription_then_subaccount_then_instance()
   local inv = gen_inventory("2023-08-21")
   local d = evidence.decide("auto", { inventory = inv, subscription = { created = "2024-03-05" },
-    subaccount = { created = "2022-01-01" } })
+    subaccount = { created = "2022-01-01" } }, { policy = P })
   t.eq({ d.path, d.source }, { evidence.AFTER, "subscription" })
-  d = evidence.decide("auto", { inventory = inv, subaccount = { created = "2022-01-01" } })
+  d = evidence.decide("auto", { inventory = inv, subaccount = { created = "2022-01-01" } }, { policy = P })
   t.eq({ d.path, d.source }, { evidence.BEFORE, "subaccount" })
-  d = evidence.decide("auto", { inventory = inv })
+  d = evidence.decide("auto", { inventory = inv }, { policy = P })
   t.eq({ d.path, d.source, d.date }, { evidence.MID, "generated-instance", "2023-08-21" })
 end
 
 function T.decide_no_evidence()
   local none = inventory.inventory { offering = nil, plan = nil }
-  local d = evidence.decide("auto", { inventory = none })
+  local d = evidence.decide("auto", { inventory = none }, { policy = P })
   t.eq({ d.path, d.source }, { evidence.BEFORE, "none" })
   t.find(table.concat(d.reasons, " "), "no evidence")
   local visible = inventory.inventory { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
-  d = evidence.decide("auto", { inventory = visible })
+  d = evidence.decide("auto", { inventory = visible }, { policy = P })
   t.eq({ d.path, d.source }, { evidence.BEFORE, "none" })
 end
 
@@ -149,7 +150,7 @@ end
 
 function T.the_key_outranks_the_date()
   local inv = probed_inventory("2023-08-21", true)
-  local o = { scenario = "deployment", runtime = "sm", credential_type = "binding-secret" }
+  local o = { scenario = "deployment", runtime = "sm", credential_type = "binding-secret", policy = P }
   -- a mid-2023 date would create an instance with the authorities; the key that
   -- already carries the scopes is adopted instead, with a warning for the date
   local d = evidence.decide("2023-08-21", { inventory = inv }, o)
@@ -162,13 +163,13 @@ function T.the_key_outranks_the_date()
   -- within the names asked for only, and for Deployment only
   o.instance_name = "another"
   t.eq(evidence.decide("2023-08-21", { inventory = inv }, o).key, nil)
-  d = evidence.decide("2023-08-21", { inventory = inv }, { scenario = "monitoring" })
+  d = evidence.decide("2023-08-21", { inventory = inv }, { scenario = "monitoring", policy = P })
   t.eq({ d.key, d.keys_lack_scopes, #d.warnings }, { nil, nil, 0 })
 end
 
 function T.keys_without_scopes_add_the_authorities_after_october_2023()
   local inv = probed_inventory("2024-03-05", false)
-  local o = { scenario = "deployment", runtime = "sm" }
+  local o = { scenario = "deployment", runtime = "sm", policy = P }
   local d = evidence.decide("auto", { inventory = inv }, o)
   t.eq({ d.path, d.keys_lack_scopes, d.key }, { evidence.AFTER, true, nil })
   t.find(table.concat(d.reasons, "\n"), "the authorities are added")
@@ -184,7 +185,7 @@ end
 -- -------------------------------------------------------------- steps --
 
 local function steps(path, scenario, inv, extra)
-  local o = { scenario = scenario, runtime = "sm", credential_type = "binding-secret" }
+  local o = { scenario = scenario, runtime = "sm", credential_type = "binding-secret", policy = P }
   for k, v in pairs(extra or {}) do o[k] = v end
   return planner.steps({ path = path, reasons = {} }, inv, o)
 end
@@ -283,7 +284,7 @@ function T.x509_parameters()
     { ["credential-type"] = "x509", x509 = { ["key-length"] = 2048, validity = 7, ["validity-type"] = "DAYS" } })
   t.eq(paths.instance_parameters("n", { credential_type = "x509" })["xs-security"]["oauth2-configuration"],
     { ["credential-types"] = { "binding-secret", "x509" } })
-  t.eq(paths.instance_parameters("n", { runtime = "cf", authorities = true })["xs-security"]["oauth2-configuration"],
+  t.eq(paths.instance_parameters("n", { runtime = "cf", authorities = { "$XSMASTERAPPNAME.a" } })["xs-security"]["oauth2-configuration"],
     nil, "the CF variant has instance secrets")
 end
 

@@ -3,7 +3,7 @@
 -- its own (a new binding; SAP's key stays untouched). Reruns adopt that key.
 --   CALMBIND_PATH=examples/policies/adopt-own-keys calmbind get --out key.json
 return {
-  adoptable = function(binding)
-    return binding.ours == true
+  adoptable = function(c)
+    return c.binding.ours
   end,
 }

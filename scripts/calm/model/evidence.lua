@@ -8,7 +8,9 @@
 --   d = evidence.with_keys(d, inventory, o)   -- the same, judged by another
 --                                             -- inventory's keys (a CF space)
 --   lines = evidence.evidence_lines(ev)       -- {source, what, date?} to show
---     o = {scenario, runtime?, credential_type?, instance_name?, binding_name?}
+--     o = {policy, scenario, runtime?, credential_type?, instance_name?, binding_name?, tenant?}
+--     (policy: the run's, calm.policy.load: its adoptable and adopt_rank say
+--     which keys may be adopted)
 --     d = {path, date, source, reasons, warnings, keys_lack_scopes,
 --          key = {binding =, instance =} | nil}
 --   d.key is the key to adopt as it is (Deployment only): its token already
@@ -208,18 +210,17 @@ end
 
 -- ------------------------------------------------------------ keys --
 
--- calm.policy.load is loaded on first use: loading it runs the admin's policy.lua
-local function policy() return require "calm.policy.load" end
-
 -- The key that already fits Deployment: a binding whose token (calm.key.probe)
 -- carries both imp-cdm-feature-* scopes, of the wanted credential type, on
 -- an instance Service Manager can read, within what --instance-name and
--- --binding-name allow, that calm.policy.load.adoptable accepts. Preference:
--- calm.policy.load.adopt_rank (default: a binding calmbind made), then the
+-- --binding-name allow, that the policy's adoptable accepts (o.policy).
+-- Preference: its adopt_rank (built in: a binding calmbind made), then the
 -- oldest. Returns binding, instance | nil.
 function M.deployment_key(inv, o)
-  local p = policy()
-  local c = { scenario = "deployment", runtime = o.runtime, credential_type = o.credential_type or "binding-secret" }
+  local p = o.policy
+  if type(p) ~= "table" then error("evidence.deployment_key: o.policy (the run's policy) is missing", 2) end
+  local c = { scenario = "deployment", runtime = o.runtime, credential_type = o.credential_type or "binding-secret",
+    tenant = o.tenant }
   local best, best_inst, best_rank
   for _, i in ipairs(inv.instances) do
     if not o.instance_name or i.name == o.instance_name then
@@ -227,8 +228,8 @@ function M.deployment_key(inv, o)
         local fits = b.probe and b.probe.deployment and not b.system
           and inventory.usable_binding(b, c.credential_type)
           and (not o.binding_name or b.name == o.binding_name)
-          and p.adoptable(b, i, c)
-        local rank = fits and p.adopt_rank(b, i, c) or nil
+          and p:adoptable(c, b, i)
+        local rank = fits and p:adopt_rank(c, b, i) or nil
         if rank and (not best_rank or rank < best_rank) then best, best_inst, best_rank = b, i, rank end
       end
     end
@@ -257,8 +258,8 @@ end
 local function judge_keys(d, inv, o)
   d.key, d.keys_lack_scopes = nil, nil
   if o.scenario == "monitoring" then return d end
-  local b, inst = M.deployment_key(inv, { instance_name = o.instance_name, binding_name = o.binding_name,
-    runtime = o.runtime, credential_type = o.credential_type })
+  local b, inst = M.deployment_key(inv, { policy = o.policy, tenant = o.tenant, instance_name = o.instance_name,
+    binding_name = o.binding_name, runtime = o.runtime, credential_type = o.credential_type })
   if b then
     d.key = { binding = b, instance = inst }
   elseif M.keys_lack_scopes(inv) then
@@ -282,7 +283,7 @@ function M.decide(provisioned, ev, o)
   local explicit = provisioned and provisioned ~= "auto"
   -- any fitting key tells the path, whichever --instance-name and
   -- --binding-name ask for
-  local key, inst = M.deployment_key(inv, {})
+  local key, inst = M.deployment_key(inv, { policy = o.policy, tenant = o.tenant })
   local function why(fmt, ...) d.reasons[#d.reasons + 1] = string.format(fmt, ...) end
   judge_keys(d, inv, o)
   if key then

@@ -4,6 +4,7 @@
 -- Deployment scopes). Pure: no requests.
 --
 --   inv = inventory.inventory{offering =, plan =, instances =, bindings =}
+--   b = inventory.pick_binding(inst, credential_type, policy, c)  -- policy: the run's
 local M = {}
 
 -- Labels calmbind puts on what it creates or updates: they make the rerun
@@ -157,11 +158,10 @@ M.usable_binding = usable_binding
 
 -- The binding to adopt on an instance when no name was asked for: the
 -- oldest ready one of the wanted credential type, not one Cloud ALM made
--- for a managed system (<SID>_<client>_<sysno>).
-function M.pick_binding(inst, ctype, c)
-  local adoptable = require("calm.policy.load").adoptable
+-- for a managed system (<SID>_<client>_<sysno>), that policy:adoptable accepts.
+function M.pick_binding(inst, ctype, policy, c)
   for _, b in ipairs(inst.bindings) do
-    if not b.system and usable_binding(b, ctype) and adoptable(b, inst, c or {}) then return b end
+    if not b.system and usable_binding(b, ctype) and policy:adoptable(c, b, inst) then return b end
   end
   return nil
 end

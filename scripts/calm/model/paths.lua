@@ -6,11 +6,12 @@ local evidence = require "calm.model.evidence"
 local M = {}
 
 -- What each path asks for, per scenario -- the data calm.model.plan plans from:
---   authorities: the instance needs the imp-cdm-feature-* authorities: true,
+--   authorities: the instance needs the authorities (the run's policy says
+--     which: calm.policy.load; built in, the two imp-cdm-feature-* ones): true,
 --     or "when-keys-lack" (only when the existing keys' tokens lack them:
 --     SAP generates the instance with them since 2023-10-16);
 --   default_instance: without --instance-name, find or create the instance
---     calm.policy.load names (instead of adopting whatever exists);
+--     the run's policy names (instead of adopting whatever exists);
 --   with_authorities: an instance calmbind creates gets the authorities.
 -- Every path first adopts a key whose token already has both scopes, and
 -- assigns the entitlement when it is missing.
@@ -34,22 +35,19 @@ function M.rule(path, scenario)
   return p[scenario == "monitoring" and "monitoring" or "deployment"]
 end
 
--- calm.policy.load is loaded on first use: loading it runs the admin's policy.lua
-local function policy() return require "calm.policy.load" end
 
 -- ------------------------------------------------------ parameters --
 
 -- The `parameters` object of create/update, built as a table (no shell
 -- can eat "$XSMASTERAPPNAME"). runtime "cf" follows SAP's 2023 CF variant
--- (instance secrets: no oauth2-configuration).
+-- (instance secrets: no oauth2-configuration). o.authorities: the list the
+-- run's policy gives (policy:authorities), or nil for none.
 function M.instance_parameters(xsappname, o)
   local json = require "calm.lib.json"
   local xs = { xsappname = xsappname }
   if o.authorities then
-    -- the admin's policy may add authorities next to the two Deployment needs;
     -- a JSON array even when a policy leaves it empty (the broker wants one)
-    xs.authorities = json.array { table.unpack(policy().authorities { scenario = "deployment",
-      runtime = o.runtime, credential_type = o.credential_type }) }
+    xs.authorities = json.array { table.unpack(o.authorities) }
   end
   if o.runtime ~= "cf" then
     local types = json.array { "binding-secret" }

@@ -5,14 +5,15 @@
 -- requests, no output. The
 -- executors (calm.ops.exec_sm, calm.ops.exec_cf) only carry the steps out.
 -- What each path and scenario asks for is data: calm.model.paths.PATHS; names,
--- labels, authorities and adopt rules come from calm.policy.load.
+-- labels, authorities and adopt rules come from the run's policy (o.policy,
+-- loaded once by the command: calm.policy.load).
 --
 --   steps = plan.steps(decision, inventory, o)
---     o = {scenario, runtime, credential_type, instance_name?, binding_name?,
+--     o = {policy, scenario, runtime, credential_type, tenant?, instance_name?, binding_name?,
 --          update_instance?, x509_validity?, cis = bool (a central-plan key that
 --          works), cis_given = bool (any cis key), subaccount = guid?}
---     steps = {entitlement = {op, why}, instance = {op, id?, name, why, parameters?},
---              binding = {op, id?, name, why, parameters?}, notes, warnings,
+--     steps = {entitlement = {op, why}, instance = {op, id?, name, why, parameters?, labels?},
+--              binding = {op, id?, name, why, parameters?, labels?}, notes, warnings,
 --              others, manual = text? (exit 4), usage = text? (exit 2), wait_for?}
 --     ops: entitlement "ok" | "assign" | "manual"; instance "adopt" | "create" |
 --     "update" | "recreate" | "refuse" | "manual"; binding "adopt" | "create" |
@@ -28,6 +29,25 @@ local function binding_parameters(o, ctype)
   return paths.binding_parameters({ credential_type = ctype, validity = o.x509_validity })
 end
 
+-- What the policy's hooks are told about this run (calm.policy.load.context).
+local function context(o, ctype)
+  return { scenario = o.scenario, runtime = o.runtime, credential_type = ctype, tenant = o.tenant }
+end
+
+-- The authorities the policy gives an instance, and how the plan names them:
+-- "the two imp-cdm-feature-* authorities" when they are the built-in ones,
+-- else the list itself.
+local function authorities(o, ctype)
+  local list = o.policy:authorities(context(o, ctype))
+  local builtin = require("calm.policy.default").authorities { scenario = "deployment" }
+  local same = #list == #builtin
+  for i = 1, #list do if list[i] ~= builtin[i] then same = false end end
+  if same then return list, "the two imp-cdm-feature-* authorities" end
+  if #list == 0 then return list, "no authorities (" .. o.policy:where("authorities") .. " gives none)" end
+  return list, string.format("the %d authorit%s %s (%s)", #list, #list == 1 and "y" or "ies",
+    table.concat(list, ", "), o.policy:where("authorities"))
+end
+
 -- The binding that carries the Deployment scopes on an instance with the
 -- authorities: only one calmbind made (and labelled) after they were there.
 -- Candidates: --binding-name, else the default name, else
@@ -35,12 +55,16 @@ end
 -- key, e.g. one made for monitoring). Returns {op = "adopt"|"create", ...}
 -- or nil, usage text.
 local function deployment_binding(inst, o, ctype)
+  local c = context(o, ctype)
+  c.scenario = "deployment"
   local candidates = o.binding_name and { o.binding_name }
-    or { names.default_binding_name(inst.name, ctype, "deployment"), names.deployment_binding_name(inst.name, ctype) }
-  for _, n in ipairs(candidates) do
+    or { o.policy:binding_name(c, inst), o.policy:deployment_binding_name(c, inst) }
+  local sources = o.binding_name and { "--binding-name" }
+    or { o.policy:where("binding_name"), o.policy:where("deployment_binding_name") }
+  for k, n in ipairs(candidates) do
     local b = inventory.find_binding(inst, n)
     if not b then
-      return { op = "create", name = n, with_authorities = true,
+      return { op = "create", name = n, with_authorities = true, source = sources[k],
         why = "a new binding: only bindings created after the authorities were added carry them" }
     end
     if has_label(b, inventory.AUTH_LABEL) and b.state ~= "failed" and (b.ready or b.state == "pending")
@@ -96,12 +120,13 @@ local function update_step(s, d, target, o, ctype)
   for _, b in ipairs(target.bindings) do
     if b.credential_type == nil or b.credential_type == "instance-secret" then keep_instance_secret = true end
   end
+  local list, text = authorities(o, ctype)
   s.instance = { op = "update", id = target.id, name = target.name, xsappname = xsapp,
-    why = string.format("%s, scenario deployment: add the two imp-cdm-feature-* authorities to the existing "
-      .. "instance '%s', keeping its xsappname %s%s%s", d.path, name, xsapp,
+    why = string.format("%s, scenario deployment: add %s to the existing "
+      .. "instance '%s', keeping its xsappname %s%s%s", d.path, text, name, xsapp,
       xsapp == target.id and " (its GUID: it was created without parameters)" or "",
       target.state == "update-failed" and " (an earlier update failed: updating again)" or ""),
-    parameters = paths.instance_parameters(xsapp, { authorities = true, runtime = o.runtime,
+    parameters = paths.instance_parameters(xsapp, { authorities = list, runtime = o.runtime,
       credential_type = ctype, keep_instance_secret = keep_instance_secret }) }
   if keep_instance_secret then
     s.notes[#s.notes + 1] = string.format("instance '%s' keeps allowing instance-secret keys: its existing keys use them", name)
@@ -187,12 +212,14 @@ end
 
 local function create_step(s, d, inv, o, name, need_auth, rule, ctype)
   local why
+  local list, text
+  if rule.with_authorities then list, text = authorities(o, ctype) end
   if need_auth then
-    why = string.format("%s, scenario deployment: a new instance '%s' with the two imp-cdm-feature-* authorities "
-      .. "(xsappname = the instance name)", d.path, name)
+    why = string.format("%s, scenario deployment: a new instance '%s' with %s "
+      .. "(xsappname = the instance name)", d.path, name, text)
   elseif rule.default_instance then
     why = string.format("%s: no instance exists; creating '%s'%s", d.path, name,
-      rule.with_authorities and " with the two imp-cdm-feature-* authorities" or " (monitoring: no authorities needed)")
+      rule.with_authorities and (" with " .. text) or " (monitoring: no authorities needed)")
   elseif o.instance_name and inventory.generated_instance(inv) then
     why = string.format("%s: no instance named '%s' exists; creating it as asked (the generated instance '%s' stays "
       .. "as it is; leave out --instance-name to use its key)", d.path, name, inventory.generated_instance(inv).name)
@@ -201,7 +228,7 @@ local function create_step(s, d, inv, o, name, need_auth, rule, ctype)
       d.path, o.instance_name and ("named '" .. o.instance_name .. "'") or "of SAPCloudALMAPIs", name)
   end
   s.instance = { op = "create", name = name, why = why,
-    parameters = paths.instance_parameters(name, { authorities = rule.with_authorities, runtime = o.runtime,
+    parameters = paths.instance_parameters(name, { authorities = list, runtime = o.runtime,
       credential_type = ctype }) }
 end
 
@@ -215,8 +242,8 @@ local function instance_step(s, d, target, o, need_auth, rule, ctype)
       s.instance = { op = "recreate", id = target.id, name = target.name,
         why = "instance '" .. tostring(target.name) .. "' is a failed leftover of an earlier calmbind run "
           .. "(ready: false): delete it and create it again",
-        parameters = paths.instance_parameters(target.name, { authorities = rule.with_authorities,
-          runtime = o.runtime, credential_type = ctype }) }
+        parameters = paths.instance_parameters(target.name, { authorities = rule.with_authorities
+          and (authorities(o, ctype)) or nil, runtime = o.runtime, credential_type = ctype }) }
     else
       s.instance = { op = "manual", id = target.id, name = target.name, why = "not ready" }
       s.manual = s.manual or string.format("instance '%s' (%s) is not ready (its create failed); %s: delete or "
@@ -268,9 +295,9 @@ local function named_binding_step(s, target, o, ctype)
 end
 
 -- The binding to adopt on an instance adopted as it is: an earlier run's,
--- else the oldest one calm.policy.load lets adopt, else a new one.
+-- else the oldest one the policy lets adopt, else a new one.
 local function adopt_binding_step(s, target, o, ctype)
-  local default = names.default_binding_name(target.name, ctype, o.scenario)
+  local default = o.policy:binding_name(context(o, ctype), target)
   local b = inventory.find_binding(target, default)
   if b and b.state == "pending" then
     s.binding = { op = "adopt", id = b.id, name = b.name, wait = true,
@@ -280,7 +307,7 @@ local function adopt_binding_step(s, target, o, ctype)
     s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding an earlier run created" }
     return
   end
-  b = inventory.pick_binding(target, ctype, { scenario = o.scenario, runtime = o.runtime, credential_type = ctype })
+  b = inventory.pick_binding(target, ctype, o.policy, context(o, ctype))
   local refused = not b and refused_binding(target, ctype)
   if b then
     s.binding = { op = "adopt", id = b.id, name = b.name,
@@ -290,7 +317,7 @@ local function adopt_binding_step(s, target, o, ctype)
     s.binding = { op = "adopt", id = refused.id, name = refused.name, refused = true,
       why = "the only key, although XSUAA refused its token (revoked?)" }
   else
-    s.binding = { op = "create", name = default, why = ctype == "x509"
+    s.binding = { op = "create", name = default, source = o.policy:where("binding_name"), why = ctype == "x509"
         and "the instance has no x509 key (the instance must allow x509 keys)"
         or "the instance has no usable binding", parameters = binding_parameters(o, ctype) }
   end
@@ -311,7 +338,8 @@ local function binding_step(s, target, o, need_auth, ctype)
   elseif inst and inst.op == "adopt" and target then
     if o.binding_name then named_binding_step(s, target, o, ctype) else adopt_binding_step(s, target, o, ctype) end
   elseif inst and (inst.op == "create" or inst.op == "update" or inst.op == "recreate") then
-    s.binding = { op = "create", name = o.binding_name or names.default_binding_name(inst.name, ctype, o.scenario),
+    s.binding = { op = "create", name = o.binding_name or o.policy:binding_name(context(o, ctype), target or inst),
+      source = not o.binding_name and o.policy:where("binding_name") or nil,
       with_authorities = o.scenario ~= "monitoring" or nil, why = "a binding of the new instance",
       parameters = binding_parameters(o, ctype) }
   end
@@ -334,7 +362,39 @@ local function others(s, inv)
   end
 end
 
+-- The labels of what the steps create (key -> value): the policy's extra
+-- labels next to calmbind's own, decided here so that the executors only
+-- send them.
+local function label_steps(s, target, o, ctype)
+  local si, sb = s.instance, s.binding
+  local c = context(o, ctype)
+  if si and (si.op == "create" or si.op == "recreate") then
+    si.labels = names.created_labels(o.policy:labels(c, { instance = si }),
+      si.parameters and si.parameters["xs-security"].authorities ~= nil)
+  end
+  if sb and (sb.op == "create" or sb.op == "recreate") then
+    sb.labels = names.created_labels(o.policy:labels(c, { instance = target or si, binding = { name = sb.name } }),
+      sb.with_authorities == true)
+  end
+end
+
+-- The strict name rules are for creating (an existing instance is adopted
+-- whatever its name); a message names where the name came from: the option,
+-- or the policy's file and field.
+local function check_names(s, o)
+  local si, sb = s.instance, s.binding
+  if si and si.op == "create" then
+    local ok, msg = names.check_instance_name(si.name, si.source)
+    if not ok then s.usage = s.usage or (msg .. " (to create an instance)") end
+  end
+  if sb and sb.op == "create" and sb.source and sb.source ~= "--binding-name" then
+    local ok, msg = names.check_binding_name(sb.name, sb.source)
+    if not ok then s.usage = s.usage or msg end
+  end
+end
+
 function M.steps(d, inv, o)
+  if type(o.policy) ~= "table" then error("plan.steps: o.policy (the run's policy) is missing", 2) end
   local s = { notes = {}, warnings = {} }
   local ctype = o.credential_type or "binding-secret"
   local rule = paths.rule(d.path, o.scenario)
@@ -347,25 +407,23 @@ function M.steps(d, inv, o)
   end
 
   local need_auth = rule.authorities == true or (rule.authorities == "when-keys-lack" and d.keys_lack_scopes == true)
-  local name = o.instance_name or ((need_auth or rule.default_instance)
-    and names.default_instance_name(o.scenario, o.runtime)) or nil
-  local target = need_auth and authorities_target(inv, o, name) or (not need_auth and adopt_target(inv, o, name))
+  local name, source = o.instance_name, "--instance-name"
+  if not name then name, source = o.policy:instance_name(context(o, ctype)), o.policy:where("instance_name") end
+  local find = (o.instance_name or need_auth or rule.default_instance) and name or nil
+  local target = need_auth and authorities_target(inv, o, find) or (not need_auth and adopt_target(inv, o, find))
   if target then
     instance_step(s, d, target, o, need_auth, rule, ctype)
   else
-    create_step(s, d, inv, o, name or names.default_instance_name(o.scenario, o.runtime), need_auth, rule, ctype)
+    create_step(s, d, inv, o, name, need_auth, rule, ctype)
+    s.instance.source = source
   end
   if s.entitlement.op ~= "ok" and s.instance and s.instance.op ~= "manual" then
     s.instance.after_entitlement = true
   end
   binding_step(s, target or nil, o, need_auth, ctype)
   others(s, inv)
-  -- the strict name rules are for creating; an existing instance is adopted
-  -- whatever its name
-  if s.instance and s.instance.op == "create" then
-    local ok, msg = names.check_instance_name(s.instance.name)
-    if not ok then s.usage = s.usage or (msg .. " (to create an instance)") end
-  end
+  check_names(s, o)
+  label_steps(s, target, o, ctype)
   return s
 end
 

@@ -8,7 +8,6 @@
 --   creds | steps (plan) | nil, msg, code = exec_cf.run(ctx, mode, say, action)
 local evidence = require "calm.model.evidence"
 local paths = require "calm.model.paths"
-local names = require "calm.model.names"
 local inventory = require "calm.model.inventory"
 local planner = require "calm.model.plan"
 local options = require "calm.ops.options"
@@ -26,10 +25,6 @@ local function sm_shape(labels)
   local l = {}
   for k, v in pairs(labels) do l[k] = { v } end
   return l
-end
-
-local function policy_context(ctx)
-  return { scenario = ctx.opts.scenario, runtime = "cf", credential_type = "binding-secret" }
 end
 
 -- Every key of the given instances with its credentials and its token's
@@ -145,12 +140,12 @@ local function execute(ctx, c, steps, plan, space, action)
   local inst_guid, inst_name = si.id, si.name
   if si.op == "create" then
     log.info("creating instance '%s' in Cloud Foundry space %s", si.name, space)
-    local labels = names.created_labels(si.parameters["xs-security"].authorities ~= nil, policy_context(ctx))
-    local inst, msg, code = c:create_instance(space, plan.guid, si.name, si.parameters, labels)
+    local inst, msg, code = c:create_instance(space, plan.guid, si.name, si.parameters, si.labels)
     if not inst then return nil, msg, code end
     inst_guid, inst_name = inst.guid, inst.name
   elseif si.op == "update" then
-    log.info("updating instance '%s' (%s) in Cloud Foundry: adding the imp-cdm-feature-* authorities", si.name, si.id)
+    log.info("updating instance '%s' (%s) in Cloud Foundry: adding the authorities %s", si.name, si.id,
+      table.concat(si.parameters["xs-security"].authorities, ", "))
     -- parameters and the label in one PATCH: a rerun knows without the key name
     local job, umsg, ucode = c:mutate("PATCH", "/v3/service_instances/" .. si.id, { parameters = si.parameters,
       metadata = { labels = { [inventory.AUTH_LABEL] = inventory.AUTH_VALUE } } },
@@ -164,8 +159,7 @@ local function execute(ctx, c, steps, plan, space, action)
   local guid, creds = sb.id, nil
   if sb.op == "create" then
     log.info("creating service key '%s'", sb.name)
-    local k, msg, code = c:create_key(inst_guid, sb.name, nil,
-      names.created_labels(sb.with_authorities == true, policy_context(ctx)))
+    local k, msg, code = c:create_key(inst_guid, sb.name, nil, sb.labels)
     if not k then return nil, msg, code end
     guid = k.guid
     ctx.result.created_binding = true

@@ -44,22 +44,16 @@ local function probed_binding(inv, instance_id, binding_id)
   return nil
 end
 
--- One binding create, with its credentials.
--- What calm.policy.load functions are told about this run.
-local function policy_context(ctx)
-  local o = ctx.opts
-  return { scenario = o.scenario, runtime = o.runtime, credential_type = o["credential-type"] }
-end
-
 local create_binding
 
+-- One binding create, with its credentials.
 local function bind_once(ctx, b, entity, parameters)
   local c = ctx.sm
-  -- a binding made once the instance had the authorities carries the
-  -- Deployment scopes; the label lets a rerun tell it from older keys
-  local labels = names.sm_labels(b.with_authorities, policy_context(ctx))
+  -- the planner's labels: a binding made once the instance had the
+  -- authorities carries the Deployment scopes, and its label lets a rerun
+  -- tell it from older keys
   local e, msg, code = c:create_binding { name = b.name, service_instance_id = entity.id,
-    parameters = parameters, labels = labels }
+    parameters = parameters, labels = names.sm_labels(b.labels) }
   if not e then return nil, msg, code end
   ctx.result.created_binding = true
   if type(e.credentials) ~= "table" then return c:get("service_bindings", e.id) end
@@ -138,12 +132,12 @@ local function instance(ctx, inv, plan)
       local ok, msg, code = c:delete("service_instances", inst.id, "deleting the failed instance '" .. inst.name .. "'")
       if not ok then return nil, msg, code end
     end
-    local auth = inst.parameters["xs-security"].authorities ~= nil
     log.info("creating instance '%s'", inst.name)
     return c:create_instance { name = inst.name, service_plan_id = plan.id,
-      parameters = inst.parameters, labels = names.sm_labels(auth, policy_context(ctx)) }
+      parameters = inst.parameters, labels = names.sm_labels(inst.labels) }
   end
-  log.info("updating instance '%s' (%s): adding the imp-cdm-feature-* authorities", inst.name, inst.id)
+  log.info("updating instance '%s' (%s): adding the authorities %s", inst.name, inst.id,
+    table.concat(inst.parameters["xs-security"].authorities, ", "))
   local array = require("calm.lib.json").array -- a JSON array even if it were empty
   local e, msg, code = c:update_instance(inst.id, { parameters = inst.parameters,
     labels = array { { op = "add", key = inventory.AUTH_LABEL, values = array { inventory.AUTH_VALUE } } } },

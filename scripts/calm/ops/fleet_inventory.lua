@@ -21,6 +21,9 @@ M.FIELDS = {
   credential_type = "string", cacert = "path", verify = "flag", no_verify = "flag", out = "path",
   update_instance = "string", x509_validity = "string",
   key = "path", delete_old = "flag", timeout = "number",
+  -- the tenant's policy: a policy.lua file, or a directory holding one
+  -- (calm.policy.load); without it, the override directories' policy.lua
+  policy = "path",
 }
 
 local function field_list()

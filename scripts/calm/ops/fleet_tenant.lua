@@ -15,7 +15,7 @@ local M = {}
 M.EXT = { json = "json", vcap = "json", env = "env", ["alm-setup"] = "txt" }
 
 -- Fields that are not options of the command itself.
-local NOT_OPTION = { name = true, key = true, timeout = true, out = true, where = true }
+local NOT_OPTION = { name = true, key = true, timeout = true, out = true, where = true, policy = true }
 
 local function spec_for(command)
   if command == "rotate" then return require("calm.ops.rotate").spec() end
@@ -92,6 +92,10 @@ local function command_options(t, f, label, ctx)
     cli.set_label(o, "out", how)
     o.format = ctx.format or "json"
   end
+  -- the tenant's own policy (a file or directory), loaded by validate, so a
+  -- mistake in it is found before any request; nil: the override
+  -- directories' policy.lua, as for get
+  o.policy, o.tenant = f.policy, t.name
   local ok, vmsg, vcode
   if ctx.command == "rotate" then ok, vmsg, vcode = require("calm.ops.rotate").validate(o)
   else ok, vmsg, vcode = require("calm.ops.options").validate(o, ctx.command == "plan" and "plan" or "get") end
@@ -102,7 +106,8 @@ local function command_options(t, f, label, ctx)
 end
 
 -- options(t, ctx) -> opts for runner.run / rotate.run / the verify step,
--- with opts.tenant_timeout | nil, message, code.
+-- with opts.tenant_timeout, opts.tenant (the name) and opts.policy (the
+-- tenant's policy field: a file or directory) | nil, message, code.
 function M.options(t, ctx)
   local f, label = merged(t, ctx)
   local prefix = string.format("%s (tenant '%s'): ", t.where or "inventory", t.name)

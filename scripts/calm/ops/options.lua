@@ -5,6 +5,7 @@
 --   key_table | nil, msg, code = options.load_json_key(opts, "sm-key" | "cis-key")
 --   ok | nil, msg, code = options.connect(ctx)  -- ctx.sm, ctx.cis_keys from the key files
 --   o = options.plan_options(ctx)              -- for calm.model.evidence and .plan
+local policy = require "calm.policy.load"
 local evidence = require "calm.model.evidence"
 local paths = require "calm.model.paths"
 local names = require "calm.model.names"
@@ -71,14 +72,15 @@ function M.spec(command)
   return spec
 end
 
--- The names and values get and plan act on: the admin's policy.lua, the
--- date, the instance, binding and x509 options. Returns true | nil, msg, code.
+-- The names and values get and plan act on: the policy (opts.policy, else
+-- the override directories' policy.lua), the date, the instance, binding and
+-- x509 options. Returns true | nil, msg, code.
 local function check_values(opts)
   local L = function(name) return require("calm.lib.cli").label(opts, name) end
-  -- the admin's policy.lua is read now: a mistake in it is bad input, found
-  -- before any request
-  local pok, perr = pcall(require, "calm.policy.load")
-  if not pok then return nil, "policy: " .. tostring(perr), "USAGE" end
+  -- the policy is read now: a mistake in the file is bad input, found
+  -- before any request (calm.policy.load keeps it for the run)
+  local p, perr, pcode = policy.load(opts.policy)
+  if not p then return nil, perr, pcode end
   if opts.provisioned ~= "auto" then
     local ok, msg, code = evidence.check_date(opts.provisioned, L("provisioned"))
     if not ok then return nil, msg, code end
@@ -220,6 +222,7 @@ end
 function M.plan_options(ctx)
   local opts = ctx.opts
   return {
+    policy = ctx.policy, tenant = ctx.tenant,
     scenario = opts.scenario, instance_name = opts["instance-name"], binding_name = opts["binding-name"],
     runtime = opts.runtime, credential_type = opts["credential-type"],
     cis = ctx.cis ~= nil and not ctx.cis_failed, subaccount = opts.subaccount,

@@ -7,7 +7,7 @@
 --   ok | nil, msg = report.write(path, doc)          -- any report: get, plan, rotate, fleet
 --   text = report.report_text(doc); report.step_view(step)
 --   report.show_evidence(ctx, say); report.show_decision(ctx, say)
---   report.describe_steps(ctx, say, "would" | "will")
+--   report.describe_steps(ctx, say, "would" | "will"); report.labels_text(labels)
 --   report.describe_others(list, say)                -- the other keys and what becomes of each
 local evidence = require "calm.model.evidence"
 local M = {}
@@ -104,6 +104,15 @@ end
 
 -- ---------------------------------------------------------- output --
 
+-- Labels (key -> value) as one line, sorted by key: "k=v, k2=v2".
+function M.labels_text(labels)
+  local keys = {}
+  for k in pairs(labels) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for i, k in ipairs(keys) do keys[i] = k .. "=" .. tostring(labels[k]) end
+  return table.concat(keys, ", ")
+end
+
 function M.show_decision(ctx, say)
   local d = ctx.decision
   say(string.format("path: %s (%s)", d.path, evidence.PATH_TEXT[d.path]))
@@ -134,6 +143,7 @@ function M.describe_steps(ctx, say, verb)
     elseif inst.op == "refuse" then say("instance:" .. target .. ": leave alone: " .. tostring(inst.why))
     else say("instance:" .. target .. ": manual step needed: " .. tostring(inst.why)) end
     if inst.parameters then say("  parameters: " .. json.encode(inst.parameters)) end
+    if inst.labels then say("  labels: " .. M.labels_text(inst.labels)) end
   end
   local b = s.binding
   if b then
@@ -142,6 +152,7 @@ function M.describe_steps(ctx, say, verb)
     elseif b.op == "recreate" then say("binding: " .. verb .. " delete and re-create" .. target .. ": " .. b.why)
     else say("binding: " .. verb .. " create" .. target .. " and fetch its key: " .. b.why) end
     if b.parameters then say("  parameters: " .. json.encode(b.parameters)) end
+    if b.labels then say("  labels: " .. M.labels_text(b.labels)) end
   end
   for _, n in ipairs(s.notes or {}) do say("note: " .. n) end
   if s.manual then say("manual step: " .. s.manual) end

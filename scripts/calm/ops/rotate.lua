@@ -12,7 +12,10 @@
 -- on the same instance for the same credential type are deleted (calm.ops.deliver's
 -- rule says which: never SAP's generated key, <SID>_<client>_<sysno> or hand-made ones).
 -- The key goes through the same delivery as get's (calm.ops.deliver), the
--- report through the same writer (calm.ops.report).
+-- report through the same writer (calm.ops.report). The run's policy
+-- (calm.policy.load, as for get) names and labels the new binding and
+-- decides which instance get would adopt.
+local policy = require "calm.policy.load"
 local evidence = require "calm.model.evidence"
 local inventory = require "calm.model.inventory"
 local names = require "calm.model.names"
@@ -100,10 +103,15 @@ local function check_kind(inst)
   return true
 end
 
+-- What the policy's hooks are told about this run.
+local function context(ctx)
+  return { scenario = ctx.opts.scenario, runtime = "sm", credential_type = ctx.opts["credential-type"],
+    tenant = ctx.tenant }
+end
+
 local function new_name(ctx, inst)
-  local paths = require "calm.model.paths"
   local codec = require "calm.codec"
-  local base = ctx.opts["binding-name"] or names.default_binding_name(inst.name, ctx.opts["credential-type"])
+  local base = ctx.opts["binding-name"] or ctx.policy:binding_name(context(ctx), inst)
   local name = base .. "-" .. os.date("!%Y%m%d%H%M%S")
   if inventory.find_binding(inst, name) then name = name .. "-" .. codec.random_hex(2) end
   return name
@@ -114,13 +122,13 @@ local function create(ctx, inst)
   local log = require "calm.log"
   local c = ctx.sm
   local name = new_name(ctx, inst)
-  local json = require "calm.lib.json"
-  local labels = { [inventory.CREATED_BY] = json.array { inventory.TOOL } }
-  if ctx.opts.scenario ~= "monitoring" then labels[inventory.AUTH_LABEL] = json.array { inventory.AUTH_VALUE } end
+  -- the labels get gives a binding: the policy's next to calmbind's own
+  local labels = names.created_labels(ctx.policy:labels(context(ctx), { instance = inst, binding = { name = name } }),
+    ctx.opts.scenario ~= "monitoring")
   log.info("rotate: creating binding '%s' on instance '%s' (%s)", name, inst.name, inst.id)
   local b, msg, code = c:create_binding { name = name, service_instance_id = inst.id,
     parameters = paths.binding_parameters { credential_type = ctx.opts["credential-type"],
-      validity = ctx.opts.x509_validity }, labels = labels }
+      validity = ctx.opts.x509_validity }, labels = names.sm_labels(labels) }
   if not b then return nil, msg, code end
   if type(b.credentials) ~= "table" then
     -- without its credentials the new binding is rolled back by the caller
@@ -189,10 +197,12 @@ end
 function M.run(opts, sink)
   local ok, msg, code = M.validate(opts)
   if not ok then return nil, msg, code end
-  local ctx = { opts = opts, result = {},
-    report = { tool = "calmbind", command = "rotate", report_version = 1, actions = {}, checks = {} } }
+  local p, pmsg, pcode = policy.load(opts.policy)
+  if not p then return nil, pmsg, pcode end
+  local ctx = { opts = opts, result = {}, policy = p, tenant = opts.tenant,
+    report = { tool = "calmbind", command = "rotate", report_version = 1, actions = {}, checks = {}, policy = p.file } }
   if sink then sink.report = ctx.report end
-  local status, rmsg, rcode = run_inner(ctx)
+  local status, rmsg, rcode = policy.protect(run_inner, ctx)
   local r = ctx.result
   report.finish(ctx, status, status == nil and require("calm.log").redact(tostring(rmsg)) or nil, rcode,
     { out = opts.out, binding_id = status and r.binding_id or nil, binding_name = status and r.binding_name or nil,

@@ -8,6 +8,7 @@
 --
 -- Requests that do not depend on each other go out together (calm.task):
 -- the tokens first, then every read in one round.
+local policy = require "calm.policy.load"
 local evidence = require "calm.model.evidence"
 local planner = require "calm.model.plan"
 local options = require "calm.ops.options"
@@ -151,9 +152,11 @@ local function finish(ctx, mode, status, err, ecode)
   if mode == "plan" and opts.json then io.write(log.redact(report.report_text(ctx.report))) end
 end
 
--- run_inner, and on a Lua error still a report behind before it is re-raised.
+-- run_inner, and on a Lua error still a report behind before it is re-raised;
+-- a bad value from the policy (calm.policy.load) is bad input, as any other.
 local function run_guarded(ctx, mode)
   local pok, creds, rmsg, rcode = pcall(run_inner, ctx, mode)
+  if not pok and policy.is_failure(creds) then return nil, creds.msg, creds.code end
   if not pok then
     if ctx.opts.report then
       ctx.report.result = { ok = false, error = "internal error" }
@@ -190,13 +193,21 @@ local function deliver_key(ctx, creds)
 end
 
 -- opts from cli.parse; mode "get" | "plan". Returns exit status | nil, msg, code.
+-- The run follows one policy: opts.policy (a file or directory: fleet's
+-- per-tenant field), else policy.lua of the override directories; it is
+-- loaded here, once, and handed down as ctx.policy. opts.tenant names the
+-- fleet tenant (the policy's c.tenant).
 -- sink (optional table): sink.report is set to the run report (the table
 -- --report writes: decision, actions, result), for callers such as fleet.
 function M.run(opts, mode, sink)
   local log = require "calm.log"
   local ok, msg, code = M.validate(opts, mode)
   if not ok then return nil, msg, code end
-  local ctx = { opts = opts, report = report.new_report(mode, opts), result = {} }
+  local p
+  p, msg, code = policy.load(opts.policy)
+  if not p then return nil, msg, code end
+  local ctx = { opts = opts, policy = p, tenant = opts.tenant, report = report.new_report(mode, opts), result = {} }
+  ctx.report.policy = p.file
   if sink then sink.report = ctx.report end
   local creds, rmsg, rcode = run_guarded(ctx, mode)
   if creds == nil then

@@ -4,6 +4,11 @@
 --   local default = require "calm.policy.default"
 --   return { authorities = function(c)
 --     local a = default.authorities(c); a[#a + 1] = "$XSMASTERAPPNAME.x"; return a end }
+--
+-- Every function takes one table c: the run's context ({scenario, runtime,
+-- credential_type, tenant}) plus the views the decision is about (c.instance,
+-- c.binding: names, labels, dates and scopes, never credentials; see
+-- calm.policy.load).
 local default = {}
 
 local DEPLOYMENT_AUTHORITIES = {
@@ -17,16 +22,16 @@ function default.instance_name(c)
   return "calm-api-" .. (c.scenario or "deployment")
 end
 
--- The binding calmbind creates on an instance. x509 keys get their own name,
+-- The binding calmbind creates on c.instance. x509 keys get their own name,
 -- so asking for one kind never adopts a key of the other kind by its name.
-function default.binding_name(instance, c)
-  return tostring(instance) .. (c.credential_type == "x509" and "-x509-key" or "-key")
+function default.binding_name(c)
+  return tostring(c.instance.name) .. (c.credential_type == "x509" and "-x509-key" or "-key")
 end
 
--- The binding for Deployment when the default name is taken by an older key
--- (one made before the authorities were added).
-function default.deployment_binding_name(instance, c)
-  return tostring(instance) .. "-deployment" .. (c.credential_type == "x509" and "-x509" or "") .. "-key"
+-- The binding for Deployment on c.instance when the default name is taken by
+-- an older key (one made before the authorities were added).
+function default.deployment_binding_name(c)
+  return tostring(c.instance.name) .. "-deployment" .. (c.credential_type == "x509" and "-x509" or "") .. "-key"
 end
 
 -- The authorities an instance gets for Deployment: the two imp-cdm-feature-*
@@ -40,25 +45,25 @@ function default.authorities(c)
   return a
 end
 
--- Extra labels on what calmbind creates (key -> value). created_by and
--- calmbind_authorities are always added: reruns and the safety rules
--- depend on them.
+-- Extra labels (key -> value) on what calmbind creates: c.instance, and
+-- c.binding when the labels are a binding's. created_by and
+-- calmbind_authorities are always added: reruns and the safety rules depend
+-- on them.
 function default.labels(_)
   return {}
 end
 
--- Whether an existing binding may be adopted (its key written out) instead
--- of making a new one. b: {name, ours, system, credential_type, probe, ...};
--- inst: {name, ours, generated, ...}. Cloud ALM's own <SID>_<client>_<sysno>
--- keys are never adopted, whatever this says.
-function default.adoptable(_, _, _)
+-- Whether c.binding (on c.instance) may be adopted (its key written out)
+-- instead of making a new one. Cloud ALM's own <SID>_<client>_<sysno> keys
+-- are never adopted, whatever this says.
+function default.adoptable(_)
   return true
 end
 
 -- Among adoptable keys that already fit, which comes first: lower rank
 -- wins, ties go to the oldest. Default: a key calmbind made, then any.
-function default.adopt_rank(b, _, _)
-  return b.ours and 1 or 2
+function default.adopt_rank(c)
+  return c.binding.ours and 1 or 2
 end
 
 return default
