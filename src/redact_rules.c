@@ -127,8 +127,12 @@ static size_t mark_field(const char *in, size_t n, unsigned char *m, size_t ws, 
     i = skip_ws(in, n, i, q != 0);
     if (i >= n || (in[i] != ':' && in[i] != '='))
         return we;
-    if (!q && in[i] == ':' && !header_name(w) && !strstr(w, "secret") && !strstr(w, "password"))
-        return we;  /* "refresh token: HTTP 400" is prose, not a field */
+    /* Unquoted "name: value" is a field only in a credential header line;
+     * elsewhere it is prose: "refresh token: HTTP 400", "the instance issues
+     * instance secrets: every binding...", "instance-secret: its token...".
+     * A secret in such a line is hidden as a registered value or by shape. */
+    if (!q && in[i] == ':' && !header_name(w))
+        return we;
     v = skip_ws(in, n, i + 1, q != 0);
     if (v >= n)
         return we;

@@ -124,6 +124,16 @@ static void fields(void)
               "GET /cb?code=1&access_token=*** HTTP/1.1", "query string");
     CHECK_STR(red("refresh token: HTTP 400 invalid_grant"),
               "refresh token: HTTP 400 invalid_grant", "prose with a colon stays");
+    CHECK_STR(red("the instance issues instance secrets: every binding of it shares one secret"),
+              "the instance issues instance secrets: every binding of it shares one secret",
+              "prose after 'secrets:' stays");
+    CHECK_STR(red("binding 'k' (instance-secret: its token carries both scopes); password: see below"),
+              "binding 'k' (instance-secret: its token carries both scopes); password: see below",
+              "prose after 'instance-secret:' and 'password:' stays");
+    add("s3cr3t-registered");
+    CHECK_STR(red("client_secret: s3cr3t-registered (YAML)"), "client_secret: *** (YAML)",
+              "outside a header line a value after 'name:' goes by registration, not by the name");
+    calm_redact_clear();
 }
 
 static void headers(void)
