@@ -473,6 +473,25 @@ def _credential_kind(app, inst, params):
     return cts[0], p
 
 
+def _x509_days(app, p):
+    """The validity of a certificate XSUAA generates: SAP's page "Parameters for X.509
+    Certificates Managed by SAP Authorization and Trust Management Service" documents
+    validity-type DAYS only (the default) and 1 to 30 DAYS (default 7); anything else is
+    a broker error before the binding exists."""
+    x = p.get("x509") if p.get("x509") is not None else {}
+    if not isinstance(x, dict):
+        _broker_error(app, "x509 must be a JSON object")
+    vt = x.get("validity-type", "DAYS")
+    v = x.get("validity", 7)
+    if vt != "DAYS":
+        _broker_error(app, "Service broker xsuaa failed: unsupported x509 validity-type %s "
+                           "(supported: DAYS)" % json.dumps(vt))
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or not 1 <= v <= 30:
+        _broker_error(app, "Service broker xsuaa failed: x509 validity %s DAYS is out of range "
+                           "(1 to 30 DAYS)" % json.dumps(v))
+    return int(v)
+
+
 def _make_calm_credentials(app, inst, binding, params):
     kind, p = _credential_kind(app, inst, params)
     uaa = _uaa_common(app, inst)
@@ -481,9 +500,7 @@ def _make_calm_credentials(app, inst, binding, params):
             "scopes": _calm_scopes(inst.get("_authorities")), "zid": app.state["subaccount"]["id"],
             "seq": binding["_seq"], "secret": None, "cert_cn": None, "cert_sha256": None}
     if kind == "x509":
-        x = p.get("x509") if isinstance(p.get("x509"), dict) else {}
-        days = int(x.get("validity", 7)) * {"DAYS": 1, "MONTHS": 30, "YEARS": 365}.get(
-            str(x.get("validity-type", "DAYS")).upper(), 1)
+        days = _x509_days(app, p)
         cn = app.uuid()
         chain, key, der = app.ca.issue_client(cn, days)
         app.record_secret(key)

@@ -394,6 +394,18 @@ def test_main(fake):
     r = e.bind(iid, "k-x509-wrapped", {"xsuaa": {"credential-type": "x509"}})
     check("x509 bind wrapped in {xsuaa: ...}", r.status == 201 and
           r.json["credentials"]["uaa"].get("credential-type") == "x509", repr(r)[:200])
+    # XSUAA's page on service-managed X.509 certificates: DAYS only, 1 to 30
+    for i, (v, vt, ok) in enumerate(((30, "DAYS", True), (31, "DAYS", False), (0, "DAYS", False),
+                                     (3, "MONTHS", False), (1, "YEARS", False))):
+        r = e.bind(iid, "k-x509-v%d" % i, {"credential-type": "x509",
+                                          "x509": {"key-length": 2048, "validity": v, "validity-type": vt}})
+        if ok:
+            check("x509 validity %d %s is within XSUAA's range" % (v, vt), r.status == 201, repr(r)[:200])
+        else:
+            check("x509 validity %d %s -> 400 broker error naming the range" % (v, vt),
+                  r.status == 400 and "Service broker error" in r.json.get("description", "")
+                  and ("1 to 30 DAYS" in r.json["description"] or "supported: DAYS" in r.json["description"]),
+                  repr(r)[:300])
     for p in (cpath, kpath):
         os.unlink(p)
 

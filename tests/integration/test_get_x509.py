@@ -45,14 +45,14 @@ with FakeBTP(preset="mid-2023", https=True) as fake:
 # documented shape tried; a configurable validity reaches the bind parameters
 with FakeBTP(preset="mid-2023", https=True, variants=["x509-wrapped-only"]) as fake:
     out = os.path.join(tempfile.mkdtemp(), "key.json")
-    rc, _, err = run(["get", "--sm-key", fake.sm_key_path, "--credential-type", "x509", "--x509-validity", "3m",
+    rc, _, err = run(["get", "--sm-key", fake.sm_key_path, "--credential-type", "x509", "--x509-validity", "30d",
                       "--cacert", fake.ca_path, "--out", out, "--timeout", "60"], env=ENV)
     S.eq("wrapped-only broker: exit 0", rc, 0)
     binds = [m for m in fake.mutations() if m["path"] == "/v1/service_bindings"]
     S.eq("... plain shape first, then {\"xsuaa\": {...}}", [b["body"].get("parameters") for b in binds],
-         [{"credential-type": "x509", "x509": {"key-length": 2048, "validity": 3, "validity-type": "MONTHS"}},
-          {"xsuaa": {"credential-type": "x509", "x509": {"key-length": 2048, "validity": 3,
-                                                          "validity-type": "MONTHS"}}}])
+         [{"credential-type": "x509", "x509": {"key-length": 2048, "validity": 30, "validity-type": "DAYS"}},
+          {"xsuaa": {"credential-type": "x509", "x509": {"key-length": 2048, "validity": 30,
+                                                          "validity-type": "DAYS"}}}])
     S.check("... the wrong key was deleted (calmbind's own, made a moment before)",
             [m["method"] for m in fake.mutations() if m["path"].startswith("/v1/service_bindings/")] == ["DELETE"],
             [(m["method"], m["path"]) for m in fake.mutations()])
@@ -64,5 +64,15 @@ with FakeBTP(preset="mid-2023") as fake:
     rc, _, err = run(["get", "--sm-key", fake.sm_key_path, "--credential-type", "x509", "--x509-validity", "0",
                       "--out", "/tmp/x"], env=ENV)
     S.check("--x509-validity 0: exit 2 naming the option", rc == 2 and "--x509-validity" in err, err)
+    # XSUAA generates certificates of 1 to 30 DAYS only (SAP's page on X.509 certificates
+    # managed by the service): months, years and more than 30 days are refused up front
+    for v in ("31", "3m", "1y", "45d"):
+        rc, _, err = run(["get", "--sm-key", fake.sm_key_path, "--credential-type", "x509", "--x509-validity", v,
+                          "--out", "/tmp/x"], env=ENV)
+        S.check("--x509-validity %s: exit 2 naming XSUAA's limit of 30 days" % v,
+                rc == 2 and "--x509-validity" in err and "30 days" in err, err)
     S.eq("... before any request", fake.requests(), [])
+    rc, out, _ = run(["get", "--help"], env=ENV)
+    S.check("get --help: the x509 validity is 1-30 days and short-lived keys are rotated",
+            "1-30" in out and "rotate" in out.split("--x509-validity", 1)[-1][:200], out[-2000:])
 S.done()

@@ -60,9 +60,9 @@ function M.instance_parameters(xsappname, o)
   return { ["xs-security"] = xs }
 end
 
--- o.validity = {validity = N, ["validity-type"] = "DAYS"|"MONTHS"|"YEARS"}
--- (default 7 DAYS). o.wrapped: the {"xsuaa": {...}} shape some SAP reuse
--- services want instead of the plain one (calm.ops.runner tries both).
+-- o.validity = {validity = N, ["validity-type"] = "DAYS"} (default 7 DAYS).
+-- o.wrapped: the {"xsuaa": {...}} shape some SAP reuse services want
+-- instead of the plain one (calm.ops.runner tries both).
 function M.binding_parameters(o)
   if o.credential_type == "x509" then
     local v = o.validity or { validity = 7, ["validity-type"] = "DAYS" }
@@ -74,16 +74,22 @@ function M.binding_parameters(o)
   return nil
 end
 
--- "--x509-validity" values: N (days), Nd, Nm (months) or Ny (years).
+-- XSUAA generates certificates of 1 to 30 DAYS, validity-type DAYS only
+-- (SAP's "Parameters for X.509 Certificates Managed by SAP Authorization
+-- and Trust Management Service"); MONTHS and YEARS belong to Service
+-- Manager's own bindings. Refused here, before any request.
+M.X509_MAX_DAYS = 30
+
+-- "--x509-validity" values: N or Nd (days); label names the field (an
+-- inventory's x509_validity) instead of the option.
 function M.parse_validity(s, label)
-  local n, unit = tostring(s):match("^(%d+)([dmyDMY]?)$")
-  n = tonumber(n)
-  if not n or n < 1 or n > 3650 then
-    return nil, (label or "--x509-validity") .. " must be a number of days (1-3650), or N followed by d, m or y (got '"
-      .. tostring(s) .. "')", "USAGE"
+  local n = tonumber(tostring(s):match("^(%d+)[dD]?$"))
+  if not n or n < 1 or n > M.X509_MAX_DAYS then
+    return nil, string.format("%s must be 1-%d days (N or Nd): XSUAA generates certificates of "
+      .. "at most %d days, validity-type DAYS only (got '%s'); rotate the key before it expires",
+      label or "--x509-validity", M.X509_MAX_DAYS, M.X509_MAX_DAYS, tostring(s)), "USAGE"
   end
-  local t = ({ [""] = "DAYS", d = "DAYS", m = "MONTHS", y = "YEARS" })[unit:lower()]
-  return { validity = n, ["validity-type"] = t }
+  return { validity = n, ["validity-type"] = "DAYS" }
 end
 
 -- ------------------------------------------------------------ steps --

@@ -50,7 +50,8 @@ function M.spec(command)
         help = "identity provider of the Cloud Foundry user (origin key, as cf login --origin)" },
       ["credential-type"] = { arg = "T", choices = { "binding-secret", "x509" }, default = "binding-secret",
         help = "kind of key to create" },
-      ["x509-validity"] = { arg = "N", help = "validity of a new x509 key: days, or Nd, Nm, Ny (default 7d)" },
+      ["x509-validity"] = { arg = "N", help = "validity of a new x509 key in days, N or Nd, 1-30 (XSUAA's "
+        .. "limit; default 7): rotate the key (calmbind rotate) before it expires" },
       report = { arg = "FILE", help = "write a JSON run report there (no secrets)" },
     },
   }
