@@ -135,7 +135,7 @@ def ensure_state(app):
     s.setdefault("global_account", {"guid": subaccount(app).get("global_account_id")
                                     or app.uuid(), "subdomain": "acme-ga",
                                     "displayName": "SAP Cloud ALM 0000000000 (fake)"})
-    s.setdefault("plan_category", "SERVICE")     # SERVICE -> amount, ELASTIC_SERVICE -> enable
+    s.setdefault("plan_category", "SERVICE")     # QUOTA_CATEGORIES -> amount, others -> enable
     s.setdefault("assign_reads", 1)              # GET assignments reads answered PROCESSING
     s.setdefault("assign_fail", False)           # next assignment ends PROCESSING_FAILED
     s.setdefault("saas_date_format", "text")     # text | text-nnbsp | epoch_ms
@@ -265,6 +265,13 @@ def current_assignment(app):
     return a
 
 
+# Plan categories with a numeric quota: the Entitlements API's category enum (SERVICE:
+# "use the 'amount' option instead of 'enable'"; QUOTA_BASED_APPLICATION: "have a numeric
+# quota", as opposed to APPLICATION); ELASTIC_SERVICE, ELASTIC_LIMITED, APPLICATION take
+# `enable`.
+QUOTA_CATEGORIES = ("SERVICE", "QUOTA_BASED_APPLICATION")
+
+
 def assignment_info(app, a, category):
     row = {"entityId": subaccount(app).get("id"), "entityType": "SUBACCOUNT",
            "entityState": a["state"], "stateMessage": a.get("stateMessage", ""),
@@ -272,7 +279,7 @@ def assignment_info(app, a, category):
            "parentId": ensure_state(app)["global_account"]["guid"],
            "parentType": "GLOBAL_ACCOUNT",
            "createdDate": epoch_ms(a["created"]), "modifiedDate": epoch_ms(a["modified"])}
-    if category == "SERVICE":
+    if category in QUOTA_CATEGORIES:
         row["amount"] = a.get("amount", 1)
         row["requestedAmount"] = a.get("amount", 1)
     else:
@@ -384,7 +391,7 @@ def h_assign(app):
                         if isinstance(amt, bool) or not isinstance(amt, (int, float)) \
                                 or amt < 0 or int(amt) != amt:
                             bad_payload(app, req, w + ": 'amount' must be a non-negative integer")
-                        if cat != "SERVICE":
+                        if cat not in QUOTA_CATEGORIES:
                             cis_error(app, 400, 30011,
                                       "Plan %s/%s has no numeric quota; use 'enable' instead of "
                                       "'amount'" % (svc, plan), req)
@@ -395,7 +402,7 @@ def h_assign(app):
                     else:
                         if not isinstance(ai["enable"], bool):
                             bad_payload(app, req, w + ": 'enable' must be a boolean")
-                        if cat == "SERVICE":
+                        if cat in QUOTA_CATEGORIES:
                             cis_error(app, 400, 30011,
                                       "Plan %s/%s has a numeric quota; use 'amount' instead of "
                                       "'enable'" % (svc, plan), req)
@@ -510,7 +517,7 @@ def h_environments(app):
 # control (test knobs): POST /_fake/plugins/cis {"plan_category": ..., "assign_reads": n,
 #   "assign_fail": bool, "saas_date_format": ..., "entitled": bool}; GET returns them.
 
-KNOBS = {"plan_category": ("SERVICE", "ELASTIC_SERVICE"),
+KNOBS = {"plan_category": ("SERVICE", "ELASTIC_SERVICE", "QUOTA_BASED_APPLICATION", "APPLICATION"),
          "saas_date_format": ("text", "text-nnbsp", "epoch_ms"),
          "assign_status": (202, 204, 200), "empty_assignments_status": (200, 204)}
 

@@ -89,6 +89,17 @@ def entitlement():
         fake.control("POST", "/_fake/plugins/cis", {"assign_status": 204, "empty_assignments_status": 204})
         rc, out, err, rep = run(fake, "get", "--cis-key", fake.cis_key_path, "--scenario", "monitoring")
         S.eq("Entitlements API answering 204 (PUT and the empty GET): exit 0", rc, 0)
+    # the Entitlements API's categories: SERVICE and QUOTA_BASED_APPLICATION plans have a
+    # numeric quota (`amount`), ELASTIC_SERVICE and APPLICATION plans are enabled (`enable`)
+    for category, field in (("QUOTA_BASED_APPLICATION", "amount"), ("APPLICATION", "enable")):
+        with FakeBTP(preset="before-2023-06-12") as fake:
+            fake.control("POST", "/_fake/plugins/cis", {"plan_category": category})
+            rc, out, err, rep = run(fake, "get", "--cis-key", fake.cis_key_path, "--scenario", "monitoring")
+            S.eq("plan category %s: exit 0" % category, rc, 0)
+            puts = [r for r in fake.mutations() if r["path"] == "/entitlements/v1/subaccountServicePlans"]
+            info = puts and puts[0]["body"]["subaccountServicePlans"][0]["assignmentInfo"][0]
+            S.check("plan category %s: the assignment sends %s" % (category, field),
+                    bool(info) and field in info and len(info) == 2, (info, err[-400:]))
 
 
 def subaccount():

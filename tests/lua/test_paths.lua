@@ -334,6 +334,8 @@ end
 function T.cis_assign_body_amount_or_enable()
   t.eq(cis.assign_body("sa", "SERVICE").subaccountServicePlans[1].assignmentInfo[1], { subaccountGUID = "sa", amount = 1 })
   t.eq(cis.assign_body("sa", "ELASTIC_SERVICE").subaccountServicePlans[1].assignmentInfo[1], { subaccountGUID = "sa", enable = true })
+  t.eq(cis.assign_body("sa", "QUOTA_BASED_APPLICATION").subaccountServicePlans[1].assignmentInfo[1], { subaccountGUID = "sa", amount = 1 })
+  t.eq(cis.assign_body("sa", "APPLICATION").subaccountServicePlans[1].assignmentInfo[1], { subaccountGUID = "sa", enable = true })
   t.eq(cis.assign_body("sa").subaccountServicePlans[1].serviceName, "SAPCloudALMAPIs")
 end
 

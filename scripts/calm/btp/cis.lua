@@ -259,10 +259,15 @@ function C:assignment(subaccount)
   return M.assignment_state(j, subaccount, M.SERVICE, M.PLAN)
 end
 
+-- Plan categories with a numeric quota (the Entitlements API: SERVICE, and
+-- QUOTA_BASED_APPLICATION as opposed to APPLICATION); the others
+-- (ELASTIC_SERVICE, ELASTIC_LIMITED, APPLICATION, ...) are enabled.
+local QUOTA = { SERVICE = true, QUOTA_BASED_APPLICATION = true }
+
 -- The PUT body (amount for quota plans, enable otherwise).
 function M.assign_body(subaccount, category)
   local info = { subaccountGUID = subaccount }
-  if category == nil or category == "SERVICE" then info.amount = 1 else info.enable = true end
+  if category == nil or QUOTA[category] then info.amount = 1 else info.enable = true end
   return { subaccountServicePlans = { {
     serviceName = M.SERVICE, servicePlanName = M.PLAN, assignmentInfo = { info },
   } } }
