@@ -295,10 +295,14 @@ def r_binding(app, b):
 
 
 def r_job(app, j):
+    """Cloud Controller names a finished job's resource link by the resource's type
+    (`service_instances`, `service_credential_bindings`: CF v3 API, "Jobs"); the knob
+    job_link_names renames it to show a client that follows a name it assumed."""
     links = {"self": {"href": api(app, "/v3/jobs/" + j["guid"])}}
     if j["state"] == "COMPLETE" and j.get("resource"):
         kind, g = j["resource"]
-        links[kind] = {"href": api(app, "/v3/%s/%s" % (kind, g))}
+        name = st(app).get("job_link_names", {}).get(kind, kind)
+        links[name] = {"href": api(app, "/v3/%s/%s" % (kind, g))}
     return {"guid": j["guid"], "created_at": j["created_at"], "updated_at": j["updated_at"],
             "operation": j["operation"], "state": j["state"], "errors": list(j["errors"]),
             "warnings": list(j["warnings"]), "links": links}
@@ -1189,7 +1193,8 @@ def h_job(app):
 
 # ---------------------------------------------------------------------------------------
 # control: POST /_fake/plugins/cf {"fail_next": {"service_instance.create"|
-#   "service_instance.update"|"service_keys.create": "detail"}, "job_polls": n, "per_page": n}
+#   "service_instance.update"|"service_keys.create": "detail"}, "job_polls": n, "per_page": n,
+#   "job_link_names": {"service_instances": "other"}}
 
 
 def h_control(app):
@@ -1203,6 +1208,8 @@ def h_control(app):
                 for k, v in body.items():
                     if k == "fail_next" and isinstance(v, dict):
                         s["fail_next"].update({str(a): str(b) for a, b in v.items()})
+                    elif k == "job_link_names" and isinstance(v, dict):
+                        s["job_link_names"] = {str(a): str(b) for a, b in v.items()}
                     elif k in ("job_polls", "per_page") and isinstance(v, int) and v >= 0:
                         s[k] = max(v, 1) if k == "per_page" else v
                     elif k == "passcode" and v is True:

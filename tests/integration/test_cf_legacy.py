@@ -168,6 +168,14 @@ def main():
             if rc == 0:
                 s.eq("empty space: instance-secret key", json.loads(out)["uaa"].get("credential-type"),
                      "instance-secret")
+    # a finished job names the new resource by its type (links.service_instances): a link
+    # under another name is a mismatch to report, not something to paper over by name
+    with FakeBTP(preset="after-2023-10-16") as fake:
+        if fake.cf_env:
+            fake.control("POST", "/_fake/plugins/cf", {"job_link_names": {"service_instances": "service_instance"}})
+            rc, out, err, rep = run_get(fake, *cf_args(fake, "--instance-name", "calm-cf"), env=cf_env(fake))
+            s.check("job link under another name than the resource type: exit 1 naming links.service_instances",
+                    rc == 1 and "links.service_instances" in err, (rc, err[-400:]))
     cf_instance_choice(s)
     s.done()
 

@@ -300,15 +300,21 @@ function C:_create(kind, body, what, resource, find)
     end
     return nil, msg, code
   end
-  local link = job.links and job.links[kind]
-  local guid = guid_from_href(link and link.href)
-  local item
-  if guid then item = self:get_json("/v3/" .. kind .. "/" .. guid, "reading the new " .. resource:gsub("^cf%-", "")) end
-  if not item then
-    local it, fmsg, fcode = find()
-    if not it then return nil, fmsg or (what .. ": created, but not found by name"), fcode or "API" end
-    item = it
+  -- Cloud Controller names the finished job's link to the new resource by
+  -- its type (links.service_instances, links.service_credential_bindings);
+  -- no such link is a mismatch to report, not to paper over by name
+  local links = type(job.links) == "table" and job.links or {}
+  local link = links[kind]
+  local guid = guid_from_href(type(link) == "table" and link.href or nil)
+  if not guid then
+    local names = {}
+    for k in pairs(links) do names[#names + 1] = tostring(k) end
+    table.sort(names)
+    return nil, string.format("%s: the finished job has no links.%s naming the new resource (its links: %s)",
+      what, kind, #names > 0 and table.concat(names, ", ") or "none"), "BAD_RESPONSE"
   end
+  local item, gmsg, gcode = self:get_json("/v3/" .. kind .. "/" .. guid, "reading the new " .. resource:gsub("^cf%-", ""))
+  if not item then return nil, gmsg, gcode end
   self:_note { action = "create", resource = resource, id = item.guid, name = body.name }
   return item, true
 end
