@@ -631,9 +631,11 @@ def load_plugins(app):
 #     and a key made after them;
 #   kyma-owned: an extra Cloud ALM API instance owned by a Kyma cluster (platform kubernetes);
 #   x509-wrapped-only: the broker reads bind parameters only in the {"xsuaa": {...}} shape
-#     and silently ignores the plain one (SAP documents both shapes).
+#     and silently ignores the plain one (SAP documents both shapes);
+#   abap-x509-key: the generated instance also allows x509 and has an x509 key
+#     `abap-mtls-key` (an ABAP system's mTLS connection).
 VARIANTS = ("generated-xsappname-name", "hand-deployment", "cf-authorities", "kyma-owned",
-            "x509-wrapped-only")
+            "x509-wrapped-only", "abap-x509-key")
 
 
 def parse_args(argv):

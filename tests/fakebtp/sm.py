@@ -419,6 +419,20 @@ def _apply_calm_params(app, inst, params):
         inst["_cred_types"] = ct
 
 
+def _revoke_removed_types(app, inst, types):
+    """SAP's "Service Instance Secrets" / migration pages: removing a credential type from
+    credential-types invalidates the bindings of that type (update every binding first).
+    The bindings stay listed; their credentials stop working."""
+    if types is None:
+        return
+    for b in app.state["bindings"].values():
+        if b["service_instance_id"] != inst["id"]:
+            continue
+        kind = ((b.get("_credentials") or {}).get("uaa") or {}).get("credential-type")
+        if kind and kind not in types:
+            revoke_binding(app, b["id"])
+
+
 def _calm_scopes(authorities):
     scopes = ["%s.%s" % (CALM_MASTER, s) for s in CALM_READ_SCOPES]
     for a in authorities or []:
@@ -774,6 +788,7 @@ def patch_instance(app, req, m):
                 inst["_params"] = params
                 if inst["service_plan_id"] == CALM_PLAN_ID:
                     _apply_calm_params(app, inst, params)
+                    _revoke_removed_types(app, inst, _cred_types(_xs_security(params)))
             inst["updated_at"] = ts()
         op["_effects"] = ok
         return _respond_mutation(app, req, op, _async(app, req, "instance"), "service_instances",
@@ -1119,6 +1134,11 @@ def apply_preset(app, preset):
         if "generated-xsappname-name" in variants:
             inst["_xsappname"] = "calm-api-" + inst["id"][:8]
         add_binding(app, inst, "calm-api-key-auto", created)
+        if "abap-x509-key" in variants:
+            # an admin allowed x509 and made an mTLS key for an ABAP system
+            inst["_cred_types"] = ["instance-secret", "x509"]
+            add_binding(app, inst, "abap-mtls-key", created + datetime.timedelta(days=3),
+                        params={"credential-type": "x509"})
     if "hand-deployment" in variants and preset != "before-2023-06-12":
         later = created + datetime.timedelta(days=40)
         params = {"xs-security": {"xsappname": "calm-deploy-by-hand",

@@ -221,6 +221,29 @@ def mid_update(s):
                 fake.mutations()[n:] == [], fake.mutations()[n:])
 
 
+def keeps_x509(s):
+    """An update must keep every credential type an existing binding uses: the generated
+    instance has an x509 key of an ABAP system; the update that adds the authorities keeps
+    x509 in credential-types, so that key keeps working (the fake revokes bindings whose
+    type an update removes)."""
+    with FakeBTP(preset="mid-2023", variants=["abap-x509-key"]) as fake:
+        st = fake.state()
+        gen = [i for i in st["instances"] if i["name"] == "SAPCloudALMAPIs-auto"][0]
+        mtls = [b for b in st["bindings"] if b["name"] == "abap-mtls-key"][0]
+        rc, out, err, rep = run_get(fake, "--update-instance", "SAPCloudALMAPIs-auto")
+        s.eq("x509 in use: exit 0", rc, 0)
+        patch = [m for m in fake.mutations() if m["method"] == "PATCH"]
+        types = patch and patch[0]["body"]["parameters"]["xs-security"]["oauth2-configuration"]["credential-types"]
+        s.check("x509 in use: the update keeps x509 (and instance-secret) next to binding-secret",
+                bool(types) and set(types) == {"binding-secret", "instance-secret", "x509"}, types)
+        live = [c["binding_id"] for c in fake.state()["_credentials"]]
+        s.check("x509 in use: the ABAP system's x509 key still works after the update", mtls["id"] in live,
+                (mtls["id"], live))
+        notes = " ".join(((rep or {}).get("steps") or {}).get("notes") or [])
+        s.check("x509 in use: the report says which types are kept and why",
+                "keeps allowing instance-secret and x509 keys" in notes, notes)
+
+
 def foreign_binding_name(s):
     """mid-2023, deployment, naming the generated instance and its old key: refused (exit 2)
     before any request that changes something; plan says get would stop."""
@@ -290,6 +313,7 @@ def main():
                 s.check("%s/%s: runs" % (preset, scenario), False, repr(e))
     after_round_trips(s)
     mid_update(s)
+    keeps_x509(s)
     foreign_binding_name(s)
     refused_before_requests(s)
     vcap_names(s)

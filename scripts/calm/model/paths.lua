@@ -51,10 +51,14 @@ function M.instance_parameters(xsappname, o)
   end
   if o.runtime ~= "cf" then
     local types = json.array { "binding-secret" }
-    -- existing instance-secret keys must keep working (SAP's migration guide:
-    -- allow both first, move consumers, then restrict)
-    if o.keep_instance_secret then types[#types + 1] = "instance-secret" end
-    if o.credential_type == "x509" then types[#types + 1] = "x509" end
+    -- every type an existing binding uses must stay: removing one invalidates
+    -- those bindings (SAP's migration guide: allow both first, move
+    -- consumers, then restrict). o.keep_types = {"instance-secret", "x509"}
+    local keep = {}
+    for _, t in ipairs(o.keep_types or {}) do keep[t] = true end
+    if o.keep_instance_secret then keep["instance-secret"] = true end
+    if keep["instance-secret"] then types[#types + 1] = "instance-secret" end
+    if keep.x509 or o.credential_type == "x509" then types[#types + 1] = "x509" end
     xs["oauth2-configuration"] = { ["credential-types"] = types }
   end
   return { ["xs-security"] = xs }

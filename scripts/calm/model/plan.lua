@@ -96,7 +96,8 @@ end
 -- replaces the instance's xs-security authorities (BTP cannot return the old
 -- parameters), which can break other integrations: calmbind updates only an
 -- instance it created, or the one --update-instance names, with a warning.
--- The xsappname is kept, never guessed; instance secrets stay allowed.
+-- The xsappname is kept, never guessed; every credential type a binding
+-- uses stays allowed (removing one invalidates those bindings).
 local function update_step(s, d, target, o, ctype)
   local name, id = tostring(target.name), tostring(target.id)
   if not target.ours and o.update_instance ~= target.name then
@@ -115,10 +116,16 @@ local function update_step(s, d, target, o, ctype)
       .. "binding for it in the BTP cockpit (any name), then rerun", name, id)
     return
   end
-  -- a binding without credential-type is an instance-secret binding
-  local keep_instance_secret = false
+  -- SAP: removing a credential type invalidates the bindings of that type,
+  -- so every type in use stays (a binding without credential-type is an
+  -- instance-secret binding)
+  local keep, kept = {}, {}
   for _, b in ipairs(target.bindings) do
-    if b.credential_type == nil or b.credential_type == "instance-secret" then keep_instance_secret = true end
+    local t = b.credential_type or "instance-secret"
+    if (t == "instance-secret" or t == "x509") and not keep[t] then
+      keep[t] = true
+      kept[#kept + 1] = t
+    end
   end
   local list, text = authorities(o, ctype)
   s.instance = { op = "update", id = target.id, name = target.name, xsappname = xsapp,
@@ -127,9 +134,10 @@ local function update_step(s, d, target, o, ctype)
       xsapp == target.id and " (its GUID: it was created without parameters)" or "",
       target.state == "update-failed" and " (an earlier update failed: updating again)" or ""),
     parameters = paths.instance_parameters(xsapp, { authorities = list, runtime = o.runtime,
-      credential_type = ctype, keep_instance_secret = keep_instance_secret }) }
-  if keep_instance_secret then
-    s.notes[#s.notes + 1] = string.format("instance '%s' keeps allowing instance-secret keys: its existing keys use them", name)
+      credential_type = ctype, keep_types = kept }) }
+  if #kept > 0 then
+    s.notes[#s.notes + 1] = string.format("instance '%s' keeps allowing %s keys: its existing keys use them "
+      .. "(removing a credential type invalidates its bindings)", name, table.concat(kept, " and "))
   end
   if not target.ours then
     local xs = s.instance.parameters["xs-security"]
