@@ -302,8 +302,10 @@ def _new_op(app, req, otype, rtype, rid, fate="succeed", fail_text=None):
     return op
 
 
-def _op_fate(app, req):
+def _op_fate(app, req, rules=None):
     rule = app.faults.take_op_fault(req)
+    if rules is not None:
+        rules.append(rule or {})
     if rule is None:
         return "succeed", None
     if rule["action"] == "op_stuck":
@@ -776,11 +778,13 @@ def patch_instance(app, req, m):
         params = body.get("parameters")
         if inst["service_plan_id"] == CALM_PLAN_ID:
             _validate_calm_params(app, params, inst)
-        fate, text = _op_fate(app, req)
+        rules = []
+        fate, text = _op_fate(app, req, rules)
         op = _new_op(app, req, "update", "/v1/service_instances", inst["id"], fate, text)
         inst["_last_op"] = op["id"]
 
         def ok():
+            inst["usable"] = True
             inst["name"] = name
             inst["context"]["instance_name"] = name
             inst["labels"] = labels
@@ -791,6 +795,10 @@ def patch_instance(app, req, m):
                     _revoke_removed_types(app, inst, _cred_types(_xs_security(params)))
             inst["updated_at"] = ts()
         op["_effects"] = ok
+        if rules[0].get("instance_usable") is False:
+            # OSB instance_usable: false -- the broker says the failed update left the
+            # instance unusable; Service Manager shows it as usable: false
+            op["_on_fail"] = lambda: inst.update({"usable": False, "updated_at": ts()})
         return _respond_mutation(app, req, op, _async(app, req, "instance"), "service_instances",
                                  lambda: public_instance(app, inst), 200)
 
@@ -917,6 +925,8 @@ def create_binding(app, req, m):
                 "Another concurrent operation in progress for this resource")
         if not inst["ready"]:
             err(app, 422, "UnprocessableEntity", "service instance %s is not ready" % iid)
+        if inst.get("usable") is False:
+            err(app, 422, "UnprocessableEntity", "service instance %s is not usable" % iid)
         for b in app.state["bindings"].values():
             if b["service_instance_id"] == iid and b["name"] == name:
                 err(app, 409, "Conflict", "binding with same name exists for instance with id %s" % iid)

@@ -87,4 +87,36 @@ with FakeBTP(preset="mid-2023") as fake:
     S.check("... and never deleted SAP's instance",
             not any(x["method"] == "DELETE" for x in fake.mutations()), "a DELETE was sent")
 
+# usable: false (OSB instance_usable after a failed update; Service Manager shows it): the
+# instance is not taken as it is; calmbind names it and stops with the steps (exit 4),
+# unless it is calmbind's own and the failed update was calmbind's, which it repeats
+with FakeBTP(preset="mid-2023") as fake:
+    fake.fault(method="PATCH", path=r"^/v1/service_instances/", action="op_fail", errors="broker exploded",
+               instance_usable=False)
+    rc, _, err = get(fake, "--update-instance", "SAPCloudALMAPIs-auto")
+    S.check("a failed update leaving usable: false: exit 1", rc == 1, err[-300:])
+    S.check("... the fake shows usable: false", [i["usable"] for i in fake.state()["instances"]
+                                                  if i["name"] == "SAPCloudALMAPIs-auto"] == [False])
+    n = len(fake.mutations())
+    for what, args in (("monitoring", ["--scenario", "monitoring"]),
+                       ("deployment", ["--update-instance", "SAPCloudALMAPIs-auto"])):
+        rc, _, err = get(fake, *args)
+        S.check("usable: false, %s: exit 4 naming the instance and the steps" % what,
+                rc == 4 and "SAPCloudALMAPIs-auto" in err and "usable: false" in err and "BTP cockpit" in err,
+                (rc, err[-400:]))
+    S.eq("usable: false: nothing changed", fake.mutations()[n:], [])
+
+with FakeBTP(preset="before-2023-06-12") as fake:
+    cis = ["--cis-key", fake.cis_key_path, "--subaccount", fake.subaccount]
+    rc, _, err = get(fake, "--scenario", "monitoring", *cis)
+    S.eq("calmbind's own instance (monitoring): exit 0", rc, 0)
+    fake.fault(method="PATCH", path=r"^/v1/service_instances/", action="op_fail", errors="broker exploded",
+               instance_usable=False)
+    rc, _, err = get(fake, "--instance-name", "calm-api-monitoring", *cis)
+    S.check("its update to Deployment fails, usable: false: exit 1", rc == 1, err[-300:])
+    rc, k, err = get(fake, "--instance-name", "calm-api-monitoring", *cis)
+    S.check("usable: false on calmbind's own instance: calmbind repeats its update and works",
+            rc == 0 and verify(k)[0] == 0, (rc, err[-400:]))
+    S.check("... and says the instance was unusable", "usable: false" in err, err[-600:])
+
 S.done()

@@ -132,7 +132,8 @@ local function update_step(s, d, target, o, ctype)
     why = string.format("%s, scenario deployment: add %s to the existing "
       .. "instance '%s', keeping its xsappname %s%s%s", d.path, text, name, xsapp,
       xsapp == target.id and " (its GUID: it was created without parameters)" or "",
-      target.state == "update-failed" and " (an earlier update failed: updating again)" or ""),
+      target.usable == false and " (usable: false: calmbind's own update failed and left it unusable; "
+        .. "repeating it)" or target.state == "update-failed" and " (an earlier update failed: updating again)" or ""),
     parameters = paths.instance_parameters(xsapp, { authorities = list, runtime = o.runtime,
       credential_type = ctype, keep_types = kept }) }
   if #kept > 0 then
@@ -240,11 +241,29 @@ local function create_step(s, d, inv, o, name, need_auth, rule, ctype)
       credential_type = ctype }) }
 end
 
+-- Service Manager marks an instance usable: false when the broker said a
+-- failed update left it unusable (OSB instance_usable). Only calmbind's own
+-- update, which it can repeat, is retried; anything else is the admin's.
+local function unusable_manual(target)
+  local lo = type(target.last_operation) == "table" and target.last_operation or {}
+  local what = type(lo.description) == "string" and lo.description ~= "" and (": " .. lo.description) or ""
+  return string.format("instance '%s' (%s) is not usable (usable: false: its last %s failed%s and the service "
+    .. "broker marked it unusable); calmbind %s. Steps: in the BTP cockpit open the instance, read its last "
+    .. "operation, and update it again with the parameters it needs (or delete and re-create it); then rerun. "
+    .. "Or name another instance with --instance-name N", tostring(target.name), tostring(target.id),
+    tostring(lo.type or "update"), what, target.ours and "created it, but the failed change was not its own update"
+      or "did not create it, so it does not repeat someone else's update")
+end
+
 -- What to do with the instance found: wait for, recreate, refuse, update or adopt it.
 local function instance_step(s, d, target, o, need_auth, rule, ctype)
   if target.cf_owned and o.runtime ~= "cf" then
     s.instance = { op = "manual", id = target.id, name = target.name, why = "owned by " .. tostring(target.owner) }
     s.manual = s.manual or owned_manual(target)
+  elseif target.usable == false and target.ready and target.state ~= "pending"
+      and not (target.ours and need_auth and not target.has_authorities) then
+    s.instance = { op = "manual", id = target.id, name = target.name, why = "usable: false" }
+    s.manual = s.manual or unusable_manual(target)
   elseif target.state == "failed" or (not target.ready and target.state ~= "pending") then
     if target.ours and #target.bindings == 0 then
       s.instance = { op = "recreate", id = target.id, name = target.name,

@@ -136,8 +136,10 @@ local function instance(ctx, inv, plan)
     return c:create_instance { name = inst.name, service_plan_id = plan.id,
       parameters = inst.parameters, labels = names.sm_labels(inst.labels) }
   end
-  log.info("updating instance '%s' (%s): adding the authorities %s", inst.name, inst.id,
-    table.concat(inst.parameters["xs-security"].authorities, ", "))
+  log.info("updating instance '%s' (%s): adding the authorities %s%s", inst.name, inst.id,
+    table.concat(inst.parameters["xs-security"].authorities, ", "),
+    inv.by_id[inst.id] and inv.by_id[inst.id].usable == false
+      and " again (usable: false: calmbind's own update failed and left it unusable)" or "")
   local array = require("calm.lib.json").array -- a JSON array even if it were empty
   local e, msg, code = c:update_instance(inst.id, { parameters = inst.parameters,
     labels = array { { op = "add", key = inventory.AUTH_LABEL, values = array { inventory.AUTH_VALUE } } } },
