@@ -468,7 +468,11 @@ def _uaa_common(app, inst):
 
 
 def _credential_kind(app, inst, params):
-    """'x509' | 'binding-secret' | 'instance-secret' for a new binding, or broker error."""
+    """'x509' | 'binding-secret' | 'instance-secret' for a new binding, or broker error.
+    Since 19 January 2026 XSUAA gives every new binding a binding secret or x509 and
+    `credential-types` defaults to ["binding-secret"] (SAP BTP security docs, "Service
+    Instance Secrets"): an instance without credential-types no longer hands out instance
+    secrets; old instance-secret keys (preset variant `instance-secret`) keep working."""
     p = params or {}
     if isinstance(p.get("xsuaa"), dict):
         p = p["xsuaa"]
@@ -479,13 +483,13 @@ def _credential_kind(app, inst, params):
     if want is not None:
         if want not in ("x509", "binding-secret", "instance-secret"):
             _broker_error(app, "unsupported credential-type \"%s\"" % want)
-        allowed = cts if cts is not None else ["instance-secret"]
+        allowed = cts if cts is not None else ["binding-secret"]
         if want not in allowed:
             _broker_error(app, "credential-type \"%s\" is not allowed by the instance "
                                "(oauth2-configuration.credential-types %s)" % (want, json.dumps(allowed)))
         return want, p
     if cts is None:
-        return "instance-secret", p
+        return "binding-secret", p
     return cts[0], p
 
 
@@ -508,8 +512,11 @@ def _x509_days(app, p):
     return int(v)
 
 
-def _make_calm_credentials(app, inst, binding, params):
-    kind, p = _credential_kind(app, inst, params)
+def _make_calm_credentials(app, inst, binding, params, kind=None):
+    if kind is None:
+        kind, p = _credential_kind(app, inst, params)
+    else:
+        p = params or {}
     uaa = _uaa_common(app, inst)
     uaa["credential-type"] = kind
     cred = {"client_id": uaa["clientid"], "binding_id": binding["id"],
@@ -878,7 +885,7 @@ def get_binding(app, req, m):
         return app.json(200, public_binding(app, b))
 
 
-def new_binding_record(app, inst, name, created, params=None, labels=None):
+def new_binding_record(app, inst, name, created, params=None, labels=None, kind=None):
     sub = app.state["subaccount"]
     labels = dict(labels or {})
     labels["subaccount_id"] = [sub["id"]]
@@ -890,7 +897,7 @@ def new_binding_record(app, inst, name, created, params=None, labels=None):
          "created_at": ts(created), "updated_at": ts(created), "_seq": _next_seq(app),
          "_last_op": None, "_params": params}
     if inst["service_plan_id"] == CALM_PLAN_ID:
-        creds, cred = _make_calm_credentials(app, inst, b, params)
+        creds, cred = _make_calm_credentials(app, inst, b, params, kind)
     else:
         creds, cred = _make_generic_credentials(app, inst, b)
     b["_credentials"] = creds
@@ -1090,8 +1097,9 @@ def add_instance(app, name, plan_id, created, params=None, labels=None, authorit
     return inst
 
 
-def add_binding(app, inst, name, created, params=None, labels=None):
-    b = new_binding_record(app, inst, name, created, params, labels)
+def add_binding(app, inst, name, created, params=None, labels=None, kind=None):
+    """kind forces the credential type (a key made before the broker's default changed)."""
+    b = new_binding_record(app, inst, name, created, params, labels, kind)
     b["_last_op"] = _done_op(app, "create", "/v1/service_bindings", b["id"], created)
     app.state["bindings"][b["id"]] = b
     _activate_binding(app, b, created)
@@ -1143,10 +1151,12 @@ def apply_preset(app, preset):
                             authorities=calm_auth if preset == "after-2023-10-16" else [])
         if "generated-xsappname-name" in variants:
             inst["_xsappname"] = "calm-api-" + inst["id"][:8]
-        add_binding(app, inst, "calm-api-key-auto", created)
+        # an old key made before 19 January 2026 may still be an instance-secret key
+        add_binding(app, inst, "calm-api-key-auto", created,
+                    kind="instance-secret" if "instance-secret" in variants else None)
         if "abap-x509-key" in variants:
             # an admin allowed x509 and made an mTLS key for an ABAP system
-            inst["_cred_types"] = ["instance-secret", "x509"]
+            inst["_cred_types"] = ["binding-secret", "x509"]
             add_binding(app, inst, "abap-mtls-key", created + datetime.timedelta(days=3),
                         params={"credential-type": "x509"})
     if "hand-deployment" in variants and preset != "before-2023-06-12":

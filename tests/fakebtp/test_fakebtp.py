@@ -544,9 +544,10 @@ def test_presets():
                 uaa = binds[0]["credentials"]["uaa"]
                 sc = jwt_claims(e.token_for(uaa).json["access_token"])["scope"]
                 want = preset == "after-2023-10-16"
-                check("preset %s: auto key is instance-secret, imp-cdm scopes %s" %
-                      (preset, "present" if want else "absent"),
-                      uaa["credential-type"] == "instance-secret" and has_cdm(sc) == want and
+                check("preset %s: auto key is binding-secret (XSUAA's default since 2026-01-19), "
+                      "imp-cdm scopes %s" % (preset, "present" if want else "absent"),
+                      uaa["credential-type"] == "binding-secret" and has_cdm(sc) == want and
+                      uaa["clientsecret"].startswith(binds[0]["id"] + "$") and
                       uaa["xsappname"].startswith(inst["id"] + "!b"), str(sc))
                 # GUID xsappname accepted on PATCH for a parameterless instance
                 r = e.sm("PATCH", "/v1/service_instances/%s?async=false" % inst["id"],
@@ -555,6 +556,24 @@ def test_presets():
                                                              "credential-types": ["binding-secret"]}}}})
                 check("preset %s: PATCH with the GUID xsappname accepted" % preset,
                       r.status == 200, repr(r))
+    # the old default survives only as a variant: an instance-secret key made before 2026
+    with FakeBTP(preset="mid-2023", variants=["instance-secret"]) as fake:
+        e = Env(fake)
+        binds, _, _ = e.list_all("/v1/service_bindings?fieldQuery=" + q("name eq 'calm-api-key-auto'"))
+        uaa = binds[0]["credentials"]["uaa"] if binds else {}
+        check("variant instance-secret: the generated key is an old instance-secret key that works",
+              uaa.get("credential-type") == "instance-secret" and e.token_for(uaa).status == 200, str(uaa)[:200])
+        inst_id = binds[0]["service_instance_id"] if binds else ""
+        r = e.bind(inst_id, "k-new-after-2026")
+        check("variant instance-secret: a new binding of that instance gets a binding secret",
+              r.status == 201 and r.json["credentials"]["uaa"]["credential-type"] == "binding-secret", repr(r)[:200])
+        r = e.bind(inst_id, "k-ask-instance-secret", {"credential-type": "instance-secret"})
+        check("variant instance-secret: no new instance-secret binding (400)", r.status == 400, repr(r)[:200])
+        r = e.sm("PATCH", "/v1/service_instances/%s?async=false" % inst_id,
+                 {"parameters": {"xs-security": {"xsappname": inst_id,
+                                                 "oauth2-configuration": {"credential-types": ["binding-secret"]}}}})
+        check("variant instance-secret: an update without instance-secret revokes the old key",
+              r.status == 200 and e.token_for(uaa).status == 401, repr(r)[:200])
     with FakeBTP(preset="cf-legacy") as fake:
         e = Env(fake)
         insts, _, _ = e.list_all("/v1/service_instances?fieldQuery=" +

@@ -206,9 +206,8 @@ def mid_update(s):
              [("PATCH", "/v1/service_instances/" + gen["id"]), ("POST", "/v1/service_bindings")])
         patch = fake.mutations()[0]["body"] if got else {}
         want = expected_parameters("deployment", gen["id"])
-        # the generated key is an instance-secret key: the instance must keep allowing those
-        want["xs-security"]["oauth2-configuration"]["credential-types"] = ["binding-secret", "instance-secret"]
-        s.eq("mid update: exact parameters, xsappname = the instance GUID, instance secrets kept",
+        # the generated key is a binding-secret key (XSUAA's default since 2026-01-19): nothing else to keep
+        s.eq("mid update: exact parameters, xsappname = the instance GUID",
              patch.get("parameters"), want)
         if rc == 0:
             key = json.loads(out)
@@ -226,7 +225,7 @@ def keeps_x509(s):
     instance has an x509 key of an ABAP system; the update that adds the authorities keeps
     x509 in credential-types, so that key keeps working (the fake revokes bindings whose
     type an update removes)."""
-    with FakeBTP(preset="mid-2023", variants=["abap-x509-key"]) as fake:
+    with FakeBTP(preset="mid-2023", variants=["abap-x509-key", "instance-secret"]) as fake:
         st = fake.state()
         gen = [i for i in st["instances"] if i["name"] == "SAPCloudALMAPIs-auto"][0]
         mtls = [b for b in st["bindings"] if b["name"] == "abap-mtls-key"][0]

@@ -117,6 +117,8 @@ def test_check():
                  "token URL:   https://example-tenant.authentication.eu10.hana.ondemand.com/oauth/token"):
         S.check(f"check summary has {line!r}", line in out, out)
     check_case("instance-secret key in a CF envelope", {"credentials": instance_key()}, 0, "type:        instance-secret")
+    check_case("an instance-secret key is called an old key, replaced by rotate", {"credentials": instance_key()}, 0,
+               "new bindings get binding secrets since 19 January 2026: calmbind rotate replaces it")
     check_case("SM binding object", {"id": "b1", "name": "calm-key", "service_instance_id": "i1",
                                      "credentials": secret_key()}, 0, "binding:     calm-key")
     check_case("VCAP_SERVICES", {"SAPCloudALMAPIs": [{"label": "SAPCloudALMAPIs", "name": "v",

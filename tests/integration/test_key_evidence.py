@@ -74,7 +74,8 @@ def hand_made_deployment_key():
 
 
 def update_only_what_calmbind_owns():
-    with FakeBTP(preset="mid-2023") as fake:
+    # the generated key is an old instance-secret key (made before 2026): the update keeps it working
+    with FakeBTP(preset="mid-2023", variants=["instance-secret"]) as fake:
         rc, _, err, rep = run_get(fake, "--instance-name", "SAPCloudALMAPIs-auto", "--out", out_path())
         S.check("naming SAP's generated instance without --update-instance: exit 2, the option named",
                 rc == 2 and "--update-instance" in err, (rc, err[-800:]))
@@ -90,6 +91,9 @@ def update_only_what_calmbind_owns():
                 any(m["method"] == "PATCH" and "instance-secret" in json.dumps(m["body"]) for m in fake.mutations()),
                 [m["body"] for m in fake.mutations() if m["method"] == "PATCH"])
         S.check("... and the key works for Deployment", rc == 0 and has_cdm_scopes(key_token_scopes(json.load(open(k)))))
+        old = key_of(fake, "calm-api-key-auto") or {}
+        S.check("... and SAP's old instance-secret key still works after the update",
+                old.get("id") in [c["binding_id"] for c in fake.state()["_credentials"]], old.get("id"))
         S.check("... never advises deleting SAP's generated key",
                 not any("delete" in l.lower() and "calm-api-key-auto" in l for l in err.splitlines()), err[-1500:])
     with FakeBTP(preset="mid-2023") as fake:

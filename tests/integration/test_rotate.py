@@ -217,11 +217,17 @@ with FakeBTP(preset="mid-2023", https=True) as fake:
             rc == 0 and "clientsecret" in json.load(open(ks))["uaa"] and set(b3) <= set(bindings(fake))
             and run(["verify", kx3] + X, env=ENV)[0] == 0, (rc, err[-300:]))
 
-with FakeBTP(preset="after-2023-10-16") as fake:
-    n = len(fake.mutations())
-    rc, err, doc = rotate(fake, os.path.join(TMP, "gen.json"))
-    S.check("the generated instance has instance secrets: exit 4 before creating anything",
-            rc == 4 and "instance secret" in err and len(fake.mutations()) == n, (rc, err[-300:]))
+# an old instance-secret key (made before 19 January 2026): XSUAA now gives every new
+# binding its own binding secret, so rotate replaces it with a binding-secret key
+with FakeBTP(preset="after-2023-10-16", variants=["instance-secret"]) as fake:
+    gen = os.path.join(TMP, "gen.json")
+    rc, err, doc = rotate(fake, gen)
+    k = json.load(open(gen)) if rc == 0 else {}
+    S.check("an old instance-secret key: rotate replaces it with a binding-secret key (exit 0)",
+            rc == 0 and k.get("uaa", {}).get("credential-type") == "binding-secret" and verify(gen) == 0,
+            (rc, err[-400:]))
+    S.check("... and says the old key is an instance-secret key",
+            "'calm-api-key-auto'" in err and "old instance-secret key" in err, err[-800:])
 
 with FakeBTP(preset="before-2023-06-12") as fake:
     n = len(fake.requests())
@@ -236,7 +242,7 @@ with FakeBTP(preset="before-2023-06-12") as fake:
     S.check("--binding-name <SID>_<client>_<sysno>: exit 2 before any request",
             rc == 2 and len(fake.requests()) == n, (rc, err))
 
-# fleet --command rotate: one tenant rotates, one cannot (instance secrets), one refused;
+# fleet --command rotate: two tenants rotate, one is refused;
 # two subaccounts behind one multi-tenant fake
 with FakeBTP(tenants=2, presets=["mid-2023", "after-2023-10-16"]) as fake:
     fm, fa = fake.tenants
@@ -256,13 +262,13 @@ with FakeBTP(tenants=2, presets=["mid-2023", "after-2023-10-16"]) as fake:
     rc, so, err = run(["fleet", inv, "--command", "rotate", "--out-dir", out, "--report", rep], env=ENV)
     doc = json.load(open(rep)) if os.path.exists(rep) else {"tenants": []}
     t = {x["name"]: x for x in doc["tenants"]}
-    S.eq("fleet --command rotate: per-tenant exits", {k: v["exit"] for k, v in t.items()}, {"m": 0, "a": 4, "bad": 3})
+    S.eq("fleet --command rotate: per-tenant exits", {k: v["exit"] for k, v in t.items()}, {"m": 0, "a": 0, "bad": 3})
     b1 = bindings(fake, fm.name)
     S.check("... the rotated tenant: new key written, its old calmbind key deleted (delete_old)",
-            os.listdir(out) == ["m.json"] and verify(os.path.join(out, "m.json")) == 0
+            sorted(os.listdir(out)) == ["a.json", "m.json"] and verify(os.path.join(out, "m.json")) == 0
             and "calm-api-deployment-key" not in b1 and "calm-api-key-auto" in b1, (os.listdir(out), sorted(b1)))
     S.check("... and the admin's steps once, after the table", "Landscape Management" in err
-            and "/SDF/ALM_SETUP" in err and "1 tenant rotated" in err, err[-500:])
+            and "/SDF/ALM_SETUP" in err and "2 tenants rotated" in err, err[-500:])
     S.check("... the report lists what each replaced", any(r.get("name") == "calm-api-deployment-key"
                                                          for r in t.get("m", {}).get("replaced", [])), t.get("m"))
 

@@ -23,7 +23,7 @@ local key_verify = require "calm.key.verify"
 local report = require "calm.ops.report"
 local M = {}
 
-M.INSTANCE_SECRET = "the instance issues instance secrets: every binding of it shares one secret, so a "
+M.INSTANCE_SECRET = "the instance still issues instance secrets: every binding of it shares one secret, so a "
   .. "new binding is no new secret and deleting the old one revokes nothing; rotate on an instance with "
   .. "binding secrets (calmbind get --instance-name NEW creates one), then move the systems to it"
 
@@ -224,7 +224,8 @@ local function secret_notes(list)
   if #names == 0 then return {} end
   return { table.concat(names, ", ") .. (#names == 1 and " is an instance-secret key" or " are instance-secret keys")
     .. ": the secret is shared by all keys of its instance, so removing the binding does not revoke it "
-    .. "(removing the instance does)." }
+    .. "(removing the instance, or instance secrets from its credential-types, does). It is an old key: since "
+    .. "19 January 2026 new bindings get a binding secret of their own (calmbind rotate replaces it)." }
 end
 
 -- advise(ctx, list, o): what became of the other keys and the admin's next

@@ -128,7 +128,7 @@ local function check_runtime(opts)
     if not login then return nil, lmsg, lcode end
     if opts["credential-type"] == "x509" then
       return nil, L("credential-type") .. " x509 is not available with " .. L("runtime")
-        .. " cf (CF keys are instance secrets)", "USAGE"
+        .. " cf (calmbind makes CF keys with the broker's default secret only)", "USAGE"
     end
   else
     if opts["cf-api"] or opts["cf-space"] then

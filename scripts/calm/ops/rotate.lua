@@ -93,14 +93,20 @@ end
 
 -- ------------------------------------------------------------ the key --
 
--- Refuses before creating anything when a binding shows instance secrets.
-local function check_kind(inst)
+-- Old instance-secret keys: since 19 January 2026 XSUAA gives every new
+-- binding a binding secret (or x509), so the new binding replaces them
+-- with a key of its own; a broker that still answers with an instance
+-- secret is refused by calm.ops.deliver (refuse_instance_secret).
+local function tell_instance_secrets(inst)
+  local names = {}
   for _, b in ipairs(inst.bindings or {}) do
-    if b.credential_type == "instance-secret" and not b.system then
-      return nil, "instance '" .. tostring(inst.name) .. "': " .. deliver.INSTANCE_SECRET, "MANUAL"
-    end
+    if b.credential_type == "instance-secret" and not b.system then names[#names + 1] = "'" .. tostring(b.name) .. "'" end
   end
-  return true
+  if #names == 0 then return end
+  require("calm.log").info("rotate: %s on instance '%s' %s: its secret is shared by every instance-secret key and "
+    .. "stays valid while the instance allows instance secrets; since 19 January 2026 new bindings get a binding "
+    .. "secret of their own, so the new key replaces %s", table.concat(names, ", "), tostring(inst.name),
+    #names == 1 and "is an old instance-secret key" or "are old instance-secret keys", #names == 1 and "it" or "them")
 end
 
 -- What the policy's hooks are told about this run.
@@ -173,8 +179,7 @@ local function run_inner(ctx)
   msg = inv
   if not inst then return nil, msg, code end
   ctx.result.instance_id, ctx.result.instance_name = inst.id, inst.name
-  ok, msg, code = check_kind(inst)
-  if not ok then return nil, msg, code end
+  tell_instance_secrets(inst)
   keep_kind(ctx, inst)
   local b, bmsg, bcode = create(ctx, inst)
   if not b then return nil, bmsg, bcode end
