@@ -326,7 +326,11 @@ def test_alm_setup():
     S.check("alm-setup x509: certurl token endpoint",
             "OAuth token endpoint (mTLS):   https://example-tenant.authentication.cert.eu10.hana.ondemand.com/oauth/token" in out, out)
     S.check("alm-setup x509: explains the mTLS setup instead of printing PEM into fields it does not have",
-            CERT not in out and PKEY not in out and "STRUST" in out and "Client secret" not in out, out)
+            CERT not in out and PKEY not in out and "Client secret" not in out, out)
+    S.check("alm-setup x509: says first that from ST-PI 7.40 SP29 Activate in /SDF/ALM_SETUP has SAP "
+            "generate and rotate the certificate; no undocumented PKCS#12/STRUST steps",
+            out.find("ST-PI 7.40 SP29") != -1 and out.find("ST-PI 7.40 SP29") < out.find("Client ID")
+            and "Activate" in out and "PKCS#12" not in out and "STRUST" not in out, out)
 
 
 def test_export_refusals_and_out():

@@ -462,8 +462,16 @@ function T.format_alm_setup_x509_key()
   -- no PEM pasted into fields the screen does not have: the mTLS setup is explained
   t.nofind(text, CERT)
   t.nofind(text, PKEY)
-  t.find(text, "STRUST")
-  t.find(text, "no field for its certificate")
+  -- the Cloud ALM setup guide: from ST-PI 7.40 SP29 /SDF/ALM_SETUP activates mTLS itself,
+  -- and SAP generates and rotates the certificate; that comes first
+  local activate = text:find("ST-PI 7.40 SP29", 1, true)
+  t.ok(activate and activate < (text:find("Client ID", 1, true) or 0), "the SP29 Activate path comes first")
+  t.find(text, "Activate")
+  t.find(text, "generates and rotates")
+  -- the manual fields the guide documents; no steps it does not document
+  t.find(text, "token endpoint, client ID, client secret, proxy and root URL")
+  t.nofind(text, "PKCS#12")
+  t.nofind(text, "STRUST")
 end
 
 function T.format_alm_setup_refuses_multiline_field()

@@ -93,17 +93,23 @@ local function fmt_env(k)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- What the Cloud ALM setup guide documents for mTLS in /SDF/ALM_SETUP: from
+-- ST-PI 7.40 SP29 the admin chooses Activate and SAP generates and rotates
+-- the certificate and its key; the manual fields are those of a secret key.
+-- Said first, before the fields of this key.
+local X509_ACTIVATE = {
+  "# This is an x509 (mutual TLS) key. From ST-PI 7.40 SP29, /SDF/ALM_SETUP sets up mTLS itself:",
+  "# choose Activate there and SAP generates and rotates the certificate and its key, so this",
+  "# key need not reach the managed system. Older releases: update ST-PI.",
+  "",
+}
+
 local X509_SETUP = {
   "",
-  "# This is an x509 (mutual TLS) key: /SDF/ALM_SETUP has no field for its certificate or",
-  "# private key, and Landscape Management does not accept x509 keys. On the managed system:",
-  "#   1. make a PKCS#12 file of uaa.certificate and uaa.key (e.g. calmbind export FILE --format json,",
-  "#      then openssl pkcs12 -export -in cert.pem -inkey key.pem -out calm-client.p12);",
-  "#   2. import it in STRUST as the SSL client identity the connection to SAP Cloud ALM uses,",
-  "#      and trust the CA of the token endpoint above;",
-  "#   3. in /SDF/ALM_SETUP choose certificate-based authentication and enter the mTLS token",
-  "#      endpoint, the client ID and the root URL above (no client secret).",
-  "# The certificate expires (see --x509-validity): repeat this with a new key before then.",
+  "# The guide's manual fields are token endpoint, client ID, client secret, proxy and root URL:",
+  "# it documents no field for a certificate or private key, and Landscape Management does not",
+  "# accept x509 keys. To enter the fields by hand, use a binding-secret key",
+  "# (calmbind get --credential-type binding-secret).",
 }
 
 local function fmt_alm_setup(k)
@@ -135,10 +141,11 @@ local function fmt_alm_setup(k)
   local head = "# /SDF/ALM_SETUP fields for SAP Cloud ALM"
     .. (is_nonempty_string(uaa.identityzone) and (" (tenant " .. shown(uaa.identityzone) .. ")") or "")
   local out = { head, "" }
+  if x509 then
+    for _, l in ipairs(X509_ACTIVATE) do out[#out + 1] = l end
+  end
   for _, l in ipairs(lines) do out[#out + 1] = l end
   if x509 then
-    -- /SDF/ALM_SETUP has no field for a certificate or a private key: they
-    -- go into the managed system's trust store, not into this screen
     for _, l in ipairs(X509_SETUP) do out[#out + 1] = l end
   end
   out[#out + 1] = ""
