@@ -243,6 +243,29 @@ def keeps_x509(s):
                 "keeps allowing instance-secret and x509 keys" in notes, notes)
 
 
+def no_binding_xsappname(s):
+    """No binding shows the generated instance's xsappname (its key was deleted): SAP's page
+    for updating the generated instance says its xsappname is its GUID; calmbind follows it
+    and the new key's scopes confirm the update."""
+    with FakeBTP(preset="mid-2023") as fake:
+        st = fake.state()
+        gen = [i for i in st["instances"] if i["name"] == "SAPCloudALMAPIs-auto"][0]
+        auto = [b for b in st["bindings"] if b["name"] == "calm-api-key-auto"][0]
+        k = fake.sm_key()
+        req = urllib.request.Request(
+            "http://127.0.0.1:%d/v1/service_bindings/%s?async=false" % (fake.port, auto["id"]), method="DELETE",
+            headers={"Authorization": "Bearer " + sm_token(fake), "Host": urllib.parse.urlsplit(k["sm_url"]).netloc})
+        urllib.request.urlopen(req, timeout=10).read()
+        n = len(fake.mutations())
+        rc, out, err, rep = run_get(fake, "--update-instance", "SAPCloudALMAPIs-auto")
+        s.eq("no binding shows the xsappname: exit 0", rc, 0)
+        patch = [m for m in fake.mutations()[n:] if m["method"] == "PATCH"]
+        s.eq("... the update uses the instance GUID as xsappname (SAP's page for the generated instance)",
+             patch and patch[0]["body"]["parameters"]["xs-security"].get("xsappname"), gen["id"])
+        s.check("... and the new key's token confirms it with both imp-cdm-feature-* scopes",
+                rc == 0 and has_cdm_scopes(key_token_scopes(json.loads(out))), err[-600:])
+
+
 def foreign_binding_name(s):
     """mid-2023, deployment, naming the generated instance and its old key: refused (exit 2)
     before any request that changes something; plan says get would stop."""
@@ -313,6 +336,7 @@ def main():
     after_round_trips(s)
     mid_update(s)
     keeps_x509(s)
+    no_binding_xsappname(s)
     foreign_binding_name(s)
     refused_before_requests(s)
     vcap_names(s)

@@ -110,11 +110,13 @@ local function update_step(s, d, target, o, ctype)
   end
   local xsapp = target.xsappname or (target.ours and target.name) or nil
   if not xsapp then
-    s.instance = { op = "manual", id = target.id, name = target.name, why = "xsappname unknown" }
-    s.manual = s.manual or string.format("instance '%s' (%s) needs the imp-cdm-feature-* authorities, and an "
-      .. "update must keep its xsappname, which only a binding shows (uaa.xsappname) and it has none: create a "
-      .. "binding for it in the BTP cockpit (any name), then rerun", name, id)
-    return
+    -- no binding shows it: SAP's page on updating the generated instance
+    -- (created without parameters) gives its GUID; the broker refuses a
+    -- changed xsappname, and the new key's scopes confirm the update
+    xsapp = target.id
+    s.notes[#s.notes + 1] = string.format("no binding of instance '%s' shows its xsappname: the update uses its "
+      .. "GUID, as SAP's page on updating the generated instance says (the broker refuses a changed xsappname; "
+      .. "the new key's token scopes confirm the update)", name)
   end
   -- SAP: removing a credential type invalidates the bindings of that type,
   -- so every type in use stays (a binding without credential-type is an
