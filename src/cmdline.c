@@ -44,6 +44,7 @@ const struct calm_command calm_commands[] = {
     { "verify", "live check of a key: token, scopes, identity zone", NULL, 0 },
     { "export", "convert a key file to another --format", NULL, 0 },
     { "fleet", "get (or verify, rotate) for every tenant of an inventory, concurrently", NULL, 0 },
+    { "discover", "the SAP Cloud ALM subaccounts of a global account: a fleet inventory, SM keys", NULL, 0 },
     { "rotate", "replace the key: new binding, verified, written; old ones deleted on request", NULL, 0 },
     { "scripts", "list every script and where it comes from (or write the built-in ones out)",
       SCRIPTS_OPTIONS, 0 },

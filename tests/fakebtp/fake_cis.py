@@ -12,6 +12,10 @@ import datetime
 import json
 import os
 
+import sys
+
+import global_account
+
 # Hosts the cis key's endpoints point at (host-independent routing, but a request that
 # arrives for *another* fake host is answered like a CF router answers an unknown route).
 ACCOUNTS_HOST = "accounts-service.localhost"
@@ -103,15 +107,19 @@ def check_host(app, req, expected):
                             {"X-Cf-Routererror": "unknown_route"})
 
 
-def auth(app, req, scope):
-    """Bearer token of the cis client with scope '<xsappname>.<scope>'."""
+def auth(app, req, scope, m=None):
+    """Bearer token of the cis client with scope '<xsappname>.<scope>'; then the rate limit
+    of the route m matched (global_account.Limiter), counted per client."""
     try:
-        return app.tokens.check(req, "." + scope)
+        claims = app.tokens.check(req, "." + scope)
     except app.HTTPError as e:
         if e.status == 403:
             cis_error(app, 403, 11003,
                       "Access denied: the token lacks the scope $XSAPPNAME.%s" % scope, req)
         raise
+    if m is not None:
+        app.cis_limiter.check(app, req, claims, m.re.pattern)
+    return claims
 
 
 def st(app):
@@ -176,42 +184,61 @@ def subaccount_obj(app):
     }
 
 
+def sub_obj_of(app):
+    """A global account record -> its SubaccountResponseObject (a tenant's from its state)."""
+    def of(rec):
+        if rec["tenant"] is None:
+            return global_account.subaccount_obj(app, rec)
+        base = global_account.in_tenant(app, rec["tenant"], lambda: subaccount_obj(app))
+        return global_account.subaccount_obj(app, rec, base)
+    return of
+
+
 def h_subaccount(app):
     def handler(req, m):
         check_host(app, req, ACCOUNTS_HOST)
-        auth(app, req, "global-account.subaccount.read")
+        auth(app, req, "global-account.subaccount.read", m)
         with app.lock:
-            if m.group(1) != subaccount(app).get("id"):
+            rec = global_account.find(app, m.group(1))
+            if rec is None:
                 cis_error(app, 404, 20004,
                           "Subaccount %s not found in the global account" % m.group(1), req)
-            return app.json(200, subaccount_obj(app))
+            return app.json(200, sub_obj_of(app)(rec))
     return handler
 
 
 def h_subaccounts(app):
     def handler(req, m):
         check_host(app, req, ACCOUNTS_HOST)
-        auth(app, req, "global-account.subaccount.read")
+        auth(app, req, "global-account.subaccount.read", m)
+        want = req.q("directoryGUID")
         with app.lock:
-            return app.json(200, {"value": [subaccount_obj(app)]})
+            of = sub_obj_of(app)
+            recs = global_account.get(app)["subaccounts"]
+            return app.json(200, {"value": [of(r) for r in recs
+                                            if want is None or r["parent"] == want]})
     return handler
 
 
 def h_global_account(app):
     def handler(req, m):
         check_host(app, req, ACCOUNTS_HOST)
-        auth(app, req, "global-account.read")
+        auth(app, req, "global-account.read", m)
+        expand = (req.q("expand") or "").lower() == "true"
         with app.lock:
-            ga = ensure_state(app)["global_account"]
-            created = sub_created(app) - datetime.timedelta(days=1)
-            return app.json(200, {
+            ga = global_account.get(app)
+            created = ga["created"]
+            body = {
                 "guid": ga["guid"], "globalAccountGUID": ga["guid"],
                 "displayName": ga["displayName"], "description": "",
                 "subdomain": ga["subdomain"], "createdDate": epoch_ms(created),
                 "modifiedDate": epoch_ms(created), "geoAccess": "STANDARD",
                 "licenseType": "CUSTOMER", "commercialModel": "Subscription",
                 "consumptionBased": False, "entityState": "OK", "contractStatus": "ACTIVE",
-                "parentGUID": ga["guid"], "parentType": "ROOT"})
+                "parentGUID": ga["guid"], "parentType": "ROOT"}
+            if expand:
+                body.update(global_account.tree(app, sub_obj_of(app)))
+            return app.json(200, body)
     return handler
 
 
@@ -288,59 +315,99 @@ def assignment_info(app, a, category):
     return row
 
 
+def tenant_assignments(app, svc, plan, assigned_svc, only_entitled, own=True):
+    """The current tenant's answer: (entitled, assigned, its Cloud ALM row or None);
+    own=False: the global account's entitlements only (an unrelated subaccount's view)."""
+    if own:
+        tick_assignment(app)
+    a = current_assignment(app) if own else None
+    entitled, assigned = {}, {}
+    for name, disp, pname, cat in catalog(app):
+        if svc and name != svc:
+            continue
+        if plan and pname != plan:
+            continue
+        e = entitled.setdefault(name, {"name": name, "displayName": disp,
+                                       "description": disp, "ownerType": "VENDOR",
+                                       "servicePlans": []})
+        e["servicePlans"].append({
+            "name": pname, "displayName": pname, "description": pname,
+            "uniqueIdentifier": "%s-%s" % (name, pname), "category": cat,
+            "amount": 1, "remainingAmount": 0 if (name == CALM_SERVICE and a) else 1,
+            "unlimited": False, "provisioningMethod": "SERVICE_BROKER",
+            "beta": False})
+        if only_entitled or (assigned_svc and name != assigned_svc):
+            continue
+        if name == CALM_SERVICE:
+            if a is None:
+                continue
+            info = [assignment_info(app, a, cat)]
+        elif name == "cis":
+            # The cis instance that issued the caller's key is assigned, of course.
+            c = sub_created(app)
+            info = [assignment_info(app, {"state": "OK", "created": c,
+                                          "modified": c}, cat)]
+        else:
+            continue
+        asg = assigned.setdefault(name, {"name": name, "displayName": disp,
+                                         "servicePlans": []})
+        asg["servicePlans"].append({"name": pname, "displayName": pname,
+                                    "uniqueIdentifier": "%s-%s" % (name, pname),
+                                    "category": cat, "unlimited": False,
+                                    "beta": False, "assignmentInfo": info})
+    if a is not None and a["state"] == "PROCESSING":
+        a["reads_left"] -= 1
+    return entitled, assigned, a
+
+
+def merge_assigned(into, more):
+    """Adds one tenant's assignedServices to the global account's (rows per plan)."""
+    for name, svc in more.items():
+        have = into.setdefault(name, {"name": svc["name"], "displayName": svc["displayName"],
+                                      "servicePlans": []})
+        for p in svc["servicePlans"]:
+            same = [q for q in have["servicePlans"] if q["name"] == p["name"]]
+            if same:
+                same[0]["assignmentInfo"].extend(p["assignmentInfo"])
+            else:
+                have["servicePlans"].append(dict(p, assignmentInfo=list(p["assignmentInfo"])))
+
+
 def h_assignments(app):
+    """Without subaccountGUID: the whole global account's assignments (every tenant's
+    rows); with it: that subaccount's (a tenant's state, or an unrelated subaccount's:
+    nothing of Cloud ALM assigned)."""
     def handler(req, m):
         check_host(app, req, ENTITLEMENTS_HOST)
-        auth(app, req, "global-account.entitlement.read")
+        auth(app, req, "global-account.entitlement.read", m)
         q = lambda n: (req.query.get(n) or [None])[-1]  # noqa: E731
         sub_guid, svc, plan = q("subaccountGUID"), q("serviceName"), q("planName")
-        assigned_svc = q("assignedServiceName")
-        only_entitled = (q("entitledServicesOnly") or "").lower() == "true"
+        args = (svc, plan, q("assignedServiceName"),
+                (q("entitledServicesOnly") or "").lower() == "true")
         with app.lock:
-            sub_id = subaccount(app).get("id")
-            if sub_guid is not None and sub_guid != sub_id:
+            if sub_guid is None:
+                assigned, entitled = {}, {}
+                for rec in global_account.get(app)["subaccounts"]:
+                    if rec["tenant"] is not None:
+                        e, asg, _a = global_account.in_tenant(
+                            app, rec["tenant"], lambda: tenant_assignments(app, *args))
+                        entitled = entitled or e
+                        merge_assigned(assigned, asg)
+                return app.json(200, {"entitledServices": list(entitled.values()),
+                                      "assignedServices": list(assigned.values())})
+            rec = global_account.find(app, sub_guid)
+            if rec is None:
                 cis_error(app, 404, 30004, "Subaccount %s not found" % sub_guid, req)
-            tick_assignment(app)
-            a = current_assignment(app)
-            entitled, assigned = {}, {}
-            for name, disp, pname, cat in catalog(app):
-                if svc and name != svc:
-                    continue
-                if plan and pname != plan:
-                    continue
-                e = entitled.setdefault(name, {"name": name, "displayName": disp,
-                                               "description": disp, "ownerType": "VENDOR",
-                                               "servicePlans": []})
-                e["servicePlans"].append({
-                    "name": pname, "displayName": pname, "description": pname,
-                    "uniqueIdentifier": "%s-%s" % (name, pname), "category": cat,
-                    "amount": 1, "remainingAmount": 0 if (name == CALM_SERVICE and a) else 1,
-                    "unlimited": False, "provisioningMethod": "SERVICE_BROKER",
-                    "beta": False})
-                if only_entitled or (assigned_svc and name != assigned_svc):
-                    continue
-                if name == CALM_SERVICE:
-                    if a is None:
-                        continue
-                    info = [assignment_info(app, a, cat)]
-                elif name == "cis":
-                    # The cis instance that issued the caller's key is assigned, of course.
-                    c = sub_created(app)
-                    info = [assignment_info(app, {"state": "OK", "created": c,
-                                                  "modified": c}, cat)]
-                else:
-                    continue
-                asg = assigned.setdefault(name, {"name": name, "displayName": disp,
-                                                 "servicePlans": []})
-                asg["servicePlans"].append({"name": pname, "displayName": pname,
-                                            "uniqueIdentifier": "%s-%s" % (name, pname),
-                                            "category": cat, "unlimited": False,
-                                            "beta": False, "assignmentInfo": info})
+            if rec["tenant"] is None:
+                e, _asg, _a = tenant_assignments(app, *args, own=False)
+                return app.json(200, {"entitledServices": list(e.values()),
+                                      "assignedServices": []})
+            entitled, assigned, a = global_account.in_tenant(
+                app, rec["tenant"], lambda: tenant_assignments(app, *args))
             body = {"entitledServices": list(entitled.values()),
                     "assignedServices": list(assigned.values())}
-            if a is not None and a["state"] == "PROCESSING":
-                a["reads_left"] -= 1
-            empty_status = ensure_state(app)["empty_assignments_status"]
+            empty_status = global_account.in_tenant(
+                app, rec["tenant"], lambda: ensure_state(app)["empty_assignments_status"])
             if empty_status == 204 and svc == CALM_SERVICE and a is None:
                 # knob: "nothing assigned" answered 204 No Content, no body
                 return app.empty(204)
@@ -355,14 +422,13 @@ def bad_payload(app, req, message):
 def h_assign(app):
     def handler(req, m):
         check_host(app, req, ENTITLEMENTS_HOST)
-        auth(app, req, "global-account.entitlement.subaccount.update")
+        auth(app, req, "global-account.entitlement.subaccount.update", m)
         body = req.json()
         if not isinstance(body, dict) or not isinstance(body.get("subaccountServicePlans"), list) \
                 or not body["subaccountServicePlans"]:
             bad_payload(app, req, "'subaccountServicePlans' must be a non-empty array")
         with app.lock:
             cats = {(n, p): c for n, _d, p, c in catalog(app)}
-            sub_id = subaccount(app).get("id")
             todo = []
             for i, item in enumerate(body["subaccountServicePlans"]):
                 where = "subaccountServicePlans[%d]" % i
@@ -406,32 +472,42 @@ def h_assign(app):
                             cis_error(app, 400, 30011,
                                       "Plan %s/%s has a numeric quota; use 'amount' instead of "
                                       "'enable'" % (svc, plan), req)
-                    if ai["subaccountGUID"] != sub_id:
+                    rec = global_account.find(app, ai["subaccountGUID"])
+                    if rec is None:
                         cis_error(app, 404, 30004,
                                   "Subaccount %s not found" % ai["subaccountGUID"], req)
                     if svc == CALM_SERVICE and plan == CALM_PLAN:
+                        if rec["tenant"] is None:
+                            cis_error(app, 400, 30010, "Service plan %s/%s is not entitled to "
+                                      "subaccount %s" % (svc, plan, rec["guid"]), req)
                         on = bool(ai["enable"]) if has_enable else ai["amount"] > 0
-                        todo.append((on, int(ai["amount"]) if has_amount else 1))
-            s = ensure_state(app)
-            now = datetime.datetime.now(UTC)
-            for on, amount in todo:
-                a = current_assignment(app)
-                if not on:
-                    s["assignment"] = None
-                    app.state["entitled"] = False
-                elif a is not None and a["state"] in ("OK", "PROCESSING"):
-                    a["amount"] = amount
-                else:
-                    s["assignment"] = {"state": "PROCESSING", "stateMessage": "",
-                                       "amount": amount, "created": now, "modified": now,
-                                       "reads_left": int(s["assign_reads"]),
-                                       "fail": bool(s["assign_fail"])}
-                    s["assign_fail"] = False
+                        todo.append((rec["tenant"], on, int(ai["amount"]) if has_amount else 1))
+            status = ensure_state(app)["assign_status"]
+            for tenant, on, amount in todo:
+                global_account.in_tenant(app, tenant, lambda: apply_assignment(app, on, amount))
             # 202, empty body: whether the real service sets a Location header is not
             # documented (reference C.4); clients verify through GET assignments.
             # Knob assign_status: the API may also answer 204 (or 200) without a body.
-            return app.empty(s["assign_status"])
+            return app.empty(status)
     return handler
+
+
+def apply_assignment(app, on, amount):
+    """One Cloud ALM assignment change in the current tenant."""
+    s = ensure_state(app)
+    now = datetime.datetime.now(UTC)
+    a = current_assignment(app)
+    if not on:
+        s["assignment"] = None
+        app.state["entitled"] = False
+    elif a is not None and a["state"] in ("OK", "PROCESSING"):
+        a["amount"] = amount
+    else:
+        s["assignment"] = {"state": "PROCESSING", "stateMessage": "",
+                           "amount": amount, "created": now, "modified": now,
+                           "reads_left": int(s["assign_reads"]),
+                           "fail": bool(s["assign_fail"])}
+        s["assign_fail"] = False
 
 
 # ---------------------------------------------------------------------------------------
@@ -543,6 +619,8 @@ def h_control(app):
                     elif k == "entitled" and isinstance(v, bool):
                         app.state["entitled"] = v
                         s["assignment"] = None
+                    elif global_account.knob(app, k, v):
+                        pass
                     else:
                         raise app.HTTPError(400, {"error": "unknown or bad knob %s" % k})
             a = s.get("assignment")
@@ -550,7 +628,8 @@ def h_control(app):
                                                     "assign_fail", "saas_date_format",
                                                     "assign_status", "empty_assignments_status")}
                             | {"entitled": bool(app.state.get("entitled")),
-                               "assignment_state": a["state"] if a else None})
+                               "assignment_state": a["state"] if a else None}
+                            | global_account.knobs(app))
     return handler
 
 
@@ -567,6 +646,7 @@ def register(app):
     app.route("GET", r"/saas-manager/v1/applications", h_saas_list(app))
     app.route("GET", r"/saas-manager/v1/applications/([^/]+)", h_saas_one(app))
     app.route("GET", r"/provisioning/v1/environments", h_environments(app))
+    global_account.register(app, sys.modules[__name__])
     if hasattr(app, "control"):
         app.control("*", r"/_fake/plugins/cis", h_control(app))
 

@@ -267,6 +267,8 @@ class Config:
         self.preset = args.preset
         self.tenant_x509 = args.tenant_x509
         self.variants = frozenset(args.variant or ())
+        self.ga_unrelated = args.ga_unrelated
+        self.cis_rate_limit = args.cis_rate_limit
 
 
 class App:
@@ -655,8 +657,22 @@ def parse_args(argv):
                    help="shape of a failed operation's 'errors'")
     p.add_argument("--variant", action="append", choices=VARIANTS,
                    help="a documented variant of the preset's state (repeatable; see README)")
+    p.add_argument("--ga-unrelated", type=int, default=3,
+                   help="subaccounts of the global account that are not SAP Cloud ALM's "
+                        "(global_account.py)")
+    p.add_argument("--cis-rate-limit", default=None, metavar="N/S",
+                   help="Cloud Management APIs: at most N requests per S seconds per endpoint "
+                        "and client, then 429 (default: no limit)")
     tenants.add_args(p, PRESETS)
     args = p.parse_args(argv)
+    if args.ga_unrelated < 0:
+        p.error("--ga-unrelated must be >= 0")
+    if args.cis_rate_limit:
+        import global_account
+        try:
+            global_account.parse_rule(args.cis_rate_limit)
+        except ValueError as e:
+            p.error("--cis-rate-limit: %s" % e)
     args.tenant_preset_list = tenants.check_args(p, args, PRESETS)
     return args
 

@@ -51,7 +51,7 @@ class FakeBTP:
     def __init__(self, preset="after-2023-10-16", https=False, token_lifetime=None, latency_ms=0,
                  page_size=None, async_mode=None, op_polls=None, errors_style=None,
                  state_dir=None, keep=False, ready_timeout=None, tenants=0, presets=None,
-                 tenant_x509=False, variants=()):
+                 tenant_x509=False, variants=(), ga_unrelated=None, cis_rate_limit=None):
         self.preset = preset
         self.https = https
         self.args = []
@@ -70,7 +70,8 @@ class FakeBTP:
             self.args.append("--https")
         for flag, val in (("--token-lifetime", token_lifetime), ("--latency-ms", latency_ms or None),
                           ("--page-size", page_size), ("--async-mode", async_mode),
-                          ("--op-polls", op_polls), ("--errors-style", errors_style)):
+                          ("--op-polls", op_polls), ("--errors-style", errors_style),
+                          ("--ga-unrelated", ga_unrelated), ("--cis-rate-limit", cis_rate_limit)):
             if val is not None:
                 self.args += [flag, str(val)]
         for v in variants:
@@ -203,6 +204,10 @@ class FakeBTP:
     def stats(self):
         """{"in_flight": n, "max_in_flight": m}: API requests (all tenants) answered at once."""
         return self.control("GET", "/_fake/stats")
+
+    def cis_knobs(self, **knobs):
+        """POST /_fake/plugins/cis (e.g. rate_limit="5/3", sm_bindings="v1"); returns them all."""
+        return self.control("POST", "/_fake/plugins/cis", knobs)
 
     def set_entitled(self, flag, tenant=None):
         self.control("PATCH", "/_fake/state", {"entitled": bool(flag)}, tenant=tenant)

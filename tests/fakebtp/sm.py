@@ -1024,6 +1024,13 @@ def info(app, req, m):
 # registration, presets, files
 
 
+def _global_account_id(app):
+    """Every tenant is a subaccount of one global account (global_account.py)."""
+    if getattr(app, "_global_account_id", None) is None:
+        app._global_account_id = app.uuid()
+    return app._global_account_id
+
+
 def init_state(app):
     """The SM state of the current tenant (before its preset)."""
     offs, plans = _catalog(app)
@@ -1034,7 +1041,7 @@ def init_state(app):
         "offerings": offs, "plans": plans, "instances": {}, "bindings": {}, "operations": {},
         "_credentials": [], "entitled": False,
         "subaccount": {"id": app.uuid(), "subdomain": subdomain,
-                       "created": created, "global_account_id": app.uuid(),
+                       "created": created, "global_account_id": _global_account_id(app),
                        "display_name": "Cloud ALM (%s)" % preset, "region": "eu10"},
     })
     app.state["_verificationkey"] = app.ca.public_key_pem().strip()

@@ -14,7 +14,7 @@ from itest import CALMBIND, ROOT, Suite, run
 from harness import FakeBTP
 
 S = Suite("cli")
-COMMANDS = ["get", "plan", "check", "verify", "export", "fleet", "rotate"]
+COMMANDS = ["get", "plan", "check", "verify", "export", "fleet", "discover", "rotate"]
 TMP = tempfile.mkdtemp(prefix="calmbind-cli-")
 ENV = {"CALMBIND_POLL_INTERVAL": "0.05"}
 

@@ -39,6 +39,14 @@ M.NEEDS = {
     what = "the SAP Cloud ALM subscription's date (SaaS Provisioning API)" },
 }
 
+-- Scopes of the global-account reads (calm.btp.cis_accounts), for 403 hints;
+-- not roles of a get run (calm.btp.cisplan.roles reads NEEDS only).
+M.GA_NEEDS = {
+  tree = { scope = "global-account.read", plan = "central", what = "the global account's tree" },
+  entitlement_read = { scope = "global-account.entitlement.read", plan = "central",
+    what = "the global account's entitlements" },
+}
+
 -- ------------------------------------------------------------- dates --
 
 -- days since 1970-01-01 -> y, m, d (proleptic Gregorian; H. Hinnant's algorithm)
@@ -118,7 +126,7 @@ end
 -- " (needs the scope S of a <plan>-plan key)" for a 403 of a call that needs it
 local function scope_hint(status, need)
   if status ~= 403 or not need then return "" end
-  local n = M.NEEDS[need]
+  local n = M.NEEDS[need] or M.GA_NEEDS[need]
   return string.format(" (needs the scope %s, which a %s-plan cis key has)", n.scope, n.plan)
 end
 

@@ -24,6 +24,8 @@ M.FIELDS = {
   -- the tenant's policy: a policy.lua file, or a directory holding one
   -- (calm.policy.load); without it, the override directories' policy.lua
   policy = "path",
+  -- what `calmbind discover` writes for the reader; fleet passes them to no command
+  region = "string", missing = "string", evidence = "string",
 }
 
 local function field_list()
