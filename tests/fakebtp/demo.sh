@@ -1,5 +1,6 @@
 #!/bin/sh
-# make demo: run `calmbind get` against the fake BTP for the three provisioning-date paths.
+# make demo: run `calmbind get` against the fake BTP for the three provisioning-date paths,
+# then `calmbind discover` on a fake global account of four tenants and `fleet` on what it wrote.
 # Usage: sh tests/fakebtp/demo.sh BINARY
 # Prints a short summary per path (found / created / exported; never secrets) and exits
 # non-zero if any `get` failed.
@@ -116,8 +117,43 @@ for preset in after-2023-10-16 mid-2023 before-2023-06-12; do
         echo "  state kept in $DIR"
     fi
 done
+
+# One central cis key -> the Cloud ALM tenants, their SM keys, an inventory -> fleet.
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/calmbind-demo.XXXXXX")
+"$PY" "$HERE/fakebtp.py" --state-dir "$DIR" --tenants 4 --cis-rate-limit 5/3 \
+    --tenant-presets after-2023-10-16,mid-2023,before-2023-06-12 >"$DIR/fakebtp.log" 2>&1 &
+FAKE_PID=$!
+i=0
+while [ ! -f "$DIR/ready" ]; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! kill -0 "$FAKE_PID" 2>/dev/null; then
+        echo "demo: the fake global account did not start:" >&2
+        cat "$DIR/fakebtp.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+mkdir -p "$DIR/sm" "$DIR/out"
+echo "== discover (global account of 4 SAP Cloud ALM tenants and 3 other subaccounts) =="
+"$BIN" discover --cis-key "$DIR/cis-key.json" --inventory "$DIR/fleet.json" \
+    --bootstrap-sm-keys "$DIR/sm" >"$DIR/discover.out" 2>"$DIR/discover.stderr"
+code=$?
+sed 's/^/  /' "$DIR/discover.out"
+[ -s "$DIR/fleet.json" ] || code=1
+echo "== fleet on the inventory discover wrote =="
+"$BIN" fleet "$DIR/fleet.json" --out-dir "$DIR/out" >"$DIR/fleet.out" 2>"$DIR/fleet.stderr"
+fcode=$?
+sed 's/^/  /' "$DIR/fleet.out"
+if [ "$code" -ne 0 ] || [ "$fcode" -ne 0 ] || [ "$(ls "$DIR/out" | wc -l)" -ne 4 ]; then
+    FAILS=$((FAILS + 1))
+    echo "  discover or fleet failed:"
+    tail -n 5 "$DIR/discover.stderr" "$DIR/fleet.stderr" | sed 's/^/    /'
+fi
+stop_fake
+if [ "${DEMO_KEEP:-}" = "" ]; then rm -rf "$DIR"; else echo "  state kept in $DIR"; fi
+
 if [ "$FAILS" -ne 0 ]; then
-    echo "demo: $FAILS of 3 runs failed"
+    echo "demo: $FAILS of 4 runs failed"
     exit 1
 fi
-echo "demo: all 3 paths done"
+echo "demo: all 3 paths and discover + fleet done"
