@@ -133,6 +133,15 @@ void calm_log_progress_done(void);
 int calm_write_private(const char *path, const char *data, size_t n, char *err, size_t errlen);
 /* Reads at most max bytes of a regular file. Returns 0 or -1 with err. */
 int calm_read_file(const char *path, size_t max, calm_buf *out, char *err, size_t errlen);
+/* Reads at most max bytes of an input that may also be a FIFO, a pipe, a
+ * socket or a character device (/dev/fd/N, <(...)); path NULL is standard
+ * input. Refuses directories and terminals (ENOTSUP). 0 or -1 with err. */
+int calm_read_input(const char *path, size_t max, calm_buf *out, char *err, size_t errlen);
+/* mkdir -p with mode 0700 for what it creates. 0 or -1 with err. */
+int calm_make_dirs(const char *path, char *err, size_t errlen);
+/* Whether a file can be created in dir: creates and removes a temporary
+ * one (access(2) says yes to root on any directory). 0 or -1 with err. */
+int calm_probe_dir(const char *dir, char *err, size_t errlen);
 
 /* ---- clock -------------------------------------------------------------- */
 double calm_now(void);   /* monotonic seconds (loop.c) */

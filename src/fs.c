@@ -1,7 +1,9 @@
-/* fs.c: the two file operations the core does itself, because getting them
- * right takes care: writing a secret file atomically with mode 0600, and
+/* fs.c: the file operations the core does itself, because getting them
+ * right takes care: writing a secret file atomically with mode 0600,
  * reading a file with a size cap that cannot be tricked into reading a FIFO
- * or a device forever. calm.fs (lfs.c) wraps them for Lua.
+ * or a device forever, reading an input that is a pipe on purpose (standard
+ * input, /dev/fd/N, a FIFO; the cap still holds), creating an output
+ * directory and probing that one can write in it. calm.fs (lfs.c) wraps them.
  *
  * Error convention (calm.h declares only `err`): on failure both functions
  * return -1, write a message naming the path and the errno text into err
@@ -96,50 +98,185 @@ static int read_capped(int fd, size_t max, calm_buf *out)
     return rc;
 }
 
-int calm_read_file(const char *path, size_t max, calm_buf *out, char *err, size_t errlen)
+static int create_temp(int dfd, const char *base, char *tmp, size_t tmplen);
+
+/* Reads the open fd to the end (or the cap) into out; name is for messages.
+ * Returns 0, or -1 with err and errno set and nothing left appended. */
+static int read_opened(int fd, const char *name, const struct stat *st, size_t max, calm_buf *out,
+                       char *err, size_t errlen)
 {
     size_t start = out->len;
-    struct stat st;
-    int fd, flags;
+    if (S_ISREG(st->st_mode) && (uintmax_t)st->st_size > (uintmax_t)max)
+        errno = EFBIG;
+    /* Even an empty file leaves out a valid C string. */
+    if ((S_ISREG(st->st_mode) && (uintmax_t)st->st_size > (uintmax_t)max) || read_capped(fd, max, out) != 0 ||
+        (!out->data && calm_buf_append(out, "", 0) != 0 && (errno = ENOMEM))) {
+        if (errno == EFBIG)
+            set_err(err, errlen, "cannot read %s: larger than %zu bytes", name, max);
+        else
+            set_err(err, errlen, "cannot read %s: %s", name, strerror(errno));
+        buf_truncate(out, start);
+        return -1;
+    }
+    return 0;
+}
 
-    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
-     * writer; we refuse FIFOs anyway, but only after fstat on the open fd
-     * (stat then open would race with a rename). Symlinks are followed: a
-     * link to a regular file is fine, and what it points at is judged by
-     * fstat, so a link to /dev/zero is refused like /dev/zero itself. */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+/* Opens path for reading without waiting on a FIFO (fstat judges it after
+ * the open: stat then open would race with a rename) and without making a
+ * terminal ours. Returns the fd (st filled) or -1 with err set. */
+static int open_for_read(const char *path, struct stat *st, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         set_err(err, errlen, "cannot read '%s': %s", path, strerror(errno));
         return -1;
     }
-    if (fstat(fd, &st) != 0) {
+    if (fstat(fd, st) != 0) {
         set_err(err, errlen, "cannot read '%s': %s", path, strerror(errno));
         close_keep_errno(fd);
         return -1;
     }
+    return fd;
+}
+
+static void set_blocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+}
+
+int calm_read_file(const char *path, size_t max, calm_buf *out, char *err, size_t errlen)
+{
+    struct stat st;
+    char name[300];
+    int fd, rc;
+
+    /* Symlinks are followed: a link to a regular file is fine, and what it
+     * points at is judged by fstat, so a link to /dev/zero is refused like
+     * /dev/zero itself. */
+    if ((fd = open_for_read(path, &st, err, errlen)) < 0)
+        return -1;
     if (!S_ISREG(st.st_mode)) {
         close(fd);
         errno = ENOTSUP;
         set_err(err, errlen, "cannot read '%s': not a regular file", path);
         return -1;
     }
-    flags = fcntl(fd, F_GETFL);
-    if (flags >= 0)
-        (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    if ((uintmax_t)st.st_size > (uintmax_t)max)
-        errno = EFBIG;
-    /* Even an empty file leaves out a valid C string. */
-    if ((uintmax_t)st.st_size > (uintmax_t)max || read_capped(fd, max, out) != 0 ||
-        (!out->data && calm_buf_append(out, "", 0) != 0 && (errno = ENOMEM))) {
-        if (errno == EFBIG)
-            set_err(err, errlen, "cannot read '%s': larger than %zu bytes", path, max);
-        else
-            set_err(err, errlen, "cannot read '%s': %s", path, strerror(errno));
-        buf_truncate(out, start);
+    set_blocking(fd);
+    snprintf(name, sizeof name, "'%.280s'", path);
+    rc = read_opened(fd, name, &st, max, out, err, errlen);
+    close_keep_errno(fd);
+    return rc;
+}
+
+/* What an input stream may be: anything that ends, read up to the cap, but
+ * not a directory and not a terminal (a secret typed there is echoed).
+ * Returns 0, or -1 with errno ENOTSUP and err set. */
+static int judge_stream(int fd, const struct stat *st, const char *name, char *err, size_t errlen)
+{
+    const char *why = S_ISDIR(st->st_mode) ? "it is a directory"
+                    : isatty(fd) ? "it is a terminal; pipe the key in or name a file"
+                    : S_ISBLK(st->st_mode) ? "it is a block device" : NULL;
+    if (!why)
+        return 0;
+    errno = ENOTSUP;
+    set_err(err, errlen, "cannot read %s: %s", name, why);
+    return -1;
+}
+
+int calm_read_input(const char *path, size_t max, calm_buf *out, char *err, size_t errlen)
+{
+    struct stat st;
+    char name[300];
+    int fd, rc;
+
+    if (!path) {                    /* standard input, as it is */
+        snprintf(name, sizeof name, "standard input");
+        if (fstat(0, &st) != 0) {
+            set_err(err, errlen, "cannot read standard input: %s", strerror(errno));
+            return -1;
+        }
+        if (judge_stream(0, &st, name, err, errlen) != 0)
+            return -1;
+        return read_opened(0, name, &st, max, out, err, errlen);
+    }
+    snprintf(name, sizeof name, "'%.280s'", path);
+    if ((fd = open_for_read(path, &st, err, errlen)) < 0)
+        return -1;
+    if (judge_stream(fd, &st, name, err, errlen) != 0) {
         close_keep_errno(fd);
         return -1;
     }
+    if (S_ISFIFO(st.st_mode)) {
+        /* A named FIFO whose writer has not opened it yet would read as
+         * empty: open it again the blocking way (as cat does), the same one. */
+        struct stat again;
+        int fd2 = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        close(fd);
+        if (fd2 < 0 || fstat(fd2, &again) != 0 || again.st_dev != st.st_dev || again.st_ino != st.st_ino) {
+            if (fd2 >= 0) {
+                close(fd2);
+                errno = EIO;        /* replaced between the two opens */
+            }
+            set_err(err, errlen, "cannot read %s: %s", name, strerror(errno));
+            return -1;
+        }
+        fd = fd2;
+    }
+    set_blocking(fd);
+    rc = read_opened(fd, name, &st, max, out, err, errlen);
+    close_keep_errno(fd);
+    return rc;
+}
+
+int calm_make_dirs(const char *path, char *err, size_t errlen)
+{
+    char buf[4096];
+    size_t n = strlen(path), i;
+    struct stat st;
+    if (n == 0 || n >= sizeof buf) {
+        errno = n ? ENAMETOOLONG : ENOENT;
+        set_err(err, errlen, "cannot create '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        buf[i] = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+            set_err(err, errlen, "cannot create '%s': %s", buf, strerror(errno));
+            return -1;
+        }
+        if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            set_err(err, errlen, "cannot create '%s': %s is not a directory", path, buf);
+            return -1;
+        }
+        if (i < n)
+            buf[i] = '/';
+    }
+    return 0;
+}
+
+int calm_probe_dir(const char *dir, char *err, size_t errlen)
+{
+    char tmp[96];
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd;
+    if (dfd < 0) {
+        set_err(err, errlen, "cannot write in '%s': %s", dir, strerror(errno));
+        return -1;
+    }
+    fd = create_temp(dfd, "calmbind-probe", tmp, sizeof tmp);
+    if (fd < 0) {
+        set_err(err, errlen, "cannot write in '%s': %s", dir, strerror(errno));
+        close_keep_errno(dfd);
+        return -1;
+    }
     close(fd);
+    unlinkat(dfd, tmp, 0);
+    close(dfd);
     return 0;
 }
 

@@ -88,6 +88,62 @@ static int fs_read(lua_State *L)
     return 1;
 }
 
+/* fs.read_input(path [, max]) -> contents | nil, msg, code: as fs.read, but
+ * a FIFO, pipe, socket or character device is read too (to EOF or the cap:
+ * /dev/fd/N, <(...), a named FIFO); a directory or terminal is NOT_FILE. */
+static int fs_read_input(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    lua_Integer max = luaL_optinteger(L, 2, READ_MAX_DEFAULT);
+    char err[512];
+    calm_buf *b;
+
+    luaL_argcheck(L, max >= 0, 2, "'max' must not be negative");
+    b = calm_lbuf_new(L);
+    if (calm_read_input(path, (size_t)max, b, err, sizeof err) != 0)
+        return push_fail(L, err, errno);
+    calm_lbuf_push(L, b);
+    return 1;
+}
+
+/* fs.read_stdin([max]) -> contents | nil, msg, code: standard input to EOF,
+ * at most max bytes (default 1 MiB); a terminal is NOT_FILE. */
+static int fs_read_stdin(lua_State *L)
+{
+    lua_Integer max = luaL_optinteger(L, 1, READ_MAX_DEFAULT);
+    char err[512];
+    calm_buf *b;
+
+    luaL_argcheck(L, max >= 0, 1, "'max' must not be negative");
+    b = calm_lbuf_new(L);
+    if (calm_read_input(NULL, (size_t)max, b, err, sizeof err) != 0)
+        return push_fail(L, err, errno);
+    calm_lbuf_push(L, b);
+    return 1;
+}
+
+/* fs.mkdirs(path) -> true | nil, msg, code: creates the directory and its
+ * missing parents, mode 0700 (what exists is left as it is). */
+static int fs_mkdirs(lua_State *L)
+{
+    char err[512];
+    if (calm_make_dirs(check_path(L, 1), err, sizeof err) != 0)
+        return push_fail(L, err, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* fs.probe_dir(dir) -> true | nil, msg, code: whether a file can be
+ * created in dir (a temporary one is made and removed). */
+static int fs_probe_dir(lua_State *L)
+{
+    char err[512];
+    if (calm_probe_dir(check_path(L, 1), err, sizeof err) != 0)
+        return push_fail(L, err, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* fs.write_private(path, data) -> true | nil, msg, code.
  * Mode 0600 whatever the umask, via a temp file in the same directory,
  * fsync, rename and directory fsync: readers see the old or the new
@@ -235,6 +291,10 @@ static int fs_remove(lua_State *L)
 
 static const luaL_Reg fs_funcs[] = {
     {"read", fs_read},
+    {"read_input", fs_read_input},
+    {"read_stdin", fs_read_stdin},
+    {"mkdirs", fs_mkdirs},
+    {"probe_dir", fs_probe_dir},
     {"write_private", fs_write_private},
     {"exists", fs_exists},
     {"same_file", fs_same_file},

@@ -51,12 +51,10 @@ local function check_options(opts)
   local input = require "calm.lib.input"
   local fs = require "calm.fs"
   local dir = opts["out-dir"]
-  if dir then
-    if not fs.exists(dir .. "/.") then
-      return nil, "--out-dir " .. dir .. ": " .. (fs.exists(dir) and "not a directory" or "does not exist"), "USAGE"
-    end
-  elseif opts.command ~= "verify" then
-    -- a tenant may still name its own out; checked per tenant
+  -- verify reads the keys there; the other commands create it (0700, parents
+  -- too), as a CI job's fresh checkout needs
+  if dir and (opts.command == "verify" or fs.exists(dir)) and not fs.exists(dir .. "/.") then
+    return nil, "--out-dir " .. dir .. ": " .. (fs.exists(dir) and "not a directory" or "does not exist"), "USAGE"
   end
   if opts.report then
     local ok, msg, code = input.check_output("--report", opts.report)
@@ -115,6 +113,12 @@ return function(args)
   end
   ok, msg, code = check_options(opts)
   if not ok then return nil, msg, code end
+  local dir = opts["out-dir"]
+  if dir and opts.command ~= "verify" then
+    ok, msg = fs.mkdirs(dir)
+    if ok then ok, msg = fs.probe_dir(dir) end
+    if not ok then return nil, "--out-dir " .. dir .. ": " .. tostring(msg), "USAGE" end
+  end
   local tenants, pmsg, pcode = prepare(opts, pos[1])
   if not tenants then return nil, pmsg, pcode end
   local started = task.now()

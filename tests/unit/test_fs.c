@@ -229,6 +229,58 @@ static void test_atomic_readers(void)
     free(b);
 }
 
+/* Inputs that are pipes on purpose: a FIFO with its writer, /dev/fd/N, standard
+ * input; the cap holds on a device that never ends; directories are refused. */
+static void test_read_input(void)
+{
+    calm_buf b;
+    char err[512], fdpath[32];
+    int p[2];
+    pid_t pid;
+    struct stat st;
+
+    calm_buf_init(&b);
+    unlink(at("fifo2"));
+    mkfifo(at("fifo2"), 0600);
+    pid = fork();
+    if (pid == 0) {                 /* the writer opens late, as a shell's would */
+        int fd;
+        usleep(200000);
+        fd = open(at("fifo2"), O_WRONLY);
+        if (fd < 0 || write(fd, "{\"k\":1}", 7) != 7) _exit(1);
+        _exit(0);
+    }
+    CHECK(calm_read_input(at("fifo2"), 100, &b, err, sizeof err) == 0 && strcmp(b.data, "{\"k\":1}") == 0,
+          "read_input: a FIFO is read once its writer came and went");
+    waitpid(pid, NULL, 0);
+    calm_buf_free(&b);
+
+    CHECK(pipe(p) == 0 && write(p[1], "piped", 5) == 5, "a pipe");
+    close(p[1]);
+    snprintf(fdpath, sizeof fdpath, "/dev/fd/%d", p[0]);
+    CHECK(calm_read_input(fdpath, 100, &b, err, sizeof err) == 0 && strcmp(b.data, "piped") == 0,
+          "read_input: /dev/fd/N of a pipe");
+    close(p[0]);
+    calm_buf_free(&b);
+    CHECK(calm_read_input("/dev/zero", 100, &b, err, sizeof err) == -1 && errno == EFBIG && b.len == 0,
+          "read_input: a device that never ends stops at the cap (TOO_LARGE)");
+    CHECK(calm_read_input(at("adir"), 100, &b, err, sizeof err) == -1 && errno == ENOTSUP &&
+          strstr(err, "directory"), "read_input: a directory is refused (NOT_FILE)");
+    CHECK(calm_read_input(at("ten"), 100, &b, err, sizeof err) == 0 && strcmp(b.data, "0123456789") == 0,
+          "read_input: a regular file as fs.read");
+    calm_buf_free(&b);
+
+    CHECK(calm_make_dirs(at("made/a/b"), err, sizeof err) == 0 && stat(at("made/a/b"), &st) == 0 &&
+          S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700, "make_dirs: parents too, mode 0700");
+    CHECK(stat(at("made"), &st) == 0 && (st.st_mode & 0777) == 0700, "make_dirs: the parent made 0700 too");
+    CHECK(calm_make_dirs(at("made/a/b"), err, sizeof err) == 0, "make_dirs: an existing directory is fine");
+    CHECK(calm_make_dirs(at("ten/x"), err, sizeof err) == -1 && errno == ENOTDIR, "make_dirs: a file in the way");
+    CHECK(calm_probe_dir(at("made"), err, sizeof err) == 0 && temp_files_left() == 0,
+          "probe_dir: a writable directory, no file left");
+    CHECK(calm_probe_dir("/proc", err, sizeof err) == -1 && strstr(err, "/proc"),
+          "probe_dir: /proc takes no file, even for root");
+}
+
 static void test_read(void)
 {
     calm_buf b;
@@ -384,6 +436,7 @@ int main(void)
     test_relative_and_big();
     test_atomic_readers();
     test_read();
+    test_read_input();
     test_lua();
     CHECK(temp_files_left() == 0, "no temp files are left at the end");
     cleanup();
