@@ -44,7 +44,8 @@ function M.load_keys(list, o)
       if not t then return nil, msg, code end
       local c
       c, msg, code = cis.from_key(t, { cacert = o.cacert, on_action = o.on_action,
-        what = "the cis key (" .. option .. " " .. path .. ")" })
+        what = "the cis key (" .. (input.is_held(path) and input.source_name(path)
+          or (option .. " " .. input.source_name(path))) .. ")" })
       if not c then return nil, msg, code end
       c.option, c.path, c.plan = option, path, M.plan_of_key(t)
       if c.plan and seen[c.plan] then

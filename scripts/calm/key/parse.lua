@@ -128,22 +128,18 @@ function M.parse(text, source, opts)
   return M.from_value(v, label, opts)
 end
 
--- key.read(path) -> text | nil, message, "INPUT". "-" is standard input.
+-- key.read(path) -> text | nil, message, code: a file (a FIFO, /dev/fd/N
+-- too) or "-", standard input (calm.lib.input.read: once a run).
 function M.read(path)
-  if path == "-" then
-    local ok, text = pcall(function() return io.stdin:read("a") end)
-    if not ok or text == nil then return nil, "cannot read the key from standard input", "INPUT" end
-    return text
-  end
-  local fs = require "calm.fs"
-  local text, msg = fs.read(path, 1024 * 1024)
+  local text, msg, code = require("calm.lib.input").read(path, "FILE")
   if not text then
-    return nil, tostring(msg), "INPUT" -- fs names the file: "cannot read 'k.json': ..."
+    -- fs names the file: "cannot read 'k.json': ..."
+    return nil, (tostring(msg):gsub("^FILE: ", "")), code
   end
   return text
 end
 
--- key.load(path [, opts]) -> k | nil, message, "INPUT"
+-- key.load(path [, opts]) -> k | nil, message, code
 function M.load(path, opts)
   local text, msg, code = M.read(path)
   if not text then return nil, msg, code end

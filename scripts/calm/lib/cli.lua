@@ -6,7 +6,7 @@
 -- spec = {
 --   command = "get", summary = "one line",
 --   options = {
---     ["sm-key"] = {arg = "FILE", env = "CALMBIND_SM_KEY", help = "...", required = true},
+--     ["sm-key"] = {arg = "FILE", env = "CALMBIND_SM_KEY", key_env = true, help = "...", required = true},
 --     verify     = {flag = true, help = "..."},
 --     timeout    = {arg = "S", number = true, default = 300},
 --     format     = {arg = "F", choices = {"json", "alm-setup"}, default = "json"},
@@ -16,6 +16,8 @@
 --
 -- opts is keyed by the option's long name as written ("sm-key"), so
 -- opts["sm-key"]; flags are true or absent (false when an env var says so).
+-- key_env: the variable may hold the key's JSON instead of a path; opts then
+-- gets "$VARIABLE" and calm.lib.input keeps the text (input.read).
 -- Secrets never come from argv: options that look like they carry one are
 -- refused before anything else, without echoing their value.
 local cmdline = require "calm.cmdline"
@@ -210,6 +212,9 @@ local function fill_from_env(opts, defs, spec, env_sourced)
           if v == nil then
             msg = string.format("%s (for --%s) must be 1/0, true/false or yes/no", def.env, name)
           end
+        elseif def.key_env and require("calm.lib.input").is_content(ev) then
+          -- the variable holds the key itself: kept aside, never in opts
+          v = require("calm.lib.input").hold(def.env, ev)
         else
           v, msg = convert(def, def.env .. " (for --" .. name .. ")", ev)
         end

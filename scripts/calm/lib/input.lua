@@ -4,6 +4,7 @@
 --   local v, msg, code = input.decode(text, "key.json")  -- JSON, BOM and `cf service-key` header tolerated
 --   local kind, why = input.kind(v)                       -- "calm" | "sm" | "cis" | "unknown"
 --   local t = input.load_key(path, "sm", "--sm-key")      -- the flat key of that kind | nil, msg, "INPUT"
+--   local text = input.read(v, "--sm-key")                -- a path, "-" (stdin, once a run) or held JSON
 --   local msg = input.refusal(kind, why, "calm", label)   -- the message for a key of the wrong kind
 --
 -- A file that is not JSON, or a key of the wrong kind (the Cloud ALM key as
@@ -124,16 +125,81 @@ function M.refusal(kind, why, want, label)
   return msg
 end
 
--- input.load_key(path, want, option) -> flat key table, kind | nil, msg, "INPUT"
--- want: "sm" or "cis"; option: "--sm-key" (for messages).
-function M.load_key(path, want, option)
+-- --------------------------------------------------------- key sources --
+-- A key option's value is a path (any readable file: a FIFO, /dev/fd/N and
+-- <(...) too), "-" (standard input, which one option a run may take), or,
+-- from an environment variable, the key's JSON itself (what a CI secret
+-- holds). The JSON is kept here, under "$VARIABLE", and never put in opts, so
+-- no message or report can show it.
+
+local held = {}        -- "$CALMBIND_SM_KEY" -> the key's text
+local stdin_by         -- the option that read standard input this run
+
+-- Whether an environment value is a key's content rather than a path: JSON
+-- starts with { or [; a path has no line break (a PEM or YAML pasted there is
+-- content too, and is then told apart as "not a key").
+function M.is_content(v)
+  return type(v) == "string" and (v:find("^%s*[{%[]") ~= nil or v:find("\n", 1, true) ~= nil)
+end
+
+-- input.hold(variable, text) -> "$variable": the value a key option takes
+-- when its environment variable holds the key itself.
+function M.hold(variable, text)
+  local token = "$" .. variable
+  held[token] = text
+  return token
+end
+
+-- Whether a key option's value is held content ("$CALMBIND_SM_KEY").
+function M.is_held(v) return held[v] ~= nil end
+
+-- How a source is named in messages: the variable for held content, "standard
+-- input" for "-", else the path.
+function M.source_name(v)
+  if held[v] then return v:sub(2) .. " (the key's JSON)" end
+  if v == "-" then return "standard input" end
+  return tostring(v)
+end
+
+-- For tests: forget held content and who read standard input.
+function M.reset()
+  held, stdin_by = {}, nil
+end
+
+-- input.read(v, option [, max]) -> text | nil, msg, code. option names the
+-- option for messages ("--sm-key", "CALMBIND_SM_KEY", "FILE"). A second "-"
+-- in one run is USAGE: standard input has been read to its end.
+function M.read(v, option, max)
   local fs = require "calm.fs"
-  local label = option .. " " .. tostring(path)
-  local text, msg = fs.read(path, 1024 * 1024)
+  max = max or 1024 * 1024
+  if held[v] then
+    if #held[v] > max then return nil, option .. ": the key's JSON is larger than " .. max .. " bytes", "INPUT" end
+    return held[v]
+  end
+  if v == "-" then
+    if stdin_by then
+      return nil, string.format("%s -: standard input was already read for %s; one option a run can be - "
+        .. "(give the other as a file, /dev/fd/N or its environment variable)", option, stdin_by), "USAGE"
+    end
+    stdin_by = option
+    local text, msg = fs.read_stdin(max)
+    if not text then return nil, option .. ": " .. tostring(msg), "INPUT" end
+    return text
+  end
+  local text, msg = fs.read_input(v, max)
   if not text then return nil, option .. ": " .. tostring(msg), "INPUT" end -- msg names the file
-  local v, dmsg = M.decode(text, label)
-  if v == nil then return nil, dmsg, "INPUT" end
-  local t = M.flat(v)
+  return text
+end
+
+-- input.load_key(v, want, option) -> flat key table, kind | nil, msg, code
+-- want: "sm" or "cis"; option: "--sm-key" or its variable (for messages).
+function M.load_key(v, want, option)
+  local label = held[v] and M.source_name(v) or (option .. " " .. M.source_name(v))
+  local text, msg, code = M.read(v, option)
+  if not text then return nil, msg, code end
+  local dv, dmsg = M.decode(text, label)
+  if dv == nil then return nil, dmsg, "INPUT" end
+  local t = M.flat(dv)
   if type(t) ~= "table" or (next(t) ~= nil and #t > 0) then
     return nil, label .. ": not a key: the JSON is not an object", "INPUT"
   end
@@ -191,7 +257,7 @@ function M.check_not_input(option, path, inputs)
   local fs = require "calm.fs"
   if not path or path == "-" then return true end
   for _, i in ipairs(inputs) do
-    if i[2] and i[2] ~= "-" and fs.same_file(path, i[2]) then
+    if i[2] and i[2] ~= "-" and not held[i[2]] and fs.same_file(path, i[2]) then
       return nil, string.format("%s %s is the %s file: writing there would replace it; name another file",
         option, path, i[1]), "USAGE"
     end

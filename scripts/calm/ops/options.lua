@@ -27,12 +27,13 @@ function M.spec(command)
       and "Decide the provisioning-date path, find or create the SAP Cloud ALM API instance and binding, export the key."
       or "Same decision as get, read-only: print what get would find, create, update or leave alone, and why.",
     options = {
-      ["sm-key"] = { arg = "FILE", env = "CALMBIND_SM_KEY",
-        help = "Service Manager binding (plan subaccount-admin)" },
-      ["cis-key"] = { arg = "FILE", env = "CALMBIND_CIS_KEY",
+      ["sm-key"] = { arg = "FILE", env = "CALMBIND_SM_KEY", key_env = true,
+        help = "Service Manager binding (plan subaccount-admin); - reads standard input; the variable may "
+          .. "hold the key's JSON" },
+      ["cis-key"] = { arg = "FILE", env = "CALMBIND_CIS_KEY", key_env = true,
         help = "Cloud Management service (cis) key, plan central (subaccount date, entitlement assignment) "
           .. "or local (subscription date)" },
-      ["cis-key2"] = { arg = "FILE", env = "CALMBIND_CIS_KEY2",
+      ["cis-key2"] = { arg = "FILE", env = "CALMBIND_CIS_KEY2", key_env = true,
         help = "a second cis key, of the other plan" },
       subaccount = { arg = "GUID", help = "the SAP Cloud ALM subaccount (default: the --sm-key's)" },
       provisioned = { arg = "DATE", default = "auto", help = "YYYY-MM-DD, or auto: detect from evidence" },
@@ -205,7 +206,7 @@ function M.connect(ctx)
     if not t then return nil, msg, code end
     local c
     c, msg, code = require("calm.btp.sm").from_key(t, { cacert = opts.cacert, on_action = on_action,
-      what = "the Service Manager key (" .. opts["sm-key"] .. ")" })
+      what = "the Service Manager key (" .. require("calm.lib.input").source_name(opts["sm-key"]) .. ")" })
     if not c then return nil, msg, code end
     ctx.sm = c
   end
