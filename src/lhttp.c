@@ -236,8 +236,24 @@ static int http_parse_retry_after(lua_State *L)
     return 1;
 }
 
+/* http.check_url(url) -> true | nil, why: whether http.request would send
+ * to url (https, or plain http to a loopback host), so a key's URLs can be
+ * judged before any request. */
+static int http_check_url(lua_State *L)
+{
+    int plain_loopback;
+    const char *why = calm_http_check_url(luaL_checkstring(L, 1), &plain_loopback);
+    if (why) {
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg http_funcs[] = {
-    { "parse_retry_after", http_parse_retry_after }, { NULL, NULL }
+    { "parse_retry_after", http_parse_retry_after }, { "check_url", http_check_url }, { NULL, NULL }
 };
 
 int luaopen_calm_http(lua_State *L)

@@ -56,7 +56,7 @@ local function check_options(opts)
   if dir and (opts.command == "verify" or fs.exists(dir)) and not fs.exists(dir .. "/.") then
     return nil, "--out-dir " .. dir .. ": " .. (fs.exists(dir) and "not a directory" or "does not exist"), "USAGE"
   end
-  if opts.report then
+  if opts.report and not require("calm.ops.report").is_std(opts.report) then
     local ok, msg, code = input.check_output("--report", opts.report)
     if not ok then return nil, msg, code end
   end
@@ -126,13 +126,19 @@ return function(args)
     require("calm.log").info("fleet: shard %s holds no tenant of %s", tostring(opts.shard), pos[1])
   end
   local results = fleet.run(tenants, { command = opts.command, jobs = opts.jobs, tty = fs.isatty("stderr") })
-  io.write(fleet.summary(results, "fleet " .. opts.command))
-  io.flush()
+  -- with --report - the report is standard output's, the table goes to stderr
+  local table_to = opts.report == "-" and io.stderr or io.stdout
+  table_to:write(fleet.summary(results, "fleet " .. opts.command))
+  table_to:flush()
+  local report_ok = true
   if opts.report then
-    require("calm.ops.report").write(opts.report, fleet.report(results, { command = opts.command,
+    local w, wmsg = require("calm.ops.report").write(opts.report, fleet.report(results, { command = opts.command,
       inventory = pos[1], shard = opts.shard, seconds = task.now() - started }))
+    if not w then require("calm.log").error("%s", wmsg) end
+    report_ok = w
   end
   if opts.command == "rotate" then fleet.after_rotation(results, opts.report) end
+  if not report_ok then return 1 end
   for _, r in ipairs(results) do
     if r.exit ~= 0 then return 1 end
   end

@@ -232,9 +232,10 @@ CASES = [
          key=bad_sm_key(set_field("clientsecret", None)), exit=2, err=r"has no clientsecret",
          checks=lambda fake, res: [("no request sent", fake.requests() == [], "%d requests" % len(fake.requests()))]),
     Case("http-non-loopback", "`--sm-key` whose token `url` is `http://` on a non-loopback host",
-         "refused before sending: exit 1 'plain http is only allowed to loopback hosts'",
-         key=bad_sm_key(set_field("url", "http://calm.authentication.example.com")), exit=1,
-         err=r"plain http is only allowed to loopback hosts"),
+         "bad input, before any request: exit 2 naming the key and field, 'plain http is only allowed to loopback hosts'",
+         key=bad_sm_key(set_field("url", "http://calm.authentication.example.com")), exit=2,
+         err=r"sm-key-bad\.json: url is http://calm\.authentication\.example\.com: plain http is only allowed to "
+             r"loopback hosts"),
     Case("sslkeylogfile", "HTTPS fake, `SSLKEYLOGFILE` set", "cleared: exit 0, no key log written",
          fake=dict(https=True), env={"SSLKEYLOGFILE": "@STATE@/keylog.txt"},
          checks=lambda fake, res: [("no TLS key log file", not os.path.exists(os.path.join(fake.dir, "keylog.txt")),

@@ -536,10 +536,11 @@ function T.output_refuses_secret_on_terminal()
     t.ok(key_format.output("secret text", { out = "/x/key.json" }))
     t.eq(written["/x/key.json"], "secret text")
   end)
-  fake.write_private = function() return nil, "permission denied", "EACCES" end
+  -- calm.fs names the file; output passes that on without naming it again
+  fake.write_private = function(path) return nil, "cannot write '" .. path .. "': permission denied", "EACCES" end
   with_fs(fake, function()
     local msg = t.fails("USAGE", key_format.output, "secret text", { out = "/x/key.json" })
-    t.find(msg, "cannot write /x/key.json")
+    t.eq(msg, "cannot write '/x/key.json': permission denied")
   end)
 end
 

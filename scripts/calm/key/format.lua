@@ -183,7 +183,7 @@ function M.output(text, opts)
   if opts.out and opts.out ~= "-" then
     local ok, msg, code = fs.write_private(opts.out, text)
     if not ok then
-      return nil, "cannot write " .. shown(opts.out, 200) .. ": " .. tostring(msg), USER_FS[code] and "USAGE" or (code or "IO")
+      return nil, tostring(msg), USER_FS[code] and "USAGE" or (code or "IO") -- msg names the file
     end
     return true
   end

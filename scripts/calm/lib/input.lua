@@ -206,7 +206,37 @@ function M.load_key(v, want, option)
   local kind, why = M.kind(t)
   local r = M.refusal(kind, why, want, label)
   if r then return nil, r, "INPUT" end
+  local ok, umsg = M.check_urls(t, label)
+  if not ok then return nil, umsg, "INPUT" end
   return t, kind
+end
+
+-- input.check_urls(t, label) -> true | nil, msg: every URL of a key (its
+-- fields and those of its objects, e.g. uaa.url, endpoints.Api) is one
+-- calm.http would send to; a plain http URL to another host is bad input,
+-- found before any request, naming the key and the field.
+function M.check_urls(t, label)
+  local http = require "calm.http"
+  local function walk(v, path, depth)
+    if type(v) ~= "table" or depth > 3 then return true end
+    local names = {}
+    for k in pairs(v) do if type(k) == "string" then names[#names + 1] = k end end
+    table.sort(names)
+    for _, k in ipairs(names) do
+      local x, field = v[k], path and (path .. "." .. k) or k
+      if type(x) == "string" and x:match("^%a[%w+.-]*://") then
+        local ok, why = http.check_url(x)
+        if not ok then
+          return nil, string.format("%s: %s is %s: %s", label, field, x:match("^[^/]*//[^/?#]*"), why)
+        end
+      elseif type(x) == "table" then
+        local ok, msg = walk(x, field, depth + 1)
+        if not ok then return nil, msg end
+      end
+    end
+    return true
+  end
+  return walk(t, nil, 1)
 end
 
 -- ------------------------------------------------------- option values --
@@ -232,7 +262,8 @@ function M.check_cacert(path, option)
   return true
 end
 
--- --out FILE / --report FILE: a file name in a directory that exists.
+-- --out FILE / --report FILE: a file name in a directory that exists and
+-- takes a new file (probed: the atomic write makes one there).
 -- Returns true | nil, msg, "USAGE".
 function M.check_output(option, path)
   local fs = require "calm.fs"
@@ -247,6 +278,11 @@ function M.check_output(option, path)
   end
   if not fs.exists(dir .. "/.") then
     return nil, option .. " " .. path .. ": " .. dir .. " is not a directory", "USAGE"
+  end
+  local ok, msg = fs.probe_dir(dir)
+  if not ok then
+    return nil, option .. " " .. path .. ": " .. tostring(msg):gsub("^cannot write in ", "cannot create a file in "),
+      "USAGE"
   end
   return true
 end

@@ -97,6 +97,21 @@ function M.verify(ctx, k, o)
   return r
 end
 
+-- What this run changed in BTP (ctx.report.actions), for a message after a
+-- change: "created instance 'x', created binding 'y'" | nil.
+function M.changes_text(ctx)
+  local VERB = { create = "created", update = "updated", delete = "deleted", ["assign-entitlement"] = "assigned" }
+  local list = {}
+  for _, a in ipairs(ctx.report and ctx.report.actions or {}) do
+    local verb = VERB[a.action]
+    if verb then
+      list[#list + 1] = string.format("%s %s%s", verb, tostring(a.resource or "entitlement"),
+        a.name and (" '" .. tostring(a.name) .. "'") or "")
+    end
+  end
+  return #list > 0 and table.concat(list, ", ") or nil
+end
+
 -- key(ctx, creds, o): the credentials of ctx.result's binding checked,
 -- verified (unless opts["no-verify"]) and written (--out, 0600, atomic; or
 -- stdout). o = {what = source label, refuse_instance_secret = bool,
@@ -118,7 +133,15 @@ function M.key(ctx, creds, o)
   local ok
   ok, msg, code = key_format.export(k, { format = opts.format, out = opts.out, show_secrets = opts["show-secrets"],
     name = name, binding_name = name, instance_name = ctx.result.instance_name })
-  if not ok then return fail(msg, code) end
+  if not ok then
+    -- --out's directory took a file before the first request: a write that
+    -- fails now is no usage error, and the user needs to know what exists
+    if o.on_fail then return fail(msg, "IO") end
+    local changed = M.changes_text(ctx)
+    return fail(string.format("the key was fetched%s but not written: %s; %s; rerunning the same command "
+      .. "resumes (it adopts what exists)", opts["no-verify"] and "" or " and verified", tostring(msg),
+      changed and ("this run " .. changed) or "this run changed nothing in BTP"), "IO")
+  end
   if opts.out and opts.out ~= "-" then log.info("key written to %s (mode 0600)", opts.out) end
   return k
 end

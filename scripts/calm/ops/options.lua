@@ -161,7 +161,13 @@ local function check_files(opts, mode)
   end
   local inputs = { { L("sm-key"), opts["sm-key"] }, { L("cis-key"), opts["cis-key"] },
     { L("cis-key2"), opts["cis-key2"] }, { L("cacert"), opts.cacert } }
-  if opts.report then
+  if opts.report == "-" then
+    if mode == "get" and (not opts.out or opts.out == "-") then
+      return nil, L("report") .. " - and the key would both go to standard output; write the key with --out FILE",
+        "USAGE"
+    end
+    if opts.json then return nil, L("report") .. " - and --json both print the report; give one", "USAGE" end
+  elseif opts.report and not require("calm.ops.report").is_std(opts.report) then
     local ok, msg, code = input.check_output(L("report"), opts.report)
     if ok then ok, msg, code = input.check_not_input(L("report"), opts.report, inputs) end
     if not ok then return nil, msg, code end

@@ -4,7 +4,7 @@
 --
 --   report = report.new_report(command, opts)
 --   report.finish(ctx, status, err, code [, extra]) -- ctx.report.result from ctx.result
---   ok | nil, msg = report.write(path, doc)          -- any report: get, plan, rotate, fleet
+--   ok | nil, msg, "IO" = report.write(path, doc)    -- any report: get, plan, rotate, fleet; "-" stdout
 --   text = report.report_text(doc); report.step_view(step)
 --   report.show_evidence(ctx, say); report.show_decision(ctx, say)
 --   report.describe_steps(ctx, say, "would" | "will"); report.labels_text(labels)
@@ -80,15 +80,29 @@ function M.report_text(doc)
   return text .. "\n"
 end
 
--- The one writer of reports: 0600, atomic. A report that cannot be written
--- is a warning (the run's own outcome stands). Returns true | nil, msg.
+-- Standard output and error by the names a shell user gives them.
+local STD = { ["-"] = "stdout", ["/dev/stdout"] = "stdout", ["/dev/fd/1"] = "stdout",
+  ["/dev/stderr"] = "stderr", ["/dev/fd/2"] = "stderr" }
+
+-- Whether a --report value names standard output or error (written as is,
+-- not checked as a file to create).
+function M.is_std(path) return STD[path] ~= nil end
+
+-- The one writer of reports: "-" or /dev/stdout is standard output
+-- (/dev/stderr standard error), else a file, 0600, atomic. A report that
+-- cannot be written is an error, for the caller to return or tell: a run
+-- whose report is missing must not pass in CI. Returns true | nil, msg, "IO".
 function M.write(path, doc)
-  local fs = require "calm.fs"
-  local w, msg = fs.write_private(path, M.report_text(doc))
-  if not w then
-    require("calm.log").warn("cannot write the report %s: %s", path, tostring(msg))
-    return nil, msg
+  local text = M.report_text(doc)
+  local std = STD[path]
+  if std then
+    local ok, msg = io[std]:write(text)
+    if ok then ok, msg = io[std]:flush() end
+    if not ok then return nil, "cannot write the report to standard " .. std:sub(4) .. ": " .. tostring(msg), "IO" end
+    return true
   end
+  local w, msg = require("calm.fs").write_private(path, text)
+  if not w then return nil, "the report was not written: " .. tostring(msg), "IO" end -- msg names the file
   return true
 end
 

@@ -212,7 +212,11 @@ function M.run(opts, sink)
   report.finish(ctx, status, status == nil and require("calm.log").redact(tostring(rmsg)) or nil, rcode,
     { out = opts.out, binding_id = status and r.binding_id or nil, binding_name = status and r.binding_name or nil,
       path = ctx.report.decision and ctx.report.decision.path })
-  if opts.report then report.write(opts.report, ctx.report) end
+  if opts.report then
+    local w, wmsg, wcode = report.write(opts.report, ctx.report)
+    if not w and status ~= nil then return nil, wmsg, wcode end
+    if not w then require("calm.log").error("%s", wmsg) end
+  end
   if status == nil then return nil, rmsg, rcode end
   return status
 end

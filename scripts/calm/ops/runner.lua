@@ -143,13 +143,24 @@ function M.plan_status(ctx)
 end
 
 -- The run report's result: written to --report, and on stdout for plan
--- --json (also when plan failed).
+-- --json (also when plan failed). Returns true | nil, msg, code when the
+-- report could not be written.
 local function finish(ctx, mode, status, err, ecode)
   local log = require "calm.log"
   local opts = ctx.opts
   report.finish(ctx, status, err, ecode)
-  if opts.report then report.write(opts.report, ctx.report) end
+  local ok, msg, code = true, nil, nil
+  if opts.report then ok, msg, code = report.write(opts.report, ctx.report) end
   if mode == "plan" and opts.json then io.write(log.redact(report.report_text(ctx.report))) end
+  return ok, msg, code
+end
+
+-- A run that failed keeps its own exit; a report not written is told too.
+local function finish_failed(ctx, mode, msg, code)
+  local log = require "calm.log"
+  local ok, rmsg = finish(ctx, mode, require("calm.lib.exit").status_for(code), log.redact(tostring(msg)), code)
+  if not ok then log.error("%s", rmsg) end
+  return nil, msg, code
 end
 
 -- run_inner, and on a Lua error still a report behind before it is re-raised;
@@ -160,7 +171,8 @@ local function run_guarded(ctx, mode)
   if not pok then
     if ctx.opts.report then
       ctx.report.result = { ok = false, error = "internal error" }
-      report.write(ctx.opts.report, ctx.report)
+      local ok, msg = report.write(ctx.opts.report, ctx.report)
+      if not ok then require("calm.log").error("%s", msg) end
     end
     error(creds, 0)
   end
@@ -172,13 +184,8 @@ end
 -- and for a binding this run created the advice about the other keys.
 -- Returns 0 | nil, msg, code; the report is finished either way.
 local function deliver_key(ctx, creds)
-  local log = require "calm.log"
-  local exit = require "calm.lib.exit"
   local k, msg, code = deliver.key(ctx, creds)
-  if not k then
-    finish(ctx, "get", exit.status_for(code), log.redact(tostring(msg)), code)
-    return nil, msg, code
-  end
+  if not k then return finish_failed(ctx, "get", msg, code) end
   local r = ctx.result
   if ctx.steps and ctx.steps.binding and ctx.steps.binding.op == "create" and ctx.inventory then
     local inst = ctx.inventory.by_id and ctx.inventory.by_id[r.instance_id] or { id = r.instance_id, name = r.instance_name }
@@ -188,7 +195,11 @@ local function deliver_key(ctx, creds)
     deliver.advise(ctx, list, { head = string.format("New binding '%s' created on instance '%s'.",
       tostring(r.binding_name), tostring(r.instance_name)) })
   end
-  finish(ctx, "get", 0)
+  local rok, rmsg, rcode = finish(ctx, "get", 0)
+  if not rok then
+    return nil, string.format("%s (the key itself was written%s)", rmsg,
+      ctx.opts.out and ctx.opts.out ~= "-" and (" to " .. ctx.opts.out) or ""), rcode
+  end
   return 0
 end
 
@@ -210,13 +221,11 @@ function M.run(opts, mode, sink)
   ctx.report.policy = p.file
   if sink then sink.report = ctx.report end
   local creds, rmsg, rcode = run_guarded(ctx, mode)
-  if creds == nil then
-    finish(ctx, mode, require("calm.lib.exit").status_for(rcode), log.redact(tostring(rmsg)), rcode)
-    return nil, rmsg, rcode
-  end
+  if creds == nil then return finish_failed(ctx, mode, rmsg, rcode) end
   if mode == "plan" then
-    finish(ctx, mode, creds)
+    local rok, fmsg, fcode = finish(ctx, mode, creds)
     if not opts.json then io.write(ctx.plan_text or "") end
+    if not rok then return nil, fmsg, fcode end
     return creds
   end
   return deliver_key(ctx, creds)
