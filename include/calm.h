@@ -109,6 +109,9 @@ int calm_log_level(void);
 /* Writes one redacted line to stderr (a prefix by level; a newline added).
  * Clears a pending progress line first. */
 void calm_log_write(int level, const char *msg, size_t n);
+/* The same, with lead ("< ", "> ") after the level's prefix on every line of
+ * msg: a --trace block whose every line says what it is. */
+void calm_log_write_each(int level, const char *lead, const char *msg, size_t n);
 void calm_log(int level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

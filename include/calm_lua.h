@@ -155,6 +155,13 @@ int calm_cmdline_normalise(int argc, char **argv, char **out);
  * or 2 edits away, 1 for a word of 4 letters or fewer; the first in byte
  * order among the nearest), or NULL. */
 const char *calm_cmdline_closest(const char *word, const char *const *list, size_t n);
+/* A duration as every option takes it: 90 (seconds), 90s, 10m, 1h, 7d, a
+ * fraction allowed (1.5h). 0 and *seconds, or -1 for anything else. */
+int calm_parse_duration(const char *s, double *seconds);
+/* argv with bundled short flags split (-vq: -v -q), for the flags of
+ * calm_globals; a new array (argv's strings and static ones), *argc updated,
+ * or argv itself when there is nothing to split or no memory. */
+char **calm_cmdline_split_shorts(int *argc, char **argv);
 /* The stock command a mistyped one is closest to, or NULL. */
 const char *calm_cmdline_suggest(const char *word);
 /* Logs "unknown command 'x'", with a suggestion when there is one. */

@@ -4,6 +4,7 @@
  * options before or after the command, `help [COMMAND]`, `version`, and "did
  * you mean" for a mistyped command or global option. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "calm_lua.h"
@@ -13,7 +14,8 @@ static char HELP_OPT[] = "--help", VERSION_OPT[] = "--version";
 /* In enum calm_global order; every command's parser (calm.cli) takes these,
  * but for the CALM_OPT_LEADING ones. */
 const struct calm_option calm_globals[] = {
-    [CALM_G_TIMEOUT] = { "timeout", 0, "S", CALM_OPT_SECONDS, "deadline for the whole run, in seconds" },
+    [CALM_G_TIMEOUT] = { "timeout", 0, "DURATION", CALM_OPT_SECONDS,
+                         "deadline for the whole run: 90 (seconds), 90s, 10m, 1h, 7d" },
     [CALM_G_CACERT] = { "cacert", 0, "FILE", 0, "trust this CA bundle as well (PEM)" },
     [CALM_G_VERBOSE] = { "verbose", 'v', NULL, 0, "more logging (debug level)" },
     [CALM_G_QUIET] = { "quiet", 'q', NULL, 0, "errors only: no progress, notes or warnings" },
@@ -46,6 +48,7 @@ const struct calm_command calm_commands[] = {
     { "fleet", "get (or verify, rotate) for every tenant of an inventory, concurrently", NULL, 0 },
     { "discover", "the SAP Cloud ALM subaccounts of a global account: a fleet inventory, SM keys", NULL, 0 },
     { "rotate", "replace the key: new binding, verified, written; old ones deleted on request", NULL, 0 },
+    { "completion", "print the shell completion script: calmbind completion bash|zsh", NULL, 0 },
     { "scripts", "list every script and where it comes from (or write the built-in ones out)",
       SCRIPTS_OPTIONS, 0 },
     { "help", "show the help of a command", NO_OPTIONS, CALM_CMD_NAMES_COMMAND },
@@ -78,6 +81,65 @@ int calm_cmdline_match(const struct calm_option *table, int argc, char **argv, i
         return k;
     }
     return -1;
+}
+
+/* A word of only global short flags after one dash ("-vq", "-hv"). */
+static int is_bundle(const char *a)
+{
+    size_t i;
+    int k;
+    if (a[0] != '-' || a[1] == '-' || !a[1] || !a[2]) return 0;
+    for (i = 1; a[i]; i++) {
+        for (k = 0; calm_globals[k].name && !(calm_globals[k].short_name == a[i] && !calm_globals[k].arg); k++) {}
+        if (!calm_globals[k].name) return 0;
+    }
+    return 1;
+}
+
+char **calm_cmdline_split_shorts(int *argc, char **argv)
+{
+    static char flags[CALM_G_COUNT][3];
+    int i, n = 0, k;
+    char **out;
+    for (i = 0; i < *argc && strcmp(argv[i], "--") != 0; i++)
+        n += is_bundle(argv[i]) ? (int)strlen(argv[i]) - 2 : 0;
+    if (!n || !(out = calloc((size_t)(*argc + n + 1), sizeof *out))) return argv;
+    for (k = 0; k < CALM_G_COUNT; k++)
+        flags[k][0] = '-', flags[k][1] = calm_globals[k].short_name, flags[k][2] = 0;
+    for (i = 0, n = 0; i < *argc; i++) {
+        const char *c;
+        if (i == 0 || !is_bundle(argv[i]) || (i > 0 && strcmp(argv[i - 1], "--") == 0)) {
+            out[n++] = argv[i];
+            continue;
+        }
+        for (c = argv[i] + 1; *c; c++)
+            for (k = 0; k < CALM_G_COUNT; k++)
+                if (calm_globals[k].short_name == *c) { out[n++] = flags[k]; break; }
+    }
+    *argc = n;
+    return out;
+}
+
+int calm_parse_duration(const char *s, double *seconds)
+{
+    static const struct { char unit; double factor; } UNITS[] = {
+        { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 0, 0 }
+    };
+    const char *p = s;
+    double v = 0, scale = 1;
+    int digits = 0, k;
+    /* digits [. digits] [unit]: no sign, exponent, hex, inf or nan (strtod takes those) */
+    for (; *p >= '0' && *p <= '9'; p++, digits++) v = v * 10 + (*p - '0');
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++) v += (*p - '0') * (scale /= 10);
+    if (!digits) return -1;
+    if (*p) {
+        for (k = 0; UNITS[k].unit && UNITS[k].unit != *p; k++) {}
+        if (!UNITS[k].unit || p[1]) return -1;
+        v *= UNITS[k].factor;
+    }
+    *seconds = v;
+    return 0;
 }
 
 /* Edit distance with adjacent swaps; words longer than 63 bytes never match. */

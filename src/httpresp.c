@@ -187,15 +187,19 @@ static int framed(CURL *easy)
 static void trace_exchange(request *r, long status)
 {
     struct curl_slist *h;
+    size_t head = r->head.len;
     if (calm_log_level() < CALM_LOG_TRACE) return;
+    while (head > 0 && (r->head.data[head - 1] == '\n' || r->head.data[head - 1] == '\r'))
+        head--;     /* the blank line that ends the block is no header */
     calm_log(CALM_LOG_TRACE, "> %s %s", r->method, r->url);
     for (h = r->headers; h; h = h->next)
         if (strncmp(h->data, "Expect:", 7) != 0)   /* ours, only to switch curl's off */
             calm_log(CALM_LOG_TRACE, "> %s", h->data);
-    if (r->sent.len) calm_log_write(CALM_LOG_TRACE, r->sent.data, r->sent.len);
+    /* each block redacted whole (a PEM spans lines), then every line marked */
+    if (r->sent.len) calm_log_write_each(CALM_LOG_TRACE, "> ", r->sent.data, r->sent.len);
     calm_log(CALM_LOG_TRACE, "< HTTP %ld", status);
-    if (r->head.len) calm_log_write(CALM_LOG_TRACE, r->head.data, r->head.len);
-    if (r->body.len) calm_log_write(CALM_LOG_TRACE, r->body.data, r->body.len);
+    if (head) calm_log_write_each(CALM_LOG_TRACE, "< ", r->head.data, head);
+    if (r->body.len) calm_log_write_each(CALM_LOG_TRACE, "< ", r->body.data, r->body.len);
 }
 
 /* An answer refused for its headers or its speed: pushes nil, message, code

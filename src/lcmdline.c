@@ -4,7 +4,8 @@
  *
  *   cmdline.globals  -> { {name=, short=, arg=, flag=, seconds=, leading=, help=}, ... }
  *   cmdline.commands -> { {name=, summary=, options={...} | nil, names_command=}, ... }
- *   cmdline.suggest(word, {candidates}) -> the one a typo could have meant, or nil */
+ *   cmdline.suggest(word, {candidates}) -> the one a typo could have meant, or nil
+ *   cmdline.duration("10m") -> 600 | nil (90, 90s, 10m, 1h, 7d) */
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -83,6 +84,16 @@ static int cmdline_suggest(lua_State *L)
     return 1;
 }
 
+/* cmdline.duration(s) -> seconds | nil: 90, 90s, 10m, 1h, 7d (the grammar
+ * --timeout has in main.c, so every duration option reads alike). */
+static int cmdline_duration(lua_State *L)
+{
+    double v;
+    if (calm_parse_duration(luaL_checkstring(L, 1), &v) != 0) return 0;
+    lua_pushnumber(L, v);
+    return 1;
+}
+
 int luaopen_calm_cmdline(lua_State *L)
 {
     luaL_checkversion(L);
@@ -93,5 +104,7 @@ int luaopen_calm_cmdline(lua_State *L)
     lua_setfield(L, -2, "commands");
     lua_pushcfunction(L, cmdline_suggest);
     lua_setfield(L, -2, "suggest");
+    lua_pushcfunction(L, cmdline_duration);
+    lua_setfield(L, -2, "duration");
     return 1;
 }

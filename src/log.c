@@ -127,17 +127,24 @@ static int put_label(calm_buf *line)
 }
 
 /* The message; with a label, each of its lines starts with "[label] " (a
- * multi-line message of a fleet tenant names it on every line). */
-static int put_lines(calm_buf *line, const char *s, size_t n, int one_line)
+ * multi-line message of a fleet tenant names it on every line); with
+ * `every` (a trace block), each line also repeats the level's prefix and it,
+ * so every line of a --trace block reads "trace: < ...". */
+static int put_lines(calm_buf *line, const char *s, size_t n, int one_line, const char *prefix,
+                     const char *every)
 {
     const char *nl;
     int rc = 0;
 
-    while (rc == 0 && label && !one_line && (nl = memchr(s, '\n', n)) != NULL) {
+    while (rc == 0 && (label || every) && !one_line && (nl = memchr(s, '\n', n)) != NULL) {
         size_t k = (size_t)(nl - s) + 1;
         rc = put_clean(line, s, k, 0);
-        if (rc == 0)
+        if (rc == 0 && label)
             rc = put_label(line);
+        if (rc == 0 && every)
+            rc = calm_buf_puts(line, prefix);
+        if (rc == 0 && every)
+            rc = calm_buf_puts(line, every);
         s += k;
         n -= k;
     }
@@ -147,7 +154,7 @@ static int put_lines(calm_buf *line, const char *s, size_t n, int one_line)
 /* Builds [erase] [label] prefix redacted(msg) [newline] and writes it at once. When
  * memory runs out the line is replaced by a fixed notice: unredacted text
  * must never be the fallback. */
-static void emit_line(const char *prefix, const char *msg, size_t n, int progress)
+static void emit_line(const char *prefix, const char *every, const char *msg, size_t n, int progress)
 {
     static const char oom[] = ERASE_LINE "error: (a log line was lost: out of memory)\n";
     size_t skip = progress_shown ? 0 : sizeof ERASE_LINE - 1;
@@ -163,6 +170,8 @@ static void emit_line(const char *prefix, const char *msg, size_t n, int progres
         rc = put_label(&line);
     if (rc == 0)
         rc = calm_buf_puts(&line, prefix);
+    if (rc == 0 && every)
+        rc = calm_buf_puts(&line, every);
     if (rc == 0) {
         size_t len = red.len;
         if (progress) {
@@ -180,7 +189,7 @@ static void emit_line(const char *prefix, const char *msg, size_t n, int progres
             while (len > 0 && red.data[len - 1] == '\n')
                 len--;      /* the caller's newline is ours to add */
         }
-        rc = put_lines(&line, red.data, len, progress);
+        rc = put_lines(&line, red.data, len, progress, prefix, every);
     }
     if (rc == 0 && !progress)
         rc = calm_buf_putc(&line, '\n');
@@ -199,7 +208,16 @@ void calm_log_write(int level, const char *msg, size_t n)
         return;
     if (level < CALM_LOG_ERROR)
         level = CALM_LOG_ERROR;
-    emit_line(prefixes[level], msg, n, 0);
+    emit_line(prefixes[level], NULL, msg, n, 0);
+}
+
+void calm_log_write_each(int level, const char *lead, const char *msg, size_t n)
+{
+    if (level > log_level)
+        return;
+    if (level < CALM_LOG_ERROR)
+        level = CALM_LOG_ERROR;
+    emit_line(prefixes[level], lead, msg, n, 0);
 }
 
 void calm_log(int level, const char *fmt, ...)
@@ -256,7 +274,7 @@ void calm_log_progress(const char *msg, size_t n)
         /* A line left without its newline would run into the shell prompt. */
         if (!erase_at_exit)
             erase_at_exit = atexit(calm_log_progress_done) == 0;
-        emit_line("", msg, n, 1);
+        emit_line("", NULL, msg, n, 1);
         return;
     }
     /* A poll loop reports the same state every few seconds: one line is

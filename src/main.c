@@ -35,7 +35,7 @@ static void usage(FILE *out)
     const struct calm_option *o;
     fputs(USAGE, out);
     for (c = calm_commands; c->name; c++)
-        if (!c->options) fprintf(out, "  %-8s %s\n", c->name, c->summary);
+        if (!c->options) fprintf(out, "  %-10s %s\n", c->name, c->summary);
     calm_print_user_commands(out);
     fputs("\nglobal options (before or after the command):\n", out);
     for (o = calm_globals; o->name; o++) {
@@ -86,13 +86,12 @@ static void harden(void)
 
 static const char *const CA_VARS[] = { "CALMBIND_CACERT", "SSL_CERT_FILE", "CURL_CA_BUNDLE", NULL };
 
-/* --timeout's value: seconds, > 0 and at most a week. */
+/* --timeout's value: a duration (calm_parse_duration), > 0, at most a week. */
 static int set_timeout(const char *v, struct calm_host_opts *o)
 {
-    char *end;
-    double t = strtod(v, &end);
-    if (*end || !(t > 0) || t > 86400 * 7) {
-        calm_log(CALM_LOG_ERROR, "--timeout: '%s' is not a number of seconds (> 0)", v);
+    double t;
+    if (calm_parse_duration(v, &t) != 0 || !(t > 0) || t > 86400 * 7) {
+        calm_log(CALM_LOG_ERROR, "--timeout: '%s' is not a duration (> 0, at most 7d): 90, 90s, 10m, 1h, 7d", v);
         return -1;
     }
     o->timeout = t;
@@ -104,13 +103,13 @@ static int set_timeout(const char *v, struct calm_host_opts *o)
  * last without its value is left to that parser to report. */
 static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
 {
-    int i, used;
+    int i, used, verbose_asked = 0;
     for (i = 1; i < argc; i += used) {
         const char *v;
         if (strcmp(argv[i], "--") == 0) break;
         switch (calm_cmdline_match(calm_globals, argc, argv, i, &v, &used)) {
         case CALM_G_VERBOSE:
-            o->verbose = 1;
+            o->verbose = verbose_asked = 1;
             if (calm_log_level() < CALM_LOG_DEBUG) calm_log_set_level(CALM_LOG_DEBUG);
             break;
         case CALM_G_TRACE:
@@ -128,6 +127,11 @@ static int scan_globals(int argc, char **argv, struct calm_host_opts *o)
         case CALM_G_CACERT: o->cacert = v; break;
         default: break;
         }
+    }
+    if (verbose_asked && o->quiet) {
+        calm_log(CALM_LOG_ERROR, "-v (--verbose) and -q (--quiet) contradict each other: more logging, and "
+                 "errors only; give one");
+        return -1;
     }
     if (o->record && o->replay) {
         calm_log(CALM_LOG_ERROR, "--record and --replay go one at a time");
@@ -174,12 +178,14 @@ static int run(int given, char **given_argv, int argc, char **args)
 
 int main(int argc, char **argv)
 {
+    char **given = calm_cmdline_split_shorts(&argc, argv);     /* -vq: -v -q */
     char **args = calloc((size_t)argc + 1, sizeof *args);
     int n, status = CALM_EXIT_USAGE;
     harden();
-    if (args && (n = calm_cmdline_normalise(argc, argv, args)) >= 0)
-        status = run(argc, argv, n, args);
+    if (args && (n = calm_cmdline_normalise(argc, given, args)) >= 0)
+        status = run(argc, given, n, args);
     free(args);
+    if (given != argv) free(given);
     calm_redact_clear();
     return status;
 }

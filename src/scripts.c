@@ -281,7 +281,7 @@ void calm_print_user_commands(FILE *out)
             snprintf(name, sizeof name, "%.*s", (int)(n - 13), rel + 9);
             summary_of(path, name, summary, sizeof summary);
             if (!any++) fputs("\nyour commands (CALMBIND_PATH, $XDG_CONFIG_HOME/calmbind/scripts):\n", out);
-            fprintf(out, "  %-8s %s%s(%s%s)\n", name, summary, *summary ? " " : "", path,
+            fprintf(out, "  %-10s %s%s(%s%s)\n", name, summary, *summary ? " " : "", path,
                     calm_find_embedded(rel) ? ", overrides the built-in command" : "");
         }
         free(s.v[i]);

@@ -33,6 +33,10 @@ install -m 0644 debian/copyright "$DOC/copyright"
 gzip -9nc debian/changelog > "$DOC/changelog.gz"
 install -m 0644 README.md "$DOC/README.md"
 install -m 0644 docs/*.md "$DOC/docs/"
+# the examples docs/lua-api.md tells admins to copy (a policy, a command)
+(cd examples && find . -type f -name '*.lua' -print) | sort | while read -r f; do
+    install -D -m 0644 "examples/$f" "$DOC/examples/$f"
+done
 
 # Depends from the libraries the binary links to, the Debian way (DEBIAN/
 # marks the package root for dpkg-shlibdeps)

@@ -1,6 +1,6 @@
 -- calmbind completion bash|zsh: prints the shell completion script, generated
--- from the same option specs the parser uses (calm.lib.completion). Not listed in
--- help: `make install` runs it to install the completion files.
+-- from the same option specs the parser uses (calm.lib.completion); listed in
+-- help, and `make install` runs it to install the completion files.
 local cli = require "calm.lib.cli"
 
 local spec = {

@@ -13,7 +13,7 @@ local spec = {
   summary = "Convert a service key file to another format.",
   options = {
     format = { arg = "F", choices = key_util.FORMATS, default = "json",
-               help = "json (bare key), alm-setup (/SDF/ALM_SETUP fields), env (sh exports), vcap (VCAP_SERVICES)" },
+               help = "json (bare key), alm-setup (/SDF/ALM_SETUP fields), env (sh exports), dotenv (lines for docker --env-file and $GITHUB_ENV), vcap (VCAP_SERVICES)" },
     out = { arg = "FILE", help = "write there (mode 0600, atomic) instead of stdout" },
     ["show-secrets"] = { flag = true, allow_secret_name = true,
                          help = "allow printing the secret to a terminal" },

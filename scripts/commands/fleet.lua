@@ -19,7 +19,7 @@ local function spec()
       shard = { arg = "K/N", help = "run only shard K of N (stable by tenant name; for CI matrix jobs)" },
       report = { arg = "FILE", help = "write the fleet report (JSON, no secrets) there" },
       format = { arg = "F", choices = key_util.FORMATS, default = "json", help = "format of each key file" },
-      ["tenant-timeout"] = { arg = "S", number = true, min_exclusive = 0,
+      ["tenant-timeout"] = { arg = "DURATION", duration = true, min_exclusive = 0,
         help = "deadline of each tenant's run (default: the run's --timeout)" },
       -- defaults for every tenant (a tenant's own field wins)
       ["sm-key"] = { arg = "FILE", help = "default sm_key" },

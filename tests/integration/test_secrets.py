@@ -200,7 +200,7 @@ def test_get_outputs():
         # -v --trace, --report, --out: nothing but the key file may hold a secret
         r = Run(fake, get_args(fake, "-v", "--trace", "--out", "@OUT@/key.json", "--report", "@WORK@/report.json"))
         S.eq("get -v --trace --out: exit 0", r.rc, 0)
-        S.check("get -v --trace: trace shows the HTTP exchanges", "trace: >" in r.err and "trace: {" in r.err,
+        S.check("get -v --trace: trace shows the HTTP exchanges", "trace: >" in r.err and "trace: < {" in r.err,
                 r.err[:300])
         S.check("get -v --trace: report written", os.path.exists(os.path.join(r.work, "report.json")), "")
         key_file = os.path.join(r.outdir, "key.json")

@@ -82,8 +82,14 @@ local function env_pairs(k)
 end
 M.env_pairs = env_pairs
 
+-- The key's source for a comment line: as it reads ("binding 'x'"), only
+-- control characters (a line break would end the comment) made "?".
+local function comment_source(k)
+  return (tostring(k.source):gsub("%c", "?"))
+end
+
 local function fmt_env(k)
-  local out = { "# SAP Cloud ALM API key (" .. k.source:gsub("[^%w %./_%-]", "?") .. "); POSIX sh: . this file" }
+  local out = { "# SAP Cloud ALM API key (" .. comment_source(k) .. "); POSIX sh: . this file" }
   for _, p in ipairs(env_pairs(k)) do
     if p[2]:find("\0", 1, true) then
       return nil, k.source .. ": the value for " .. p[1] .. " contains a NUL character, which no shell variable can hold", "INPUT"
@@ -103,6 +109,23 @@ local X509_ACTIVATE = {
   "# key need not reach the managed system. Older releases: update ST-PI.",
   "",
 }
+
+-- KEY=value lines as `docker run --env-file`, GitHub Actions' $GITHUB_ENV
+-- and compose's env_file read them: the value is taken literally to the end
+-- of the line, no quotes, so a value with a line break or another control
+-- character cannot be carried and is refused, naming the variable.
+local function fmt_dotenv(k)
+  local out = { "# SAP Cloud ALM API key (" .. comment_source(k) .. "); docker --env-file, $GITHUB_ENV" }
+  for _, p in ipairs(env_pairs(k)) do
+    if p[2]:find("[%c]") then
+      local what = p[2]:find("[\r\n]") and "a line break" or "a control character"
+      return nil, string.format("%s: the value for %s holds %s, which a KEY=value line (docker --env-file, "
+        .. "$GITHUB_ENV) cannot carry; use --format env (sh quoting) or json", k.source, p[1], what), "INPUT"
+    end
+    out[#out + 1] = p[1] .. "=" .. p[2]
+  end
+  return table.concat(out, "\n") .. "\n"
+end
 
 local X509_SETUP = {
   "",
@@ -154,15 +177,16 @@ local function fmt_alm_setup(k)
   return table.concat(out, "\n") .. "\n"
 end
 
-local FORMATTERS = { json = fmt_json, vcap = fmt_vcap, env = fmt_env, ["alm-setup"] = fmt_alm_setup }
+local FORMATTERS = { json = fmt_json, vcap = fmt_vcap, env = fmt_env, dotenv = fmt_dotenv,
+  ["alm-setup"] = fmt_alm_setup }
 
 -- key.format(k, fmt [, opts]) -> text | nil, message, code
--- fmt: json | alm-setup | env | vcap. opts.name: the VCAP entry name.
+-- fmt: json | alm-setup | env | dotenv | vcap. opts.name: the VCAP entry name.
 -- Refuses ("INPUT") a key that fails the structural checks.
 function M.format(k, fmt, opts)
   local f = FORMATTERS[fmt]
   if not f then
-    return nil, "unknown format '" .. shown(fmt) .. "' (json, alm-setup, env or vcap)", "USAGE"
+    return nil, "unknown format '" .. shown(fmt) .. "' (json, alm-setup, env, dotenv or vcap)", "USAGE"
   end
   local res, msg, code = exportable(k)
   if not res then return nil, msg, code end

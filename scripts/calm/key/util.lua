@@ -11,7 +11,7 @@ M.WRAPPER_TEXT = {
 }
 
 M.LABEL = "SAPCloudALMAPIs"
-M.FORMATS = { "json", "alm-setup", "env", "vcap" }
+M.FORMATS = { "json", "alm-setup", "env", "dotenv", "vcap" }
 M.SECRET_FIELDS = { "clientsecret", "key", "certificate" }
 
 local DEPLOYMENT_SCOPES = { "imp-cdm-feature-display-ui", "imp-cdm-feature-manage-ui" }

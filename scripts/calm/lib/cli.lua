@@ -30,8 +30,8 @@ local M = {}
 local GLOBAL, GLOBAL_ORDER = {}, {}
 for _, o in ipairs(cmdline.globals) do
   if not o.leading then
-    GLOBAL[o.name] = { arg = o.arg, flag = o.flag, short = o.short, help = o.help,
-                       number = o.seconds, min_exclusive = o.seconds and 0 or nil }
+    GLOBAL[o.name] = { arg = o.seconds and "DURATION" or o.arg, flag = o.flag, short = o.short, help = o.help,
+                       duration = o.seconds, min_exclusive = o.seconds and 0 or nil }
     GLOBAL_ORDER[#GLOBAL_ORDER + 1] = o.name
   end
 end
@@ -91,8 +91,28 @@ local function parse_number(s)
   return tonumber(s)
 end
 
+-- cli.duration(s) -> seconds | nil: 90 (seconds), 90s, 10m, 1h, 7d; the
+-- one grammar of every duration (--timeout, --tenant-timeout, an inventory's
+-- timeout), shared with the host's --timeout (src/cmdline.c).
+function M.duration(s)
+  if type(s) == "number" then return s end
+  if type(s) ~= "string" then return nil end
+  return cmdline.duration(s)
+end
+M.DURATION_HELP = "90, 90s, 10m, 1h or 7d"
+
 -- Checks and converts one value; `label` is "--name" or "NAME (env)".
 local function convert(def, label, value)
+  if def.duration then
+    local n = M.duration(value)
+    if not n then
+      return nil, string.format("%s needs a duration (%s), got '%s'", label, M.DURATION_HELP, value)
+    end
+    if def.min_exclusive and not (n > def.min_exclusive) then
+      return nil, string.format("%s must be longer than %s s", label, def.min_exclusive)
+    end
+    return n
+  end
   if def.number then
     local n = parse_number(value)
     if not n then
@@ -309,7 +329,7 @@ function M.from_table(values, spec, label)
     if def.flag then
       if type(v) ~= "boolean" then return usage_error(spec, l .. " must be true or false") end
     else
-      if type(v) == "number" and def.number then v = tostring(v) end
+      if type(v) == "number" and (def.number or def.duration) then v = tostring(v) end
       if type(v) ~= "string" then return usage_error(spec, l .. " must be a string") end
       local c, msg = convert(def, l, v)
       if c == nil then return usage_error(spec, msg) end

@@ -13,14 +13,14 @@ local M = {}
 
 -- Every field an inventory may hold, and its kind: "path" (made relative to
 -- the inventory file), "flag" (true/false), "string" (checked by the command's
--- option rules later), "number".
+-- option rules later), "duration" (seconds: 90, 90s, 10m, 1h, 7d).
 M.FIELDS = {
   name = "string", sm_key = "path", cis_key = "path", cis_key2 = "path", subaccount = "string",
   provisioned = "string", scenario = "string", instance_name = "string",
   binding_name = "string", runtime = "string", cf_api = "string", cf_space = "string",
   credential_type = "string", cacert = "path", verify = "flag", no_verify = "flag", out = "path",
   update_instance = "string", x509_validity = "string",
-  key = "path", delete_old = "flag", timeout = "number",
+  key = "path", delete_old = "flag", timeout = "duration",
   -- the tenant's policy: a policy.lua file, or a directory holding one
   -- (calm.policy.load); without it, the override directories' policy.lua
   policy = "path",
@@ -204,9 +204,12 @@ local function normalise(t, dir)
           v = b
         end
         if type(v) ~= "boolean" then return nil, string.format("%s: %s must be true or false", where, k) end
-      elseif kind == "number" then
-        local n = type(v) == "number" and v or (type(v) == "string" and v:match("^%d+%.?%d*$") and tonumber(v))
-        if not n or n <= 0 then return nil, string.format("%s: %s must be a number of seconds > 0", where, k) end
+      elseif kind == "duration" then
+        local cli = require "calm.lib.cli"
+        local n = cli.duration(v)
+        if not n or n <= 0 then
+          return nil, string.format("%s: %s must be a duration > 0 (%s)", where, k, cli.DURATION_HELP)
+        end
         v = n
       else
         if type(v) ~= "string" then return nil, string.format("%s: %s must be a string", where, k) end

@@ -12,7 +12,7 @@
 local M = {}
 
 -- Key file extension per --format.
-M.EXT = { json = "json", vcap = "json", env = "env", ["alm-setup"] = "txt" }
+M.EXT = { json = "json", vcap = "json", env = "env", dotenv = "env", ["alm-setup"] = "txt" }
 
 -- Fields that are not options of the command itself.
 local NOT_OPTION = { name = true, key = true, timeout = true, out = true, where = true, policy = true }

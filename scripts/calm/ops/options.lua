@@ -59,7 +59,7 @@ function M.spec(command)
   if get then
     spec.options.out = { arg = "FILE", help = "write the key there (mode 0600, atomic) instead of stdout" }
     spec.options.format = { arg = "F", choices = key_util.FORMATS or { "json", "alm-setup", "env", "vcap" },
-      default = "json", help = "json (bare key), alm-setup, env, vcap" }
+      default = "json", help = "json (bare key), alm-setup, env (sh), dotenv (docker --env-file, $GITHUB_ENV), vcap" }
     spec.options["no-verify"] = { flag = true,
       help = "write the key without checking it live first (token, scopes, zone)" }
     spec.options.verify = { flag = true, help = "the default: verify the key before writing it" }
