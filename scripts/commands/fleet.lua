@@ -1,29 +1,37 @@
--- calmbind fleet: run get (or verify, rotate) for every tenant of an inventory, concurrently, in one process.
+-- calmbind fleet: run get (or plan, verify, rotate) for every tenant of an inventory, concurrently, in one process.
 -- INVENTORY is JSON {"defaults": {...}, "tenants": [...]} or CSV with a header
 -- row; fields are the long option names with "_" (calm.ops.fleet_inventory).
--- Exit: 0 every tenant succeeded; 2 bad inventory or options (before any
--- request); otherwise 1. Each tenant's own exit is in the summary and report.
+-- Exit: 0 every tenant succeeded; 2 a malformed inventory or bad fleet
+-- options (before any request); 7 plan --detailed-exitcode: no tenant
+-- failed and some would change; otherwise 1. A tenant whose own options or
+-- key files are wrong gets its own row (exit 2) and the others run. Each
+-- tenant's own exit is in the summary and report.
 local cli = require "calm.lib.cli"
 
 local function spec()
   local key_util = require "calm.key.util"
   return {
     command = "fleet",
-    summary = "Run get (or verify, rotate) for every tenant of an inventory, concurrently, in one process.",
+    summary = "Run get (or plan, verify, rotate) for every tenant of an inventory, concurrently, in one process.",
     options = {
-      command = { arg = "C", choices = { "get", "verify", "rotate" }, default = "get",
+      command = { arg = "C", choices = { "get", "plan", "verify", "rotate" }, default = "get",
         help = "what to run for each tenant" },
-      ["out-dir"] = { arg = "DIR", help = "write each tenant's key to DIR/<name>.json (or the --format's extension)" },
+      ["out-dir"] = { arg = "DIR", help = "write each tenant's key to DIR/<name>.json (or the --format's extension); "
+        .. "created (0700) when missing" },
       jobs = { arg = "N", number = true, integer = true, min = 1, max = 100000, default = 8,
         help = "tenants in flight at once" },
       shard = { arg = "K/N", help = "run only shard K of N (stable by tenant name; for CI matrix jobs)" },
+      only = { arg = "NAME[,NAME]", help = "run only these tenants of the inventory" },
       report = { arg = "FILE", help = "write the fleet report (JSON, no secrets) there" },
       format = { arg = "F", choices = key_util.FORMATS, default = "json", help = "format of each key file" },
       ["tenant-timeout"] = { arg = "DURATION", duration = true, min_exclusive = 0,
         help = "deadline of each tenant's run (default: the run's --timeout)" },
+      ["detailed-exitcode"] = { flag = true,
+        help = "plan: a tenant that would change exits 7, and so does fleet when none failed" },
       -- defaults for every tenant (a tenant's own field wins)
       ["sm-key"] = { arg = "FILE", help = "default sm_key" },
       ["cis-key"] = { arg = "FILE", help = "default cis_key" },
+      ["cis-key2"] = { arg = "FILE", help = "default cis_key2" },
       subaccount = { arg = "GUID", help = "default subaccount" },
       provisioned = { arg = "DATE", help = "default provisioned (YYYY-MM-DD or auto)" },
       scenario = { arg = "S", choices = { "deployment", "monitoring" }, help = "default scenario" },
@@ -42,7 +50,7 @@ local function spec()
   }
 end
 
-local DEFAULT_FIELDS = { "sm-key", "cis-key", "subaccount", "provisioned", "scenario", "instance-name",
+local DEFAULT_FIELDS = { "sm-key", "cis-key", "cis-key2", "subaccount", "provisioned", "scenario", "instance-name",
   "binding-name", "runtime", "cf-api", "cf-space", "credential-type", "no-verify", "update-instance",
   "x509-validity", "delete-old", "cacert" }
 
@@ -56,6 +64,13 @@ local function check_options(opts)
   if dir and (opts.command == "verify" or fs.exists(dir)) and not fs.exists(dir .. "/.") then
     return nil, "--out-dir " .. dir .. ": " .. (fs.exists(dir) and "not a directory" or "does not exist"), "USAGE"
   end
+  if opts["detailed-exitcode"] and opts.command ~= "plan" then
+    return nil, "--detailed-exitcode is for --command plan", "USAGE"
+  end
+  if opts.shard then
+    local ok, msg, code = require("calm.ops.fleet_inventory").parse_shard(opts.shard)
+    if not ok then return nil, msg, code end
+  end
   if opts.report and not require("calm.ops.report").is_std(opts.report) then
     local ok, msg, code = input.check_output("--report", opts.report)
     if not ok then return nil, msg, code end
@@ -63,8 +78,32 @@ local function check_options(opts)
   return true
 end
 
--- Judges every tenant of the inventory (not only this shard: every matrix
--- job refuses a bad inventory alike). Returns the shard's tenants.
+-- --only NAME[,NAME]: the named tenants, each of which must be in the
+-- inventory. Returns the tenants | nil, msg, "USAGE".
+local function only(tenants, list)
+  local want, names = {}, {}
+  for _, t in ipairs(tenants) do names[#names + 1] = t.name end
+  local by = {}
+  for _, t in ipairs(tenants) do by[t.name] = true end
+  for name in (list .. ","):gmatch("([^,]*),") do
+    name = name:match("^%s*(.-)%s*$")
+    if name == "" then return nil, "--only: an empty name in '" .. list .. "'", "USAGE" end
+    if not by[name] then
+      local near = cli.suggest(name, names)
+      return nil, string.format("--only: no tenant '%s' in the inventory%s", name,
+        near and (" (did you mean " .. near .. "?)") or ""), "USAGE"
+    end
+    want[name] = true
+  end
+  local out = {}
+  for _, t in ipairs(tenants) do if want[t.name] then out[#out + 1] = t end end
+  return out
+end
+
+-- Judges the inventory: a malformed one (its shape, names, fields, two
+-- tenants writing one key file) stops the run before any request, in every
+-- shard alike. Returns the tenants to run (--only, --shard) and the context
+-- their options are made in.
 local function prepare(opts, inv_path)
   local inventory = require "calm.ops.fleet_inventory"
   local tenant = require "calm.ops.fleet_tenant"
@@ -75,27 +114,45 @@ local function prepare(opts, inv_path)
     if opts[k] ~= nil then given[(k:gsub("%-", "_"))] = opts[k] end
   end
   local ctx = { command = opts.command, defaults = inv.defaults, given = given,
-    out_dir = opts["out-dir"], format = opts.format }
+    out_dir = opts["out-dir"], format = opts.format, tenant_timeout = opts["tenant-timeout"] }
   local outs = {}
   for _, t in ipairs(inv.tenants) do
-    local o
-    o, msg, code = tenant.options(t, ctx)
-    if not o then return nil, msg, code end
-    if opts.command ~= "verify" then
-      if outs[o.out] then
-        return nil, string.format("%s (tenant '%s'): key file %s is also tenant '%s''s", t.where, t.name, o.out,
-          outs[o.out]), "INPUT"
+    local out = tenant.key_file(t, ctx)
+    if out and opts.command ~= "verify" and opts.command ~= "plan" then
+      if outs[out] then
+        return nil, string.format("%s (tenant '%s'): key file %s is also tenant '%s''s", t.where, t.name, out,
+          outs[out]), "INPUT"
       end
-      outs[o.out] = t.name
+      outs[out] = t.name
     end
-    t.opts = o
   end
   local tenants = inv.tenants
-  if opts.shard then
-    local k, n = inventory.parse_shard(opts.shard)
-    tenants = inventory.shard(tenants, k, n)
+  if opts.only then
+    tenants, msg, code = only(tenants, opts.only)
+    if not tenants then return nil, msg, code end
   end
-  return tenants
+  if opts.shard then tenants = inventory.shard(tenants, inventory.parse_shard(opts.shard)) end
+  return tenants, ctx
+end
+
+-- Each tenant's options, judged before any request; a tenant whose own
+-- options or key files are wrong keeps its message for its row.
+local function judge(tenants, ctx)
+  local tenant = require "calm.ops.fleet_tenant"
+  for _, t in ipairs(tenants) do
+    local o, msg, code = tenant.options(t, ctx)
+    if o then t.opts = o else t.opts, t.error = {}, { msg, code } end
+  end
+end
+
+-- The exit of the whole run: 1 when a tenant failed; for plan with
+-- --detailed-exitcode 7 when one would change; else 0.
+local function fleet_exit(results, opts)
+  local changes = false
+  for _, r in ipairs(results) do
+    if r.exit == 7 then changes = true elseif r.exit ~= 0 then return 1 end
+  end
+  return changes and opts["detailed-exitcode"] and 7 or 0
 end
 
 -- Returns the command and its option spec (for help and shell completion).
@@ -106,41 +163,37 @@ return function(args)
   local fleet = require "calm.ops.fleet"
   local fs = require "calm.fs"
   local task = require "calm.task"
-  local ok, msg
-  if opts.shard then
-    ok, msg, code = require("calm.ops.fleet_inventory").parse_shard(opts.shard)
-    if not ok then return nil, msg, code end
-  end
-  ok, msg, code = check_options(opts)
-  if not ok then return nil, msg, code end
+  local ok, msg, ocode = check_options(opts)
+  if not ok then return nil, msg, ocode end
+  local tenants, ctx, pcode = prepare(opts, pos[1])
+  if not tenants then return nil, ctx, pcode end
   local dir = opts["out-dir"]
-  if dir and opts.command ~= "verify" then
-    ok, msg = fs.mkdirs(dir)
-    if ok then ok, msg = fs.probe_dir(dir) end
-    if not ok then return nil, "--out-dir " .. dir .. ": " .. tostring(msg), "USAGE" end
+  -- made once the inventory is known to be sound, so a bad one leaves nothing behind
+  if dir and opts.command ~= "verify" and opts.command ~= "plan" then
+    local made, mmsg = fs.mkdirs(dir)
+    if made then made, mmsg = fs.probe_dir(dir) end
+    if not made then return nil, "--out-dir " .. dir .. ": " .. tostring(mmsg), "USAGE" end
   end
-  local tenants, pmsg, pcode = prepare(opts, pos[1])
-  if not tenants then return nil, pmsg, pcode end
+  judge(tenants, ctx)
   local started = task.now()
   if #tenants == 0 then
     require("calm.log").info("fleet: shard %s holds no tenant of %s", tostring(opts.shard), pos[1])
   end
-  local results = fleet.run(tenants, { command = opts.command, jobs = opts.jobs, tty = fs.isatty("stderr") })
-  -- with --report - the report is standard output's, the table goes to stderr
+  local results = fleet.run(tenants, { command = opts.command, jobs = opts.jobs, tty = fs.isatty("stderr"),
+    detailed = opts["detailed-exitcode"] })
+  -- with --report - the report is standard output's, the plans and the table go to stderr
   local table_to = opts.report == "-" and io.stderr or io.stdout
+  if opts.command == "plan" then table_to:write(fleet.plans(results)) end
   table_to:write(fleet.summary(results, "fleet " .. opts.command))
   table_to:flush()
   local report_ok = true
   if opts.report then
     local w, wmsg = require("calm.ops.report").write(opts.report, fleet.report(results, { command = opts.command,
-      inventory = pos[1], shard = opts.shard, seconds = task.now() - started }))
+      inventory = pos[1], shard = opts.shard, only = opts.only, seconds = task.now() - started }))
     if not w then require("calm.log").error("%s", wmsg) end
     report_ok = w
   end
   if opts.command == "rotate" then fleet.after_rotation(results, opts.report) end
   if not report_ok then return 1 end
-  for _, r in ipairs(results) do
-    if r.exit ~= 0 then return 1 end
-  end
-  return 0
+  return fleet_exit(results, opts)
 end, spec()

@@ -119,6 +119,12 @@ with FakeBTP(tenants=5, presets=PRESETS) as fake:
             and "entitled" in t["manual"]["error"] and t["unreachable"]["error"]
             and "deadline" in t["slow"]["error"], {n: t[n].get("error") for n in t})
     S.eq("the report's summary", doc["summary"]["ok"], 3)
+    manual = t["manual"]["error"].splitlines()
+    rows = out.splitlines()
+    at = [i for i, l in enumerate(rows) if l.startswith("manual ")]
+    S.check("the manual step keeps its lines in the report and the table (not joined with '; ')",
+            len(manual) > 1 and at and all(rows[at[0] + i].strip() == manual[i].strip() for i in range(1, len(manual)))
+            and ".; " not in out, (manual, rows[at[0]:at[0] + len(manual)] if at else out))
     S.check("the before tenant's actions show the entitlement, instance and binding it created",
             [a["action"] for a in t["before"]["actions"]].count("create") >= 2, t["before"]["actions"])
     files = sorted(os.listdir(out_dir))
@@ -202,23 +208,33 @@ with FakeBTP(tenants=5, presets=PRESETS) as fake:
                 (rc, err[-300:], total_requests(fakes) - n))
 
     good = {"name": "ok", "sm_key": fa.sm_key_path}
-    bad("missing key file", {"tenants": [good, {"name": "x", "sm_key": "nope.json"}]}, expect="tenant 'x'")
     bad("duplicate name", {"tenants": [good, dict(good)]}, expect="used twice")
     bad("unknown field", {"tenants": [good, {"name": "y", "sm_key": fa.sm_key_path, "sm-key": "z"}]},
         expect="unknown field 'sm-key'")
     bad("unknown field in defaults", {"defaults": {"colour": "red"}, "tenants": [good]}, expect="colour")
     bad("no name", {"tenants": [good, {"sm_key": fa.sm_key_path}]}, expect="no name")
     bad("name with a slash", {"tenants": [{"name": "../x", "sm_key": fa.sm_key_path}]}, expect="name")
-    bad("bad scenario", {"tenants": [dict(good, scenario="both")]}, expect="scenario")
-    bad("a cis key as sm_key", {"tenants": [dict(good, sm_key=fb.cis_key_path)]}, expect="tenant 'ok'")
     bad("not JSON", "{\"tenants\": [", expect="inventory")
     bad("no tenants", {"tenants": []}, expect="no tenants")
     bad("CSV: unknown column", "name,sm_key,colour\nok,%s,red\n" % fa.sm_key_path, "csv", expect="colour")
+    bad("CSV: misspelt column", "name,sm_kye\nok,%s\n" % fa.sm_key_path, "csv",
+        expect="unknown field 'sm_kye' (did you mean sm_key?)")
+    bad("two tenants, one key file", {"tenants": [good, dict(good, name="o2", out=os.path.join(TMP, "bad-out",
+        "ok.json"))]}, expect="is also tenant 'ok''s")
     bad("CSV: short row", "name,sm_key\nok,%s\nx\n" % fa.sm_key_path, "csv", expect="line 3")
     bad("CSV: open quote", "name,sm_key\n\"ok,%s\n" % fa.sm_key_path, "csv", expect="not closed")
     bad("CSV: duplicate name", "name,sm_key\nok,%s\nok,%s\n" % (fa.sm_key_path, fa.sm_key_path), "csv",
         expect="used twice")
     bad("--shard 3/2", {"tenants": [good]}, args=("--shard", "3/2"), expect="--shard")
+
+    # a tenant's own bad value or key file is its own row (exit 2, the field named); the others run
+    p = write_json(os.path.join(TMP, "own.json"), {"tenants": [good, dict(good, name="odd", scenario="both"),
+                                                               dict(good, name="cis", sm_key=fb.cis_key_path)]})
+    rc, out, err, doc = fleet(p, "--out-dir", fresh_dir("own"))
+    t = by_name(doc)
+    S.check("a tenant's bad value or wrong key: its own row (exit 2, field named), the others run",
+            rc == 1 and t["ok"]["exit"] == 0 and t["odd"]["exit"] == 2 and "scenario must be one of" in t["odd"]["error"]
+            and t["cis"]["exit"] == 2 and "sm_key " + fb.cis_key_path in t["cis"]["error"], (rc, doc and doc["tenants"]))
 
     # messages name the value as the user wrote it: the tenant's field, the field of the
     # inventory's defaults, or fleet's own option (not a field name made from an option)
@@ -335,5 +351,119 @@ with FakeBTP(tenants=80, latency_ms=1500) as crowd:
     # fake: a handler still finishing an answer while the next request of that tenant arrives
     S.check("... with more than --jobs requests at the fake at once, 4 x --jobs at most", 96 < most <= 336,
             "most in flight: %d" % most)
+
+
+# whole-fleet accounting: 30 tenants, of which 5 have broken key files, 3 are refused and 2
+# hang past --tenant-timeout: every tenant has its row in the table and the report, the
+# others run; --out-dir is created (0700, parents too)
+with FakeBTP(tenants=22, presets=["after-2023-10-16", "mid-2023"]) as fake:
+    kdir = fresh_dir("acct-keys")
+    rows = [{"name": "ok-%02d" % i, "sm_key": t.sm_key_path} for i, t in enumerate(fake.tenants[:20])]
+    for i, t in enumerate(fake.tenants[20:]):
+        fake.fault(method="GET", path=r"^/v1/service_", action="delay", delay_ms=15000, count=-1, tenant=t.name)
+        rows.append({"name": "hang-%d" % i, "sm_key": t.sm_key_path})
+    for i in range(3):
+        k = fake.tenants[i].sm_key()
+        k["clientsecret"] += "-wrong"
+        rows.append({"name": "refused-%d" % i, "sm_key": write_json(os.path.join(kdir, "refused-%d.json" % i), k)})
+    os.makedirs(os.path.join(kdir, "a-directory.json"))
+    with open(os.path.join(kdir, "truncated.json"), "w") as f:
+        f.write(json.dumps(fake.tenants[0].sm_key())[:40])
+    with open(os.path.join(kdir, "empty.json"), "w") as f:
+        pass
+    broken = {"missing": os.path.join(kdir, "missing.json"), "unreadable": os.path.join(kdir, "a-directory.json"),
+              "truncated": os.path.join(kdir, "truncated.json"), "empty": os.path.join(kdir, "empty.json"),
+              "cis-as-sm": fake.tenants[0].cis_key_path}
+    rows += [{"name": "broken-" + n, "sm_key": p} for n, p in broken.items()]
+    rows = rows[::3] + rows[1::3] + rows[2::3]     # broken, refused and hanging ones among the others
+    inv = os.path.join(TMP, "acct.csv")
+    with open(inv, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "sm_key"])
+        for r in rows:
+            w.writerow([r["name"], r["sm_key"]])
+    out_dir = os.path.join(TMP, "acct-new", "out", "keys")
+    shutil.rmtree(os.path.join(TMP, "acct-new"), ignore_errors=True)
+    t0 = time.time()
+    rc, out, err, doc = fleet(inv, "--out-dir", out_dir, "--jobs", "8", "--tenant-timeout", "3")
+    secs = time.time() - t0
+    want = {r["name"]: 0 for r in rows if r["name"].startswith("ok-")}
+    want.update({"hang-0": 5, "hang-1": 5, "refused-0": 3, "refused-1": 3, "refused-2": 3})
+    want.update({"broken-" + n: 2 for n in broken})
+    t = by_name(doc)
+    S.eq("30 tenants, 5 broken key files, 3 refused, 2 hanging: every tenant's exit in the report",
+         {n: x["exit"] for n, x in t.items()}, want)
+    table = {l.split()[0]: l.split()[1] for l in out.splitlines()[1:-1] if l and not l.startswith(" ")}
+    S.eq("... and a row for each in the table", table, {n: str(e) for n, e in want.items()})
+    S.check("... the summary counts all 30", rc == 1 and out.splitlines()[-1] ==
+            "fleet get: 30 tenants, 20 ok, 10 failed (5 input, 3 auth, 2 deadline)"
+            and doc["summary"]["tenants"] == 30 and doc["summary"]["by_exit"] == {"0": 20, "2": 5, "3": 3, "5": 2},
+            (rc, out.splitlines()[-1:], doc and doc["summary"]))
+    bad_rows = {n: t.get("broken-" + n, {}).get("error", "") for n in broken}
+    S.check("... each broken key's row names the field and the file",
+            all("sm_key" in e and broken[n] in e for n, e in bad_rows.items()), bad_rows)
+    S.check("... the hanging tenants stop at their timeout, the run does not wait for them",
+            all("timeout: 3 s" in t["hang-%d" % i]["error"] for i in (0, 1)) and secs < 14, (secs, t.get("hang-0")))
+    S.eq("... a key file for each tenant that succeeded", sorted(os.listdir(out_dir)) if os.path.isdir(out_dir) else [],
+         sorted(n + ".json" for n in want if want[n] == 0))
+    modes = [stat.S_IMODE(os.stat(p).st_mode) for p in (out_dir, os.path.dirname(out_dir),
+                                                         os.path.dirname(os.path.dirname(out_dir)))]
+    S.eq("... --out-dir was created, parents too, each 0700", modes, [0o700] * 3)
+    S.check("... no secret in the output or report", not any(s and s in out + err + json.dumps(doc)
+                                                            for s in fake.issued_secrets()))
+
+    # --command verify after that run: the 10 tenants without a key file get their rows, the 20 verify
+    rc, out, err, doc = fleet(inv, "--command", "verify", "--out-dir", out_dir)
+    t = by_name(doc)
+    S.check("fleet --command verify with 10 key files missing: 20 verified, 10 rows naming the missing file",
+            rc == 1 and sum(x["exit"] == 0 for x in t.values()) == 20 and len(t) == 30
+            and all(x["exit"] == 2 and "--out-dir: key file %s/%s.json does not exist" % (out_dir, n) in x["error"]
+                    for n, x in t.items() if want[n] != 0), (rc, {n: x.get("error") for n, x in t.items()
+                                                                  if x["exit"] != 0}))
+
+    # --only: just those tenants; a name not in the inventory is exit 2 with a "did you mean"
+    n = settled_requests([fake])
+    rc, out, err, doc = fleet(inv, "--out-dir", out_dir, "--only", "ok-03,refused-1")
+    S.check("--only ok-03,refused-1: those two tenants run", rc == 1 and
+            {k: v["exit"] for k, v in by_name(doc).items()} == {"ok-03": 0, "refused-1": 3}, (rc, err[-300:]))
+    n = settled_requests([fake])
+    rc, out, err = run(["fleet", inv, "--out-dir", out_dir, "--only", "ok-03,okk-03"], env=ENV)
+    S.check("--only with a name not in the inventory: exit 2 before any request, did you mean",
+            rc == 2 and "--only: no tenant 'okk-03'" in err and "did you mean ok-03?" in err
+            and total_requests([fake]) == n, (rc, err))
+    # --cis-key2 is a default of every tenant, judged as theirs
+    rc, out, err, doc = fleet(inv, "--out-dir", out_dir, "--only", "ok-04", "--cis-key2", fake.tenants[4].sm_key_path)
+    S.check("--cis-key2 reaches every tenant (a Service Manager key there is refused, named as the option)",
+            rc == 1 and "--cis-key2 " in by_name(doc).get("ok-04", {}).get("error", ""), (rc, doc and doc["tenants"]))
+
+# fleet --command plan: each tenant's plan with --detailed-exitcode semantics per tenant, a
+# summary of how many would change, no mutating request
+with FakeBTP(tenants=3, presets=["after-2023-10-16", "mid-2023", "before-2023-06-12"]) as fake:
+    fa, fm, fb = fake.tenants
+    rc, _, err = run(["get", "--sm-key", fa.sm_key_path, "--out", os.path.join(TMP, "plan-a.json")], env=ENV)
+    inv = write_json(os.path.join(TMP, "plan.json"), {"tenants": [
+        {"name": "done", "sm_key": fa.sm_key_path}, {"name": "todo", "sm_key": fm.sm_key_path},
+        {"name": "manual", "sm_key": fb.sm_key_path}]})
+    alone = {}
+    for name, t in (("done", fa), ("todo", fm), ("manual", fb)):
+        alone[name] = run(["plan", "--sm-key", t.sm_key_path, "--detailed-exitcode"], env=ENV)
+    n = len(fake.mutations())
+    rc, out, err, doc = fleet(inv, "--command", "plan", "--detailed-exitcode")
+    t = by_name(doc)
+    S.eq("fleet --command plan --detailed-exitcode: each tenant exits what its own plan exits",
+         {k: v["exit"] for k, v in t.items()}, {k: v[0] for k, v in alone.items()})
+    S.check("... 7 for the one that would change, 0 for the converged one", alone["todo"][0] == 7
+            and alone["done"][0] == 0 and alone["manual"][0] == 4, {k: v[0] for k, v in alone.items()})
+    S.check("... each tenant's plan on stdout, as plan prints it", all(("== tenant " + k) in out
+            and alone[k][1].strip().splitlines()[0] in out for k in alone), out[:1500])
+    S.check("... a summary of how many would change", "fleet plan: 3 tenants, 1 would change, 1 unchanged, 1 failed"
+            in out and doc["summary"]["changes"] == 1 and t["todo"]["changes"] is True, out.splitlines()[-1:])
+    S.check("... no mutating request", len(fake.mutations()) == n)
+    S.eq("... fleet exits 1 when a tenant failed", rc, 1)
+    rc, out, err, doc = fleet(inv, "--command", "plan", "--detailed-exitcode", "--only", "done,todo")
+    S.eq("... and 7 when none failed and one would change", rc, 7)
+    rc, out, err, doc = fleet(inv, "--command", "plan", "--only", "done,todo")
+    S.check("... without --detailed-exitcode: 0, the change still counted", rc == 0 and
+            by_name(doc)["todo"]["exit"] == 0 and "1 would change" in out, (rc, out[-300:]))
 
 S.done()

@@ -1,9 +1,14 @@
--- calm.ops.fleet: runs one command (get, verify or rotate) for many tenants as
--- concurrent flows in one process, `jobs` tenants in flight.
+-- calm.ops.fleet: runs one command (get, plan, verify or rotate) for many
+-- tenants as concurrent flows in one process, `jobs` tenants in flight.
 --
 --   local results = fleet.run(tenants, {command = "get", jobs = 8, total = n})
 --   fleet.summary(results)          -- the table printed at the end (text)
+--   fleet.plans(results)            -- plan: each tenant's plan (text)
 --   fleet.report(results, meta)     -- the --report document (no secrets)
+--
+-- A tenant judged unfit before any request (t.error = {msg, code}: a key
+-- file missing or not a key, a bad value) is a row of its own, exit 2; the
+-- others run.
 --
 -- Each tenant runs in its own flow (its own deadline when it has a timeout)
 -- and its own clients and token caches: a tenant that fails, waits on
@@ -13,13 +18,18 @@ local key_parse = require "calm.key.parse"
 local key_verify = require "calm.key.verify"
 local M = {}
 
-local WORD = { [0] = "ok", "api", "usage", "auth", "manual", "deadline", "verify" }
+local WORD = { [0] = "ok", "api", "input", "auth", "manual", "deadline", "verify", "changes" }
 M.WORD = WORD
 
-local function one_line(s, max)
-  s = tostring(s or ""):gsub("[\r\n]+%s*", "; ")
-  if max and #s > max then s = s:sub(1, max - 3) .. "..." end
-  return s
+-- A message's lines (a manual step's text keeps its lines everywhere); the
+-- first cut at max characters, as the table's DETAIL column shows it.
+local function lines_of(s, max)
+  local out = {}
+  for l in (tostring(s or "") .. "\n"):gmatch("([^\r\n]*)\r?\n") do
+    if l:match("%S") then out[#out + 1] = l end
+  end
+  if max and out[1] and #out[1] > max then out[1] = out[1]:sub(1, max - 3) .. "..." end
+  return out
 end
 
 -- Fleet's own lines print at info level even while the tenants' runs are
@@ -62,13 +72,18 @@ end
 -- fills sink.report (get, rotate).
 local function run_command(command, o, sink)
   if command == "verify" then return verify_one(o) end
+  if command == "plan" then
+    sink.keep_plan = true
+    return require("calm.ops.runner").run(o, "plan", sink)
+  end
   if command == "rotate" then return require("calm.ops.rotate").run(o, sink) end
   return require("calm.ops.runner").run(o, "get", sink)
 end
 
-local function outcome(t, command, r, sink, secs)
+local function outcome(t, o, r, sink, secs)
   local exit = require "calm.lib.exit"
   local log = require "calm.log"
+  local command = o.command
   local status, msg, code = r[1], r[2], r[3]
   local res = { name = t.name, seconds = secs }
   if r.n == 0 or (status == nil and msg == nil) then
@@ -77,13 +92,19 @@ local function outcome(t, command, r, sink, secs)
   if status == nil then
     if code == nil and tostring(msg):find("deadline passed", 1, true) then code = "DEADLINE" end
     res.exit = exit.status_for(code)
-    res.error = log.redact(one_line(msg))
+    res.error = log.redact(table.concat(lines_of(msg), "\n"))
     res.code = code
     if res.exit == 5 and t.opts.tenant_timeout and secs >= t.opts.tenant_timeout then
       res.error = res.error .. string.format(" (the tenant's timeout: %g s)", t.opts.tenant_timeout)
     end
   else
     res.exit = math.tointeger(status) or 1
+  end
+  if command == "plan" then
+    -- every tenant's plan runs with --detailed-exitcode: 7 is "would change"
+    res.changes = res.exit == 7
+    if res.changes and not o.detailed then res.exit = 0 end
+    res.plan = sink.plan_text
   end
   local rep = sink.report or {}
   res.path = rep.decision and rep.decision.path or nil
@@ -93,8 +114,17 @@ local function outcome(t, command, r, sink, secs)
   res.instance = result.instance_name
   res.replaced = rep.replaced
   if command == "verify" then res.key = t.opts.key
-  elseif res.exit == 0 then res.key = t.opts.out end
+  elseif res.exit == 0 and command ~= "plan" then res.key = t.opts.out end
   return res
+end
+
+-- The row of a tenant judged unfit before any request.
+local function refused(t)
+  local exit = require "calm.lib.exit"
+  local log = require "calm.log"
+  local msg, code = t.error[1], t.error[2]
+  return { name = t.name, seconds = 0, exit = exit.status_for(code or "INPUT"), code = code or "INPUT",
+    error = log.redact(table.concat(lines_of(msg), "\n")), where = t.where, actions = {} }
 end
 
 -- The tenant's flow body: raises are caught here (a Lua error in one
@@ -117,13 +147,16 @@ end
 
 local function done_line(state, res)
   local head = string.format("fleet: [%d/%d] %s: ", state.done, state.total, res.name)
-  if res.exit == 0 then
+  if res.exit == 0 or res.exit == 7 then
     local what = res.key and (" -> " .. res.key) or ""
     local n = changed(res.actions)
-    say("%sok%s%s%s", head, res.path and (" (" .. res.path .. ")") or "", what,
-      n > 0 and string.format(", %d change%s", n, n == 1 and "" or "s") or "")
+    say("%s%s%s%s%s", head, res.exit == 7 and "exit 7 (changes)" or "ok", res.path and (" (" .. res.path .. ")") or "",
+      what, res.changes and ", would change" or n > 0 and string.format(", %d change%s", n, n == 1 and "" or "s") or "")
   else
-    say("%sexit %d (%s): %s", head, res.exit, WORD[res.exit] or "?", res.error or "")
+    local l = lines_of(res.error)
+    say("%sexit %d (%s): %s%s", head, res.exit, WORD[res.exit] or "?", l[1] or "",
+      res.where and (" (" .. res.where .. ")") or "")
+    for i = 2, #l do say("fleet:   %s", l[i]) end
   end
 end
 
@@ -153,6 +186,13 @@ function M.run(tenants, o)
       if not t then return end
       state.running = state.running + 1
       tick()
+      if t.error then
+        local res = refused(t)
+        results[i] = res
+        state.done, state.failed = state.done + 1, state.failed + 1
+        tick(res)
+        goto continue
+      end
       local sink = {}
       local started = task.now()
       -- the tenant's secrets (its keys' secrets, its tokens) go in a scope of
@@ -163,12 +203,13 @@ function M.run(tenants, o)
         secret_scope = scope },
         tenant_body, o.command, t.opts, sink)
       local r = table.pack(task.wait(flow))
-      local res = outcome(t, o.command, r, sink, task.now() - started)
+      local res = outcome(t, o, r, sink, task.now() - started)
       results[i] = res
       state.running, state.done = state.running - 1, state.done + 1
-      if res.exit ~= 0 then state.failed = state.failed + 1 end
+      if res.exit ~= 0 and res.exit ~= 7 then state.failed = state.failed + 1 end
       tick(res)
       log.forget(scope)
+      ::continue::
     end
   end
   local workers = {}
@@ -186,43 +227,65 @@ end
 
 -- ---------------------------------------------------------------- output --
 
+-- ok: exit 0 (or 7, a plan that would change); changes: plans that would change.
 local function counts(results)
-  local ok, by_exit = 0, {}
+  local ok, changes, by_exit = 0, 0, {}
   for _, r in ipairs(results) do
-    if r.exit == 0 then ok = ok + 1 end
+    if r.exit == 0 or r.exit == 7 then ok = ok + 1 end
+    if r.changes then changes = changes + 1 end
     by_exit[tostring(r.exit)] = (by_exit[tostring(r.exit)] or 0) + 1
   end
-  return ok, by_exit
+  return ok, by_exit, changes
 end
 
--- The table printed at the end (stdout).
+local function detail_lines(r)
+  if r.exit == 0 or r.exit == 7 then
+    if r.changes ~= nil then return { r.changes and "would change (see its plan above)" or "no change" } end
+    local n = changed(r.actions)
+    return { (r.key or "") .. (n > 0 and string.format(" (%d change%s)", n, n == 1 and "" or "s") or "") }
+  end
+  return lines_of(r.error, 100)
+end
+
+-- The table printed at the end (stdout): a row per tenant, a message's
+-- further lines (a manual step's) indented under DETAIL.
 function M.summary(results, command)
   local w = 6
   for _, r in ipairs(results) do w = math.max(w, #r.name) end
-  local lines = { string.format("%-" .. w .. "s  %-4s  %-8s  %-17s  %s", "TENANT", "EXIT", "RESULT", "PATH", "DETAIL") }
+  local row = "%-" .. w .. "s  %-4s  %-8s  %-17s  %s"
+  local lines = { string.format(row, "TENANT", "EXIT", "RESULT", "PATH", "DETAIL") }
+  local indent = string.rep(" ", w + 2 + 4 + 2 + 8 + 2 + 17 + 2)
   for _, r in ipairs(results) do
-    local detail
-    if r.exit == 0 then
-      local n = changed(r.actions)
-      detail = (r.key or "") .. (n > 0 and string.format(" (%d change%s)", n, n == 1 and "" or "s") or "")
-    else
-      detail = one_line(r.error, 100)
-    end
-    lines[#lines + 1] = string.format("%-" .. w .. "s  %-4d  %-8s  %-17s  %s", r.name, r.exit,
-      WORD[r.exit] or "?", r.path or "-", detail)
+    local d = detail_lines(r)
+    lines[#lines + 1] = string.format(row, r.name, tostring(r.exit), WORD[r.exit] or "?", r.path or "-", d[1] or "")
+    for i = 2, #d do lines[#lines + 1] = indent .. d[i] end
   end
-  local ok, by_exit = counts(results)
+  local ok, by_exit, changes = counts(results)
   local parts = {}
   for code = 1, 6 do
     local n = by_exit[tostring(code)]
     if n then parts[#parts + 1] = string.format("%d %s", n, WORD[code]) end
   end
-  lines[#lines + 1] = string.format("%s: %d tenant%s, %d ok, %d failed%s", command, #results,
-    #results == 1 and "" or "s", ok, #results - ok, #parts > 0 and (" (" .. table.concat(parts, ", ") .. ")") or "")
+  local plan = results[1] and results[1].changes ~= nil
+  local what = plan and string.format("%d would change, %d unchanged", changes, ok - changes)
+    or string.format("%d ok", ok)
+  lines[#lines + 1] = string.format("%s: %d tenant%s, %s, %d failed%s", command, #results,
+    #results == 1 and "" or "s", what, #results - ok, #parts > 0 and (" (" .. table.concat(parts, ", ") .. ")") or "")
   return table.concat(lines, "\n") .. "\n"
 end
 
--- The --report document: meta = {command, inventory, shard, seconds}.
+-- plan: each tenant's plan, one block per tenant, in the inventory's order.
+function M.plans(results)
+  local out = {}
+  for _, r in ipairs(results) do
+    if r.plan then
+      out[#out + 1] = "== tenant " .. r.name .. (r.changes and " (would change)" or "") .. "\n" .. r.plan
+    end
+  end
+  return table.concat(out, "\n") .. (#out > 0 and "\n" or "")
+end
+
+-- The --report document: meta = {command, inventory, shard, only, seconds}.
 function M.report(results, meta)
   local json = require "calm.lib.json"
   local tenants = {}
@@ -232,14 +295,16 @@ function M.report(results, meta)
       acts[j] = { action = a.action, resource = a.resource, id = a.id, name = a.name }
     end
     tenants[i] = { name = r.name, exit = r.exit, result = WORD[r.exit], path = r.path,
-      actions = json.array(acts), error = r.error, code = r.code, key = r.key,
+      actions = json.array(acts), error = r.error, where = r.where, code = r.code, key = r.key,
       instance = r.instance, binding = r.binding, replaced = r.replaced and json.array(r.replaced) or nil,
+      changes = r.changes, plan = r.plan and json.array(lines_of(r.plan)) or nil,
       seconds = math.floor(r.seconds * 1000 + 0.5) / 1000 }
   end
-  local ok, by_exit = counts(results)
+  local ok, by_exit, changes = counts(results)
   return { tool = "calmbind", command = "fleet", report_version = 1, fleet_command = meta.command,
-    inventory = meta.inventory, shard = meta.shard, tenants = json.array(tenants),
+    inventory = meta.inventory, shard = meta.shard, only = meta.only, tenants = json.array(tenants),
     summary = { tenants = #results, ok = ok, failed = #results - ok, by_exit = by_exit,
+      changes = meta.command == "plan" and changes or nil,
       seconds = math.floor((meta.seconds or 0) * 1000 + 0.5) / 1000 } }
 end
 

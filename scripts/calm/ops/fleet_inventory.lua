@@ -28,11 +28,22 @@ M.FIELDS = {
   region = "string", missing = "string", evidence = "string",
 }
 
-local function field_list()
+local function field_names()
   local names = {}
   for k in pairs(M.FIELDS) do names[#names + 1] = k end
   table.sort(names)
-  return table.concat(names, ", ")
+  return names
+end
+
+-- "unknown field 'x' (did you mean y?)", or the known fields when no name is
+-- near; a field spelt as its option (sm-key) is pointed to sm_key.
+local function unknown_field(where, name)
+  local names = field_names()
+  local word = tostring(name)
+  local near = M.FIELDS[(word:gsub("%-", "_"):gsub("^_+", ""))] and (word:gsub("%-", "_"):gsub("^_+", ""))
+    or require("calm.lib.cli").suggest(word:lower(), names)
+  if near then return string.format("%s: unknown field '%s' (did you mean %s?)", where, word, near) end
+  return string.format("%s: unknown field '%s' (known: %s)", where, word, table.concat(names, ", "))
 end
 
 local function dirname(path)
@@ -117,9 +128,7 @@ local function csv_tenants(text, label)
   local seen = {}
   for col, h in ipairs(header) do
     if h == "" then return nil, string.format("%s line 1: column %d has no field name", label, col) end
-    if not M.FIELDS[h] then
-      return nil, string.format("%s line 1: unknown field '%s' (known: %s)", label, h, field_list())
-    end
+    if not M.FIELDS[h] then return nil, unknown_field(label .. " line 1", h) end
     if seen[h] then return nil, string.format("%s line 1: field '%s' appears twice", label, h) end
     seen[h] = true
   end
@@ -194,9 +203,7 @@ local function normalise(t, dir)
   for k, v in pairs(t) do
     if k ~= "_where" then
       local kind = M.FIELDS[k]
-      if not kind then
-        return nil, string.format("%s: unknown field '%s' (known: %s)", where, tostring(k), field_list())
-      end
+      if not kind then return nil, unknown_field(where, k) end
       if kind == "flag" then
         if type(v) == "string" then
           local b = TRUE[v:lower()]

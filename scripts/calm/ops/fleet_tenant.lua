@@ -2,8 +2,9 @@
 -- of the command fleet runs for it, and judges them before any request.
 --
 --   local opts = fleet_tenant.options(t, ctx)   -- | nil, message, "INPUT"|"USAGE"
+--   local path = fleet_tenant.key_file(t, ctx)  -- the key file it writes (or reads) | nil
 --
--- ctx = {command = "get"|"verify"|"rotate", defaults = {field = v},
+-- ctx = {command = "get"|"plan"|"verify"|"rotate", defaults = {field = v},
 --        given = {field = v} (command-line options), out_dir = DIR, format = F}
 -- Precedence: the tenant's field, then the command line, then the
 -- inventory's defaults. The options are a table judged by the command's own
@@ -85,7 +86,10 @@ local function command_options(t, f, label, ctx)
   if o.runtime ~= "cf" and not o["sm-key"] then
     return nil, "no sm_key field and no --sm-key option (the Service Manager binding)", "INPUT"
   end
-  if ctx.command ~= "plan" then
+  if ctx.command == "plan" then
+    -- always asked, so fleet can count the tenants that would change
+    o["detailed-exitcode"] = true
+  else
     local how
     o.out, how = key_out(t, f, label, ctx)
     if not o.out then return nil, "no out field and no --out-dir DIR option: where does the key go?", "USAGE" end
@@ -105,17 +109,25 @@ local function command_options(t, f, label, ctx)
   return o
 end
 
+-- The key file the tenant's run writes (get, rotate) or reads (verify) | nil.
+function M.key_file(t, ctx)
+  local f, label = merged(t, ctx)
+  if ctx.command == "verify" and f.key then return f.key end
+  return (key_out(t, f, label, ctx))
+end
+
 -- options(t, ctx) -> opts for runner.run / rotate.run / the verify step,
 -- with opts.tenant_timeout, opts.tenant (the name) and opts.policy (the
--- tenant's policy field: a file or directory) | nil, message, code.
+-- tenant's policy field: a file or directory) | nil, message, code (the
+-- message names the field or option; t.where says which row).
 function M.options(t, ctx)
   local f, label = merged(t, ctx)
-  local prefix = string.format("%s (tenant '%s'): ", t.where or "inventory", t.name)
   local o, msg, code
   if ctx.command == "verify" then o, msg, code = verify_options(t, f, label, ctx)
   else o, msg, code = command_options(t, f, label, ctx) end
-  if not o then return nil, prefix .. tostring(msg), code or "INPUT" end
-  o.tenant_timeout = f.timeout
+  if not o then return nil, tostring(msg), code or "INPUT" end
+  -- the tenant's own timeout, else fleet's --tenant-timeout
+  o.tenant_timeout = f.timeout or ctx.tenant_timeout
   return o
 end
 

@@ -209,7 +209,8 @@ end
 -- loaded here, once, and handed down as ctx.policy. opts.tenant names the
 -- fleet tenant (the policy's c.tenant).
 -- sink (optional table): sink.report is set to the run report (the table
--- --report writes: decision, actions, result), for callers such as fleet.
+-- --report writes: decision, actions, result), for callers such as fleet;
+-- with sink.keep_plan, plan's text goes to sink.plan_text instead of stdout.
 function M.run(opts, mode, sink)
   local log = require "calm.log"
   local ok, msg, code = M.validate(opts, mode)
@@ -224,7 +225,9 @@ function M.run(opts, mode, sink)
   if creds == nil then return finish_failed(ctx, mode, rmsg, rcode) end
   if mode == "plan" then
     local rok, fmsg, fcode = finish(ctx, mode, creds)
-    if not opts.json then io.write(ctx.plan_text or "") end
+    -- fleet keeps each tenant's plan to print it whole, not interleaved
+    if sink and sink.keep_plan then sink.plan_text = ctx.plan_text
+    elseif not opts.json then io.write(ctx.plan_text or "") end
     if not rok then return nil, fmsg, fcode end
     return creds
   end
