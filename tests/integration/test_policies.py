@@ -311,6 +311,33 @@ def fleet_policies():
         S.eq("... and the broken one sends no request", fake.requests(tenant=f2.name), [])
 
 
+def path_override():
+    """docs/lua-api.md's example: a path's file dropped into CALMBIND_PATH replaces the
+    built-in one (here mid-2023 Deployment becomes a manual step, Monitoring stays)."""
+    with open(os.path.join(ROOT, "docs", "lua-api.md"), encoding="utf-8") as fh:
+        page = fh.read()
+    start = page.index("-- calm/model/paths/mid_2023.lua in CALMBIND_PATH")
+    code = page[start:page.index("```", start)]
+    d = os.path.join(TMP, "path-override")
+    os.makedirs(os.path.join(d, "calm", "model", "paths"))
+    with open(os.path.join(d, "calm", "model", "paths", "mid_2023.lua"), "w") as fh:
+        fh.write(code)
+    with FakeBTP(preset="mid-2023") as fake:
+        rc, out, err, rep = run_get(fake, "--scenario", "monitoring", command="plan")
+        S.check("path file: built in, mid-2023 Monitoring takes SAP's generated instance",
+                rc == 0 and (rep or {}).get("steps", {}).get("instance", {}).get("op") == "adopt", out[-600:])
+        rc, out, err, rep = run_get(fake, command="plan", env={"CALMBIND_PATH": d})
+        S.check("path file: the admin's mid_2023.lua makes Deployment a manual step (exit 4)",
+                rc == 4 and "from the Basis team" in out and "would create" not in out, (rc, out[-600:], err[-300:]))
+        rc, out, err, rep = run_get(fake, "--scenario", "monitoring", command="plan", env={"CALMBIND_PATH": d})
+        S.check("path file: ... and Monitoring still takes SAP's generated instance",
+                rc == 0 and (rep or {}).get("steps", {}).get("instance", {}).get("op") == "adopt", out[-600:])
+        n = len(fake.mutations())
+        rc, out, err, rep = run_get(fake, "--out", out_path(), env={"CALMBIND_PATH": d})
+        S.check("path file: get stops there too, before any change",
+                rc == 4 and fake.mutations()[n:] == [] and "Basis team" in err, (rc, err[-400:]))
+
+
 naming()
 naming_fallback_binding()
 plans()
@@ -323,4 +350,5 @@ adopt_own_keys()
 broken_policy()
 empty_authorities()
 listed()
+path_override()
 S.done()

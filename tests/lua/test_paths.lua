@@ -2,7 +2,7 @@
 -- planner and the SM/CF/cis helpers (no server: calm.net.rest's http seam).
 local t = ...
 local evidence = require "calm.model.evidence"
-local paths = require "calm.model.paths"
+local parameters = require "calm.model.parameters"
 local planner = require "calm.model.plan"
 local names = require "calm.model.names"
 local inventory = require "calm.model.inventory"
@@ -280,11 +280,11 @@ function T.cf_owned_is_manual_unless_runtime_cf()
 end
 
 function T.x509_parameters()
-  t.eq(paths.binding_parameters { credential_type = "x509" },
+  t.eq(parameters.binding_parameters { credential_type = "x509" },
     { ["credential-type"] = "x509", x509 = { ["key-length"] = 2048, validity = 7, ["validity-type"] = "DAYS" } })
-  t.eq(paths.instance_parameters("n", { credential_type = "x509" })["xs-security"]["oauth2-configuration"],
+  t.eq(parameters.instance_parameters("n", { credential_type = "x509" })["xs-security"]["oauth2-configuration"],
     { ["credential-types"] = { "binding-secret", "x509" } })
-  t.eq(paths.instance_parameters("n", { runtime = "cf", authorities = { "$XSMASTERAPPNAME.a" } })["xs-security"]["oauth2-configuration"],
+  t.eq(parameters.instance_parameters("n", { runtime = "cf", authorities = { "$XSMASTERAPPNAME.a" } })["xs-security"]["oauth2-configuration"],
     nil, "the CF variant has instance secrets")
 end
 

@@ -7,9 +7,9 @@
 --
 --   creds | steps (plan) | nil, msg, code = exec_cf.run(ctx, mode, say, action)
 local evidence = require "calm.model.evidence"
-local paths = require "calm.model.paths"
 local inventory = require "calm.model.inventory"
 local planner = require "calm.model.plan"
+local model_steps = require "calm.model.steps"
 local options = require "calm.ops.options"
 local M = {}
 
@@ -189,7 +189,7 @@ function M.run(ctx, mode, say, action)
   if plan == nil then return nil, msg, code end
   if not plan then
     return nil, "Cloud Foundry: no SAP Cloud ALM API plan 'standard' is visible: the subaccount is not "
-      .. "entitled for it.\n  " .. paths.ENTITLEMENT_STEPS, "MANUAL"
+      .. "entitled for it.\n  " .. model_steps.ENTITLEMENT_STEPS, "MANUAL"
   end
   local all
   all, msg, code = c:instances(opts["cf-space"], plan.guid)

@@ -1,10 +1,10 @@
--- calm.ops.exec_sm: carries out the steps calm.model.paths planned through
+-- calm.ops.exec_sm: carries out the steps calm.model.plan planned through
 -- Service Manager (entitlement, instance, binding) and returns the key's
 -- credentials. It decides nothing a plan did not say.
 --
 --   credentials | nil, msg, code = exec_sm.execute(ctx)
 --   exec_sm.action(ctx, {action =, resource =, id =, name =})  -- into the run report
-local paths = require "calm.model.paths"
+local parameters = require "calm.model.parameters"
 local names = require "calm.model.names"
 local inventory = require "calm.model.inventory"
 local M = {}
@@ -80,7 +80,7 @@ create_binding = function(ctx, b, entity)
     .. "deleting it and asking again with {\"xsuaa\": {...}}", b.name, got)
   local ok, dmsg, dcode = ctx.sm:delete("service_bindings", binding.id, "deleting binding '" .. b.name .. "'")
   if not ok then return nil, dmsg, dcode end
-  binding, msg, code = bind_once(ctx, b, entity, paths.binding_parameters { credential_type = "x509",
+  binding, msg, code = bind_once(ctx, b, entity, parameters.binding_parameters { credential_type = "x509",
     validity = ctx.opts.x509_validity, wrapped = true })
   if binding and credential_type_of(binding) ~= "x509" then
     return nil, string.format("binding '%s' came back as a %s key in both documented parameter shapes, not x509: "

@@ -7,7 +7,7 @@
 --   o = options.plan_options(ctx)              -- for calm.model.evidence and .plan
 local policy = require "calm.policy.load"
 local evidence = require "calm.model.evidence"
-local paths = require "calm.model.paths"
+local parameters = require "calm.model.parameters"
 local names = require "calm.model.names"
 local key_util = require "calm.key.util"
 local M = {}
@@ -105,7 +105,7 @@ local function check_values(opts)
     if opts["credential-type"] ~= "x509" then
       return nil, L("x509-validity") .. " needs " .. L("credential-type") .. " x509", "USAGE"
     end
-    local v, msg, code = paths.parse_validity(opts["x509-validity"], L("x509-validity"))
+    local v, msg, code = parameters.parse_validity(opts["x509-validity"], L("x509-validity"))
     if not v then return nil, msg, code end
     opts.x509_validity = v
   end

@@ -19,6 +19,7 @@ local policy = require "calm.policy.load"
 local evidence = require "calm.model.evidence"
 local inventory = require "calm.model.inventory"
 local names = require "calm.model.names"
+local parameters = require "calm.model.parameters"
 local planner = require "calm.model.plan"
 local deliver = require "calm.ops.deliver"
 local gather = require "calm.ops.gather"
@@ -124,7 +125,6 @@ local function new_name(ctx, inst)
 end
 
 local function create(ctx, inst)
-  local paths = require "calm.model.paths"
   local log = require "calm.log"
   local c = ctx.sm
   local name = new_name(ctx, inst)
@@ -133,7 +133,7 @@ local function create(ctx, inst)
     ctx.opts.scenario ~= "monitoring")
   log.info("rotate: creating binding '%s' on instance '%s' (%s)", name, inst.name, inst.id)
   local b, msg, code = c:create_binding { name = name, service_instance_id = inst.id,
-    parameters = paths.binding_parameters { credential_type = ctx.opts["credential-type"],
+    parameters = parameters.binding_parameters { credential_type = ctx.opts["credential-type"],
       validity = ctx.opts.x509_validity }, labels = names.sm_labels(labels) }
   if not b then return nil, msg, code end
   if type(b.credentials) ~= "table" then

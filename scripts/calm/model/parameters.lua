@@ -1,42 +1,12 @@
--- calm.model.paths: what each of SAP's three provisioning-date paths asks
--- for (PATHS, read by calm.model.plan), the parameters of what calmbind
--- creates and the entitlement steps. The decision between the paths is
--- calm.model.evidence's. Pure: no requests.
-local evidence = require "calm.model.evidence"
+-- calm.model.parameters: the `parameters` of what calmbind creates (the
+-- instance's xs-security, an x509 binding's certificate) and the
+-- --x509-validity they take. Pure: no requests.
+--
+--   params = parameters.instance_parameters(xsappname, {authorities = list?, runtime=,
+--              credential_type=, keep_types = {...}?})
+--   params | nil = parameters.binding_parameters{credential_type=, validity=, wrapped=}
+--   validity | nil, msg, "USAGE" = parameters.parse_validity("30d" [, label])
 local M = {}
-
--- What each path asks for, per scenario -- the data calm.model.plan plans from:
---   authorities: the instance needs the authorities (the run's policy says
---     which: calm.policy.load; built in, the two imp-cdm-feature-* ones): true,
---     or "when-keys-lack" (only when the existing keys' tokens lack them:
---     SAP generates the instance with them since 2023-10-16);
---   default_instance: without --instance-name, find or create the instance
---     the run's policy names (instead of adopting whatever exists);
---   with_authorities: an instance calmbind creates gets the authorities.
--- Every path first adopts a key whose token already has both scopes, and
--- assigns the entitlement when it is missing.
-M.PATHS = {
-  [evidence.AFTER] = {
-    deployment = { authorities = "when-keys-lack", with_authorities = true },
-    monitoring = { authorities = false, with_authorities = false },
-  },
-  [evidence.MID] = {
-    deployment = { authorities = true, with_authorities = true },
-    monitoring = { authorities = false, with_authorities = false },
-  },
-  [evidence.BEFORE] = {
-    deployment = { authorities = true, default_instance = true, with_authorities = true },
-    monitoring = { authorities = false, default_instance = true, with_authorities = false },
-  },
-}
-
-function M.rule(path, scenario)
-  local p = M.PATHS[path] or M.PATHS[evidence.BEFORE]
-  return p[scenario == "monitoring" and "monitoring" or "deployment"]
-end
-
-
--- ------------------------------------------------------ parameters --
 
 -- The `parameters` object of create/update, built as a table (no shell
 -- can eat "$XSMASTERAPPNAME"). runtime "cf" follows SAP's 2023 CF variant
@@ -95,16 +65,5 @@ function M.parse_validity(s, label)
   end
   return { validity = n, ["validity-type"] = "DAYS" }
 end
-
--- ------------------------------------------------------------ steps --
-
-local ENTITLEMENT_STEPS = table.concat({
-  "In the BTP cockpit: open the global account > Entitlements > Entity Assignments,",
-  "select the SAP Cloud ALM subaccount, Edit > Add Service Plans, choose \"SAP Cloud ALM API\"",
-  "(SAPCloudALMAPIs), tick plan \"standard\", Add, set the quota to 1 if asked, and Save.",
-  "Then rerun calmbind get (or pass --cis-key FILE --subaccount GUID to let calmbind assign it).",
-}, "\n  ")
-M.ENTITLEMENT_STEPS = ENTITLEMENT_STEPS
-
 
 return M

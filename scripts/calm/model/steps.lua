@@ -1,0 +1,461 @@
+-- calm.model.steps: the steps the provisioning paths (calm.model.paths.*) are
+-- made of, shared by all three and by both runtimes: the entitlement, the
+-- key the decision adopts, an instance taken as it is or given the
+-- authorities (the run's policy says which: o.policy), and its binding, with
+-- the names and labels the policy gives. Pure: no requests.
+--
+--   s = steps.new()
+--   steps.entitlement(s, inventory, o)     -- s.entitlement (and s.manual)
+--   steps.adopt_key(s, decision.key)       -- the key that already fits
+--   steps.as_it_is(s, decision, inventory, o, {default_instance=, with_authorities=})
+--   steps.with_authorities(s, decision, inventory, o)
+--   steps.others(s, inventory)             -- the keys a new one may replace
+--   steps.check_names(s, o)                -- the name rules, for creating
+--     o = calm.model.plan's options; each fills s = {instance, binding, notes,
+--     warnings, usage?, manual?, wait_for?} as calm.model.plan documents.
+local parameters = require "calm.model.parameters"
+local names = require "calm.model.names"
+local inventory = require "calm.model.inventory"
+local has_label, usable_binding = inventory.has_label, inventory.usable_binding
+local M = {}
+
+M.ENTITLEMENT_STEPS = table.concat({
+  "In the BTP cockpit: open the global account > Entitlements > Entity Assignments,",
+  "select the SAP Cloud ALM subaccount, Edit > Add Service Plans, choose \"SAP Cloud ALM API\"",
+  "(SAPCloudALMAPIs), tick plan \"standard\", Add, set the quota to 1 if asked, and Save.",
+  "Then rerun calmbind get (or pass --cis-key FILE --subaccount GUID to let calmbind assign it).",
+}, "\n  ")
+
+function M.new() return { notes = {}, warnings = {} } end
+
+local function binding_parameters(o, ctype)
+  return parameters.binding_parameters({ credential_type = ctype, validity = o.x509_validity })
+end
+
+-- What the policy's hooks are told about this run (calm.policy.load.context).
+local function context(o, ctype)
+  return { scenario = o.scenario, runtime = o.runtime, credential_type = ctype, tenant = o.tenant }
+end
+
+-- The authorities the policy gives an instance, and how the plan names them:
+-- "the two imp-cdm-feature-* authorities" when they are the built-in ones,
+-- else the list itself.
+local function authorities(o, ctype)
+  local list = o.policy:authorities(context(o, ctype))
+  local builtin = require("calm.policy.default").authorities { scenario = "deployment" }
+  local same = #list == #builtin
+  for i = 1, #list do if list[i] ~= builtin[i] then same = false end end
+  if same then return list, "the two imp-cdm-feature-* authorities" end
+  if #list == 0 then return list, "no authorities (" .. o.policy:where("authorities") .. " gives none)" end
+  return list, string.format("the %d authorit%s %s (%s)", #list, #list == 1 and "y" or "ies",
+    table.concat(list, ", "), o.policy:where("authorities"))
+end
+
+-- The binding that carries the Deployment scopes on an instance with the
+-- authorities: only one calmbind made (and labelled) after they were there.
+-- Candidates: --binding-name, else the default name, else
+-- "<instance>-deployment-key" (when the default name is taken by an older
+-- key, e.g. one made for monitoring). Returns {op = "adopt"|"create", ...}
+-- or nil, usage text.
+local function deployment_binding(inst, o, ctype)
+  local c = context(o, ctype)
+  c.scenario = "deployment"
+  local candidates = o.binding_name and { o.binding_name }
+    or { o.policy:binding_name(c, inst), o.policy:deployment_binding_name(c, inst) }
+  local sources = o.binding_name and { "--binding-name" }
+    or { o.policy:where("binding_name"), o.policy:where("deployment_binding_name") }
+  for k, n in ipairs(candidates) do
+    local b = inventory.find_binding(inst, n)
+    if not b then
+      return { op = "create", name = n, with_authorities = true, source = sources[k],
+        why = "a new binding: only bindings created after the authorities were added carry them" }
+    end
+    if has_label(b, inventory.AUTH_LABEL) and b.state ~= "failed" and (b.ready or b.state == "pending")
+        and usable_binding({ ready = true, credential_type = b.credential_type }, ctype) then
+      return { op = "adopt", id = b.id, name = b.name, wait = b.state == "pending",
+        why = "the binding an earlier run created after adding the authorities" }
+    end
+  end
+  return nil, string.format("%s'%s': that binding already exists on instance '%s' and was not made by "
+    .. "calmbind after the imp-cdm-feature-* authorities were added (or is of another credential type), so "
+    .. "its key cannot carry the Deployment scopes; name a new binding with --binding-name",
+    o.binding_name and "--binding-name " or "binding ", candidates[1], tostring(inst.name))
+end
+
+-- The manual step for an instance another platform owns.
+local function owned_manual(inst)
+  local owner = inst.owner or "another platform"
+  local way = owner == "Cloud Foundry"
+      and "Rerun with --runtime cf --cf-api URL --cf-space GUID and CF_USERNAME/CF_PASSWORD in the environment"
+    or owner == "Kyma"
+      and "Get its key in the Kyma cluster (a ServiceBinding of the SAP BTP service operator)"
+    or "Get its key on that platform"
+  return string.format("instance '%s' (%s) is owned by %s (platform %s): Service Manager lists it "
+    .. "but cannot update or bind it. %s, or name a new instance in Service Manager with --instance-name N",
+    tostring(inst.name), tostring(inst.id), owner, tostring(inst.platform_id), way)
+end
+
+-- The update that adds the authorities to an existing instance. An update
+-- replaces the instance's xs-security authorities (BTP cannot return the old
+-- parameters), which can break other integrations: calmbind updates only an
+-- instance it created, or the one --update-instance names, with a warning.
+-- The xsappname is kept, never guessed; every credential type a binding
+-- uses stays allowed (removing one invalidates those bindings).
+local function update_step(s, d, target, o, ctype)
+  local name, id = tostring(target.name), tostring(target.id)
+  if not target.ours and o.update_instance ~= target.name then
+    s.instance = { op = "refuse", id = target.id, name = target.name, why = "not created by calmbind" }
+    s.usage = s.usage or string.format("instance '%s' (%s) lacks the imp-cdm-feature-* authorities and calmbind did "
+      .. "not create it: adding them replaces its xs-security authorities (BTP cannot show the current ones, e.g. "
+      .. "calm-api.* authorities of other SAP integrations); to update it anyway pass --update-instance %s, or "
+      .. "leave out --instance-name and calmbind creates an instance of its own", name, id, name)
+    return
+  end
+  local xsapp = target.xsappname or (target.ours and target.name) or nil
+  if not xsapp then
+    -- no binding shows it: SAP's page on updating the generated instance
+    -- (created without parameters) gives its GUID; the broker refuses a
+    -- changed xsappname, and the new key's scopes confirm the update
+    xsapp = target.id
+    s.notes[#s.notes + 1] = string.format("no binding of instance '%s' shows its xsappname: the update uses its "
+      .. "GUID, as SAP's page on updating the generated instance says (the broker refuses a changed xsappname; "
+      .. "the new key's token scopes confirm the update)", name)
+  end
+  -- SAP: removing a credential type invalidates the bindings of that type,
+  -- so every type in use stays (a binding without credential-type is an
+  -- instance-secret binding)
+  local keep, kept = {}, {}
+  for _, b in ipairs(target.bindings) do
+    local t = b.credential_type or "instance-secret"
+    if (t == "instance-secret" or t == "x509") and not keep[t] then
+      keep[t] = true
+      kept[#kept + 1] = t
+    end
+  end
+  local list, text = authorities(o, ctype)
+  s.instance = { op = "update", id = target.id, name = target.name, xsappname = xsapp,
+    why = string.format("%s, scenario deployment: add %s to the existing "
+      .. "instance '%s', keeping its xsappname %s%s%s", d.path, text, name, xsapp,
+      xsapp == target.id and " (its GUID: it was created without parameters)" or "",
+      target.usable == false and " (usable: false: calmbind's own update failed and left it unusable; "
+        .. "repeating it)" or target.state == "update-failed" and " (an earlier update failed: updating again)" or ""),
+    parameters = parameters.instance_parameters(xsapp, { authorities = list, runtime = o.runtime,
+      credential_type = ctype, keep_types = kept }) }
+  if #kept > 0 then
+    s.notes[#s.notes + 1] = string.format("instance '%s' keeps allowing %s keys: its existing keys use them "
+      .. "(removing a credential type invalidates its bindings)", name, table.concat(kept, " and "))
+  end
+  if not target.ours then
+    local xs = s.instance.parameters["xs-security"]
+    s.warnings[#s.warnings + 1] = string.format("updating instance '%s', which calmbind did not create (--update-instance): "
+      .. "its xs-security authorities are replaced by %s and its credential-types by %s; any other authorities it had "
+      .. "(e.g. calm-api.* of other SAP integrations) are dropped, and BTP cannot show them", name,
+      table.concat(xs.authorities, ", "), xs["oauth2-configuration"] and table.concat(
+        xs["oauth2-configuration"]["credential-types"], ", ") or "the broker's default")
+  end
+end
+
+-- A binding of the wanted kind whose token XSUAA refused (calm.key.probe).
+local function refused_binding(inst, ctype)
+  for _, b in ipairs(inst.bindings) do
+    if not b.system and b.probe and b.probe.refused
+        and usable_binding({ ready = true, credential_type = b.credential_type }, ctype) then
+      return b
+    end
+  end
+  return nil
+end
+
+-- Adopts the key calm.model.evidence found (its token already carries both
+-- imp-cdm-feature-* scopes): no instance update, no new binding.
+function M.adopt_key(s, key)
+  local b, inst = key.binding, key.instance
+  s.instance = { op = "adopt", id = inst.id, name = inst.name,
+    why = "its binding '" .. tostring(b.name) .. "' already has a token with both imp-cdm-feature-* scopes" }
+  s.binding = { op = "adopt", id = b.id, name = b.name, scoped = true,
+    why = "its token already carries both imp-cdm-feature-* scopes (checked before any change): "
+      .. "no instance update, no new binding" }
+  s.others = {}
+end
+
+function M.entitlement(s, inv, o)
+  if inv.plan then
+    s.entitlement = { op = "ok", why = "the SAPCloudALMAPIs offering and plan standard are visible in Service Manager" }
+  elseif o.cis and o.subaccount then
+    s.entitlement = { op = "assign", why = "SAP Cloud ALM API / standard is not entitled to the subaccount: "
+      .. "assign it through the Entitlements API (--cis-key)" }
+  elseif o.cis then
+    s.entitlement = { op = "manual", why = "not entitled, and --subaccount GUID is missing to assign it with --cis-key" }
+    s.manual = "SAP Cloud ALM API is not entitled to the subaccount; pass --subaccount GUID with --cis-key, or:\n  "
+      .. M.ENTITLEMENT_STEPS
+  else
+    -- a local-plan cis key reads dates but cannot assign entitlements
+    s.entitlement = { op = "manual", why = "SAP Cloud ALM API / standard is not entitled to the subaccount and "
+      .. (o.cis_given and "no central-plan cis key was given (a local-plan key cannot assign entitlements)"
+        or "no --cis-key was given") }
+    s.manual = "SAP Cloud ALM API is not entitled to the subaccount (the SAPCloudALMAPIs offering is not "
+      .. "visible in Service Manager)" .. (o.cis_given and "; the cis key given is a local-plan key, which cannot "
+        .. "assign entitlements (a central-plan key can)" or "") .. ".\n  " .. M.ENTITLEMENT_STEPS
+  end
+end
+
+local function first(inv, pred)
+  for _, i in ipairs(inv.instances) do if pred(i) then return i end end
+  return nil
+end
+
+-- The instance to give the authorities: the named or default one, else one
+-- an earlier run gave them (any name: no second instance), else one another
+-- platform owns (the user's to choose, not a reason for a second one).
+local function authorities_target(inv, o, name)
+  local t = inventory.find_instance(inv, name)
+  if t or o.instance_name then return t end
+  return first(inv, function(i) return i.has_authorities and not i.cf_owned and i.state ~= "failed" end)
+    or first(inv, function(i) return i.cf_owned end)
+end
+
+-- The instance to adopt as it is: the named one (or the default one where
+-- the path creates it), else SAP's generated one, else the oldest ready one.
+local function adopt_target(inv, o, name)
+  local t = name and inventory.find_instance(inv, name) or nil
+  if t or o.instance_name then return t end
+  return inventory.generated_instance(inv)
+    or first(inv, function(i) return i.ready and not i.cf_owned and i.state ~= "failed" end)
+    or first(inv, function(i) return i.cf_owned end)
+end
+
+local function create_step(s, d, inv, o, name, need_auth, rule, ctype)
+  local why
+  local list, text
+  if rule.with_authorities then list, text = authorities(o, ctype) end
+  if need_auth then
+    why = string.format("%s, scenario deployment: a new instance '%s' with %s "
+      .. "(xsappname = the instance name)", d.path, name, text)
+  elseif rule.default_instance then
+    why = string.format("%s: no instance exists; creating '%s'%s", d.path, name,
+      rule.with_authorities and (" with " .. text) or " (monitoring: no authorities needed)")
+  elseif o.instance_name and inventory.generated_instance(inv) then
+    why = string.format("%s: no instance named '%s' exists; creating it as asked (the generated instance '%s' stays "
+      .. "as it is; leave out --instance-name to use its key)", d.path, name, inventory.generated_instance(inv).name)
+  else
+    why = string.format("%s: no instance %s exists (the generated one was deleted?); creating '%s'",
+      d.path, o.instance_name and ("named '" .. o.instance_name .. "'") or "of SAPCloudALMAPIs", name)
+  end
+  s.instance = { op = "create", name = name, why = why,
+    parameters = parameters.instance_parameters(name, { authorities = list, runtime = o.runtime,
+      credential_type = ctype }) }
+end
+
+-- Service Manager marks an instance usable: false when the broker said a
+-- failed update left it unusable (OSB instance_usable). Only calmbind's own
+-- update, which it can repeat, is retried; anything else is the admin's.
+local function unusable_manual(target)
+  local lo = type(target.last_operation) == "table" and target.last_operation or {}
+  local what = type(lo.description) == "string" and lo.description ~= "" and (": " .. lo.description) or ""
+  return string.format("instance '%s' (%s) is not usable (usable: false: its last %s failed%s and the service "
+    .. "broker marked it unusable); calmbind %s. Steps: in the BTP cockpit open the instance, read its last "
+    .. "operation, and update it again with the parameters it needs (or delete and re-create it); then rerun. "
+    .. "Or name another instance with --instance-name N", tostring(target.name), tostring(target.id),
+    tostring(lo.type or "update"), what, target.ours and "created it, but the failed change was not its own update"
+      or "did not create it, so it does not repeat someone else's update")
+end
+
+-- What to do with the instance found: wait for, recreate, refuse, update or adopt it.
+local function instance_step(s, d, target, o, need_auth, rule, ctype)
+  if target.cf_owned and o.runtime ~= "cf" then
+    s.instance = { op = "manual", id = target.id, name = target.name, why = "owned by " .. tostring(target.owner) }
+    s.manual = s.manual or owned_manual(target)
+  elseif target.usable == false and target.ready and target.state ~= "pending"
+      and not (target.ours and need_auth and not target.has_authorities) then
+    s.instance = { op = "manual", id = target.id, name = target.name, why = "usable: false" }
+    s.manual = s.manual or unusable_manual(target)
+  elseif target.state == "failed" or (not target.ready and target.state ~= "pending") then
+    if target.ours and #target.bindings == 0 then
+      s.instance = { op = "recreate", id = target.id, name = target.name,
+        why = "instance '" .. tostring(target.name) .. "' is a failed leftover of an earlier calmbind run "
+          .. "(ready: false): delete it and create it again",
+        parameters = parameters.instance_parameters(target.name, { authorities = rule.with_authorities
+          and (authorities(o, ctype)) or nil, runtime = o.runtime, credential_type = ctype }) }
+    else
+      s.instance = { op = "manual", id = target.id, name = target.name, why = "not ready" }
+      s.manual = s.manual or string.format("instance '%s' (%s) is not ready (its create failed); %s: delete or "
+        .. "repair it in the BTP cockpit, or use another --instance-name", tostring(target.name), tostring(target.id),
+        target.ours and "it has bindings, so calmbind does not delete it" or "calmbind did not create it, so it is left alone")
+    end
+  else
+    -- an operation still running (a create that outlived an earlier run's
+    -- --timeout, say) is waited for, never taken for a failure
+    if target.state == "pending" then s.wait_for = { id = target.id, name = target.name } end
+    if need_auth and not target.has_authorities then
+      update_step(s, d, target, o, ctype)
+    else
+      s.instance = { op = "adopt", id = target.id, name = target.name,
+        why = need_auth and ("instance '" .. target.name .. "' already carries the authorities (label "
+            .. inventory.AUTH_LABEL .. ")")
+          or target.generated and "the instance SAP generated at provisioning"
+          or (o.instance_name and "the instance named by --instance-name")
+          or "the existing SAPCloudALMAPIs instance" }
+    end
+  end
+end
+
+-- The binding --binding-name names on an instance adopted as it is.
+local function named_binding_step(s, target, o, ctype)
+  local b = inventory.find_binding(target, o.binding_name)
+  if b and b.state == "pending" then
+    s.binding = { op = "adopt", id = b.id, name = b.name, wait = true,
+      why = "the binding named by --binding-name (its create is still running: wait for it)" }
+  elseif b and b.ready and b.state ~= "failed" then
+    if not usable_binding(b, ctype) then
+      s.binding = { op = "none", why = "see below" }
+      s.usage = s.usage or string.format("--binding-name '%s' is a %s key, not %s: name another binding",
+        b.name, tostring(b.credential_type), ctype)
+    else
+      s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding named by --binding-name" }
+    end
+  elseif b and not b.ours then
+    s.binding = { op = "none", why = "see below" }
+    s.usage = s.usage or string.format("--binding-name '%s': that binding's create failed and calmbind did not "
+      .. "create it, so it leaves it alone: delete it in the BTP cockpit or name another binding", b.name)
+  elseif b then
+    s.binding = { op = "recreate", id = b.id, name = b.name, why = "binding '" .. b.name
+      .. "' exists but its create failed: delete it and create it again", parameters = binding_parameters(o, ctype) }
+  else
+    s.binding = { op = "create", name = o.binding_name, why = "no binding named '" .. o.binding_name .. "' exists",
+      parameters = binding_parameters(o, ctype) }
+  end
+end
+
+-- The binding to adopt on an instance adopted as it is: an earlier run's,
+-- else the oldest one the policy lets adopt, else a new one.
+local function adopt_binding_step(s, target, o, ctype)
+  local default = o.policy:binding_name(context(o, ctype), target)
+  local b = inventory.find_binding(target, default)
+  if b and b.state == "pending" then
+    s.binding = { op = "adopt", id = b.id, name = b.name, wait = true,
+      why = "the binding an earlier run created (still being created: wait for it)" }
+    return
+  elseif b and usable_binding(b, ctype) then
+    s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding an earlier run created" }
+    return
+  end
+  b = inventory.pick_binding(target, ctype, o.policy, context(o, ctype))
+  local refused = not b and refused_binding(target, ctype)
+  if b then
+    s.binding = { op = "adopt", id = b.id, name = b.name,
+      why = target.generated and "the credentials SAP generated at provisioning" or "the oldest ready binding" }
+  elseif refused then
+    -- not silently replaced: verification before writing names it
+    s.binding = { op = "adopt", id = refused.id, name = refused.name, refused = true,
+      why = "the only key, although XSUAA refused its token (revoked?)" }
+  else
+    s.binding = { op = "create", name = default, source = o.policy:where("binding_name"), why = ctype == "x509"
+        and "the instance has no x509 key (the instance must allow x509 keys)"
+        or "the instance has no usable binding", parameters = binding_parameters(o, ctype) }
+  end
+end
+
+local function binding_step(s, target, o, need_auth, ctype)
+  local inst = s.instance
+  if inst and (inst.op == "adopt" or inst.op == "update") and target and need_auth then
+    -- the instance has (or is about to get) the authorities
+    local b, problem = deployment_binding(target, o, ctype)
+    if b then
+      b.parameters = b.op == "create" and binding_parameters(o, ctype) or nil
+      s.binding = b
+    else
+      s.binding = { op = "none", why = "see below" }
+      s.usage = s.usage or problem
+    end
+  elseif inst and inst.op == "adopt" and target then
+    if o.binding_name then named_binding_step(s, target, o, ctype) else adopt_binding_step(s, target, o, ctype) end
+  elseif inst and (inst.op == "create" or inst.op == "update" or inst.op == "recreate") then
+    s.binding = { op = "create", name = o.binding_name or o.policy:binding_name(context(o, ctype), target or inst),
+      source = not o.binding_name and o.policy:where("binding_name") or nil,
+      with_authorities = o.scenario ~= "monitoring" or nil, why = "a binding of the new instance",
+      parameters = binding_parameters(o, ctype) }
+  end
+end
+
+-- Every other Cloud ALM API key of the tenant is one Landscape Management
+-- or /SDF/ALM_SETUP may hold today (it keeps one key per tenant), whichever
+-- instance it belongs to; keys Cloud ALM made for managed systems
+-- (<SID>_<client>_<sysno>) are its own business.
+function M.others(s, inv)
+  s.others = {}
+  if not (s.binding and s.binding.op == "create") then return end
+  for _, i in ipairs(inv.instances) do
+    for _, b in ipairs(i.bindings) do
+      if not b.system then
+        s.others[#s.others + 1] = { name = b.name, instance = i.name, credential_type = b.credential_type,
+          generated = i.generated or nil, ours = b.ours or nil }
+      end
+    end
+  end
+end
+
+-- The labels of what the steps create (key -> value): the policy's extra
+-- labels next to calmbind's own, decided here so that the executors only
+-- send them.
+local function label_steps(s, target, o, ctype)
+  local si, sb = s.instance, s.binding
+  local c = context(o, ctype)
+  if si and (si.op == "create" or si.op == "recreate") then
+    si.labels = names.created_labels(o.policy:labels(c, { instance = si }),
+      si.parameters and si.parameters["xs-security"].authorities ~= nil)
+  end
+  if sb and (sb.op == "create" or sb.op == "recreate") then
+    sb.labels = names.created_labels(o.policy:labels(c, { instance = target or si, binding = { name = sb.name } }),
+      sb.with_authorities == true)
+  end
+end
+
+-- The strict name rules are for creating (an existing instance is adopted
+-- whatever its name); a message names where the name came from: the option,
+-- or the policy's file and field.
+function M.check_names(s, o)
+  local si, sb = s.instance, s.binding
+  if si and si.op == "create" then
+    local ok, msg = names.check_instance_name(si.name, si.source)
+    if not ok then s.usage = s.usage or (msg .. " (to create an instance)") end
+  end
+  if sb and sb.op == "create" and sb.source and sb.source ~= "--binding-name" then
+    local ok, msg = names.check_binding_name(sb.name, sb.source)
+    if not ok then s.usage = s.usage or msg end
+  end
+end
+
+-- The instance and its binding: need_auth when the instance must carry the
+-- authorities (its binding is then one made after they were there).
+local function instance_and_binding(s, d, inv, o, need_auth, rule)
+  local ctype = o.credential_type or "binding-secret"
+  local name, source = o.instance_name, "--instance-name"
+  if not name then name, source = o.policy:instance_name(context(o, ctype)), o.policy:where("instance_name") end
+  local find = (o.instance_name or need_auth or rule.default_instance) and name or nil
+  local target = need_auth and authorities_target(inv, o, find) or (not need_auth and adopt_target(inv, o, find))
+  if target then
+    instance_step(s, d, target, o, need_auth, rule, ctype)
+  else
+    create_step(s, d, inv, o, name, need_auth, rule, ctype)
+    s.instance.source = source
+  end
+  binding_step(s, target or nil, o, need_auth, ctype)
+  label_steps(s, target, o, ctype)
+  return s
+end
+
+-- The instance as it is, and a key of it. rule.default_instance: without
+-- --instance-name, the instance the policy names comes first (and is
+-- created when nothing exists); rule.with_authorities: an instance created
+-- (or re-created) gets the authorities.
+function M.as_it_is(s, d, inv, o, rule)
+  return instance_and_binding(s, d, inv, o, false, rule)
+end
+
+-- An instance with the authorities (found, updated or created) and a
+-- binding made after it had them: the Deployment key where none exists yet.
+function M.with_authorities(s, d, inv, o)
+  return instance_and_binding(s, d, inv, o, true, { with_authorities = true })
+end
+
+return M
