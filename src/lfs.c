@@ -70,22 +70,30 @@ static const char *check_path(lua_State *L, int arg)
     return p;
 }
 
+typedef int (*file_reader)(const char *path, size_t max, calm_buf *out, char *err, size_t errlen);
+
+/* The body of the three readers: max at stack index max_arg (default 1 MiB),
+ * read by reader into a Lua-owned buffer. */
+static int push_read(lua_State *L, const char *path, int max_arg, file_reader reader)
+{
+    lua_Integer max = luaL_optinteger(L, max_arg, READ_MAX_DEFAULT);
+    char err[512];
+    calm_buf *b;
+
+    luaL_argcheck(L, max >= 0, max_arg, "'max' must not be negative");
+    b = calm_lbuf_new(L);
+    if (reader(path, (size_t)max, b, err, sizeof err) != 0)
+        return push_fail(L, err, errno);
+    calm_lbuf_push(L, b);
+    return 1;
+}
+
 /* fs.read(path [, max]) -> contents | nil, msg, code.
  * max defaults to 1 MiB; a larger file gives TOO_LARGE, anything but a
  * regular file (after following symlinks) NOT_FILE. */
 static int fs_read(lua_State *L)
 {
-    const char *path = check_path(L, 1);
-    lua_Integer max = luaL_optinteger(L, 2, READ_MAX_DEFAULT);
-    char err[512];
-    calm_buf *b;
-
-    luaL_argcheck(L, max >= 0, 2, "'max' must not be negative");
-    b = calm_lbuf_new(L);
-    if (calm_read_file(path, (size_t)max, b, err, sizeof err) != 0)
-        return push_fail(L, err, errno);
-    calm_lbuf_push(L, b);
-    return 1;
+    return push_read(L, check_path(L, 1), 2, calm_read_file);
 }
 
 /* fs.read_input(path [, max]) -> contents | nil, msg, code: as fs.read, but
@@ -93,33 +101,14 @@ static int fs_read(lua_State *L)
  * /dev/fd/N, <(...), a named FIFO); a directory or terminal is NOT_FILE. */
 static int fs_read_input(lua_State *L)
 {
-    const char *path = check_path(L, 1);
-    lua_Integer max = luaL_optinteger(L, 2, READ_MAX_DEFAULT);
-    char err[512];
-    calm_buf *b;
-
-    luaL_argcheck(L, max >= 0, 2, "'max' must not be negative");
-    b = calm_lbuf_new(L);
-    if (calm_read_input(path, (size_t)max, b, err, sizeof err) != 0)
-        return push_fail(L, err, errno);
-    calm_lbuf_push(L, b);
-    return 1;
+    return push_read(L, check_path(L, 1), 2, calm_read_input);
 }
 
 /* fs.read_stdin([max]) -> contents | nil, msg, code: standard input to EOF,
  * at most max bytes (default 1 MiB); a terminal is NOT_FILE. */
 static int fs_read_stdin(lua_State *L)
 {
-    lua_Integer max = luaL_optinteger(L, 1, READ_MAX_DEFAULT);
-    char err[512];
-    calm_buf *b;
-
-    luaL_argcheck(L, max >= 0, 1, "'max' must not be negative");
-    b = calm_lbuf_new(L);
-    if (calm_read_input(NULL, (size_t)max, b, err, sizeof err) != 0)
-        return push_fail(L, err, errno);
-    calm_lbuf_push(L, b);
-    return 1;
+    return push_read(L, NULL, 1, calm_read_input);
 }
 
 /* fs.mkdirs(path) -> true | nil, msg, code: creates the directory and its
