@@ -8,6 +8,7 @@ local cli = require "calm.lib.cli"
 local key_check = require "calm.key.check"
 local key_format = require "calm.key.format"
 local key_parse = require "calm.key.parse"
+local exit = require "calm.lib.exit"
 
 local spec = {
   command = "check",
@@ -30,7 +31,7 @@ local main = cli.command(spec, function(opts, pos)
   -- wrong kind of key), is bad input: exit 2, as in every command
   local k, msg, code = key_parse.load(pos[1], { name = opts.name })
   if not k then
-    if opts.json then print_json { ok = false, exit = require("calm.lib.exit").status_for(code), error = msg } end
+    if opts.json then print_json { ok = false, exit = exit.status_for(code), error = msg } end
     return nil, msg, code
   end
   local landscape = opts["for"] == "landscape"

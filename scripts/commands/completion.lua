@@ -2,6 +2,7 @@
 -- from the same option specs the parser uses (calm.lib.completion); listed in
 -- help, and `make install` runs it to install the completion files.
 local cli = require "calm.lib.cli"
+local completion = require "calm.lib.completion"
 
 local spec = {
   command = "completion",
@@ -14,7 +15,6 @@ local function main(args)
   local opts, pos, code = cli.parse(args, spec)
   if not opts then return nil, pos, code end
   if opts.help then io.write(cli.usage(spec)); return 0 end
-  local completion = require "calm.lib.completion"
   if pos[1] == "bash" then io.write(completion.bash()); return 0 end
   if pos[1] == "zsh" then io.write(completion.zsh()); return 0 end
   return nil, "completion: SHELL must be bash or zsh (got '" .. pos[1] .. "')", "USAGE"

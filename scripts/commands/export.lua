@@ -7,6 +7,7 @@ local cli = require "calm.lib.cli"
 local key_format = require "calm.key.format"
 local key_parse = require "calm.key.parse"
 local key_util = require "calm.key.util"
+local input = require "calm.lib.input"
 
 local spec = {
   command = "export",
@@ -23,7 +24,7 @@ local spec = {
 }
 
 local main = cli.command(spec, function(opts, pos)
-  local k, msg, code = require("calm.lib.input").check_not_input("--out", opts.out, { { "key", pos[1] } })
+  local k, msg, code = input.check_not_input("--out", opts.out, { { "key", pos[1] } })
   if not k then return nil, msg, code end
   k, msg, code = key_parse.load(pos[1], { name = opts.name })
   if not k then return nil, msg, code end

@@ -7,9 +7,17 @@
 -- key files are wrong gets its own row (exit 2) and the others run. Each
 -- tenant's own exit is in the summary and report.
 local cli = require "calm.lib.cli"
+local fleet = require "calm.ops.fleet"
+local fleet_inventory = require "calm.ops.fleet_inventory"
+local fleet_tenant = require "calm.ops.fleet_tenant"
+local fs = require "calm.fs"
+local input = require "calm.lib.input"
+local log = require "calm.log"
+local report = require "calm.ops.report"
+local task = require "calm.task"
+local util = require "calm.key.util"
 
 local function spec()
-  local key_util = require "calm.key.util"
   return {
     command = "fleet",
     summary = "Run get (or plan, verify, rotate) for every tenant of an inventory, concurrently, in one process.",
@@ -23,7 +31,7 @@ local function spec()
       shard = { arg = "K/N", help = "run only shard K of N (stable by tenant name; for CI matrix jobs)" },
       only = { arg = "NAME[,NAME]", help = "run only these tenants of the inventory" },
       report = { arg = "FILE", help = "write the fleet report (JSON, no secrets) there" },
-      format = { arg = "F", choices = key_util.FORMATS, default = "json", help = "format of each key file" },
+      format = { arg = "F", choices = util.FORMATS, default = "json", help = "format of each key file" },
       ["tenant-timeout"] = { arg = "DURATION", duration = true, min_exclusive = 0,
         help = "deadline of each tenant's run (default: the run's --timeout)" },
       ["detailed-exitcode"] = { flag = true,
@@ -56,8 +64,6 @@ local DEFAULT_FIELDS = { "sm-key", "cis-key", "cis-key2", "subaccount", "provisi
 
 -- Checks the options that do not depend on the inventory.
 local function check_options(opts)
-  local input = require "calm.lib.input"
-  local fs = require "calm.fs"
   local dir = opts["out-dir"]
   -- verify reads the keys there; the other commands create it (0700, parents
   -- too), as a CI job's fresh checkout needs
@@ -68,10 +74,10 @@ local function check_options(opts)
     return nil, "--detailed-exitcode is for --command plan", "USAGE"
   end
   if opts.shard then
-    local ok, msg, code = require("calm.ops.fleet_inventory").parse_shard(opts.shard)
+    local ok, msg, code = fleet_inventory.parse_shard(opts.shard)
     if not ok then return nil, msg, code end
   end
-  if opts.report and not require("calm.ops.report").is_std(opts.report) then
+  if opts.report and not report.is_std(opts.report) then
     local ok, msg, code = input.check_output("--report", opts.report)
     if not ok then return nil, msg, code end
   end
@@ -105,9 +111,7 @@ end
 -- shard alike. Returns the tenants to run (--only, --shard) and the context
 -- their options are made in.
 local function prepare(opts, inv_path)
-  local inventory = require "calm.ops.fleet_inventory"
-  local tenant = require "calm.ops.fleet_tenant"
-  local inv, msg, code = inventory.load(inv_path)
+  local inv, msg, code = fleet_inventory.load(inv_path)
   if not inv then return nil, msg, code end
   local given = {}
   for _, k in ipairs(DEFAULT_FIELDS) do
@@ -117,7 +121,7 @@ local function prepare(opts, inv_path)
     out_dir = opts["out-dir"], format = opts.format, tenant_timeout = opts["tenant-timeout"] }
   local outs = {}
   for _, t in ipairs(inv.tenants) do
-    local out = tenant.key_file(t, ctx)
+    local out = fleet_tenant.key_file(t, ctx)
     if out and opts.command ~= "verify" and opts.command ~= "plan" then
       if outs[out] then
         return nil, string.format("%s (tenant '%s'): key file %s is also tenant '%s''s", t.where, t.name, out,
@@ -131,16 +135,15 @@ local function prepare(opts, inv_path)
     tenants, msg, code = only(tenants, opts.only)
     if not tenants then return nil, msg, code end
   end
-  if opts.shard then tenants = inventory.shard(tenants, inventory.parse_shard(opts.shard)) end
+  if opts.shard then tenants = fleet_inventory.shard(tenants, fleet_inventory.parse_shard(opts.shard)) end
   return tenants, ctx
 end
 
 -- Each tenant's options, judged before any request; a tenant whose own
 -- options or key files are wrong keeps its message for its row.
 local function judge(tenants, ctx)
-  local tenant = require "calm.ops.fleet_tenant"
   for _, t in ipairs(tenants) do
-    local o, msg, code = tenant.options(t, ctx)
+    local o, msg, code = fleet_tenant.options(t, ctx)
     if o then t.opts = o else t.opts, t.error = {}, { msg, code } end
   end
 end
@@ -160,9 +163,6 @@ return function(args)
   local opts, pos, code = cli.parse(args, spec())
   if not opts then return nil, pos, code end
   if opts.help then io.write(cli.usage(spec())); return 0 end
-  local fleet = require "calm.ops.fleet"
-  local fs = require "calm.fs"
-  local task = require "calm.task"
   local ok, msg, ocode = check_options(opts)
   if not ok then return nil, msg, ocode end
   local tenants, ctx, pcode = prepare(opts, pos[1])
@@ -177,7 +177,7 @@ return function(args)
   judge(tenants, ctx)
   local started = task.now()
   if #tenants == 0 then
-    require("calm.log").info("fleet: shard %s holds no tenant of %s", tostring(opts.shard), pos[1])
+    log.info("fleet: shard %s holds no tenant of %s", tostring(opts.shard), pos[1])
   end
   local results = fleet.run(tenants, { command = opts.command, jobs = opts.jobs, tty = fs.isatty("stderr"),
     detailed = opts["detailed-exitcode"] })
@@ -188,9 +188,9 @@ return function(args)
   table_to:flush()
   local report_ok = true
   if opts.report then
-    local w, wmsg = require("calm.ops.report").write(opts.report, fleet.report(results, { command = opts.command,
+    local w, wmsg = report.write(opts.report, fleet.report(results, { command = opts.command,
       inventory = pos[1], shard = opts.shard, only = opts.only, seconds = task.now() - started }))
-    if not w then require("calm.log").error("%s", wmsg) end
+    if not w then log.error("%s", wmsg) end
     report_ok = w
   end
   if opts.command == "rotate" then fleet.after_rotation(results, opts.report) end

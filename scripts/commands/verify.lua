@@ -8,6 +8,8 @@ local cli = require "calm.lib.cli"
 local key_format = require "calm.key.format"
 local key_parse = require "calm.key.parse"
 local key_verify = require "calm.key.verify"
+local exit = require "calm.lib.exit"
+local input = require "calm.lib.input"
 
 local spec = {
   command = "verify",
@@ -27,13 +29,13 @@ local function print_json(t) io.write(key_format.result_json(t)) end
 local main = cli.command(spec, function(opts, pos)
   local k, msg, code, report
   if opts.cacert then
-    k, msg, code = require("calm.lib.input").check_cacert(opts.cacert)
+    k, msg, code = input.check_cacert(opts.cacert)
     if not k then return nil, msg, code end
   end
   k, msg, code = key_parse.load(pos[1], { name = opts.name })
   if k then report, msg, code = key_verify.verify(k, { scenario = opts.scenario, cacert = opts.cacert }) end
   if not report then
-    if opts.json then print_json { ok = false, exit = require("calm.lib.exit").status_for(code), error = msg } end
+    if opts.json then print_json { ok = false, exit = exit.status_for(code), error = msg } end
     return nil, msg, code
   end
   if opts.json then

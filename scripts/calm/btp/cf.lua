@@ -15,6 +15,8 @@
 local json = require "calm.lib.json"
 local log = require "calm.log"
 local codec = require "calm.codec"
+local http = require "calm.http"
+local oauth = require "calm.net.oauth"
 -- the client base and its wait loop
 local client, poll = require "calm.btp.client", require "calm.lib.poll"
 
@@ -55,7 +57,6 @@ end
 
 -- Discovers the token endpoint from the API root (GET / needs no token).
 local function root_links(api, cacert)
-  local http = require "calm.http"
   local resp, msg, code = http.request { url = api:gsub("/+$", "") .. "/", method = "GET",
     headers = { Accept = "application/json" }, cacert = cacert }
   if not resp then return nil, "Cloud Foundry API " .. api .. ": " .. tostring(msg), code end
@@ -118,7 +119,6 @@ function M.connect(opts)
   if not token_base then
     return nil, "Cloud Foundry API " .. opts.api .. ": the root document names no login or uaa link", "BAD_RESPONSE"
   end
-  local oauth = require "calm.net.oauth"
   -- the cf CLI's request: client "cf" with an empty secret, the origin as
   -- the query parameter login_hint={"origin":"..."}, a passcode as a form field
   local token_url = token_base:gsub("/+$", "") .. "/oauth/token"

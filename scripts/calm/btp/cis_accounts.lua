@@ -12,6 +12,8 @@
 -- c is a calm.btp.cis client. Expected failures: nil, message, code.
 local codec = require "calm.codec"
 local log = require "calm.log"
+local cis = require "calm.btp.cis"
+local client = require "calm.btp.client"
 
 local M = {}
 
@@ -28,7 +30,7 @@ local function walk(node, path, out, depth)
     if type(sa) == "table" and s(sa.guid) then
       out[#out + 1] = { guid = sa.guid, name = s(sa.displayName) or "", subdomain = s(sa.subdomain),
         region = s(sa.region), directory = path, state = s(sa.state),
-        created = require("calm.btp.cis").to_date(sa.createdDate) }
+        created = cis.to_date(sa.createdDate) }
     end
   end
   for _, d in ipairs(type(node.children) == "table" and node.children or {}) do
@@ -62,7 +64,6 @@ end
 -- subaccount: the global account's assignments of the SAP Cloud ALM API, one row
 -- per subaccount. Returns {[guid] = entityState}.
 function M.calm_entitlements(c)
-  local cis = require "calm.btp.cis"
   local j, msg, code = c:get_json("entitlements_service_url",
     "/entitlements/v1/assignments?assignedServiceName=" .. codec.url_encode(cis.SERVICE),
     "reading the global account's entitlements", "entitlement_read")
@@ -123,7 +124,7 @@ local function look(c, guid, api, name)
   if resp.status == 404 then return false, resp end
   if resp.status ~= 200 then
     return nil, string.format("looking up Service Manager binding %s of subaccount %s: %s", name, guid,
-      c:response_text(resp)), require("calm.btp.client").code_for(resp.status)
+      c:response_text(resp)), client.code_for(resp.status)
   end
   local k = M.sm_key_of(c:body_json(resp))
   if not k then return nil, "the Accounts API's binding " .. name .. " has no usable credentials", "BAD_RESPONSE" end
@@ -158,7 +159,7 @@ end
 -- the API version is not offered, as opposed to "no such binding".
 local function no_route(resp)
   if resp.status ~= 404 and resp.status ~= 405 then return false end
-  local j = require("calm.btp.client").body_json(resp, "Cloud Management service")
+  local j = client.body_json(resp, "Cloud Management service")
   return not (type(j) == "table" and type(j.error) == "table" and j.error.code)
 end
 
@@ -191,7 +192,7 @@ function M.sm_binding(c, guid, o)
         local hint = cresp.status == 403 and " (needs the scope global-account.subaccount.update, "
           .. "which a central-plan cis key has)" or ""
         return nil, string.format("creating Service Manager binding %s in subaccount %s: %s%s", name, guid,
-          c:response_text(cresp), hint), require("calm.btp.client").code_for(cresp.status)
+          c:response_text(cresp), hint), client.code_for(cresp.status)
       end
       last = cresp
     else

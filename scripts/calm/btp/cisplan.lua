@@ -12,6 +12,9 @@
 --   -- after the tokens: which key does what, and what cannot be done
 --   local roles, notes = cisplan.roles(keys, subaccount)  -- | nil, msg, "USAGE"
 --   roles.subaccount, roles.entitlement, roles.subscription -- calm.btp.cis clients or nil
+local cis = require "calm.btp.cis"
+local input = require "calm.lib.input"
+local jwt = require "calm.lib.jwt"
 local M = {}
 
 -- The plan a key names (before any request): "central" | "local" | nil.
@@ -34,8 +37,6 @@ end
 -- .path and .plan (from the key; nil when it does not say) | nil, msg, code.
 -- Two keys naming one plan are a usage error: the second adds nothing.
 function M.load_keys(list, o)
-  local cis = require "calm.btp.cis"
-  local input = require "calm.lib.input"
   local out, seen = {}, {}
   for _, it in ipairs(list) do
     local option, path = it[1], it[2]
@@ -64,7 +65,6 @@ end
 -- {["global-account.read"] = true, ...}; only scopes of a cis-<plan>!b<n>
 -- xsappname count (a token without any tells nothing about the plan).
 local function scopes_of(c)
-  local jwt = require "calm.lib.jwt"
   local set = {}
   local info = c.session and c.session.cached
   local list = jwt.scopes(info and info.scope)
@@ -82,7 +82,7 @@ end
 -- A local-plan key must be of the SAP Cloud ALM subaccount: else its
 -- subscriptions are another subaccount's. Returns true | nil, msg, "USAGE".
 local function check_local_key(c, subaccount)
-  local sid, claim = require("calm.lib.jwt").subaccount(c.session:claims())
+  local sid, claim = jwt.subaccount(c.session:claims())
   if sid and sid:lower() ~= subaccount:lower() then
     return nil, string.format("%s %s is a cis key of subaccount %s (its token's %s), not of the "
       .. "SAP Cloud ALM subaccount %s: its subscriptions are another subaccount's; give a "
@@ -94,7 +94,6 @@ end
 
 -- The roles no usable key can take, each a note naming the missing scope.
 local function missing_roles(roles)
-  local cis = require "calm.btp.cis"
   local notes = {}
   for _, role in ipairs { "subscription", "subaccount", "entitlement" } do
     if not roles[role] then
@@ -113,7 +112,6 @@ end
 -- local-plan key belongs to another subaccount (its subscriptions are not
 -- Cloud ALM's).
 function M.roles(keys, subaccount)
-  local cis = require "calm.btp.cis"
   local roles = {}
   local usable = 0
   for _, c in ipairs(keys) do

@@ -15,6 +15,7 @@
 -- asynchronous work are calm.lib.poll's. Expected failures: nil, message, code.
 local rest = require "calm.net.rest"
 local poll = require "calm.lib.poll"
+local oauth = require "calm.net.oauth"
 
 local M = {}
 
@@ -43,7 +44,6 @@ end
 -- A session for the OAuth credentials block t of a key (calm.net.oauth):
 -- session | nil, msg, code ("INPUT" for a key without usable credentials).
 function M.session_from_key(t, what, name, cacert)
-  local oauth = require "calm.net.oauth"
   local grant, msg, code = oauth.grant_from_key(t, what)
   if not grant then return nil, msg, code or "INPUT" end
   grant.cacert = grant.cacert or cacert

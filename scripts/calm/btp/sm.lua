@@ -14,6 +14,9 @@
 -- client is built on calm.btp.client; its waits are calm.lib.poll's.
 local client = require "calm.btp.client"
 local poll = require "calm.lib.poll"
+local jwt = require "calm.lib.jwt"
+local rest = require "calm.net.rest"
+local http = require "calm.http"
 
 local M = {}
 
@@ -76,7 +79,7 @@ end
 -- The complaint in an SM error answer; else calm.net.rest's description of
 -- the body ("HTML error page", ...).
 local function error_text(j, resp)
-  return j and M.errors_text(j.errors or j) or require("calm.net.rest").error_text(resp)
+  return j and M.errors_text(j.errors or j) or rest.error_text(resp)
 end
 
 local C = client.class { api = "Service Manager", error_text = error_text }
@@ -120,7 +123,7 @@ end
 function C:token_subaccount()
   if not self.session then return nil end
   local claims = self.session:claims()
-  return require("calm.lib.jwt").subaccount(claims)
+  return jwt.subaccount(claims)
 end
 
 -- One request; returns resp (any status) | nil, msg, code.
@@ -246,9 +249,7 @@ end
 local function retry_after(resp)
   local v = resp.headers and resp.headers["retry-after"]
   if not v then return nil end
-  local ok, http = pcall(require, "calm.http")
-  if ok and http.parse_retry_after then return http.parse_retry_after(v) end
-  return tonumber(v)
+  return http.parse_retry_after(v)
 end
 
 -- Sleeps delay seconds or until the deadline; nil,msg,"DEADLINE" if passed

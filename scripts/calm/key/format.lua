@@ -41,6 +41,7 @@ end
 M.shell_quote = shq
 
 local exportable = require("calm.key.check").exportable
+local fs = require "calm.fs"
 
 local function fmt_json(k)
   return M.pretty_json(k.data)
@@ -203,7 +204,6 @@ local USER_FS = { ENOENT = true, EACCES = true, EISDIR = true, ENOTDIR = true, E
 -- the text holds no secret.
 function M.output(text, opts)
   opts = opts or {}
-  local fs = require "calm.fs"
   if opts.out and opts.out ~= "-" then
     local ok, msg, code = fs.write_private(opts.out, text)
     if not ok then
@@ -217,7 +217,7 @@ function M.output(text, opts)
   end
   local kind, mode = fs.stdtype("stdout")
   if opts.secret ~= false and kind == "file" and mode & 63 ~= 0 then -- 077: group or others
-    require("calm.log").warn("standard output is a file others can read (mode %04o): the key's secret "
+    log.warn("standard output is a file others can read (mode %04o): the key's secret "
       .. "is in it now; chmod 600 it, or use --out FILE (written 0600)", mode)
   end
   io.stdout:write(text)

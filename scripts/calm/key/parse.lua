@@ -5,6 +5,7 @@
 --   text = parse.read(path); k = parse.load(path [, opts])
 local log = require "calm.log"
 local U = require "calm.key.util"
+local input = require "calm.lib.input"
 local kind_of, shown, get_ci, is_nonempty_string = U.kind_of, U.shown, U.get_ci, U.is_nonempty_string
 local M = {}
 
@@ -99,7 +100,6 @@ function M.from_value(v, source, opts)
   if type(v) ~= "table" or (next(v) ~= nil and #v > 0) then
     return nil, source .. ": not a service key: the JSON is " .. kind_of(v) .. ", not an object", "INPUT"
   end
-  local input = require "calm.lib.input"
   local kind, why = input.kind(v)
   local refused = input.refusal(kind, why, "calm", source)
   if refused then return nil, refused, "INPUT" end
@@ -123,7 +123,7 @@ end
 function M.parse(text, source, opts)
   local label = source and shown(source, 200) or "key"
   -- BOM, raw `cf service-key` output, what a file that is not JSON looks like
-  local v, msg = require("calm.lib.input").decode(text, label)
+  local v, msg = input.decode(text, label)
   if v == nil then return nil, msg, "INPUT" end
   return M.from_value(v, label, opts)
 end
@@ -131,7 +131,7 @@ end
 -- key.read(path) -> text | nil, message, code: a file (a FIFO, /dev/fd/N
 -- too) or "-", standard input (calm.lib.input.read: once a run).
 function M.read(path)
-  local text, msg, code = require("calm.lib.input").read(path, "FILE")
+  local text, msg, code = input.read(path, "FILE")
   if not text then
     -- fs names the file: "cannot read 'k.json': ..."
     return nil, (tostring(msg):gsub("^FILE: ", "")), code

@@ -13,6 +13,7 @@
 local key_parse = require "calm.key.parse"
 local key_util = require "calm.key.util"
 local key_verify = require "calm.key.verify"
+local task = require "calm.task"
 local M = {}
 
 -- One key: a token and its scopes. Never raises for a bad key; the result
@@ -38,7 +39,6 @@ end
 
 -- Every candidate at once (one token request each, concurrently).
 function M.keys(candidates, opts)
-  local task = require "calm.task"
   if #candidates == 0 then return {} end
   local fns = {}
   for i, c in ipairs(candidates) do

@@ -7,6 +7,8 @@ local log = require "calm.log"
 local U = require "calm.key.util"
 local shown, is_nonempty_string, is_x509 = U.shown, U.is_nonempty_string, U.is_x509
 local exportable = require("calm.key.check").exportable
+local jwt = require "calm.lib.jwt"
+local oauth = require "calm.net.oauth"
 local M = {}
 
 local function has_scope(scopes, suffix)
@@ -27,7 +29,6 @@ end
 -- {ok, problems, warnings, scopes, token_url, mtls, expires_in, zone, client, scenario}.
 -- A token the way the key's consumers get one | nil, message, code.
 local function fetch_token(k, opts, token_url)
-  local oauth = require "calm.net.oauth"
   local grant, gmsg, gcode = oauth.grant_from_key(k.uaa, "key " .. k.source)
   if not grant then return nil, tostring(gmsg), gcode or "INPUT" end
   if opts.cacert and type(grant) == "table" and grant.cacert == nil then grant.cacert = opts.cacert end
@@ -53,7 +54,7 @@ end
 
 -- The token's scopes, and the Deployment ones among them.
 local function check_scopes(r, tok, claims)
-  if claims then r.scopes = require("calm.lib.jwt").scopes(claims) or {} end
+  if claims then r.scopes = jwt.scopes(claims) or {} end
   if #r.scopes == 0 and type(tok.scope) == "string" then
     for s in tok.scope:gmatch("%S+") do r.scopes[#r.scopes + 1] = s end
   end
@@ -109,7 +110,7 @@ function M.verify(k, opts)
   r.problem = function(fmt, ...) r.problems[#r.problems + 1] = string.format(fmt, ...); r.ok = false end
   r.warn = function(fmt, ...) r.warnings[#r.warnings + 1] = string.format(fmt, ...) end
   local claims, jmsg = nil, "no access_token in the answer"
-  if type(tok.access_token) == "string" then claims, jmsg = require("calm.lib.jwt").decode(tok.access_token) end
+  if type(tok.access_token) == "string" then claims, jmsg = jwt.decode(tok.access_token) end
   if not claims then r.problem("the token is not a readable JWT (%s)", tostring(jmsg)) end
   check_scopes(r, tok, claims)
   if claims then check_zone(r, claims, k.uaa) end

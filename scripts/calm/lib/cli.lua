@@ -21,6 +21,7 @@
 -- Secrets never come from argv: options that look like they carry one are
 -- refused before anything else, without echoing their value.
 local cmdline = require "calm.cmdline"
+local input = require "calm.lib.input"
 local M = {}
 
 -- Options every command knows: the global options of the command-line table
@@ -232,9 +233,9 @@ local function fill_from_env(opts, defs, spec, env_sourced)
           if v == nil then
             msg = string.format("%s (for --%s) must be 1/0, true/false or yes/no", def.env, name)
           end
-        elseif def.key_env and require("calm.lib.input").is_content(ev) then
+        elseif def.key_env and input.is_content(ev) then
           -- the variable holds the key itself: kept aside, never in opts
-          v = require("calm.lib.input").hold(def.env, ev)
+          v = input.hold(def.env, ev)
         else
           v, msg = convert(def, def.env .. " (for --" .. name .. ")", ev)
         end

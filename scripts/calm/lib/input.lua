@@ -11,6 +11,8 @@
 -- --sm-key, a Service Manager key given to check), is INPUT (exit 2) with a
 -- message that says what the file looks like. Values are never quoted.
 local json = require "calm.lib.json"
+local fs = require "calm.fs"
+local http = require "calm.http"
 
 local M = {}
 
@@ -170,7 +172,6 @@ end
 -- option for messages ("--sm-key", "CALMBIND_SM_KEY", "FILE"). A second "-"
 -- in one run is USAGE: standard input has been read to its end.
 function M.read(v, option, max)
-  local fs = require "calm.fs"
   max = max or 1024 * 1024
   if held[v] then
     if #held[v] > max then return nil, option .. ": the key's JSON is larger than " .. max .. " bytes", "INPUT" end
@@ -216,7 +217,6 @@ end
 -- calm.http would send to; a plain http URL to another host is bad input,
 -- found before any request, naming the key and the field.
 function M.check_urls(t, label)
-  local http = require "calm.http"
   local function walk(v, path, depth)
     if type(v) ~= "table" or depth > 3 then return true end
     local names = {}
@@ -250,7 +250,6 @@ end
 -- --cacert FILE: a readable file with at least one PEM certificate.
 -- Returns true | nil, msg, "USAGE".
 function M.check_cacert(path, option)
-  local fs = require "calm.fs"
   option = option or "--cacert"
   local text, msg = fs.read(path, 16 * 1024 * 1024)
   if not text then return nil, option .. ": " .. tostring(msg), "USAGE" end
@@ -266,7 +265,6 @@ end
 -- takes a new file (probed: the atomic write makes one there).
 -- Returns true | nil, msg, "USAGE".
 function M.check_output(option, path)
-  local fs = require "calm.fs"
   local dir = path:match("^(.*)/[^/]*$")
   if dir == "" then dir = "/" end
   dir = dir or "."
@@ -290,7 +288,6 @@ end
 -- --out / --report must not name an input file (the atomic rename would
 -- replace it): inputs = {{"--sm-key", path}, ...}. true | nil, msg, "USAGE"
 function M.check_not_input(option, path, inputs)
-  local fs = require "calm.fs"
   if not path or path == "-" then return true end
   for _, i in ipairs(inputs) do
     if i[2] and i[2] ~= "-" and not held[i[2]] and fs.same_file(path, i[2]) then

@@ -18,6 +18,7 @@
 -- A name that only suggests Cloud ALM ("Cloud ALM Playground"), without evidence, is listed
 -- as possible and left out of the inventory; older global accounts name their tenant freely,
 -- so such a tenant is found by its entitlement.
+local json = require "calm.lib.json"
 local M = {}
 
 M.DOCUMENTED_NAME = "SAP Cloud ALM"
@@ -124,7 +125,6 @@ local ORDER = { "defaults", "tenants", "name", "subaccount", "region", "sm_key",
 
 -- The JSON inventory text. o = {cis_key = path or nil, sm_key_of = function(e) -> path|nil}.
 function M.inventory_json(calm, o)
-  local json = require "calm.lib.json"
   local tenants = {}
   for _, e in ipairs(calm) do tenants[#tenants + 1] = row(e, o) end
   local doc = { tenants = json.array(tenants) }

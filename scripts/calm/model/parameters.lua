@@ -6,6 +6,7 @@
 --              credential_type=, keep_types = {...}?})
 --   params | nil = parameters.binding_parameters{credential_type=, validity=, wrapped=}
 --   validity | nil, msg, "USAGE" = parameters.parse_validity("30d" [, label])
+local json = require "calm.lib.json"
 local M = {}
 
 -- The `parameters` object of create/update, built as a table (no shell
@@ -13,7 +14,6 @@ local M = {}
 -- (instance secrets: no oauth2-configuration). o.authorities: the list the
 -- run's policy gives (policy:authorities), or nil for none.
 function M.instance_parameters(xsappname, o)
-  local json = require "calm.lib.json"
   local xs = { xsappname = xsappname }
   if o.authorities then
     -- a JSON array even when a policy leaves it empty (the broker wants one)

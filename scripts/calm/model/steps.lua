@@ -16,6 +16,7 @@
 local parameters = require "calm.model.parameters"
 local names = require "calm.model.names"
 local inventory = require "calm.model.inventory"
+local default = require "calm.policy.default"
 local has_label, usable_binding = inventory.has_label, inventory.usable_binding
 local M = {}
 
@@ -42,7 +43,7 @@ end
 -- else the list itself.
 local function authorities(o, ctype)
   local list = o.policy:authorities(context(o, ctype))
-  local builtin = require("calm.policy.default").authorities { scenario = "deployment" }
+  local builtin = default.authorities { scenario = "deployment" }
   local same = #list == #builtin
   for i = 1, #list do if list[i] ~= builtin[i] then same = false end end
   if same then return list, "the two imp-cdm-feature-* authorities" end

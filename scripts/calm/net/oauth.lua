@@ -12,6 +12,7 @@ local codec = require "calm.codec"
 local log = require "calm.log"
 local task = require "calm.task"
 local rest = require "calm.net.rest"
+local jwt = require "calm.lib.jwt"
 
 local M = {}
 
@@ -256,7 +257,7 @@ end
 function Session:claims()
   local t, msg, code = self:token()
   if not t then return nil, msg, code end
-  return require("calm.lib.jwt").decode(t)
+  return jwt.decode(t)
 end
 
 function Session:invalidate()

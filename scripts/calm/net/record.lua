@@ -15,6 +15,9 @@ local json = require "calm.lib.json"
 local log = require "calm.log"
 local codec = require "calm.codec"
 local match = require "calm.net.record_match"
+local fs = require "calm.fs"
+local jwt = require "calm.lib.jwt"
+local task = require "calm.task"
 
 local M = {}
 
@@ -47,7 +50,7 @@ local function is_jwt(s)
 end
 
 function Redactor:fake_jwt(s)
-  local claims = require("calm.lib.jwt").decode(s)
+  local claims = jwt.decode(s)
   if type(claims) ~= "table" then return nil end
   -- pretty, not compact: the stand-in's payload never repeats the original's bytes
   return NONE_HEADER .. "." .. codec.b64url_encode(json.pretty(claims)) .. "." .. STANDIN .. "signature"
@@ -227,7 +230,7 @@ local function bad_file(path, what)
 end
 
 local function load_recording(path)
-  local text, msg, code = require("calm.fs").read(path, MAX_FILE)
+  local text, msg, code = fs.read(path, MAX_FILE)
   if not text then return nil, "--replay: " .. msg, code end
   local doc, jmsg = json.decode(text, path)
   if not doc then return bad_file(path, jmsg) end
@@ -289,7 +292,6 @@ end
 local function replaying_request(opts)
   if type(opts) ~= "table" then error("http.request: bad argument #1 (table expected)", 2) end
   if type(opts.url) ~= "string" then error("http.request: 'url' must be a string", 2) end
-  local task = require "calm.task"
   if not task.current() then
     error("http.request must be called from a flow (not at module load time, "
       .. "in a metamethod or inside a plain coroutine)", 2)
@@ -356,7 +358,7 @@ function M.finish()
   end
   local ok, text = pcall(function() return new_redactor():document(s.exchanges) end)
   if not ok then return nil, text, "INPUT" end
-  local wrote, msg, code = require("calm.fs").write_private(s.path, text)
+  local wrote, msg, code = fs.write_private(s.path, text)
   if not wrote then return nil, "--record: " .. msg, code end
   log.debug("record: %d exchanges written to %s", #s.exchanges, s.path)
   return true

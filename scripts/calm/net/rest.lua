@@ -23,6 +23,7 @@ local json = require "calm.lib.json"
 local errtext = require "calm.net.errtext"
 local codec = require "calm.codec"
 local log = require "calm.log"
+local http = require "calm.http"
 local retry, answer = require "calm.net.retry", require "calm.net.answer"
 
 local M = {}
@@ -45,8 +46,8 @@ local function L()
   return M.log or log
 end
 
-local function http()
-  return M.http or require "calm.http"
+local function transport()
+  return M.http or http
 end
 
 local IDEMPOTENT_METHODS = { GET = true, HEAD = true, DELETE = true, OPTIONS = true, PUT = false }
@@ -150,7 +151,7 @@ function M.send(req, opts)
     what = opts.what or (method .. " " .. log.redact(tostring(req.url))),
     attempts = math.max(1, M.policy.attempts), unreachable = 0, env = M }
   for attempt = 1, st.attempts do
-    local resp, emsg, ecode = http().request(req)
+    local resp, emsg, ecode = transport().request(req)
     st.wait, st.hinted, st.why = nil, nil, nil
     local r
     if resp == nil then

@@ -7,6 +7,8 @@
 -- transport_hint) are read at call time.
 local errtext = require "calm.net.errtext"
 local task = require "calm.task"
+local http = require "calm.http"
+local log = require "calm.log"
 
 local M = {}
 
@@ -66,7 +68,7 @@ function M.server_wait(resp, env)
   local h = resp.headers or {}
   local ra = h["retry-after"]
   if ra and ra ~= "" then
-    local ok, s = pcall((env and env.http or require "calm.http").parse_retry_after, ra)
+    local ok, s = pcall((env and env.http or http).parse_retry_after, ra)
     if ok and type(s) == "number" and s >= 0 then return s end
   end
   local reset = tonumber(h["x-ratelimit-reset"] or "")
@@ -154,7 +156,7 @@ function M.pause(st, attempt, resp)
     return nil, string.format("%s; the next retry in %s would pass the --timeout deadline",
       st.last and st.last.msg or st.why, M.fmt_secs(wait)), "DEADLINE"
   end
-  local log = env.log or require "calm.log"
+  local log = env.log or log
   log.info("%s; retrying in %s (attempt %d/%d)", st.why, M.fmt_secs(wait), attempt + 1, st.attempts)
   local ok, smsg, scode = (env.sleep or task.sleep)(wait)
   if not ok then return nil, smsg or "deadline passed", scode or "DEADLINE" end

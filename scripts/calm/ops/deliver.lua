@@ -21,6 +21,8 @@ local key_parse = require "calm.key.parse"
 local key_util = require "calm.key.util"
 local key_verify = require "calm.key.verify"
 local report = require "calm.ops.report"
+local log = require "calm.log"
+local sm = require "calm.btp.sm"
 local M = {}
 
 M.INSTANCE_SECRET = "the instance still issues instance secrets: every binding of it shares one secret, so a "
@@ -62,7 +64,6 @@ end
 -- and zone. A binding this run created may take XSUAA a moment to know: a
 -- refusal of such a key is retried briefly. Returns the verify report | nil, msg, code.
 function M.verify(ctx, k, o)
-  local log = require "calm.log"
   local opts = ctx.opts
   o = o or {}
   -- a key adopted for its scopes was checked moments ago (calm.key.probe)
@@ -72,7 +73,7 @@ function M.verify(ctx, k, o)
   for attempt = 1, r and 0 or created and 3 or 1 do
     r, msg, code = key_verify.verify(k, { scenario = opts.scenario, cacert = opts.cacert })
     if r or code ~= "AUTH" or attempt == 3 or not created then break end
-    local ok, wmsg, wcode = require("calm.btp.sm").wait(attempt, "XSUAA to accept the new binding's credentials")
+    local ok, wmsg, wcode = sm.wait(attempt, "XSUAA to accept the new binding's credentials")
     if not ok then return nil, wmsg, wcode end
   end
   if not r then
@@ -118,7 +119,6 @@ end
 -- refused_code = code of a refused new key, on_fail = function(msg, code)
 -- (rotate rolls back there; returns nil, msg, code)}. Returns k | nil, msg, code.
 function M.key(ctx, creds, o)
-  local log = require "calm.log"
   local opts = ctx.opts
   o = o or {}
   local fail = o.on_fail or function(msg, code) return nil, msg, code end
@@ -255,7 +255,6 @@ end
 -- steps, on stderr. o = {head = first line, always = print the steps also
 -- when no other key exists}.
 function M.advise(ctx, list, o)
-  local log = require "calm.log"
   local say = function(s) log.info("%s", s) end
   if #list == 0 and not o.always then return end
   if o.head then say(o.head) end

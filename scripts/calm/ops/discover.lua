@@ -9,6 +9,15 @@
 -- --cis-key2 (a local-plan key) its subaccount's subscriptions; with
 -- --bootstrap-sm-keys, per tenant without a key file: a look-up of the binding by name
 -- and, when there is none, its creation (calm.btp.cis_accounts.sm_binding).
+local cis_accounts = require "calm.btp.cis_accounts"
+local cisplan = require "calm.btp.cisplan"
+local discovery = require "calm.model.discovery"
+local fs = require "calm.fs"
+local input = require "calm.lib.input"
+local json = require "calm.lib.json"
+local jwt = require "calm.lib.jwt"
+local log = require "calm.log"
+local task = require "calm.task"
 local M = {}
 
 function M.spec()
@@ -45,8 +54,6 @@ local function fail(msg, code) return nil, msg, code end
 
 -- Checks the options before any request: true | nil, msg, code.
 local function check(opts)
-  local input = require "calm.lib.input"
-  local fs = require "calm.fs"
   local inv = opts.inventory
   if inv then
     if not (inv:lower():match("%.json$") or inv:lower():match("%.csv$")) then
@@ -72,7 +79,6 @@ end
 
 -- The central key (and the local one): clients | nil, msg, code.
 local function load(opts)
-  local cisplan = require "calm.btp.cisplan"
   local keys, msg, code = cisplan.load_keys({ { "--cis-key", opts["cis-key"] }, { "--cis-key2", opts["cis-key2"] } },
     { cacert = opts.cacert })
   if not keys then return nil, msg, code end
@@ -92,13 +98,12 @@ end
 -- The subscription a local-plan key shows for its own subaccount: {[guid] = sub|false}.
 local function subscriptions(loc)
   if not loc then return {} end
-  local log = require "calm.log"
   local sub, msg = loc:calm_subscription()
   if sub == nil then
     log.warn("--cis-key2: cannot read subscriptions (%s); deciding by entitlement and name", tostring(msg))
     return {}
   end
-  local sid = require("calm.lib.jwt").subaccount(loc.session:claims())
+  local sid = jwt.subaccount(loc.session:claims())
   if not sid then return {} end
   return { [sid] = sub }
 end
@@ -110,9 +115,6 @@ local function key_path(dir, e) return dir .. "/" .. e.name .. "-sm.json" end
 -- One tenant's SM key: e.sm_key (path), e.sm_how ("kept" | "found" | "created"),
 -- or e.sm_error.
 local function bootstrap_one(central, e, opts)
-  local fs = require "calm.fs"
-  local input = require "calm.lib.input"
-  local acc = require "calm.btp.cis_accounts"
   local path = key_path(opts["bootstrap-sm-keys"], e)
   if fs.exists(path) then
     local ok, msg = input.load_key(path, "sm", "key file")
@@ -122,10 +124,9 @@ local function bootstrap_one(central, e, opts)
   end
   local api = opts["sm-binding-api"] ~= "auto" and opts["sm-binding-api"] or nil
   local x509 = opts["sm-credential-type"] == "x509" and opts["x509-validity"] or nil
-  local k, how, which = acc.sm_binding(central, e.sub.guid, { name = opts["sm-binding-name"], x509_days = x509,
+  local k, how, which = cis_accounts.sm_binding(central, e.sub.guid, { name = opts["sm-binding-name"], x509_days = x509,
     api = api })
   if not k then e.sm_error, e.sm_code = how, which; return end
-  local json = require "calm.lib.json"
   local ok, wmsg = fs.write_private(path, json.pretty(k, { "clientid", "clientsecret", "certificate", "key",
     "url", "certurl", "sm_url", "xsappname" }) .. "\n")
   if not ok then e.sm_error = "writing " .. path .. ": " .. tostring(wmsg); return end
@@ -133,7 +134,6 @@ local function bootstrap_one(central, e, opts)
 end
 
 local function bootstrap(central, calm, opts)
-  local task = require "calm.task"
   local next_i = 0
   local function worker()
     while true do
@@ -152,7 +152,6 @@ end
 -- not made (so a rerun of discover without the option keeps the inventory whole).
 local function existing_keys(calm, dir)
   if not dir then return end
-  local fs = require "calm.fs"
   for _, e in ipairs(calm) do
     if not e.sm_key and not e.sm_error and fs.exists(key_path(dir, e)) then
       e.sm_key, e.sm_how = key_path(dir, e), "kept"
@@ -180,8 +179,6 @@ local function relative_to(path, inv)
 end
 
 local function write_inventory(opts, found)
-  local discovery = require "calm.model.discovery"
-  local fs = require "calm.fs"
   local inv = opts.inventory
   local o = { cis_key = relative_to(opts["cis-key"], inv),
     sm_key_of = function(e) return e.sm_key and relative_to(e.sm_key, inv) or nil end }
@@ -191,7 +188,6 @@ local function write_inventory(opts, found)
 end
 
 local function result(ga, found, opts, requests)
-  local discovery = require "calm.model.discovery"
   local tenants = {}
   for _, e in ipairs(found.calm) do
     tenants[#tenants + 1] = { name = e.name, subaccount = e.sub.guid, display_name = e.sub.name,
@@ -259,14 +255,13 @@ function M.run(opts)
   if not ok then return nil, msg, code end
   local central, loc, lcode = load(opts)
   if not central then return nil, loc, lcode end
-  local acc = require "calm.btp.cis_accounts"
   local ga
-  ga, msg, code = acc.tree(central)
+  ga, msg, code = cis_accounts.tree(central)
   if not ga then return nil, msg, code end
   local entitled
-  entitled, msg, code = acc.calm_entitlements(central)
+  entitled, msg, code = cis_accounts.calm_entitlements(central)
   if not entitled then return nil, msg, code end
-  local found = require("calm.model.discovery").judge(ga.subaccounts, entitled, subscriptions(loc))
+  local found = discovery.judge(ga.subaccounts, entitled, subscriptions(loc))
   if opts["bootstrap-sm-keys"] then
     bootstrap(central, found.calm, opts)
   end
@@ -278,12 +273,12 @@ function M.run(opts)
     if not w then return nil, "writing the inventory " .. opts.inventory .. ": " .. tostring(wmsg), "INPUT" end
   end
   if opts.json then
-    io.write(require("calm.lib.json").pretty(r, { "global_account", "tenants", "possible", "name" }) .. "\n")
+    io.write(json.pretty(r, { "global_account", "tenants", "possible", "name" }) .. "\n")
   else
     io.write(M.table_text(r))
   end
   if #found.calm == 0 then
-    require("calm.log").error("no SAP Cloud ALM subaccount in global account %s", tostring(ga.name))
+    log.error("no SAP Cloud ALM subaccount in global account %s", tostring(ga.name))
     return 1
   end
   for _, e in ipairs(found.calm) do

@@ -11,6 +11,11 @@ local inventory = require "calm.model.inventory"
 local planner = require "calm.model.plan"
 local model_steps = require "calm.model.steps"
 local options = require "calm.ops.options"
+local cf = require "calm.btp.cf"
+local json = require "calm.lib.json"
+local log = require "calm.log"
+local probe = require "calm.key.probe"
+local task = require "calm.task"
 local M = {}
 
 
@@ -31,8 +36,6 @@ end
 -- scopes (calm.key.probe), read concurrently. Returns {[instance guid] = {key...}}
 -- where key = {guid, name, created_at, creds, probe}.
 local function gather_keys(c, instances, cacert)
-  local task = require "calm.task"
-  local probe = require "calm.key.probe"
   local fns = {}
   for n, inst in ipairs(instances) do
     fns[n] = function()
@@ -78,7 +81,7 @@ local function cf_inventory(all, keys_by, plan)
       probes[k.guid] = k.probe
     end
   end
-  local inv = require("calm.model.inventory").inventory { offering = { id = plan.guid }, plan = { id = plan.guid },
+  local inv = inventory.inventory { offering = { id = plan.guid }, plan = { id = plan.guid },
     instances = instances, bindings = bindings }
   for _, i in ipairs(inv.instances) do
     for _, b in ipairs(i.bindings) do b.probe = probes[b.id] end
@@ -116,7 +119,6 @@ local VERB = { adopt = "find", create = "would create", update = "would update",
   manual = "manual step for", recreate = "would re-create", none = "no" }
 
 local function show_plan(ctx, steps, say)
-  local json = require "calm.lib.json"
   say("runtime: Cloud Foundry " .. ctx.opts["cf-api"] .. ", space " .. ctx.opts["cf-space"])
   local si = steps.instance
   if si then
@@ -135,7 +137,6 @@ end
 
 -- Carries the steps out; returns the key's credentials | nil, msg, code.
 local function execute(ctx, c, steps, plan, space, action)
-  local log = require "calm.log"
   local si, sb = steps.instance, steps.binding
   local inst_guid, inst_name = si.id, si.name
   if si.op == "create" then
@@ -174,8 +175,6 @@ local function execute(ctx, c, steps, plan, space, action)
 end
 
 function M.run(ctx, mode, say, action)
-  local cf = require "calm.btp.cf"
-  local log = require "calm.log"
   local opts = ctx.opts
   local login, lmsg, lcode = cf.login_from_env(opts)
   if not login then return nil, lmsg, lcode end

@@ -7,6 +7,9 @@
 local parameters = require "calm.model.parameters"
 local names = require "calm.model.names"
 local inventory = require "calm.model.inventory"
+local json = require "calm.lib.json"
+local log = require "calm.log"
+local poll = require "calm.lib.poll"
 local M = {}
 
 -- ------------------------------------------------------- execution --
@@ -18,7 +21,6 @@ local M = {}
 local PLAN_POLL = { initial = 1, factor = 1.5, max = 10 }
 
 local function wait_for_plan(ctx)
-  local poll = require "calm.lib.poll"
   return poll.until_done {
     policy = PLAN_POLL, rounds = 60,
     waiting = "the SAP Cloud ALM API offering to appear in Service Manager after the entitlement",
@@ -70,7 +72,6 @@ end
 -- type) gets the {"xsuaa": {...}} shape, after the wrong key -- calmbind's
 -- own, made a moment ago -- is deleted. Returns the binding entity.
 create_binding = function(ctx, b, entity)
-  local log = require "calm.log"
   local want = ctx.opts["credential-type"]
   log.info("creating binding '%s'", b.name)
   local binding, msg, code = bind_once(ctx, b, entity, b.parameters)
@@ -94,7 +95,6 @@ end
 -- (with credentials) | nil, msg, code.
 -- The entitlement, when the plan says to assign it; returns the plan entity.
 local function entitle(ctx, plan)
-  local log = require "calm.log"
   if ctx.steps.entitlement.op ~= "assign" then return plan end
   log.info("assigning the entitlement SAP Cloud ALM API / standard to subaccount %s", ctx.opts.subaccount)
   local ok, msg, code = ctx.cis:assign_entitlement(ctx.opts.subaccount)
@@ -108,7 +108,7 @@ end
 local function wait_for_running(ctx, inv)
   local w = ctx.steps.wait_for
   if not w then return true end
-  require("calm.log").info("instance '%s' has an operation running; waiting for it", w.name)
+  log.info("instance '%s' has an operation running; waiting for it", w.name)
   local e, msg, code = ctx.sm:wait_idle("service_instances", w.id,
     "the running operation of instance '" .. w.name .. "'")
   if not e then return nil, msg, code end
@@ -122,7 +122,6 @@ end
 
 -- The instance step; returns the instance entity.
 local function instance(ctx, inv, plan)
-  local log = require "calm.log"
   local c, inst = ctx.sm, ctx.steps.instance
   if inst.op == "adopt" then
     M.action(ctx, { action = "adopt", resource = "instance", id = inst.id, name = inst.name })
@@ -140,7 +139,7 @@ local function instance(ctx, inv, plan)
     table.concat(inst.parameters["xs-security"].authorities, ", "),
     inv.by_id[inst.id] and inv.by_id[inst.id].usable == false
       and " again (usable: false: calmbind's own update failed and left it unusable)" or "")
-  local array = require("calm.lib.json").array -- a JSON array even if it were empty
+  local array = json.array -- a JSON array even if it were empty
   local e, msg, code = c:update_instance(inst.id, { parameters = inst.parameters,
     labels = array { { op = "add", key = inventory.AUTH_LABEL, values = array { inventory.AUTH_VALUE } } } },
     "updating instance '" .. inst.name .. "'")
@@ -152,7 +151,7 @@ end
 local function adopted_binding(ctx, inv, inst_id, b)
   local c, raw = ctx.sm, nil
   if b.wait then
-    require("calm.log").info("binding '%s' is still being created; waiting for it", b.name)
+    log.info("binding '%s' is still being created; waiting for it", b.name)
     local ok, msg, code = c:wait_idle("service_bindings", b.id, "binding '" .. b.name .. "'")
     if not ok then return nil, msg, code end
   else

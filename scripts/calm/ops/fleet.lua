@@ -16,6 +16,13 @@
 -- tenants = {{name =, opts =, where =}} with opts from calm.ops.fleet_tenant.
 local key_parse = require "calm.key.parse"
 local key_verify = require "calm.key.verify"
+local deliver = require "calm.ops.deliver"
+local exit = require "calm.lib.exit"
+local json = require "calm.lib.json"
+local log = require "calm.log"
+local rotate = require "calm.ops.rotate"
+local runner = require "calm.ops.runner"
+local task = require "calm.task"
 local M = {}
 
 local WORD = { [0] = "ok", "api", "input", "auth", "manual", "deadline", "verify", "changes" }
@@ -38,7 +45,6 @@ end
 local show = true
 
 local function say(fmt, ...)
-  local log = require "calm.log"
   if not show then return end
   local prev = log.level()
   if prev == "warn" then log.set_level("info") end
@@ -47,7 +53,6 @@ local function say(fmt, ...)
 end
 
 local function progress(state)
-  local log = require "calm.log"
   if not show then return end
   local prev = log.level()
   if prev == "warn" then log.set_level("info") end
@@ -74,15 +79,13 @@ local function run_command(command, o, sink)
   if command == "verify" then return verify_one(o) end
   if command == "plan" then
     sink.keep_plan = true
-    return require("calm.ops.runner").run(o, "plan", sink)
+    return runner.run(o, "plan", sink)
   end
-  if command == "rotate" then return require("calm.ops.rotate").run(o, sink) end
-  return require("calm.ops.runner").run(o, "get", sink)
+  if command == "rotate" then return rotate.run(o, sink) end
+  return runner.run(o, "get", sink)
 end
 
 local function outcome(t, o, r, sink, secs)
-  local exit = require "calm.lib.exit"
-  local log = require "calm.log"
   local command = o.command
   local status, msg, code = r[1], r[2], r[3]
   local res = { name = t.name, seconds = secs }
@@ -120,8 +123,6 @@ end
 
 -- The row of a tenant judged unfit before any request.
 local function refused(t)
-  local exit = require "calm.lib.exit"
-  local log = require "calm.log"
   local msg, code = t.error[1], t.error[2]
   return { name = t.name, seconds = 0, exit = exit.status_for(code or "INPUT"), code = code or "INPUT",
     error = log.redact(table.concat(lines_of(msg), "\n")), where = t.where, actions = {} }
@@ -163,8 +164,6 @@ end
 -- run(tenants, o) -> results (one per tenant, in the tenants' order).
 -- o = {command, jobs, tty (progress line), total}.
 function M.run(tenants, o)
-  local task = require "calm.task"
-  local log = require "calm.log"
   local state = { command = o.command, done = 0, failed = 0, running = 0, total = #tenants }
   local results, next_i = {}, 0
   local quiet = log.level() == "info"
@@ -287,7 +286,6 @@ end
 
 -- The --report document: meta = {command, inventory, shard, only, seconds}.
 function M.report(results, meta)
-  local json = require "calm.lib.json"
   local tenants = {}
   for i, r in ipairs(results) do
     local acts = {}
@@ -310,7 +308,6 @@ end
 
 -- fleet --command rotate: the admin's steps once for all rotated tenants.
 function M.after_rotation(results, report)
-  local deliver = require "calm.ops.deliver"
   local rotated, todo, deleted = 0, 0, 0
   for _, r in ipairs(results) do
     if r.exit == 0 then

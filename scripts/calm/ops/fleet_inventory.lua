@@ -9,6 +9,10 @@
 -- JSON: {"defaults": {...}, "tenants": [{...}, ...]}; CSV: a header row of
 -- field names, one tenant a row. Field names are the long option names with
 -- "_" for "-". Path fields are made relative to the inventory's directory.
+local cli = require "calm.lib.cli"
+local fs = require "calm.fs"
+local json = require "calm.lib.json"
+local util = require "calm.key.util"
 local M = {}
 
 -- Every field an inventory may hold, and its kind: "path" (made relative to
@@ -41,7 +45,7 @@ local function unknown_field(where, name)
   local names = field_names()
   local word = tostring(name)
   local near = M.FIELDS[(word:gsub("%-", "_"):gsub("^_+", ""))] and (word:gsub("%-", "_"):gsub("^_+", ""))
-    or require("calm.lib.cli").suggest(word:lower(), names)
+    or cli.suggest(word:lower(), names)
   if near then return string.format("%s: unknown field '%s' (did you mean %s?)", where, word, near) end
   return string.format("%s: unknown field '%s' (known: %s)", where, word, table.concat(names, ", "))
 end
@@ -161,7 +165,6 @@ local function is_list(v)
 end
 
 local function json_tenants(text, label)
-  local json = require "calm.lib.json"
   local doc, msg = json.decode(text, label)
   if doc == nil then return nil, msg end
   if not is_object(doc) then
@@ -212,7 +215,6 @@ local function normalise(t, dir)
         end
         if type(v) ~= "boolean" then return nil, string.format("%s: %s must be true or false", where, k) end
       elseif kind == "duration" then
-        local cli = require "calm.lib.cli"
         local n = cli.duration(v)
         if not n or n <= 0 then
           return nil, string.format("%s: %s must be a duration > 0 (%s)", where, k, cli.DURATION_HELP)
@@ -233,7 +235,6 @@ end
 -- | nil, message, "INPUT". Checks names (present, [A-Za-z0-9._-]+, unique)
 -- and fields; the options themselves are judged by the command later.
 function M.load(path)
-  local fs = require "calm.fs"
   local text, msg = fs.read(path, 64 * 1024 * 1024)
   if not text then return nil, "cannot read the inventory " .. path .. ": " .. tostring(msg), "INPUT" end
   local label = "inventory " .. path
@@ -260,7 +261,7 @@ function M.load(path)
     if t.name == nil then return nil, where .. ": no name (every tenant needs one)", "INPUT" end
     if not t.name:match("^[%w%._%-]+$") or t.name == "." or t.name == ".." then
       return nil, string.format("%s: name '%s': only letters, digits, '.', '_' and '-' are allowed", where,
-        require("calm.key.util").shown(t.name)), "INPUT"
+        util.shown(t.name)), "INPUT"
     end
     if by_name[t.name] then
       return nil, string.format("%s: name '%s' is used twice (also at %s)", where, t.name, by_name[t.name]), "INPUT"

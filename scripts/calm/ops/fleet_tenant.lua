@@ -10,6 +10,11 @@
 -- inventory's defaults. The options are a table judged by the command's own
 -- spec (calm.lib.cli.from_table) and checks, so every value is judged as
 -- `calmbind get` judges it, and messages name the field or option as written.
+local cli = require "calm.lib.cli"
+local fs = require "calm.fs"
+local input = require "calm.lib.input"
+local options = require "calm.ops.options"
+local rotate = require "calm.ops.rotate"
 local M = {}
 
 -- Key file extension per --format.
@@ -19,8 +24,8 @@ M.EXT = { json = "json", vcap = "json", env = "env", dotenv = "env", ["alm-setup
 local NOT_OPTION = { name = true, key = true, timeout = true, out = true, where = true, policy = true }
 
 local function spec_for(command)
-  if command == "rotate" then return require("calm.ops.rotate").spec() end
-  return require("calm.ops.options").spec(command == "plan" and "plan" or "get")
+  if command == "rotate" then return rotate.spec() end
+  return options.spec(command == "plan" and "plan" or "get")
 end
 
 -- The tenant's fields over the command line's over the inventory's
@@ -51,7 +56,6 @@ local function verify_options(t, f, label, ctx)
   local how
   if f.key then o.key, how = f.key, label.key else o.key, how = key_out(t, f, label, ctx) end
   if not o.key then return nil, "no key field and no --out-dir DIR: which key file to verify?", "USAGE" end
-  local fs = require "calm.fs"
   if not fs.exists(o.key) then return nil, how .. ": key file " .. o.key .. " does not exist", "INPUT" end
   return o
 end
@@ -59,8 +63,6 @@ end
 -- Reads the key files now, so a missing or wrong one is found before the
 -- first request of any tenant.
 local function check_keys(o)
-  local input = require "calm.lib.input"
-  local cli = require "calm.lib.cli"
   for _, what in ipairs { "sm-key", "cis-key", "cis-key2" } do
     if o[what] then
       local ok, msg, code = input.load_key(o[what], what == "sm-key" and "sm" or "cis", cli.label(o, what))
@@ -74,7 +76,6 @@ end
 -- command's own spec (calm.lib.cli.from_table) and checks, messages naming
 -- each value as the user wrote it.
 local function command_options(t, f, label, ctx)
-  local cli = require "calm.lib.cli"
   local spec = spec_for(ctx.command)
   local values = {}
   for k, v in pairs(f) do
@@ -101,8 +102,8 @@ local function command_options(t, f, label, ctx)
   -- directories' policy.lua, as for get
   o.policy, o.tenant = f.policy, t.name
   local ok, vmsg, vcode
-  if ctx.command == "rotate" then ok, vmsg, vcode = require("calm.ops.rotate").validate(o)
-  else ok, vmsg, vcode = require("calm.ops.options").validate(o, ctx.command == "plan" and "plan" or "get") end
+  if ctx.command == "rotate" then ok, vmsg, vcode = rotate.validate(o)
+  else ok, vmsg, vcode = options.validate(o, ctx.command == "plan" and "plan" or "get") end
   if not ok then return nil, vmsg, vcode end
   ok, vmsg, vcode = check_keys(o)
   if not ok then return nil, vmsg, vcode end

@@ -5,13 +5,17 @@
 --   ev | nil, msg, code = gather.gather(ctx)     -- sets ctx.evidence
 --   ok | nil, msg, code = gather.probe_inventory(ctx, inventory)
 local inventory = require "calm.model.inventory"
+local cisplan = require "calm.btp.cisplan"
+local log = require "calm.log"
+local probe = require "calm.key.probe"
+local sm = require "calm.btp.sm"
+local task = require "calm.task"
 local M = {}
 
 -- ------------------------------------------------------- gathering --
 
 -- Runs fns concurrently; returns the packed results.
 local function together(fns)
-  local task = require "calm.task"
   if #fns == 0 then return {} end
   return task.all(fns)
 end
@@ -26,7 +30,6 @@ end
 -- bind, not one Cloud ALM made for a managed system -- and its scopes, all at
 -- once. Sets b.probe on each candidate binding.
 function M.probe_inventory(ctx, inv)
-  local probe = require "calm.key.probe"
   local list, cands = {}, {}
   for _, i in ipairs(inv.instances) do
     for _, b in ipairs(i.bindings) do
@@ -49,7 +52,6 @@ end
 -- entitlement to one subaccount and wait for the offering in another:
 -- exit 2 before any change. Returns true | nil, msg, "USAGE".
 local function sm_subaccount(ctx)
-  local log = require "calm.log"
   local sid, claim = ctx.sm:token_subaccount()
   if not sid then return true end
   local given = ctx.opts.subaccount
@@ -69,7 +71,6 @@ end
 -- Round 1: the SM token and every cis key's token, together; then the
 -- subaccount and which cis key does what (calm.btp.cisplan).
 local function tokens(ctx, ev)
-  local log = require "calm.log"
   local keys = ctx.cis_keys or {}
   local r1 = {}
   if ctx.sm then r1[#r1 + 1] = function() return ctx.sm.session:token() end end
@@ -95,7 +96,7 @@ local function tokens(ctx, ev)
       k.failed = true
     end
   end
-  local roles, notes, ncode = require("calm.btp.cisplan").roles(keys, ctx.opts.subaccount)
+  local roles, notes, ncode = cisplan.roles(keys, ctx.opts.subaccount)
   if not roles then return nil, notes, ncode end
   ctx.cis, ctx.cis_roles = roles.entitlement, roles
   return notes
@@ -105,7 +106,6 @@ end
 -- the catalog name finds nothing), plan, then the instances and bindings,
 -- each candidate key probed. Returns the inventory | nil, msg, code.
 local function join(ctx, c, out)
-  local sm = require "calm.btp.sm"
   local offering = sm.pick_offering(out.offerings, c.offering_name, c.display_name)
   if not offering then
     local o, msg, code = c:find_offering(out.offerings)
@@ -127,7 +127,6 @@ end
 -- Round 2's reads: the Service Manager lists and, for --provisioned auto,
 -- the dates a cis key may read. Returns jobs, names (parallel lists).
 local function reads(ctx, want_dates)
-  local sm = require "calm.btp.sm"
   local opts, roles, c = ctx.opts, ctx.cis_roles, ctx.sm
   local jobs, names = {}, {}
   local function add(name, fn) jobs[#jobs + 1] = fn; names[#names + 1] = name end
@@ -150,7 +149,6 @@ end
 -- ev.cis_errors (the decision says what is missing); any other failure, or
 -- the deadline, ends the run. Returns the results by name | nil, msg, code.
 local function read_round(ctx, ev, want_dates)
-  local log = require "calm.log"
   local jobs, names = reads(ctx, want_dates)
   local out = {}
   local res = together(jobs)
@@ -174,7 +172,6 @@ end
 -- Round 1: tokens. Round 2: every read together: offering, plans,
 -- instances, bindings, subaccount date, subscription date.
 function M.gather(ctx)
-  local log = require "calm.log"
   local opts = ctx.opts
   local ev = { cis_errors = {} }
   ctx.evidence = ev

@@ -10,6 +10,13 @@ local evidence = require "calm.model.evidence"
 local parameters = require "calm.model.parameters"
 local names = require "calm.model.names"
 local key_util = require "calm.key.util"
+local cf = require "calm.btp.cf"
+local cisplan = require "calm.btp.cisplan"
+local cli = require "calm.lib.cli"
+local fs = require "calm.fs"
+local input = require "calm.lib.input"
+local report = require "calm.ops.report"
+local sm = require "calm.btp.sm"
 local M = {}
 
 local function getenv(name)
@@ -78,7 +85,7 @@ end
 -- the override directories' policy.lua), the date, the instance, binding and
 -- x509 options. Returns true | nil, msg, code.
 local function check_values(opts)
-  local L = function(name) return require("calm.lib.cli").label(opts, name) end
+  local L = function(name) return cli.label(opts, name) end
   -- the policy is read now: a mistake in the file is bad input, found
   -- before any request (calm.policy.load keeps it for the run)
   local p, perr, pcode = policy.load(opts.policy)
@@ -121,11 +128,11 @@ end
 -- The runtime's own options: --runtime cf needs its endpoint, space and
 -- login; sm needs the Service Manager key. Returns true | nil, msg, code.
 local function check_runtime(opts)
-  local L = function(name) return require("calm.lib.cli").label(opts, name) end
+  local L = function(name) return cli.label(opts, name) end
   if opts.runtime == "cf" then
     if not opts["cf-api"] then return nil, L("runtime") .. " cf needs " .. L("cf-api") .. " URL", "USAGE" end
     if not opts["cf-space"] then return nil, L("runtime") .. " cf needs " .. L("cf-space") .. " GUID", "USAGE" end
-    local login, lmsg, lcode = require("calm.btp.cf").login_from_env(opts)
+    local login, lmsg, lcode = cf.login_from_env(opts)
     if not login then return nil, lmsg, lcode end
     if opts["credential-type"] == "x509" then
       return nil, L("credential-type") .. " x509 is not available with " .. L("runtime")
@@ -149,8 +156,7 @@ end
 -- subaccount GUID, --cacert, --report, and for get where the key goes
 -- (--out's directory, a terminal without --show-secrets).
 local function check_files(opts, mode)
-  local input = require "calm.lib.input"
-  local L = function(name) return require("calm.lib.cli").label(opts, name) end
+  local L = function(name) return cli.label(opts, name) end
   if opts.subaccount and not input.is_guid(opts.subaccount) then
     return nil, L("subaccount") .. " must be a GUID (8-4-4-4-12 hexadecimal digits, as the cockpit shows "
       .. "the subaccount ID)", "USAGE"
@@ -167,14 +173,13 @@ local function check_files(opts, mode)
         "USAGE"
     end
     if opts.json then return nil, L("report") .. " - and --json both print the report; give one", "USAGE" end
-  elseif opts.report and not require("calm.ops.report").is_std(opts.report) then
+  elseif opts.report and not report.is_std(opts.report) then
     local ok, msg, code = input.check_output(L("report"), opts.report)
     if ok then ok, msg, code = input.check_not_input(L("report"), opts.report, inputs) end
     if not ok then return nil, msg, code end
   end
   if mode == "get" then
     -- where the key goes is checked now, not after the instance and binding exist
-    local fs = require "calm.fs"
     local out = opts.out
     if out and out ~= "-" then
       local ok, msg, code = input.check_output(L("out"), out)
@@ -211,13 +216,13 @@ function M.connect(ctx)
     local t, msg, code = M.load_json_key(opts, "sm-key")
     if not t then return nil, msg, code end
     local c
-    c, msg, code = require("calm.btp.sm").from_key(t, { cacert = opts.cacert, on_action = on_action,
-      what = "the Service Manager key (" .. require("calm.lib.input").source_name(opts["sm-key"]) .. ")" })
+    c, msg, code = sm.from_key(t, { cacert = opts.cacert, on_action = on_action,
+      what = "the Service Manager key (" .. input.source_name(opts["sm-key"]) .. ")" })
     if not c then return nil, msg, code end
     ctx.sm = c
   end
-  local label = require("calm.lib.cli").label
-  local keys, msg, code = require("calm.btp.cisplan").load_keys({ { label(opts, "cis-key"), opts["cis-key"] },
+  local label = cli.label
+  local keys, msg, code = cisplan.load_keys({ { label(opts, "cis-key"), opts["cis-key"] },
     { label(opts, "cis-key2"), opts["cis-key2"] } }, { cacert = opts.cacert, on_action = on_action })
   if not keys then return nil, msg, code end
   ctx.cis_keys = keys
@@ -242,8 +247,8 @@ end
 -- Reads a key file (calm.lib.input: not JSON, or a key of the wrong kind, is
 -- INPUT); a binding envelope {credentials: {...}} is unwrapped.
 function M.load_json_key(opts, name)
-  local label = require("calm.lib.cli").label(opts, name) -- CALMBIND_SM_KEY or --sm-key, as given
-  return require("calm.lib.input").load_key(opts[name], name == "sm-key" and "sm" or "cis", label)
+  local label = cli.label(opts, name) -- CALMBIND_SM_KEY or --sm-key, as given
+  return input.load_key(opts[name], name == "sm-key" and "sm" or "cis", label)
 end
 
 return M

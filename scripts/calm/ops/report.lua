@@ -10,6 +10,9 @@
 --   report.describe_steps(ctx, say, "would" | "will"); report.labels_text(labels)
 --   report.describe_others(list, say)                -- the other keys and what becomes of each
 local evidence = require "calm.model.evidence"
+local exit = require "calm.lib.exit"
+local fs = require "calm.fs"
+local json = require "calm.lib.json"
 local M = {}
 
 -- ---------------------------------------------------------- report --
@@ -32,7 +35,6 @@ end
 -- status is the exit status (nil: failed with err, code). extra fields are
 -- added as they are.
 function M.finish(ctx, status, err, code, extra)
-  local exit = require "calm.lib.exit"
   local r = ctx.result or {}
   local res = { ok = status == 0 or (ctx.report.command == "plan" and status == 7),
     exit = status or exit.status_for(code), error = err, code = code,
@@ -46,7 +48,6 @@ end
 
 -- Empty lists must stay JSON arrays in the report.
 local function arr(t)
-  local json = require "calm.lib.json"
   local c = {}
   for i, v in ipairs(t or {}) do c[i] = v end
   return json.array(c)
@@ -73,7 +74,6 @@ local function arrays(doc)
 end
 
 function M.report_text(doc)
-  local json = require "calm.lib.json"
   arrays(doc)
   local ok, text = pcall(json.pretty, doc, ORDER)
   if not ok then text = json.encode(doc) end
@@ -101,7 +101,7 @@ function M.write(path, doc)
     if not ok then return nil, "cannot write the report to standard " .. std:sub(4) .. ": " .. tostring(msg), "IO" end
     return true
   end
-  local w, msg = require("calm.fs").write_private(path, text)
+  local w, msg = fs.write_private(path, text)
   if not w then return nil, "the report was not written: " .. tostring(msg), "IO" end -- msg names the file
   return true
 end
@@ -141,7 +141,6 @@ function M.show_evidence(ctx, say)
 end
 
 function M.describe_steps(ctx, say, verb)
-  local json = require "calm.lib.json"
   local s = ctx.steps
   local e = s.entitlement
   if e.op == "ok" then say("entitlement: ok (" .. e.why .. ")")

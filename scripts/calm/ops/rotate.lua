@@ -25,6 +25,9 @@ local deliver = require "calm.ops.deliver"
 local gather = require "calm.ops.gather"
 local options = require "calm.ops.options"
 local report = require "calm.ops.report"
+local codec = require "calm.codec"
+local json = require "calm.lib.json"
+local log = require "calm.log"
 local M = {}
 
 function M.spec()
@@ -59,7 +62,7 @@ local function target_instance(ctx)
   local o = options.plan_options(ctx)
   o.binding_name, o.runtime = nil, "sm"
   local d = evidence.decide(ctx.opts.provisioned, ev, o)
-  ctx.report.decision = { path = d.path, reasons = require("calm.lib.json").array(d.reasons or {}) }
+  ctx.report.decision = { path = d.path, reasons = json.array(d.reasons or {}) }
   local steps = planner.steps(d, ev.inventory, o)
   if steps.usage then return nil, steps.usage, "USAGE" end
   if steps.manual then return nil, steps.manual, "MANUAL" end
@@ -87,7 +90,7 @@ local function keep_kind(ctx, inst)
   end
   ctx.opts["credential-type"] = kinds.x509 and not kinds["binding-secret"] and "x509" or "binding-secret"
   if kinds.x509 then
-    require("calm.log").info("rotate: the new key is %s, as the calmbind key%s it replaces (--credential-type to choose)",
+    log.info("rotate: the new key is %s, as the calmbind key%s it replaces (--credential-type to choose)",
       ctx.opts["credential-type"], kinds["binding-secret"] and "s" or "")
   end
 end
@@ -104,7 +107,7 @@ local function tell_instance_secrets(inst)
     if b.credential_type == "instance-secret" and not b.system then names[#names + 1] = "'" .. tostring(b.name) .. "'" end
   end
   if #names == 0 then return end
-  require("calm.log").info("rotate: %s on instance '%s' %s: its secret is shared by every instance-secret key and "
+  log.info("rotate: %s on instance '%s' %s: its secret is shared by every instance-secret key and "
     .. "stays valid while the instance allows instance secrets; since 19 January 2026 new bindings get a binding "
     .. "secret of their own, so the new key replaces %s", table.concat(names, ", "), tostring(inst.name),
     #names == 1 and "is an old instance-secret key" or "are old instance-secret keys", #names == 1 and "it" or "them")
@@ -117,7 +120,6 @@ local function context(ctx)
 end
 
 local function new_name(ctx, inst)
-  local codec = require "calm.codec"
   local base = ctx.opts["binding-name"] or ctx.policy:binding_name(context(ctx), inst)
   local name = base .. "-" .. os.date("!%Y%m%d%H%M%S")
   if inventory.find_binding(inst, name) then name = name .. "-" .. codec.random_hex(2) end
@@ -125,7 +127,6 @@ local function new_name(ctx, inst)
 end
 
 local function create(ctx, inst)
-  local log = require "calm.log"
   local c = ctx.sm
   local name = new_name(ctx, inst)
   -- the labels get gives a binding: the policy's next to calmbind's own
@@ -148,7 +149,6 @@ end
 -- Deletes the new binding after a failed check; the message says what
 -- happened to it.
 local function roll_back(ctx, b, why, code)
-  local log = require "calm.log"
   local ok, msg = ctx.sm:delete("service_bindings", b.id, "deleting the new binding '" .. b.name .. "'")
   local old = ctx.opts.out and ("; " .. ctx.opts.out .. " still holds the old key") or ""
   if ok then
@@ -209,13 +209,13 @@ function M.run(opts, sink)
   if sink then sink.report = ctx.report end
   local status, rmsg, rcode = policy.protect(run_inner, ctx)
   local r = ctx.result
-  report.finish(ctx, status, status == nil and require("calm.log").redact(tostring(rmsg)) or nil, rcode,
+  report.finish(ctx, status, status == nil and log.redact(tostring(rmsg)) or nil, rcode,
     { out = opts.out, binding_id = status and r.binding_id or nil, binding_name = status and r.binding_name or nil,
       path = ctx.report.decision and ctx.report.decision.path })
   if opts.report then
     local w, wmsg, wcode = report.write(opts.report, ctx.report)
     if not w and status ~= nil then return nil, wmsg, wcode end
-    if not w then require("calm.log").error("%s", wmsg) end
+    if not w then log.error("%s", wmsg) end
   end
   if status == nil then return nil, rmsg, rcode end
   return status

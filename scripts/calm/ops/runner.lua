@@ -15,6 +15,11 @@ local options = require "calm.ops.options"
 local report = require "calm.ops.report"
 local deliver = require "calm.ops.deliver"
 local gather = require "calm.ops.gather"
+local cli = require "calm.lib.cli"
+local exec_cf = require "calm.ops.exec_cf"
+local exec_sm = require "calm.ops.exec_sm"
+local exit = require "calm.lib.exit"
+local log = require "calm.log"
 local M = {}
 
 -- the parts, for scripts that reuse them
@@ -27,7 +32,6 @@ M.gather, M.probe_inventory = gather.gather, gather.probe_inventory
 -- Where the run's lines go: plan prints them all (kept in lines); get logs
 -- the path it took and keeps the evidence and reasons for -v.
 local function sayer(mode, lines)
-  local log = require "calm.log"
   if mode == "plan" then
     return function(s) lines[#lines + 1] = s end
   end
@@ -37,7 +41,6 @@ end
 -- The evidence and the decision (calm.model.evidence), shown and put in the report.
 -- Returns the evidence | nil, msg, code.
 local function decide(ctx, mode, say)
-  local log = require "calm.log"
   local opts = ctx.opts
   local ev, msg, code = gather.gather(ctx)
   if not ev then return nil, msg, code end
@@ -57,8 +60,8 @@ end
 -- --runtime cf: calm.ops.exec_cf plans and, for get, carries out. Returns
 -- what run_inner returns: plan's exit status, or get's credentials.
 local function run_cf(ctx, mode, say, lines)
-  local action = require("calm.ops.exec_sm").action
-  local creds, cmsg, ccode = require("calm.ops.exec_cf").run(ctx, mode, say, action)
+  local action = exec_sm.action
+  local creds, cmsg, ccode = exec_cf.run(ctx, mode, say, action)
   if not creds then return nil, cmsg, ccode end
   if mode == "plan" then
     ctx.plan_text = table.concat(lines, "\n") .. "\n"
@@ -77,7 +80,6 @@ end
 -- The Service Manager steps (calm.model.plan.steps) for the decision, in
 -- ctx.steps and the report.
 local function plan_sm_steps(ctx, ev)
-  local log = require "calm.log"
   ctx.steps = planner.steps(ctx.decision, ev.inventory, ctx.plan_options)
   for _, w in ipairs(ctx.steps.warnings or {}) do log.warn("%s", w) end
   ctx.report.steps = { entitlement = report.step_view(ctx.steps.entitlement), instance = report.step_view(ctx.steps.instance),
@@ -103,7 +105,6 @@ end
 -- get: stops before any change for a usage stop or a manual step, else
 -- carries out the steps. Returns the credentials | nil, msg, code.
 local function execute_sm(ctx, say)
-  local log = require "calm.log"
   report.describe_steps(ctx, say, "will")
   if ctx.steps.usage then
     return nil, ctx.steps.usage, "USAGE"
@@ -113,7 +114,7 @@ local function execute_sm(ctx, say)
     for line in tostring(ctx.steps.manual):gmatch("\n([^\n]+)") do log.info("%s", line) end
     return nil, ctx.steps.manual, "MANUAL"
   end
-  return require("calm.ops.exec_sm").execute(ctx)
+  return exec_sm.execute(ctx)
 end
 
 -- plan: exit status; get: the credentials. Either | nil, msg, code.
@@ -146,7 +147,6 @@ end
 -- --json (also when plan failed). Returns true | nil, msg, code when the
 -- report could not be written.
 local function finish(ctx, mode, status, err, ecode)
-  local log = require "calm.log"
   local opts = ctx.opts
   report.finish(ctx, status, err, ecode)
   local ok, msg, code = true, nil, nil
@@ -157,8 +157,7 @@ end
 
 -- A run that failed keeps its own exit; a report not written is told too.
 local function finish_failed(ctx, mode, msg, code)
-  local log = require "calm.log"
-  local ok, rmsg = finish(ctx, mode, require("calm.lib.exit").status_for(code), log.redact(tostring(msg)), code)
+  local ok, rmsg = finish(ctx, mode, exit.status_for(code), log.redact(tostring(msg)), code)
   if not ok then log.error("%s", rmsg) end
   return nil, msg, code
 end
@@ -172,7 +171,7 @@ local function run_guarded(ctx, mode)
     if ctx.opts.report then
       ctx.report.result = { ok = false, error = "internal error" }
       local ok, msg = report.write(ctx.opts.report, ctx.report)
-      if not ok then require("calm.log").error("%s", msg) end
+      if not ok then log.error("%s", msg) end
     end
     error(creds, 0)
   end
@@ -212,7 +211,6 @@ end
 -- --report writes: decision, actions, result), for callers such as fleet;
 -- with sink.keep_plan, plan's text goes to sink.plan_text instead of stdout.
 function M.run(opts, mode, sink)
-  local log = require "calm.log"
   local ok, msg, code = M.validate(opts, mode)
   if not ok then return nil, msg, code end
   local p
@@ -236,7 +234,7 @@ end
 
 -- The command body shared by get and plan.
 function M.command(mode)
-  return require("calm.lib.cli").command(M.spec(mode), function(opts) return M.run(opts, mode) end)
+  return cli.command(M.spec(mode), function(opts) return M.run(opts, mode) end)
 end
 
 return M
