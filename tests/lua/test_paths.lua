@@ -66,7 +66,7 @@ local OFF = { id = "off-1", catalog_name = "SAPCloudALMAPIs" }
 local PLAN = { id = "plan-1", catalog_name = "standard", service_offering_id = "off-1" }
 
 local function gen_inventory(created)
-  return inventory.inventory {
+  return inventory.from_sm {
     offering = OFF, plan = PLAN,
     instances = {
       { id = "gen-1", name = "cloud-alm-api", service_plan_id = "plan-1", platform_id = "service-manager",
@@ -110,7 +110,7 @@ function T.decide_june_12_and_14_are_two_events()
   local d13 = evidence.decide("2023-06-13", { inventory = gen_inventory("2023-06-13") }, { policy = P })
   t.eq(d13.path, evidence.MID)
   t.find(table.concat(d13.reasons, "\n"), "uploaded to Landscape Management")
-  local empty = inventory.inventory { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
+  local empty = inventory.from_sm { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
   t.eq(evidence.decide("2023-06-12", { inventory = empty }, { policy = P }).path, evidence.MID)
   local d15 = evidence.decide("2023-06-15", { inventory = empty }, { policy = P })
   t.eq(d15.path, evidence.MID)
@@ -129,11 +129,11 @@ function T.decide_auto_prefers_subscription_then_subaccount_then_instance()
 end
 
 function T.decide_no_evidence()
-  local none = inventory.inventory { offering = nil, plan = nil }
+  local none = inventory.from_sm { offering = nil, plan = nil }
   local d = evidence.decide("auto", { inventory = none }, { policy = P })
   t.eq({ d.path, d.source }, { evidence.BEFORE, "none" })
   t.find(table.concat(d.reasons, " "), "no evidence")
-  local visible = inventory.inventory { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
+  local visible = inventory.from_sm { offering = OFF, plan = PLAN, instances = {}, bindings = {} }
   d = evidence.decide("auto", { inventory = visible }, { policy = P })
   t.eq({ d.path, d.source }, { evidence.BEFORE, "none" })
 end
@@ -244,7 +244,7 @@ function T.mid_deployment_refuses_a_foreign_binding_name()
 end
 
 function T.mid_deployment_converges_on_labels()
-  local inv = inventory.inventory { offering = OFF, plan = PLAN,
+  local inv = inventory.from_sm { offering = OFF, plan = PLAN,
     instances = { { id = "i-2", name = "calm-api-deployment", service_plan_id = "plan-1", ready = true,
       created_at = "2024-01-01T00:00:00Z",
       labels = { created_by = { "calmbind" }, calmbind_authorities = { "imp-cdm-feature" } } } },
@@ -257,7 +257,7 @@ function T.mid_deployment_converges_on_labels()
 end
 
 function T.before_path_entitlement()
-  local none = inventory.inventory { offering = nil, plan = nil }
+  local none = inventory.from_sm { offering = nil, plan = nil }
   local s = steps(evidence.BEFORE, "deployment", none)
   t.eq(s.entitlement.op, "manual")
   t.find(s.manual, "Entitlements")
@@ -271,7 +271,7 @@ function T.before_path_entitlement()
 end
 
 function T.cf_owned_is_manual_unless_runtime_cf()
-  local inv = inventory.inventory { offering = OFF, plan = PLAN,
+  local inv = inventory.from_sm { offering = OFF, plan = PLAN,
     instances = { { id = "cf-1", name = "calm-cf", service_plan_id = "plan-1", platform_id = "cf-platform-x",
       ready = true, created_at = "2022-05-10T00:00:00Z" } }, bindings = {} }
   local s = steps(evidence.BEFORE, "monitoring", inv)

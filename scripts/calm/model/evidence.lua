@@ -109,7 +109,8 @@ function M.evidence_lines(ev)
         or (i.xsappname and ("created with xsappname " .. i.xsappname)) or "origin unknown (no binding to tell)"
       add("service-manager", string.format("instance '%s' (%s) created %s, %s%s, %d binding(s)",
         tostring(i.name), tostring(i.id), tostring(i.created), kind,
-        i.cf_owned and (", owned by " .. tostring(i.owner) .. " (" .. tostring(i.platform_id) .. ")") or "",
+        inventory.foreign(inv, i) and (", owned by " .. tostring(i.owner_name) .. " (" .. tostring(i.platform_id) .. ")")
+          or "",
         #i.bindings), i.created)
       for _, b in ipairs(i.bindings) do
         add("service-manager", string.format("  binding '%s' created %s%s%s%s", tostring(b.name), tostring(b.created),
@@ -174,7 +175,7 @@ end
 local function decide_without_dates(d, inv, why)
   if #inv.instances > 0 then
     local cf = true
-    for _, i in ipairs(inv.instances) do if not i.cf_owned then cf = false end end
+    for _, i in ipairs(inv.instances) do if i.owner ~= "cf" then cf = false end end
     d.path, d.source = M.BEFORE, "instances"
     if cf then
       why("no dates; the only SAPCloudALMAPIs instances are owned by Cloud Foundry (%s): created by hand "

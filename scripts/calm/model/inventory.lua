@@ -1,10 +1,29 @@
--- calm.model.inventory: joins the SAPCloudALMAPIs instances and bindings Service
--- Manager lists and classifies them (who made what, in which state, owned by
--- which platform, and -- once calm.key.probe has run -- whose key carries the
--- Deployment scopes). Pure: no requests.
+-- calm.model.inventory: what exists, as one record type whichever runtime
+-- owns it -- the SAPCloudALMAPIs offering and plan, their instances and each
+-- instance's bindings (service keys, in Cloud Foundry) -- classified (who made
+-- what, in which state, owned by which platform, and -- once calm.ops.gather
+-- has probed them -- whose key carries the Deployment scopes). The planner
+-- (calm.model.plan) reads these records only. Pure: no requests.
 --
---   inv = inventory.inventory{offering =, plan =, instances =, bindings =}
+--   inv = inventory.from_sm{offering =, plan =, instances =, bindings =}  -- Service Manager's lists
+--   inv = inventory.from_cf{plan =, instances =, keys = {[instance guid] = {key...}}}
+--         -- a Cloud Foundry space: v3 service instances and their keys (each
+--         -- key's credentials in key.credentials, read from its /details)
+--   inst = inventory.sm_instance(entity)    -- one record from an SM instance (bindings = {})
 --   b = inventory.pick_binding(inst, credential_type, policy, c)  -- policy: the run's
+--
+--   inv  = {runtime = "sm" | "cf", offering?, plan?, entitled, instances = {inst...}, by_id}
+--   inst = {id, name, owner = "sm" | "cf" | "kyma" | "other", owner_name?, platform_id?,
+--           created_at, created, ready, usable, state, last_operation, labels, ours,
+--           has_authorities, xsappname?, generated, bindings = {b...}}
+--   b    = {id, name, instance_id, created_at, created, ready, state, last_operation, labels,
+--           ours, system, credential_type?, xsappname?, credentials? (the key), probe?}
+-- labels are key -> {value...} for either runtime; state is "succeeded" |
+-- "failed" | "pending" | "update-failed" | nil. An instance is foreign to an
+-- inventory (inventory.foreign) when its owner is not the runtime that read
+-- it: Service Manager lists Cloud Foundry's and Kyma's instances but cannot
+-- update or bind them. owner_name names the owner for messages ("Cloud
+-- Foundry", "Kyma", "platform <id>"; nil for Service Manager's own).
 local M = {}
 
 -- Labels calmbind puts on what it creates or updates: they make the rerun
@@ -14,6 +33,8 @@ M.CREATED_BY = "created_by"
 M.TOOL = "calmbind"
 M.AUTH_LABEL = "calmbind_authorities"
 M.AUTH_VALUE = "imp-cdm-feature"
+
+M.OWNER_NAME = { cf = "Cloud Foundry", kyma = "Kyma" }
 
 -- The pattern of the credentials Cloud ALM creates itself for managed
 -- systems: <SID>_<client>_<sysno>, e.g. S4H_100_00.
@@ -32,37 +53,31 @@ local function has_label(it, key, value)
 end
 M.has_label = has_label
 
-local function uaa_of(b)
-  local c = type(b.credentials) == "table" and b.credentials or nil
-  return c and type(c.uaa) == "table" and c.uaa or nil
-end
-
 -- "succeeded" | "failed" | "pending" | "update-failed" | nil. Only a failed
 -- create (or ready: false) is a failed resource: a failed update or delete
 -- leaves it as it was, usable ("update-failed": deployment updates again).
-local function lo_state(it)
-  local lo = it.last_operation
+local function lo_state(lo, ready)
   if type(lo) ~= "table" then return nil end
   local s = type(lo.state) == "string" and lo.state:lower() or ""
   if s == "succeeded" then return s end
   if s == "failed" then
     local t = type(lo.type) == "string" and lo.type:lower() or ""
-    if t == "create" or it.ready == false then return "failed" end
+    if t == "create" or ready == false then return "failed" end
     return "update-failed"
   end
   return "pending"
 end
 
--- The platform that owns an instance Service Manager cannot manage, by name:
--- "Cloud Foundry", "Kyma" or "platform <id>"; nil for Service Manager's own.
-function M.owner_of(i)
+-- The owner of an instance Service Manager lists, by its platform:
+-- "sm" (Service Manager's own), "kyma", "cf" or "other".
+local function sm_owner(i)
   local pid = tostring(i.platform_id or "service-manager")
-  if pid == "service-manager" then return nil end
+  if pid == "service-manager" then return "sm" end
   local c = type(i.context) == "table" and i.context or {}
   local kind = (tostring(c.platform or "") .. " " .. tostring(c.env_type or "") .. " " .. pid):lower()
-  if kind:find("kubernetes", 1, true) or kind:find("kyma", 1, true) then return "Kyma" end
-  if kind:find("cloudfoundry", 1, true) or pid:match("^cf%-") then return "Cloud Foundry" end
-  return "platform " .. pid
+  if kind:find("kubernetes", 1, true) or kind:find("kyma", 1, true) then return "kyma" end
+  if kind:find("cloudfoundry", 1, true) or pid:match("^cf%-") then return "cf" end
+  return "other"
 end
 
 local function by_created(a, b)
@@ -71,45 +86,67 @@ local function by_created(a, b)
   return tostring(a.id) < tostring(b.id)
 end
 
--- Joins SM instances and bindings of the Cloud ALM API plan and classifies
--- them. raw = {offering, plan, instances, bindings}. Bindings of other
--- services are dropped here (and with them their secrets).
-function M.inventory(raw)
-  local inv = { offering = raw.offering, plan = raw.plan, instances = {}, by_id = {}, entitled = raw.plan and true or false }
-  if not raw.plan then return inv end
-  for _, i in ipairs(raw.instances or {}) do
-    if i.service_plan_id == raw.plan.id then
-      local inst = {
-        id = i.id, name = i.name, created_at = i.created_at, created = day(i.created_at),
-        platform_id = i.platform_id or "service-manager", ready = i.ready ~= false,
-        usable = i.usable ~= false, labels = i.labels, last_operation = i.last_operation,
-        state = lo_state(i), bindings = {}, raw = i,
-      }
-      -- owned by another platform: Service Manager lists it but cannot
-      -- update or bind it
-      inst.cf_owned = inst.platform_id ~= "service-manager"
-      inst.owner = M.owner_of(i)
-      inst.ours = has_label(i, M.CREATED_BY, M.TOOL)
-      inst.has_authorities = has_label(i, M.AUTH_LABEL)
-      inv.instances[#inv.instances + 1] = inst
-      inv.by_id[i.id] = inst
-    end
-  end
-  for _, b in ipairs(raw.bindings or {}) do
-    local inst = inv.by_id[b.service_instance_id]
-    if inst then
-      local uaa = uaa_of(b)
-      local bd = {
-        id = b.id, name = b.name, created_at = b.created_at, created = day(b.created_at),
-        ready = b.ready ~= false, state = lo_state(b), last_operation = b.last_operation,
-        credential_type = uaa and uaa["credential-type"] or nil,
-        xsappname = uaa and type(uaa.xsappname) == "string" and uaa.xsappname or nil,
-        system = M.is_system_binding_name(b.name), labels = b.labels, raw = b,
-        ours = has_label(b, M.CREATED_BY, M.TOOL),
-      }
-      inst.bindings[#inst.bindings + 1] = bd
-    end
-  end
+-- The fields every instance record has, from what its reader found.
+local function instance_record(f)
+  local inst = { id = f.id, name = f.name, created_at = f.created_at, created = day(f.created_at),
+    owner = f.owner, owner_name = M.OWNER_NAME[f.owner], platform_id = f.platform_id,
+    ready = f.ready ~= false, usable = f.usable ~= false, labels = f.labels or {},
+    last_operation = f.last_operation, state = lo_state(f.last_operation, f.ready), bindings = {} }
+  if f.owner == "other" then inst.owner_name = "platform " .. tostring(f.platform_id) end
+  inst.ours = has_label(inst, M.CREATED_BY, M.TOOL)
+  inst.has_authorities = has_label(inst, M.AUTH_LABEL)
+  return inst
+end
+
+local function binding_record(f)
+  local c = type(f.credentials) == "table" and f.credentials or nil
+  local uaa = c and type(c.uaa) == "table" and c.uaa or nil
+  local b = { id = f.id, name = f.name, instance_id = f.instance_id, created_at = f.created_at,
+    created = day(f.created_at), ready = f.ready ~= false, state = lo_state(f.last_operation, f.ready),
+    last_operation = f.last_operation, labels = f.labels or {}, credentials = c,
+    credential_type = uaa and uaa["credential-type"] or nil,
+    xsappname = uaa and type(uaa.xsappname) == "string" and uaa.xsappname or nil,
+    system = M.is_system_binding_name(f.name) }
+  b.ours = has_label(b, M.CREATED_BY, M.TOOL)
+  return b
+end
+
+-- One record from a Service Manager instance entity.
+function M.sm_instance(i)
+  return instance_record { id = i.id, name = i.name, created_at = i.created_at, owner = sm_owner(i),
+    platform_id = i.platform_id or "service-manager", ready = i.ready, usable = i.usable,
+    labels = i.labels, last_operation = i.last_operation }
+end
+
+-- One record from a Service Manager binding entity.
+function M.sm_binding(b)
+  return binding_record { id = b.id, name = b.name, instance_id = b.service_instance_id, created_at = b.created_at,
+    ready = b.ready, last_operation = b.last_operation, labels = b.labels, credentials = b.credentials }
+end
+
+-- Cloud Foundry metadata labels (key -> value) as the record's key -> {value}.
+local function cf_labels(it)
+  local md = type(it.metadata) == "table" and it.metadata or {}
+  local l = {}
+  for k, v in pairs(type(md.labels) == "table" and md.labels or {}) do l[k] = { v } end
+  return l
+end
+
+-- One record from a Cloud Foundry v3 service instance.
+function M.cf_instance(i)
+  return instance_record { id = i.guid, name = i.name, created_at = i.created_at, owner = "cf",
+    labels = cf_labels(i), last_operation = i.last_operation }
+end
+
+-- One record from a Cloud Foundry v3 service key (credentials: its /details).
+function M.cf_key(k, instance_guid)
+  return binding_record { id = k.guid, name = k.name, instance_id = instance_guid, created_at = k.created_at,
+    last_operation = k.last_operation, labels = cf_labels(k), credentials = k.credentials }
+end
+
+-- Sorts, links and classifies: bindings by creation, the instance's
+-- xsappname from its bindings, whether SAP generated it.
+local function finish(inv)
   for _, inst in ipairs(inv.instances) do
     table.sort(inst.bindings, by_created)
     -- the xsappname is the part of a binding's uaa.xsappname before "!b"
@@ -127,11 +164,52 @@ function M.inventory(raw)
   return inv
 end
 
+local function add_instance(inv, inst)
+  inv.instances[#inv.instances + 1] = inst
+  inv.by_id[inst.id] = inst
+end
+
+-- Joins SM instances and bindings of the Cloud ALM API plan and classifies
+-- them. raw = {offering, plan, instances, bindings}. Bindings of other
+-- services are dropped here (and with them their secrets).
+function M.from_sm(raw)
+  local inv = { runtime = "sm", offering = raw.offering, plan = raw.plan, instances = {}, by_id = {},
+    entitled = raw.plan and true or false }
+  if not raw.plan then return inv end
+  for _, i in ipairs(raw.instances or {}) do
+    if i.service_plan_id == raw.plan.id then add_instance(inv, M.sm_instance(i)) end
+  end
+  for _, b in ipairs(raw.bindings or {}) do
+    local inst = inv.by_id[b.service_instance_id]
+    if inst then inst.bindings[#inst.bindings + 1] = M.sm_binding(b) end
+  end
+  return finish(inv)
+end
+
+-- The instances of the plan in a Cloud Foundry space and their keys.
+-- raw = {plan = v3 plan, instances = {v3 instance...}, keys = {[guid] = {v3 key...}}}
+function M.from_cf(raw)
+  local inv = { runtime = "cf", plan = raw.plan, offering = raw.plan and raw.plan.offering or raw.plan,
+    instances = {}, by_id = {}, entitled = raw.plan and true or false }
+  for _, i in ipairs(raw.instances or {}) do
+    local inst = M.cf_instance(i)
+    for _, k in ipairs(raw.keys and raw.keys[i.guid] or {}) do inst.bindings[#inst.bindings + 1] = M.cf_key(k, i.guid) end
+    add_instance(inv, inst)
+  end
+  return finish(inv)
+end
+
+-- True when the instance belongs to another platform than the runtime
+-- that read the inventory: listed, but not to be updated or bound.
+function M.foreign(inv, i)
+  return i.owner ~= (inv.runtime or "sm")
+end
+
 function M.find_instance(inv, name)
   local hit
   for _, i in ipairs(inv.instances) do
     if i.name == name then
-      if not hit or (hit.cf_owned and not i.cf_owned) then hit = i end
+      if not hit or (M.foreign(inv, hit) and not M.foreign(inv, i)) then hit = i end
     end
   end
   return hit
@@ -141,7 +219,7 @@ end
 -- without bindings to tell, the oldest usable SM instance not made by us.
 function M.generated_instance(inv)
   for _, i in ipairs(inv.instances) do
-    if i.generated and not i.cf_owned and i.ready then return i end
+    if i.generated and not M.foreign(inv, i) and i.ready then return i end
   end
   return nil
 end

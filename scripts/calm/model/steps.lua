@@ -17,7 +17,7 @@ local parameters = require "calm.model.parameters"
 local names = require "calm.model.names"
 local inventory = require "calm.model.inventory"
 local default = require "calm.policy.default"
-local has_label, usable_binding = inventory.has_label, inventory.usable_binding
+local has_label, usable_binding, foreign = inventory.has_label, inventory.usable_binding, inventory.foreign
 local M = {}
 
 M.ENTITLEMENT_STEPS = table.concat({
@@ -85,10 +85,10 @@ end
 
 -- The manual step for an instance another platform owns.
 local function owned_manual(inst)
-  local owner = inst.owner or "another platform"
-  local way = owner == "Cloud Foundry"
+  local owner = inst.owner_name or "another platform"
+  local way = inst.owner == "cf"
       and "Rerun with --runtime cf --cf-api URL --cf-space GUID and CF_USERNAME/CF_PASSWORD in the environment"
-    or owner == "Kyma"
+    or inst.owner == "kyma"
       and "Get its key in the Kyma cluster (a ServiceBinding of the SAP BTP service operator)"
     or "Get its key on that platform"
   return string.format("instance '%s' (%s) is owned by %s (platform %s): Service Manager lists it "
@@ -211,8 +211,8 @@ end
 local function authorities_target(inv, o, name)
   local t = inventory.find_instance(inv, name)
   if t or o.instance_name then return t end
-  return first(inv, function(i) return i.has_authorities and not i.cf_owned and i.state ~= "failed" end)
-    or first(inv, function(i) return i.cf_owned end)
+  return first(inv, function(i) return i.has_authorities and not foreign(inv, i) and i.state ~= "failed" end)
+    or first(inv, function(i) return foreign(inv, i) end)
 end
 
 -- The instance to adopt as it is: the named one (or the default one where
@@ -221,8 +221,8 @@ local function adopt_target(inv, o, name)
   local t = name and inventory.find_instance(inv, name) or nil
   if t or o.instance_name then return t end
   return inventory.generated_instance(inv)
-    or first(inv, function(i) return i.ready and not i.cf_owned and i.state ~= "failed" end)
-    or first(inv, function(i) return i.cf_owned end)
+    or first(inv, function(i) return i.ready and not foreign(inv, i) and i.state ~= "failed" end)
+    or first(inv, function(i) return foreign(inv, i) end)
 end
 
 local function create_step(s, d, inv, o, name, need_auth, rule, ctype)
@@ -263,8 +263,8 @@ end
 
 -- What to do with the instance found: wait for, recreate, refuse, update or adopt it.
 local function instance_step(s, d, target, o, need_auth, rule, ctype)
-  if target.cf_owned and o.runtime ~= "cf" then
-    s.instance = { op = "manual", id = target.id, name = target.name, why = "owned by " .. tostring(target.owner) }
+  if target.owner ~= (o.runtime or "sm") then
+    s.instance = { op = "manual", id = target.id, name = target.name, why = "owned by " .. tostring(target.owner_name) }
     s.manual = s.manual or owned_manual(target)
   elseif target.usable == false and target.ready and target.state ~= "pending"
       and not (target.ours and need_auth and not target.has_authorities) then

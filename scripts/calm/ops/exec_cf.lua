@@ -19,19 +19,6 @@ local task = require "calm.task"
 local M = {}
 
 
--- A CF resource's metadata labels (key -> value).
-local function labels_of(it)
-  local md = type(it.metadata) == "table" and it.metadata or {}
-  return type(md.labels) == "table" and md.labels or {}
-end
-
--- The same labels in Service Manager's shape (key -> {value}).
-local function sm_shape(labels)
-  local l = {}
-  for k, v in pairs(labels) do l[k] = { v } end
-  return l
-end
-
 -- Every key of the given instances with its credentials and its token's
 -- scopes (calm.key.probe), read concurrently. Returns {[instance guid] = {key...}}
 -- where key = {guid, name, created_at, creds, probe}.
@@ -65,26 +52,15 @@ local function gather_keys(c, instances, cacert)
   return out
 end
 
--- The space as an inventory (calm.model.inventory), so calm.model.plan plans for it as
--- for Service Manager: instances with their keys, labels, last operations
--- and each key's probe.
+-- The space as an inventory (calm.model.inventory's records, owner "cf"),
+-- each key with its probe.
 local function cf_inventory(all, keys_by, plan)
-  local instances, bindings, probes = {}, {}, {}
-  for _, i in ipairs(all) do
-    instances[#instances + 1] = { id = i.guid, name = i.name, created_at = i.created_at,
-      service_plan_id = plan.guid, platform_id = "service-manager", labels = sm_shape(labels_of(i)),
-      last_operation = i.last_operation }
-    for _, k in ipairs(keys_by[i.guid] or {}) do
-      bindings[#bindings + 1] = { id = k.guid, name = k.name, created_at = k.created_at,
-        service_instance_id = i.guid, credentials = k.creds, labels = sm_shape(labels_of(k)),
-        last_operation = k.last_operation }
-      probes[k.guid] = k.probe
-    end
-  end
-  local inv = inventory.inventory { offering = { id = plan.guid }, plan = { id = plan.guid },
-    instances = instances, bindings = bindings }
+  for _, keys in pairs(keys_by) do for _, k in ipairs(keys) do k.credentials = k.creds end end
+  local inv = inventory.from_cf { plan = plan, instances = all, keys = keys_by }
   for _, i in ipairs(inv.instances) do
-    for _, b in ipairs(i.bindings) do b.probe = probes[b.id] end
+    for _, b in ipairs(i.bindings) do
+      for _, k in ipairs(keys_by[i.id] or {}) do if k.guid == b.id then b.probe = k.probe end end
+    end
   end
   return inv
 end

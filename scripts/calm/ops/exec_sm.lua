@@ -116,7 +116,6 @@ local function wait_for_running(ctx, inv)
     return nil, string.format("instance '%s' (%s): its create failed while calmbind waited; rerun to clean it up",
       w.name, w.id), "API"
   end
-  inv.by_id[w.id].raw = e
   return true
 end
 
@@ -125,7 +124,7 @@ local function instance(ctx, inv, plan)
   local c, inst = ctx.sm, ctx.steps.instance
   if inst.op == "adopt" then
     M.action(ctx, { action = "adopt", resource = "instance", id = inst.id, name = inst.name })
-    return inv.by_id[inst.id].raw
+    return inv.by_id[inst.id]
   elseif inst.op == "create" or inst.op == "recreate" then
     if inst.op == "recreate" then
       local ok, msg, code = c:delete("service_instances", inst.id, "deleting the failed instance '" .. inst.name .. "'")
@@ -144,7 +143,7 @@ local function instance(ctx, inv, plan)
     labels = array { { op = "add", key = inventory.AUTH_LABEL, values = array { inventory.AUTH_VALUE } } } },
     "updating instance '" .. inst.name .. "'")
   if not e then return nil, msg, code end
-  return inv.by_id[inst.id].raw
+  return inv.by_id[inst.id]
 end
 
 -- An existing binding, with its credentials (waited for when still being created).
@@ -156,7 +155,7 @@ local function adopted_binding(ctx, inv, inst_id, b)
     if not ok then return nil, msg, code end
   else
     for _, x in ipairs(inv.by_id[inst_id] and inv.by_id[inst_id].bindings or {}) do
-      if x.id == b.id then raw = x.raw end
+      if x.id == b.id then raw = x end
     end
   end
   if not raw or type(raw.credentials) ~= "table" then

@@ -34,9 +34,9 @@ function M.probe_inventory(ctx, inv)
   for _, i in ipairs(inv.instances) do
     for _, b in ipairs(i.bindings) do
       if not b.system and b.ready and b.state ~= "failed" and b.state ~= "pending"
-          and type(b.raw.credentials) == "table" then
+          and type(b.credentials) == "table" then
         list[#list + 1] = b
-        cands[#cands + 1] = { credentials = b.raw.credentials,
+        cands[#cands + 1] = { credentials = b.credentials,
           label = "binding '" .. tostring(b.name) .. "' (instance '" .. tostring(i.name) .. "')" }
       end
     end
@@ -118,7 +118,7 @@ local function join(ctx, c, out)
     if not plans then return nil, msg, code end
     plan = sm.pick_plan(plans, offering.id, c.plan_name)
   end
-  local inv = inventory.inventory { offering = offering, plan = plan, instances = out.instances, bindings = out.bindings }
+  local inv = inventory.from_sm { offering = offering, plan = plan, instances = out.instances, bindings = out.bindings }
   local pok, pmsg, pcode = M.probe_inventory(ctx, inv)
   if not pok then return nil, pmsg, pcode end
   return inv

@@ -73,7 +73,7 @@ local function target_instance(ctx)
       "MANUAL"
   end
   local inst = ev.inventory.by_id[si.id]
-  if inst.cf_owned then
+  if inventory.foreign(ev.inventory, inst) then
     return nil, "instance '" .. tostring(inst.name) .. "' is owned by Cloud Foundry: rotate its service key "
       .. "with the cf CLI (cf create-service-key, then cf delete-service-key)", "MANUAL"
   end

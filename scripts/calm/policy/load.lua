@@ -73,7 +73,7 @@ end
 function M.instance_view(i)
   if type(i) ~= "table" then return nil end
   return { name = i.name, id = i.id, exists = i.id ~= nil, created = i.created, ours = i.ours == true,
-    generated = i.generated == true, xsappname = i.xsappname, owner = i.owner,
+    generated = i.generated == true, xsappname = i.xsappname, owner = i.owner_name,
     has_authorities = i.has_authorities == true, labels = labels_view(i.labels) }
 end
 
