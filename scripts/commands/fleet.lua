@@ -53,6 +53,8 @@ local function spec()
       ["update-instance"] = { arg = "N", help = "default update_instance" },
       ["x509-validity"] = { arg = "N", help = "default x509_validity" },
       ["delete-old"] = { flag = true, help = "rotate: delete the older keys calmbind made for the same purpose" },
+      namespace = { arg = "NS", help = "--format k8s-secret: default namespace (each Secret is named after its "
+        .. "tenant unless a secret_name field names it)" },
     },
     positionals = { min = 1, max = 1, names = { "INVENTORY" } },
   }
@@ -60,7 +62,7 @@ end
 
 local DEFAULT_FIELDS = { "sm-key", "cis-key", "cis-key2", "subaccount", "provisioned", "scenario", "instance-name",
   "binding-name", "runtime", "cf-api", "cf-space", "credential-type", "no-verify", "update-instance",
-  "x509-validity", "delete-old", "cacert" }
+  "x509-validity", "delete-old", "cacert", "namespace" }
 
 -- Checks the options that do not depend on the inventory.
 local function check_options(opts)

@@ -172,7 +172,7 @@ def completion():
     S.eq("bash: an option after global options", complete(bash, ["calmbind", "-v", "--timeout", "5", "get", "--for"]),
          ["--format"])
     S.eq("bash: the choices of --format", complete(bash, ["calmbind", "get", "--format", ""]),
-         ["json", "alm-setup", "env", "dotenv", "vcap"])
+         ["json", "alm-setup", "env", "dotenv", "vcap", "k8s-secret"])
     S.eq("bash: help completes command names", complete(bash, ["calmbind", "help", "pl"]), ["plan"])
     open(os.path.join(TMP, "sm-key.json"), "w").close()
     S.eq("bash: a FILE option completes file names", complete(bash, ["calmbind", "plan", "--sm-key", "sm-"]),

@@ -4,6 +4,7 @@
 local t = ...
 local key_check = require "calm.key.check"
 local key_format = require "calm.key.format"
+local key_k8s = require "calm.key.k8s"
 local key_parse = require "calm.key.parse"
 local key_util = require "calm.key.util"
 local key_verify = require "calm.key.verify"
@@ -636,6 +637,115 @@ function T.verify_refuses_broken_key_without_network()
   with_oauth(function() error("no network expected") end, function()
     t.fails("INPUT", key_verify.verify, must_parse(v), {})
   end)
+end
+
+-- ------------------------------------------- consumers: tenant, SDK, k8s --
+
+function T.tenant_and_region_from_the_key_urls()
+  local function tr(api, url, extra)
+    local v = secret_key()
+    v.endpoints.Api, v.uaa.url = api, url
+    for f, x in pairs(extra or {}) do v.uaa[f] = x end
+    return { key_util.tenant_region(must_parse(v)) }
+  end
+  -- SAP's shapes: https://<tenant>.<region>.alm.cloud.sap, the fake's .alm.localhost
+  t.eq(tr("https://acme-prod.us10.alm.cloud.sap/api", "https://example-tenant.authentication.us10.hana.ondemand.com"),
+    { "acme-prod", "us10" })
+  t.eq(tr("http://calm-demo.eu10.alm.localhost:8080/api", "http://example-tenant.authentication.localhost:8080"),
+    { "calm-demo", "eu10" })
+  -- an API URL of another shape: no tenant; the region from uaa.url, its cert host, or uaadomain
+  t.eq(tr("https://calm.example.com/api", "https://example-tenant.authentication.jp10.hana.ondemand.com"), { nil, "jp10" })
+  t.eq(tr("https://calm.example.com/api", "https://example-tenant.example.com",
+    { uaadomain = "authentication.cn40.platform.sapcloud.cn" }), { nil, "cn40" })
+  t.eq(tr("https://calm.example.com/api", "https://example-tenant.example.com",
+    { certurl = "https://example-tenant.authentication.cert.ap21.hana.ondemand.com", uaadomain = "example.com" }),
+    { nil, "ap21" })
+  -- nothing to say: an IP address, a host without a region
+  t.eq(tr("https://127.0.0.1:8443/api", "http://example-tenant.authentication.localhost:1",
+    { uaadomain = "authentication.localhost" }),
+    { nil, nil })
+  local env = assert(key_format.format(must_parse(secret_key()), "env"))
+  t.find(env, "export CALM_ROOT_URL='https://example-tenant.eu10.alm.cloud.sap'\n"
+    .. "export CALM_TENANT='example-tenant'\nexport CALM_REGION='eu10'\n")
+  local dot = assert(key_format.format(must_parse(secret_key()), "dotenv"))
+  t.find(dot, "\nCALM_TENANT=example-tenant\nCALM_REGION=eu10\n")
+  local v = secret_key()
+  v.endpoints.Api, v.uaa.url, v.uaa.uaadomain = "https://calm.example.com/api", "https://example-tenant.example.com", nil
+  t.nofind(assert(key_format.format(must_parse(v), "env")), "CALM_REGION", "no region: no variable")
+end
+
+function T.format_vcap_has_the_cloud_sdk_entry()
+  local k = must_parse(secret_key())
+  local doc = json.decode(assert(key_format.format(k, "vcap", { name = "calm" })))
+  local e = doc.xsuaa[1]
+  t.eq({ e.label, e.name, e.plan, e.tags }, { "xsuaa", "calm-xsuaa", "standard", { "xsuaa", "SAPCloudALMAPIs" } })
+  -- XSUAA's fields on top, apiurl the Cloud ALM API (the SDK's destination URL)
+  t.eq(e.credentials.clientid, secret_key().uaa.clientid)
+  t.eq(e.credentials.clientsecret, SECRET)
+  t.eq(e.credentials.url, secret_key().uaa.url)
+  t.eq(e.credentials.apiurl, "https://example-tenant.eu10.alm.cloud.sap/api")
+  t.eq(e.credentials.endpoints, secret_key().endpoints)
+  t.eq(e.credentials.uaa, nil)
+  -- the key read back is the SAPCloudALMAPIs entry's; the SDK's copy is refused by name
+  t.eq(must_parse(doc).data, secret_key())
+  local msg = t.fails("INPUT", key_parse.parse, json.encode(doc), "v.json", { name = "calm-xsuaa" })
+  t.find(msg, "'calm-xsuaa' (label xsuaa) holds XSUAA's fields, not the key; read the SAPCloudALMAPIs entry")
+  local x = json.decode(assert(key_format.format(must_parse(x509_key()), "vcap")))
+  t.eq({ x.xsuaa[1].credentials.certificate, x.xsuaa[1].credentials.key, x.xsuaa[1].credentials.certurl },
+    { CERT, PKEY, x509_key().uaa.certurl })
+end
+
+function T.k8s_names()
+  for _, ok in ipairs { "a", "calm-api-key", "calm.api-key.2", ("a"):rep(63) .. "." .. ("b"):rep(63) } do
+    t.ok(key_k8s.check_name(ok, "--secret-name"), ok)
+  end
+  for _, bad in ipairs { "", "-a", "a-", "A", "a_b", "a..b", ".a", "a b", ("a"):rep(64), ("a."):rep(127) .. "a" } do
+    local msg = t.fails("USAGE", key_k8s.check_name, bad, "--secret-name")
+    t.find(msg, "--secret-name '")
+  end
+  t.ok(key_k8s.check_namespace("calm-ops", "--namespace"))
+  for _, bad in ipairs { "a.b", "Calm", ("n"):rep(64), "-x" } do
+    t.find(t.fails("USAGE", key_k8s.check_namespace, bad, "--namespace"), "a namespace must be a DNS-1123 label")
+  end
+  t.eq(key_k8s.default_name("S4H_Calm Key.2025"), "s4h-calm-key.2025")
+  t.eq(key_k8s.default_name("__x__"), "x")
+  t.eq(key_k8s.default_name("a.-.b"), "a.b")
+  t.eq(key_k8s.default_name("ü"), "calm-api-key")
+  t.eq(key_k8s.default_name(nil), "calm-api-key")
+  t.eq(key_k8s.default_name(("x"):rep(300)), ("x"):rep(63), "a label stays within 63")
+  t.ok(key_k8s.check_options({ format = "k8s-secret", ["secret-name"] = "s", namespace = "n" }))
+  t.find(t.fails("USAGE", key_k8s.check_options, { format = "json", namespace = "n" }),
+    "--namespace needs --format k8s-secret")
+end
+
+function T.format_k8s_secret_manifest()
+  local k = must_parse({ id = "1", name = "S4H Key", credentials = secret_key() })
+  local text = assert(key_format.format(k, "k8s-secret", { namespace = "calm", instance_name = "calm-inst" }))
+  local doc = json.decode(text)
+  t.eq({ doc.apiVersion, doc.kind, doc.type, doc.metadata.name, doc.metadata.namespace },
+    { "v1", "Secret", "Opaque", "s4h-key", "calm" })
+  t.eq(doc.data, nil, "stringData only")
+  local sd = doc.stringData
+  t.eq({ sd.label, sd.type, sd.plan, sd.instance_name }, { "SAPCloudALMAPIs", "SAPCloudALMAPIs", "standard", "calm-inst" })
+  t.eq(json.decode(sd.uaa), secret_key().uaa)
+  t.eq(json.decode(sd.endpoints), secret_key().endpoints)
+  -- the SAP BTP service operator's .metadata: which entries are credentials, in which format
+  t.eq(sd[".metadata"], '{"metaDataProperties":[{"name":"label","format":"text"},{"name":"plan","format":"text"},'
+    .. '{"name":"type","format":"text"},{"name":"instance_name","format":"text"}],"credentialProperties":'
+    .. '[{"name":"endpoints","format":"json"},{"name":"uaa","format":"json"}]}')
+  t.eq(key_format.format(must_parse(json.decode(text)), "k8s-secret", { namespace = "calm", instance_name = "calm-inst",
+    secret_name = "s4h-key" }), text, "reads back and writes the same")
+  local back = must_parse(doc, "secret.json")
+  t.eq({ back.data, back.wrapper, back.name }, { secret_key(), "k8s-secret", "s4h-key" })
+  -- a key whose field the format reserves is refused, naming it
+  local v = secret_key()
+  v.plan = "x"
+  t.find(t.fails("INPUT", key_format.format, must_parse(v), "k8s-secret"), "the key's field 'plan' cannot be an entry")
+  -- a Secret that is not the key's
+  t.find(t.fails("INPUT", key_parse.parse, json.encode({ kind = "Secret", stringData = { a = "b" } }), "s.json"),
+    "s.json: Kubernetes Secret: the Secret holds no uaa entry")
+  t.find(t.fails("INPUT", key_parse.parse, json.encode({ kind = "Secret", data = { uaa = "%%%" } }), "s.json"),
+    "data.uaa is not base64")
 end
 
 return T

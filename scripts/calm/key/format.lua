@@ -1,5 +1,5 @@
 -- calm.key.format: a key in the shapes its consumers want (json, alm-setup,
--- env, vcap) and written out (0600 and atomically, or to a pipe).
+-- env, dotenv, vcap, k8s-secret) and written out (0600 and atomically, or to a pipe).
 --
 --   text | nil, msg, code = format.format(k, "env"); format.output(text, {out =, show_secrets =})
 --   format.export(k, {format =, out =, show_secrets =, name =})
@@ -7,6 +7,7 @@
 local json = require "calm.lib.json"
 local log = require "calm.log"
 local U = require "calm.key.util"
+local k8s = require "calm.key.k8s"
 local shown, is_nonempty_string, has_control, is_x509 =
   U.shown, U.is_nonempty_string, U.has_control, U.is_x509
 local M = {}
@@ -47,6 +48,28 @@ local function fmt_json(k)
   return M.pretty_json(k.data)
 end
 
+-- The entry SAP Cloud SDK's @sap-cloud-sdk/connectivity resolves: it turns
+-- a binding into a destination by its label, and of the labels it knows only
+-- `xsuaa` reads XSUAA's fields at the top of `credentials` (clientid,
+-- clientsecret or certificate and key, url, certurl, uaadomain, ...) and
+-- takes `apiurl` as the destination's URL. So: the key's uaa part, apiurl the
+-- Cloud ALM API (XSUAA's own REST API is of no use to this client; the
+-- SAPCloudALMAPIs entry keeps the key as it is), and the key's endpoints.
+local function sdk_entry(k, name, opts)
+  local creds = {}
+  for f, v in pairs(k.uaa) do creds[f] = v end
+  creds.apiurl = k.api
+  creds.endpoints = U.get_ci(k.data, "endpoints")
+  return {
+    label = "xsuaa", plan = "standard", name = name .. "-xsuaa",
+    instance_name = opts.instance_name, binding_name = opts.binding_name or k.name,
+    tags = json.array({ "xsuaa", U.LABEL }), credentials = creds,
+  }
+end
+
+-- VCAP_SERVICES with two entries of the key: label SAPCloudALMAPIs (the key
+-- as it is, for @sap/xsenv and calmbind itself) and label xsuaa (for the
+-- Cloud SDK). Their names differ, since xsenv indexes entries by name.
 local function fmt_vcap(k, opts)
   local name = opts.name or k.name or "calm-api-key"
   local entry = {
@@ -54,7 +77,7 @@ local function fmt_vcap(k, opts)
     instance_name = opts.instance_name, binding_name = opts.binding_name or k.name,
     tags = json.array({}), credentials = k.data,
   }
-  return M.pretty_json({ [U.LABEL] = json.array({ entry }) })
+  return M.pretty_json({ [U.LABEL] = json.array({ entry }), xsuaa = json.array({ sdk_entry(k, name, opts) }) })
 end
 
 -- (variable, value) pairs in a fixed order; only fields the key has.
@@ -65,6 +88,9 @@ local function env_pairs(k)
   local function add(name, v) if is_nonempty_string(v) then list[#list + 1] = { name, v } end end
   add("CALM_API_URL", k.api)
   add("CALM_ROOT_URL", U.root_url(k))
+  local tenant, region = U.tenant_region(k)
+  add("CALM_TENANT", tenant)
+  add("CALM_REGION", region)
   add("CALM_TOKEN_URL", U.token_url(k))
   add("CALM_CLIENT_ID", uaa.clientid)
   if x509 then
@@ -179,15 +205,16 @@ local function fmt_alm_setup(k)
 end
 
 local FORMATTERS = { json = fmt_json, vcap = fmt_vcap, env = fmt_env, dotenv = fmt_dotenv,
-  ["alm-setup"] = fmt_alm_setup }
+  ["alm-setup"] = fmt_alm_setup, ["k8s-secret"] = k8s.manifest }
 
 -- key.format(k, fmt [, opts]) -> text | nil, message, code
--- fmt: json | alm-setup | env | dotenv | vcap. opts.name: the VCAP entry name.
+-- fmt: json | alm-setup | env | dotenv | vcap | k8s-secret. opts.name: the VCAP
+-- entry name; opts.secret_name, opts.namespace: the Secret's (calm.key.k8s).
 -- Refuses ("INPUT") a key that fails the structural checks.
 function M.format(k, fmt, opts)
   local f = FORMATTERS[fmt]
   if not f then
-    return nil, "unknown format '" .. shown(fmt) .. "' (json, alm-setup, env, dotenv or vcap)", "USAGE"
+    return nil, "unknown format '" .. shown(fmt) .. "' (json, alm-setup, env, dotenv, vcap or k8s-secret)", "USAGE"
   end
   local res, msg, code = exportable(k)
   if not res then return nil, msg, code end

@@ -1,11 +1,13 @@
 -- calm.key.parse: a key in whatever envelope BTP hands it out (bare key,
--- binding, credentials envelope, VCAP_SERVICES entry or document).
+-- binding, credentials envelope, VCAP_SERVICES entry or document) or
+-- calmbind wrote it in (a Kubernetes Secret, calm.key.k8s).
 --
 --   k = parse.from_value(value, source [, {name =}]); parse.parse(text, source)
 --   text = parse.read(path); k = parse.load(path [, opts])
 local log = require "calm.log"
 local U = require "calm.key.util"
 local input = require "calm.lib.input"
+local k8s = require "calm.key.k8s"
 local kind_of, shown, get_ci, is_nonempty_string = U.kind_of, U.shown, U.get_ci, U.is_nonempty_string
 local M = {}
 
@@ -47,6 +49,11 @@ local function unwrap(v, want_name)
   elseif v.credentials ~= nil then
     return nil, "credentials must be an object, not " .. kind_of(v.credentials)
   end
+  if v.kind == "Secret" and (v.stringData ~= nil or v.data ~= nil) then
+    local bare, name = k8s.from_secret(v)
+    if not bare then return nil, "Kubernetes Secret: " .. name end
+    return bare, { wrapper = "k8s-secret", name = name }
+  end
   -- `cf env` shows {"VCAP_SERVICES": {...}}
   local inner = v.VCAP_SERVICES
   if inner == nil and type(v.system_env_json) == "table" then inner = v.system_env_json.VCAP_SERVICES end
@@ -69,7 +76,13 @@ local function unwrap(v, want_name)
       if #ours > 0 then entries = ours end
     end
     if #entries == 1 then
-      return entries[1].entry.credentials, { wrapper = "vcap", name = entry_name(entries[1].entry) }
+      local e = entries[1].entry
+      if e.credentials.uaa == nil and e.credentials.clientid ~= nil then
+        -- the Cloud SDK's copy (calm.key.format): XSUAA's fields on top, apiurl changed
+        return nil, "VCAP_SERVICES entry '" .. shown(entry_name(e) or "?") .. "' (label " .. shown(entries[1].label)
+          .. ") holds XSUAA's fields, not the key; read the " .. U.LABEL .. " entry"
+      end
+      return e.credentials, { wrapper = "vcap", name = entry_name(e) }
     end
     if #entries == 0 then return nil, "VCAP_SERVICES holds no entry with a uaa section" end
     local names = {}

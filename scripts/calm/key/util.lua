@@ -7,11 +7,11 @@ local M = {}
 -- What `check` calls each envelope a key came in.
 M.WRAPPER_TEXT = {
   key = "bare key", binding = "Service Manager binding", credentials = "credentials envelope",
-  ["vcap-entry"] = "VCAP_SERVICES entry", vcap = "VCAP_SERVICES",
+  ["vcap-entry"] = "VCAP_SERVICES entry", vcap = "VCAP_SERVICES", ["k8s-secret"] = "Kubernetes Secret",
 }
 
 M.LABEL = "SAPCloudALMAPIs"
-M.FORMATS = { "json", "alm-setup", "env", "dotenv", "vcap" }
+M.FORMATS = { "json", "alm-setup", "env", "dotenv", "vcap", "k8s-secret" }
 M.SECRET_FIELDS = { "clientsecret", "key", "certificate" }
 
 local DEPLOYMENT_SCOPES = { "imp-cdm-feature-display-ui", "imp-cdm-feature-manage-ui" }
@@ -145,6 +145,43 @@ function M.root_url(k)
   if type(k.api) ~= "string" then return nil end
   local root = k.api:gsub("/$", ""):gsub("/[Aa][Pp][Ii]$", "")
   return root
+end
+
+-- The Cloud ALM tenant and its region, from the key's URLs (nil where a URL
+-- does not say): endpoints.Api is https://<tenant>.<region>.alm.cloud.sap/api
+-- (the fake's <tenant>.<region>.alm.localhost), XSUAA's url
+-- https://<subdomain>.authentication[.cert].<region>.hana.ondemand.com. The
+-- API's host decides; the region of uaa.url (or uaa.uaadomain) is the
+-- fallback, for a key whose API URL has another shape.
+local function labels(url)
+  local u = type(url) == "string" and parse_url(url)
+  if not u or is_ip(u.host) then return nil end
+  local list = {}
+  for l in u.host:gmatch("[^.]+") do list[#list + 1] = l end
+  return list
+end
+
+local function uaa_region(host_labels)
+  if not host_labels then return nil end
+  for i, l in ipairs(host_labels) do
+    if l == "authentication" then
+      local r = host_labels[i + 1] == "cert" and i + 2 or i + 1
+      -- a region is followed by the platform's domain (authentication.localhost has none)
+      if host_labels[r] and host_labels[r + 1] then return host_labels[r] end
+      return nil
+    end
+  end
+  return nil
+end
+
+function M.tenant_region(k)
+  local tenant, region
+  local api = labels(k.api)
+  if api and #api >= 4 and api[3] == "alm" then tenant, region = api[1], api[2] end
+  local uaa = k.uaa or {}
+  region = region or uaa_region(labels(uaa.url)) or uaa_region(labels(uaa.certurl))
+    or (type(uaa.uaadomain) == "string" and uaa_region(labels("https://" .. uaa.uaadomain)))
+  return tenant, region or nil
 end
 
 local SECRET_KIND = {

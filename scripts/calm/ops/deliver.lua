@@ -132,7 +132,8 @@ function M.key(ctx, creds, o)
   local name = ctx.result.binding_name
   local ok
   ok, msg, code = key_format.export(k, { format = opts.format, out = opts.out, show_secrets = opts["show-secrets"],
-    name = name, binding_name = name, instance_name = ctx.result.instance_name })
+    name = name, binding_name = name, instance_name = ctx.result.instance_name,
+    secret_name = opts["secret-name"], namespace = opts.namespace })
   if not ok then
     -- --out's directory took a file before the first request: a write that
     -- fails now is no usage error, and the user needs to know what exists

@@ -13,12 +13,13 @@
 local cli = require "calm.lib.cli"
 local fs = require "calm.fs"
 local input = require "calm.lib.input"
+local key_k8s = require "calm.key.k8s"
 local options = require "calm.ops.options"
 local rotate = require "calm.ops.rotate"
 local M = {}
 
 -- Key file extension per --format.
-M.EXT = { json = "json", vcap = "json", env = "env", dotenv = "env", ["alm-setup"] = "txt" }
+M.EXT = { json = "json", vcap = "json", env = "env", dotenv = "env", ["alm-setup"] = "txt", ["k8s-secret"] = "json" }
 
 -- Fields that are not options of the command itself.
 local NOT_OPTION = { name = true, key = true, timeout = true, out = true, where = true, policy = true }
@@ -96,6 +97,8 @@ local function command_options(t, f, label, ctx)
     if not o.out then return nil, "no out field and no --out-dir DIR option: where does the key go?", "USAGE" end
     cli.set_label(o, "out", how)
     o.format = ctx.format or "json"
+    -- one Secret per tenant: named after the tenant unless a field or option names it
+    if o.format == "k8s-secret" and not o["secret-name"] then o["secret-name"] = key_k8s.default_name(t.name) end
   end
   -- the tenant's own policy (a file or directory), loaded by validate, so a
   -- mistake in it is found before any request; nil: the override

@@ -10,6 +10,7 @@ local evidence = require "calm.model.evidence"
 local parameters = require "calm.model.parameters"
 local names = require "calm.model.names"
 local key_util = require "calm.key.util"
+local key_k8s = require "calm.key.k8s"
 local cf = require "calm.btp.cf"
 local cisplan = require "calm.btp.cisplan"
 local cli = require "calm.lib.cli"
@@ -65,8 +66,11 @@ function M.spec(command)
   }
   if get then
     spec.options.out = { arg = "FILE", help = "write the key there (mode 0600, atomic) instead of stdout" }
-    spec.options.format = { arg = "F", choices = key_util.FORMATS or { "json", "alm-setup", "env", "vcap" },
-      default = "json", help = "json (bare key), alm-setup, env (sh), dotenv (docker --env-file, $GITHUB_ENV), vcap" }
+    spec.options.format = { arg = "F", choices = key_util.FORMATS,
+      default = "json", help = "json (bare key), alm-setup, env (sh), dotenv (docker --env-file, $GITHUB_ENV), vcap "
+        .. "(@sap/xsenv, SAP Cloud SDK), k8s-secret (Kubernetes Secret)" }
+    spec.options["secret-name"] = key_k8s.OPTIONS["secret-name"]
+    spec.options.namespace = key_k8s.OPTIONS.namespace
     spec.options["no-verify"] = { flag = true,
       help = "write the key without checking it live first (token, scopes, zone)" }
     spec.options.verify = { flag = true, help = "the default: verify the key before writing it" }
@@ -115,6 +119,11 @@ local function check_values(opts)
     local v, msg, code = parameters.parse_validity(opts["x509-validity"], L("x509-validity"))
     if not v then return nil, msg, code end
     opts.x509_validity = v
+  end
+  if opts.format then
+    -- plan has no --format: only get's and rotate's options reach here
+    local ok, msg, code = key_k8s.check_options(opts)
+    if not ok then return nil, msg, code end
   end
   if opts.verify and opts["no-verify"] then
     return nil, L("verify") .. " and " .. L("no-verify") .. " contradict each other", "USAGE"
