@@ -243,6 +243,31 @@ def k8s_checks(fake, key_path, key, tmp, label, kube):
             rc == 0 and json.loads(again) == key, "rc %s: %s" % (rc, err[-300:]))
 
 
+def fleet_checks(tmp, kube):
+    """fleet --format k8s-secret: one Secret per tenant, named after it (or its secret_name
+    field), in fleet's --namespace; fleet --command verify reads the Secrets back."""
+    with FakeBTP(tenants=2) as fake:
+        inv = os.path.join(tmp, "fleet.json")
+        with open(inv, "w") as f:
+            json.dump({"tenants": [{"name": "Cust01_Prod", "sm_key": fake.tenants[0].sm_key_path},
+                                   {"name": "cust02", "sm_key": fake.tenants[1].sm_key_path,
+                                    "secret_name": "calm-cust02", "namespace": "team2"}]}, f)
+        out = os.path.join(tmp, "fleet-out")
+        rc, _, err = run(["fleet", inv, "--format", "k8s-secret", "--namespace", "calm", "--out-dir", out], env=ENV)
+        S.eq("fleet --format k8s-secret: exit 0", rc, 0)
+        if rc != 0:
+            print("#   " + err.strip().replace("\n", "\n#   "))
+            return
+        meta = [json.load(open(os.path.join(out, n + ".json")))["metadata"] for n in ("Cust01_Prod", "cust02")]
+        S.eq("... a Secret per tenant: named after it, or as its secret_name field says",
+             [(m["namespace"], m["name"]) for m in meta], [("calm", "cust01-prod"), ("team2", "calm-cust02")])
+        rc, _, err = run(["fleet", inv, "--command", "verify", "--format", "k8s-secret", "--out-dir", out], env=ENV)
+        S.eq("fleet --command verify reads the Secrets back: exit 0", rc, 0)
+        if kube is not None:
+            rc, _, err = kubectl_apply(kube, os.path.join(out, "cust02.json"))
+            S.eq("... and kubectl apply --dry-run=client takes them", rc, 0)
+
+
 def main():
     why = node_ready()
     node_ok = why is None
@@ -301,6 +326,7 @@ def main():
                 if kube is not None:
                     rc, _, err = kubectl_apply(kube, out)
                     S.eq("... which kubectl apply --dry-run=client takes", rc, 0)
+        fleet_checks(tmp, kube)
     finally:
         if kube is not None:
             kube.stop()
