@@ -359,15 +359,37 @@ def client_id(inst):
     return "sb-%s!b%d|%s" % (inst["xsappname"], inst["bnum"], MASTER)
 
 
+CRED_TYPES = ("binding-secret", "instance-secret", "x509")
+
+
+def cred_types(xs):
+    """oauth2-configuration.credential-types of an xs-security block, or None when absent."""
+    oc = (xs or {}).get("oauth2-configuration")
+    if isinstance(oc, dict) and isinstance(oc.get("credential-types"), list):
+        return [str(x) for x in oc["credential-types"]]
+    return None
+
+
+def allowed_types(inst):
+    """Since 19 January 2026 XSUAA's credential-types default to ["binding-secret"] (SAP BTP
+    security docs, "Service Instance Secrets"); an old instance (variant instance-secret)
+    still allows the instance secret its old keys use."""
+    return inst.get("cred_types") or ["binding-secret"]
+
+
 def register_client(app, inst):
     """(Re)registers the OAuth client of the instance's current generation at the core XSUAA.
-    Keys made before an authority change keep the old client id (and the old scopes)."""
+    Keys made before an authority change keep the old client id (and the old scopes). The
+    instance secret authenticates only while the instance allows instance-secret; each
+    binding-secret key adds its own secret to `secrets` (bind, unbind)."""
     sub = app.state.get("subaccount") or {}
     cid = client_id(inst)
     scopes = ["%s.%s" % (MASTER, a) for a in read_scopes()] + \
         ["%s.%s" % (MASTER, a) for a in inst["authorities"]] + ["uaa.resource"]
-    app.clients[cid] = {"secret": inst["secret"], "cert_cn": None, "scopes": scopes,
-                        "zid": sub.get("id"),
+    old = app.clients.get(cid) or {}
+    app.clients[cid] = {"secret": inst["secret"] if "instance-secret" in allowed_types(inst) else None,
+                        "secrets": list(old.get("secrets") or ()), "cert_cn": None,
+                        "scopes": scopes, "zid": sub.get("id"),
                         "claims": {"ext_attr": {"enhancer": "XSUAA",
                                                 "subaccountid": sub.get("id"),
                                                 "zdn": sub.get("subdomain"),
@@ -375,7 +397,22 @@ def register_client(app, inst):
     return cid
 
 
-def credentials(app, inst):
+def instance_clients(app, inst):
+    """The client ids of every generation of the instance (keys keep theirs)."""
+    pre = "sb-%s!b" % inst["xsappname"]
+    return [cid for cid in app.clients if cid.startswith(pre) and cid.endswith("|" + MASTER)]
+
+
+def restrict_types(app, inst):
+    """SAP's "Service Instance Secrets" / migration pages: removing instance-secret from
+    credential-types invalidates the instance's instance-secret keys (they stay listed)."""
+    if "instance-secret" in allowed_types(inst):
+        return
+    for cid in instance_clients(app, inst):
+        app.clients[cid]["secret"] = None
+
+
+def credentials(app, inst, kind, secret):
     sub = app.state.get("subaccount") or {}
     zdn = sub.get("subdomain")
     cid = client_id(inst)
@@ -384,8 +421,8 @@ def credentials(app, inst):
         "uaa": {
             "apiurl": app.url("api.authentication.localhost"),
             "clientid": cid,
-            "clientsecret": inst["secret"],
-            "credential-type": "instance-secret",
+            "clientsecret": secret,
+            "credential-type": kind,
             "identityzone": zdn,
             "identityzoneid": sub.get("id"),
             "sburl": app.url("internal-xsuaa.authentication.localhost"),
@@ -857,7 +894,8 @@ def make_instance(app, name, space_guid, plan_guid, params, created=None, guid=N
     g = guid or app.uuid()
     inst = {"guid": g, "name": name, "space_guid": space_guid, "plan_guid": plan_guid,
             "created_at": t, "updated_at": t, "tags": [], "params": params or {},
-            "xsappname": None, "authorities": (), "bnum": 0, "secret": None, "labels": {},
+            "xsappname": None, "authorities": (), "bnum": 0, "secret": None, "cred_types": None,
+            "labels": {},
             "last_operation": {"type": "create", "state": "in progress", "description": "",
                                "created_at": t, "updated_at": t}}
     st(app)["instances"][g] = inst
@@ -875,6 +913,7 @@ def provision(app, inst):
         return err
     inst["xsappname"] = name
     inst["authorities"] = granted(xs)
+    inst["cred_types"] = cred_types(xs)
     inst["bnum"] = st(app)["next_bnum"]
     st(app)["next_bnum"] += 1
     inst["secret"] = app.new_secret()
@@ -979,6 +1018,15 @@ def h_update_instance(app):
                     set_last_op(inst, "update", "failed", err)
                     return err
                 if xs is not None:
+                    types = cred_types(xs)
+                    if types == [] or any(t not in CRED_TYPES for t in types or ()):
+                        err = "Service broker error: invalid credential-types %s" % (types,)
+                        set_last_op(inst, "update", "failed", err)
+                        return err
+                    # the xs-security block replaces the descriptor: without
+                    # oauth2-configuration, credential-types fall back to the default
+                    inst["cred_types"] = types
+                    restrict_types(app, inst)
                     auths = granted(xs)
                     if auths != inst["authorities"]:
                         # New authorities reach only keys created from now on: new client id.
@@ -1110,21 +1158,58 @@ def make_binding(app, inst, name, created=None):
     return b
 
 
-def bind(app, inst, b, params):
-    """Broker side of a key create: snapshot of the instance's current client."""
+def key_kind(inst, params):
+    """(credential type of a new key, broker error or None): the type the key's parameters
+    ask for, else the instance's first credential type (SAP's "Service Instance Secrets").
+    The fake makes no x509 keys for Cloud Foundry."""
+    p = params if isinstance(params, dict) else {}
+    if isinstance(p.get("xsuaa"), dict):
+        p = p["xsuaa"]
+    allowed = allowed_types(inst)
+    want = p.get("credential-type")
+    if want == "x509" or "x509" in p or (want is None and allowed[0] == "x509"):
+        return None, ("Service broker error: credential-type x509 is not allowed for this "
+                      "instance (its credential-types do not include x509)")
+    if want is None:
+        return allowed[0], None
+    if want not in allowed:
+        return None, ("Service broker error: credential-type \"%s\" is not allowed by the "
+                      "instance (oauth2-configuration.credential-types %s)" % (want, allowed))
+    return want, None
+
+
+def bind(app, inst, b, params, kind=None):
+    """Broker side of a key create: snapshot of the instance's current client. A
+    binding-secret key gets a secret of its own (`<key guid>$...`) that its deletion
+    revokes; an instance-secret key (kind forces one: an old key made before 19 January
+    2026) shares the instance's secret."""
     err = take_failure(app, "service_keys.create")
-    if not err and isinstance(params, dict) and (params.get("credential-type") == "x509"
-                                                 or "x509" in params):
-        err = ("Service broker error: credential-type x509 is not allowed for this instance "
-               "(its credential-types do not include x509)")
+    if not err and kind is None:
+        kind, err = key_kind(inst, params)
     t = ts(now())
     b["updated_at"] = t
     if err:
         b["last_operation"].update({"state": "failed", "description": err, "updated_at": t})
         return err
-    b["credentials"] = credentials(app, inst)
+    if kind == "instance-secret":
+        secret = inst["secret"]
+    else:
+        secret = b["guid"] + "$" + app.new_secret()
+        client = app.clients.get(client_id(inst))
+        if client is not None:
+            client["secrets"].append(secret)
+    b["credentials"] = credentials(app, inst, kind, secret)
     b["last_operation"].update({"state": "succeeded", "updated_at": t})
     return None
+
+
+def unbind(app, b):
+    """Deleting a binding-secret key revokes its secret; an instance-secret key's shared
+    secret stays valid (SAP: it cannot be rotated by deleting keys)."""
+    uaa = (b.get("credentials") or {}).get("uaa") or {}
+    client = app.clients.get(uaa.get("clientid"))
+    if client is not None and uaa.get("credential-type") == "binding-secret":
+        client["secrets"] = [x for x in client["secrets"] if x != uaa.get("clientsecret")]
 
 
 def h_create_binding(app):
@@ -1173,6 +1258,7 @@ def h_delete_binding(app):
 
             def finish():
                 st(app)["bindings"].pop(b["guid"], None)
+                unbind(app, b)
                 return None
             job = new_job(app, "service_keys.delete", None, finish)
             return accepted(app, job)
@@ -1321,18 +1407,24 @@ def apply_preset(app, name):
             except (KeyError, ValueError):
                 pass
         params = {"xs-security": {"xsappname": name}}
-        if "cf-authorities" in getattr(app.config, "variants", ()):
+        variants = getattr(app.config, "variants", ())
+        if "cf-authorities" in variants:
             params["xs-security"]["authorities"] = ["$XSMASTERAPPNAME." + a for a in AUTHORITIES]
         inst = make_instance(app, name, s["space"]["guid"], plan["guid"], params, created, guid)
         if core is not None and isinstance(core.get("context"), dict):
             core["context"].update(sm_context(app, inst))
         provision(app, inst)
+        old_key = "instance-secret" in variants
+        if old_key:
+            # made before 19 January 2026: the instance still allows its instance secret
+            inst["cred_types"] = ["binding-secret", "instance-secret"]
+            register_client(app, inst)
         inst["last_operation"].update({"created_at": inst["created_at"],
                                        "updated_at": ts(created + datetime.timedelta(seconds=9))})
         inst["updated_at"] = inst["last_operation"]["updated_at"]
         sm_mirror(app, inst)
         b = make_binding(app, inst, name + "-key", created + datetime.timedelta(minutes=6))
-        bind(app, inst, b, None)
+        bind(app, inst, b, None, "instance-secret" if old_key else None)
         b["updated_at"] = b["last_operation"]["updated_at"] = \
             ts(created + datetime.timedelta(minutes=6, seconds=4))
         # A second instance of another offering in the same space (lists are not just ours).

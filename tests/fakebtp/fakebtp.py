@@ -636,8 +636,8 @@ def load_plugins(app):
 #     and silently ignores the plain one (SAP documents both shapes);
 #   abap-x509-key: the generated instance also allows x509 and has an x509 key
 #     `abap-mtls-key` (an ABAP system's mTLS connection).
-#   instance-secret: the generated key is an old instance-secret key (made before XSUAA's
-#     default became binding secrets on 19 January 2026).
+#   instance-secret: the generated key (cf-legacy: the Cloud Foundry key) is an old
+#     instance-secret key (made before XSUAA's default became binding secrets on 19 January 2026).
 VARIANTS = ("generated-xsappname-name", "hand-deployment", "cf-authorities", "kyma-owned",
             "x509-wrapped-only", "abap-x509-key", "instance-secret")
 

@@ -227,7 +227,8 @@ def test_cf(fake):
           st == 200 and set(det) == {"credentials"}
           and cred.get("endpoints", {}).get("Api", "").endswith(".eu10.alm.localhost:%d/api"
                                                                % fake.port)
-          and uaa.get("credential-type") == "instance-secret"
+          and uaa.get("credential-type") == "binding-secret"
+          and uaa.get("clientsecret", "").startswith(keys[0]["guid"] + "$")
           and uaa.get("clientid", "").endswith("|calm!b111")
           and ".authentication.localhost" in uaa.get("url", ""),
           "status %s body keys %r" % (st, list((det or {}).keys()) if isinstance(det, dict) else det))
@@ -236,7 +237,7 @@ def test_cf(fake):
     check("preset key's token works and lacks the imp-cdm scopes",
           st == 200 and not any("imp-cdm" in s for s in sc), "status %s scopes %r" % (st, sc))
 
-    # new key on the same instance: job polling, shared instance secret
+    # new key on the same instance: job polling, a binding secret of its own
     st, _, h = c.call("POST", api + "/v3/service_credential_bindings", token=tok,
                       body={"type": "key", "name": "second-key",
                             "relationships": {"service_instance": {"data": {"guid": inst["guid"]}}}})
@@ -256,9 +257,23 @@ def test_cf(fake):
     key2_url = (job or {}).get("links", {}).get("service_credential_bindings", {}).get("href", "")
     st, d2, _ = c.call("GET", key2_url + "/details", token=tok)
     u2 = (d2 or {}).get("credentials", {}).get("uaa", {}) if st == 200 else {}
-    check("instance-secret: the second key shares clientid and clientsecret",
-          u2.get("clientsecret") == uaa.get("clientsecret") and u2.get("clientid") == uaa.get("clientid")
-          and u2.get("clientsecret"), "status %s" % st)
+    key2_guid = key2_url.rsplit("/", 1)[-1]
+    check("binding-secret: the second key shares the clientid, not the secret (<key guid>$...)",
+          u2.get("credential-type") == "binding-secret" and u2.get("clientid") == uaa.get("clientid")
+          and u2.get("clientsecret", "").startswith(key2_guid + "$")
+          and u2.get("clientsecret") != uaa.get("clientsecret"), "status %s %r" % (st, u2.get("credential-type")))
+    st_a, _ = cc_token(c, fake, u2) if u2 else (0, None)
+    st_b, _ = cc_token(c, fake, dict(u2, clientsecret=uaa.get("clientsecret", "") + "x")) if u2 else (0, None)
+    check("each key's own secret gives a token; another secret does not", st_a == 200 and st_b == 401,
+          "%s %s" % (st_a, st_b))
+    st, _, h = c.call("POST", api + "/v3/service_credential_bindings", token=tok,
+                      body={"type": "key", "name": "ask-instance-secret",
+                            "parameters": {"credential-type": "instance-secret"},
+                            "relationships": {"service_instance": {"data": {"guid": inst["guid"]}}}})
+    states, job = poll_job(c, h.get("location", ""), tok)
+    check("a key asking for instance-secret on an instance that does not allow it: job FAILED",
+          states[-1:] == ["FAILED"] and "instance-secret" in job["errors"][0]["detail"],
+          "states %r job %r" % (states, job))
 
     st, body, _ = c.call("POST", api + "/v3/service_credential_bindings", token=tok,
                          body={"type": "key", "name": "second-key",
@@ -299,7 +314,7 @@ def test_cf(fake):
           "calm!b111.imp-cdm-feature-display-ui" in sc3
           and "calm!b111.imp-cdm-feature-manage-ui" in sc3
           and not any("imp-cdm" in s for s in sc1)
-          and u3.get("clientsecret") == uaa.get("clientsecret"),
+          and u3.get("clientsecret") not in (uaa.get("clientsecret"), u2.get("clientsecret")),
           "new scopes %r old scopes %r" % (sc3, sc1))
 
     st, _, h = c.call("PATCH", api + "/v3/service_instances/" + inst["guid"], token=tok,
@@ -336,6 +351,15 @@ def test_cf(fake):
               st == 202 and states[-1:] == ["COMPLETE"] and states2[-1:] == ["COMPLETE"]
               and has == want and u.get("clientsecret") != uaa.get("clientsecret"),
               "states %r %r scopes %r" % (states, states2, sc))
+    # deleting a binding-secret key revokes its secret, and only its own
+    st, _, h = c.call("DELETE", key2_url, token=tok)
+    states, job = poll_job(c, h.get("location", ""), tok)
+    st_del, _ = cc_token(c, fake, u2) if u2 else (0, None)
+    st_keep, _ = cc_token(c, fake, uaa)
+    check("deleting a binding-secret key revokes its secret (401), the other keys keep theirs",
+          states[-1:] == ["COMPLETE"] and st_del == 401 and st_keep == 200,
+          "states %r: deleted key %s, preset key %s" % (states, st_del, st_keep))
+
     st, sm_state, _ = c.call("GET", fake.control_url + "/_fake/state")
     names = {i["name"]: i for i in sm_state.get("instances", [])}
     check("instances created through CF show up in SM state",
@@ -359,6 +383,68 @@ def test_cf(fake):
           st == 200 and body["pagination"]["total_results"] == 2 and st2 == 200
           and {body["resources"][0]["name"], body2["resources"][0]["name"]}
           == {"calm-new", "calm-eaten"}, "page1 %r page2 %r" % (body, body2))
+
+
+def cf_login(c, fake):
+    env = fake.cf_env
+    st, tb, _ = c.call("POST", env["CF_API"].replace("api.cf", "login.cf") + "/oauth/token",
+                       basic=("cf", ""), form={"grant_type": "password", "username": env["CF_USERNAME"],
+                                               "password": env["CF_PASSWORD"]})
+    return env["CF_API"], (tb or {}).get("access_token") if st == 200 else None
+
+
+def cf_new_key(c, api, tok, inst_guid, name, params=None):
+    """(job states, job, the key's uaa block) for a new key of the instance."""
+    body = {"type": "key", "name": name,
+            "relationships": {"service_instance": {"data": {"guid": inst_guid}}}}
+    if params is not None:
+        body["parameters"] = params
+    st, _, h = c.call("POST", api + "/v3/service_credential_bindings", token=tok, body=body)
+    states, job = poll_job(c, h.get("location", ""), tok)
+    href = (job or {}).get("links", {}).get("service_credential_bindings", {}).get("href", "")
+    st, d, _ = c.call("GET", href + "/details", token=tok) if href else (0, None, None)
+    return states, job, ((d or {}).get("credentials", {}).get("uaa", {}) if st == 200 else {})
+
+
+def test_cf_old_key(fake):
+    """Variant instance-secret: the cf-legacy key is an old instance-secret key (made before
+    19 January 2026); new keys of its instance still get binding secrets; an update whose
+    credential-types leave out instance-secret (or that sends none: the default is
+    binding-secret) revokes the old key."""
+    c = Client(fake)
+    api, tok = cf_login(c, fake)
+    st, body, _ = c.call("GET", api + "/v3/service_credential_bindings?type=key", token=tok)
+    keys = [k for k in (body or {}).get("resources", []) if k["name"].endswith("-key")] if st == 200 else []
+    if not check("variant instance-secret: the preset key is listed", len(keys) == 1, "status %s" % st):
+        return
+    inst_guid = keys[0]["relationships"]["service_instance"]["data"]["guid"]
+    st, det, _ = c.call("GET", keys[0]["links"]["details"]["href"], token=tok)
+    old = (det or {}).get("credentials", {}).get("uaa", {}) if st == 200 else {}
+    st_old, _ = cc_token(c, fake, old) if old else (0, None)
+    check("variant instance-secret: the preset key is an old instance-secret key that works",
+          old.get("credential-type") == "instance-secret" and st_old == 200, "%r %s" % (old.get("credential-type"), st_old))
+    states, job, new = cf_new_key(c, api, tok, inst_guid, "new-key")
+    check("variant instance-secret: a new key of that instance gets a binding secret of its own",
+          new.get("credential-type") == "binding-secret" and new.get("clientid") == old.get("clientid")
+          and new.get("clientsecret") != old.get("clientsecret"), "%r %r" % (states, new.get("credential-type")))
+    states, job, asked = cf_new_key(c, api, tok, inst_guid, "asked-key", {"credential-type": "instance-secret"})
+    check("variant instance-secret: a key asking for instance-secret shares the old secret (still allowed)",
+          asked.get("credential-type") == "instance-secret" and asked.get("clientsecret") == old.get("clientsecret"),
+          "%r %r" % (states, asked.get("credential-type")))
+    xsappname = old.get("xsappname", "").split("!b")[0]
+    for label, xs, want_old in (
+            ("credential-types keeping instance-secret", {"oauth2-configuration": {
+                "credential-types": ["binding-secret", "instance-secret"]}}, 200),
+            ("no oauth2-configuration (the default: binding-secret)", {}, 401)):
+        xs = dict(xs, xsappname=xsappname)
+        st, _, h = c.call("PATCH", api + "/v3/service_instances/" + inst_guid, token=tok,
+                          body={"parameters": {"xs-security": xs}})
+        states, job = poll_job(c, h.get("location", ""), tok)
+        st_old, _ = cc_token(c, fake, old)
+        st_new, _ = cc_token(c, fake, new)
+        check("variant instance-secret: an update with %s: old key %s, binding-secret key 200" % (label, want_old),
+              states[-1:] == ["COMPLETE"] and st_old == want_old and st_new == 200,
+              "states %r old %s new %s" % (states, st_old, st_new))
 
 
 # ---------------------------------------------------------------------------------------
@@ -523,6 +609,8 @@ def main():
         with FakeBTP(preset="cf-legacy") as fake:
             test_cf(fake)
             test_cis_dates(fake, "2022-05-10", "cf-legacy")
+        with FakeBTP(preset="cf-legacy", variants=["instance-secret"]) as fake:
+            test_cf_old_key(fake)
         with FakeBTP(preset="before-2023-06-12") as fake:
             test_cis_plans(fake)
             test_cis_entitlement(fake)

@@ -138,7 +138,9 @@ def token(app, req, m):
             want = c.get("cert_sha256")
             if want and hashlib.sha256(req.peer_cert).hexdigest() != want:
                 continue
-        elif c.get("secret") is None or secret is None or secret != c["secret"]:
+        elif secret is None or (secret != c.get("secret") and secret not in (c.get("secrets") or ())):
+            # "secrets": the binding secrets of one client id (each key its own; a plug-in's
+            # keys share the client id of their instance's generation)
             continue
         client = c
         break

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The Cloud Foundry legacy path: an instance Service Manager lists but Cloud Foundry owns
 cannot be bound through SM (exit 4, said so); with --runtime cf the instance and key are
-found or created through the CF v3 API and the result is an instance-secret key."""
+found or created through the CF v3 API; new keys are binding-secret keys (XSUAA's default since
+19 January 2026)."""
 import json
 import os
 import sys
@@ -128,7 +129,8 @@ def main():
         s.eq("get --runtime cf (monitoring): exit 0", rc, 0)
         if rc == 0:
             key = json.loads(out1)
-            s.eq("get --runtime cf: an instance-secret key", key["uaa"].get("credential-type"), "instance-secret")
+            s.eq("get --runtime cf: a binding-secret key (XSUAA's default since 19 January 2026)",
+                 key["uaa"].get("credential-type"), "binding-secret")
         s.eq("get --runtime cf (monitoring): adopts, creates nothing", fake.mutations(), [])
         s.check("get --runtime cf: no password or secret on stderr or in the report",
                 no_secret_in(err + json.dumps(rep), fake) and fake.cf_env["CF_PASSWORD"] not in err + json.dumps(rep))
@@ -166,8 +168,8 @@ def main():
                      "$XSMASTERAPPNAME.imp-cdm-feature-display-ui",
                      "$XSMASTERAPPNAME.imp-cdm-feature-manage-ui"]}})
             if rc == 0:
-                s.eq("empty space: instance-secret key", json.loads(out)["uaa"].get("credential-type"),
-                     "instance-secret")
+                s.eq("empty space: binding-secret key", json.loads(out)["uaa"].get("credential-type"),
+                     "binding-secret")
     # a finished job names the new resource by its type (links.service_instances): a link
     # under another name is a mismatch to report, not something to paper over by name
     with FakeBTP(preset="after-2023-10-16") as fake:
