@@ -2,16 +2,18 @@
 """The Cloud Foundry legacy path: an instance Service Manager lists but Cloud Foundry owns
 cannot be bound through SM (exit 4, said so); with --runtime cf the instance and key are
 found or created through the CF v3 API; new keys are binding-secret keys (XSUAA's default since
-19 January 2026)."""
+19 January 2026), an old instance-secret key is adopted, named as such, and kept working."""
 import json
 import os
 import sys
+import urllib.error
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import itest  # noqa: E402
 from harness import FakeBTP  # noqa: E402
 from test_get_paths import (run_get, no_secret_in, AUTHORITIES, has_cdm_scopes,  # noqa: E402
-                            key_token_scopes)
+                            key_token_scopes, http_json, ENV)
 
 
 def cf_args(fake, *extra):
@@ -51,9 +53,10 @@ def cf_deployment(s, fake):
             and got[-1] == ("POST", "/v3/service_credential_bindings")
             and all(m == "PATCH" for m, _ in got[:-1]), got)
     if got:
-        s.eq("deployment --runtime cf: exact PATCH parameters (xsappname kept, CF variant)",
+        s.eq("deployment --runtime cf: exact PATCH parameters (xsappname kept, the default credential type)",
              muts[0]["body"].get("parameters"),
-             {"xs-security": {"xsappname": inst, "authorities": AUTHORITIES}})
+             {"xs-security": {"xsappname": inst, "authorities": AUTHORITIES,
+                              "oauth2-configuration": {"credential-types": ["binding-secret"]}}})
         s.eq("deployment --runtime cf: the new key's name", muts[-1]["body"].get("name"), inst + "-deployment-key")
     if rc == 0:
         key = json.loads(out1)
@@ -72,6 +75,51 @@ def cf_deployment(s, fake):
             (rc, err[-400:]))
 
 
+def token_status(uaa):
+    """HTTP status of a client-credentials token request with the key's uaa block."""
+    data = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": uaa["clientid"],
+                                   "client_secret": uaa["clientsecret"]}).encode()
+    try:
+        http_json(uaa["url"] + "/oauth/token", data)
+        return 200
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def cf_old_key(s):
+    """An old instance-secret CF key (made before 19 January 2026): get adopts it and says it
+    is one; an update of its instance keeps instance-secret among the credential-types (SAP:
+    removing a type invalidates its bindings), so the old key keeps working next to the new
+    binding-secret key."""
+    inst = "cloudalm-api-service"
+    with FakeBTP(preset="cf-legacy", variants=["instance-secret"]) as fake:
+        rc, out, err, rep = run_get(fake, *cf_args(fake, "--scenario", "monitoring"), env=cf_env(fake))
+        old = json.loads(out)["uaa"] if rc == 0 else {}
+        s.check("old CF key: get adopts the instance-secret key (exit 0)",
+                rc == 0 and old.get("credential-type") == "instance-secret", (rc, err[-400:]))
+        s.check("... and says it is an old instance-secret key", "old key" in err and "instance secret" in err,
+                err[-800:])
+        n0 = len(fake.mutations())
+        rc, out, err, rep = run_get(fake, *cf_args(fake, "--verify", "--update-instance", inst), env=cf_env(fake))
+        s.eq("old CF key: deployment --update-instance: exit 0", rc, 0)
+        patch = [m for m in fake.mutations()[n0:] if m["method"] == "PATCH"]
+        s.eq("old CF key: the update keeps instance-secret next to binding-secret",
+             patch[0]["body"]["parameters"]["xs-security"].get("oauth2-configuration") if patch else None,
+             {"credential-types": ["binding-secret", "instance-secret"]})
+        if rc == 0:
+            s.eq("... the new key is a binding-secret key", json.loads(out)["uaa"].get("credential-type"),
+                 "binding-secret")
+        if old:
+            s.eq("... and the old instance-secret key still gets a token", token_status(old), 200)
+        n1 = len(fake.mutations())
+        rc, out, err = itest.run(["rotate", "--sm-key", fake.sm_key_path, "--scenario", "monitoring"], env=ENV)
+        s.check("rotate on the Cloud Foundry instance: exit 4, no change, and the CF way (a new key has a binding "
+                "secret of its own; the old instance-secret key is not revoked by deleting it)",
+                rc == 4 and fake.mutations()[n1:] == [] and "--binding-name NEW" in err
+                and "binding secret of its own" in err and "instance-secret key's secret stays valid" in err,
+                (rc, err[-600:]))
+
+
 def cf_instance_choice(s):
     """--instance-name picks (or creates) exactly that instance; without it, several
     SAPCloudALMAPIs instances in the space stop get with exit 2 before any change."""
@@ -86,7 +134,8 @@ def cf_instance_choice(s):
         muts = fake.mutations()[n0:]
         patch = [m for m in muts if m["method"] == "PATCH" and "parameters" in (m["body"] or {})]
         s.eq("mid-2023 cf: exact PATCH parameters", patch[0]["body"]["parameters"] if patch else None,
-             {"xs-security": {"xsappname": "calm-mon", "authorities": AUTHORITIES}})
+             {"xs-security": {"xsappname": "calm-mon", "authorities": AUTHORITIES,
+                              "oauth2-configuration": {"credential-types": ["binding-secret"]}}})
         s.eq("mid-2023 cf: new key", [m["body"].get("name") for m in muts if m["method"] == "POST"],
              ["calm-mon-deployment-key"])
         # a second instance, created with the authorities: its key needs no update
@@ -163,10 +212,12 @@ def main():
             s.eq("empty space: instance and key created through CF", muts,
                  [("POST", "/v3/service_instances"), ("POST", "/v3/service_credential_bindings")])
             body = fake.mutations()[0]["body"] if fake.mutations() else {}
-            s.eq("empty space: the 2023 CF parameters (no oauth2-configuration)", body.get("parameters"),
+            s.eq("empty space: the parameters of SAP's current page (credential-types binding-secret)",
+                 body.get("parameters"),
                  {"xs-security": {"xsappname": "calm-cf", "authorities": [
                      "$XSMASTERAPPNAME.imp-cdm-feature-display-ui",
-                     "$XSMASTERAPPNAME.imp-cdm-feature-manage-ui"]}})
+                     "$XSMASTERAPPNAME.imp-cdm-feature-manage-ui"],
+                     "oauth2-configuration": {"credential-types": ["binding-secret"]}}})
             if rc == 0:
                 s.eq("empty space: binding-secret key", json.loads(out)["uaa"].get("credential-type"),
                      "binding-secret")
@@ -179,6 +230,7 @@ def main():
             s.check("job link under another name than the resource type: exit 1 naming links.service_instances",
                     rc == 1 and "links.service_instances" in err, (rc, err[-400:]))
     cf_instance_choice(s)
+    cf_old_key(s)
     s.done()
 
 

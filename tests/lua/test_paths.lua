@@ -284,8 +284,10 @@ function T.x509_parameters()
     { ["credential-type"] = "x509", x509 = { ["key-length"] = 2048, validity = 7, ["validity-type"] = "DAYS" } })
   t.eq(parameters.instance_parameters("n", { credential_type = "x509" })["xs-security"]["oauth2-configuration"],
     { ["credential-types"] = { "binding-secret", "x509" } })
-  t.eq(parameters.instance_parameters("n", { runtime = "cf", authorities = { "$XSMASTERAPPNAME.a" } })["xs-security"]["oauth2-configuration"],
-    nil, "the CF variant has instance secrets")
+  -- one rule for both runtimes: an update's descriptor replaces the old one, so the
+  -- instance-secret type an old Cloud Foundry key uses must be sent to stay
+  t.eq(parameters.instance_parameters("n", { keep_types = { "instance-secret" } })["xs-security"]["oauth2-configuration"],
+    { ["credential-types"] = { "binding-secret", "instance-secret" } })
 end
 
 -- ---------------------------------------------------------- helpers --

@@ -187,7 +187,8 @@ end
 local SECRET_KIND = {
   ["binding-secret"] = "binding secret (this binding's own; deleting the binding revokes it)",
   ["instance-secret"] = "instance secret (an old key: shared by the instance's keys, so deleting a binding does "
-    .. "not revoke it; new bindings get binding secrets since 19 January 2026: calmbind rotate replaces it)",
+    .. "not revoke it; new bindings get binding secrets since 19 January 2026: calmbind rotate replaces it, "
+    .. "on a Cloud Foundry instance calmbind get --runtime cf --binding-name NEW or cf create-service-key)",
   x509 = "X.509 certificate and private key (token over mutual TLS at uaa.certurl)",
 }
 

@@ -2,7 +2,7 @@
 -- instance's xs-security, an x509 binding's certificate) and the
 -- --x509-validity they take. Pure: no requests.
 --
---   params = parameters.instance_parameters(xsappname, {authorities = list?, runtime=,
+--   params = parameters.instance_parameters(xsappname, {authorities = list?,
 --              credential_type=, keep_types = {...}?})
 --   params | nil = parameters.binding_parameters{credential_type=, validity=, wrapped=}
 --   validity | nil, msg, "USAGE" = parameters.parse_validity("30d" [, label])
@@ -10,27 +10,27 @@ local json = require "calm.lib.json"
 local M = {}
 
 -- The `parameters` object of create/update, built as a table (no shell
--- can eat "$XSMASTERAPPNAME"). runtime "cf" follows SAP's 2023 CF variant
--- (instance secrets: no oauth2-configuration). o.authorities: the list the
--- run's policy gives (policy:authorities), or nil for none.
+-- can eat "$XSMASTERAPPNAME"). Both runtimes send credential-types: an
+-- update's xs-security replaces the instance's descriptor, and without them
+-- XSUAA falls back to its default (binding-secret since 19 January 2026),
+-- which would cut off an old instance-secret key of a Cloud Foundry
+-- instance as well. o.authorities: the list the run's policy gives
+-- (policy:authorities), or nil for none.
 function M.instance_parameters(xsappname, o)
   local xs = { xsappname = xsappname }
   if o.authorities then
     -- a JSON array even when a policy leaves it empty (the broker wants one)
     xs.authorities = json.array { table.unpack(o.authorities) }
   end
-  if o.runtime ~= "cf" then
-    local types = json.array { "binding-secret" }
-    -- every type an existing binding uses must stay: removing one invalidates
-    -- those bindings (SAP's migration guide: allow both first, move
-    -- consumers, then restrict). o.keep_types = {"instance-secret", "x509"}
-    local keep = {}
-    for _, t in ipairs(o.keep_types or {}) do keep[t] = true end
-    if o.keep_instance_secret then keep["instance-secret"] = true end
-    if keep["instance-secret"] then types[#types + 1] = "instance-secret" end
-    if keep.x509 or o.credential_type == "x509" then types[#types + 1] = "x509" end
-    xs["oauth2-configuration"] = { ["credential-types"] = types }
-  end
+  local types = json.array { "binding-secret" }
+  -- every type an existing binding uses must stay: removing one invalidates
+  -- those bindings (SAP's migration guide: allow both first, move
+  -- consumers, then restrict). o.keep_types = {"instance-secret", "x509"}
+  local keep = {}
+  for _, t in ipairs(o.keep_types or {}) do keep[t] = true end
+  if keep["instance-secret"] then types[#types + 1] = "instance-secret" end
+  if keep.x509 or o.credential_type == "x509" then types[#types + 1] = "x509" end
+  xs["oauth2-configuration"] = { ["credential-types"] = types }
   return { ["xs-security"] = xs }
 end
 

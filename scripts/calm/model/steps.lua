@@ -140,7 +140,7 @@ local function update_step(s, d, target, o, ctype)
       xsapp == target.id and " (its GUID: it was created without parameters)" or "",
       target.usable == false and " (usable: false: calmbind's own update failed and left it unusable; "
         .. "repeating it)" or target.state == "update-failed" and " (an earlier update failed: updating again)" or ""),
-    parameters = parameters.instance_parameters(xsapp, { authorities = list, runtime = o.runtime,
+    parameters = parameters.instance_parameters(xsapp, { authorities = list,
       credential_type = ctype, keep_types = kept }) }
   if #kept > 0 then
     s.notes[#s.notes + 1] = string.format("instance '%s' keeps allowing %s keys: its existing keys use them "
@@ -243,7 +243,7 @@ local function create_step(s, d, inv, o, name, need_auth, rule, ctype)
       d.path, o.instance_name and ("named '" .. o.instance_name .. "'") or "of SAPCloudALMAPIs", name)
   end
   s.instance = { op = "create", name = name, why = why,
-    parameters = parameters.instance_parameters(name, { authorities = list, runtime = o.runtime,
+    parameters = parameters.instance_parameters(name, { authorities = list,
       credential_type = ctype }) }
 end
 
@@ -276,7 +276,7 @@ local function instance_step(s, d, target, o, need_auth, rule, ctype)
         why = "instance '" .. tostring(target.name) .. "' is a failed leftover of an earlier calmbind run "
           .. "(ready: false): delete it and create it again",
         parameters = parameters.instance_parameters(target.name, { authorities = rule.with_authorities
-          and (authorities(o, ctype)) or nil, runtime = o.runtime, credential_type = ctype }) }
+          and (authorities(o, ctype)) or nil, credential_type = ctype }) }
     else
       s.instance = { op = "manual", id = target.id, name = target.name, why = "not ready" }
       s.manual = s.manual or string.format("instance '%s' (%s) is not ready (its create failed); %s: delete or "

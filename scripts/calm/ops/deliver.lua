@@ -31,6 +31,20 @@ M.INSTANCE_SECRET = "the instance still issues instance secrets: every binding o
 
 -- --------------------------------------------------------------- the key --
 
+-- An instance-secret key delivered as it is: an old key (XSUAA gives new
+-- bindings binding secrets since 19 January 2026) that keeps working while
+-- its instance allows instance secrets; how to get one of its own.
+function M.old_key_note(ctx)
+  local how = ctx.opts.runtime == "cf"
+    and "calmbind get --runtime cf --binding-name NEW (or cf create-service-key) makes a key with a binding "
+      .. "secret of its own"
+    or "calmbind rotate replaces it with a binding-secret key"
+  return string.format("binding '%s' holds an old key with an instance secret (made before 19 January 2026): the "
+    .. "secret is shared by every instance-secret key of instance '%s', so deleting the binding revokes nothing, and "
+    .. "it works while the instance allows instance secrets; %s", tostring(ctx.result.binding_name),
+    tostring(ctx.result.instance_name), how)
+end
+
 -- The key named for messages: which binding of which instance, and whether
 -- this run created it.
 local function which_key(ctx)
@@ -48,6 +62,7 @@ local function check(ctx, creds, o)
   local ctype = k.uaa and k.uaa["credential-type"] or nil
   ctx.result.credential_type = ctype
   if o.refuse_instance_secret and ctype == "instance-secret" then return nil, M.INSTANCE_SECRET, "MANUAL" end
+  if ctype == "instance-secret" then log.info("%s", M.old_key_note(ctx)) end
   if opts["credential-type"] == "x509" and not (k.uaa and key_util.is_x509(k.uaa)) then
     return nil, string.format("binding '%s' holds a %s key, not the x509 key asked for%s; nothing was written",
       tostring(ctx.result.binding_name), tostring(ctype or "secret"), ctx.result.created_binding

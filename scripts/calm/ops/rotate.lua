@@ -65,17 +65,27 @@ local function target_instance(ctx)
   ctx.report.decision = { path = d.path, reasons = json.array(d.reasons or {}) }
   local steps = planner.steps(d, ev.inventory, o)
   if steps.usage then return nil, steps.usage, "USAGE" end
-  if steps.manual then return nil, steps.manual, "MANUAL" end
   local si = steps.instance
+  local inst = si and si.id and ev.inventory.by_id[si.id]
+  if inst and inst.owner == "cf" then
+    -- a new CF key has a binding secret of its own (XSUAA's default since
+    -- 19 January 2026), so a new key and deleting the old one is a rotation;
+    -- rotate has no --runtime cf, get makes the key
+    return nil, "instance '" .. tostring(inst.name) .. "' is owned by Cloud Foundry: make a new service key "
+      .. "there (calmbind get --runtime cf --cf-api URL --cf-space GUID --binding-name NEW, or cf create-service-key: "
+      .. "it gets a binding secret of its own), move the systems to it, then delete the old key (cf "
+      .. "delete-service-key; an old instance-secret key's secret stays valid while the instance allows instance "
+      .. "secrets)", "MANUAL"
+  end
+  if steps.manual then return nil, steps.manual, "MANUAL" end
   if not si or si.op ~= "adopt" or steps.wait_for then
     return nil, string.format("nothing to rotate yet: calmbind get would first %s instance '%s' (%s); "
       .. "run calmbind get, then rotate", si and si.op or "create", tostring(si and si.name), si and si.why or "?"),
       "MANUAL"
   end
-  local inst = ev.inventory.by_id[si.id]
   if inventory.foreign(ev.inventory, inst) then
-    return nil, "instance '" .. tostring(inst.name) .. "' is owned by Cloud Foundry: rotate its service key "
-      .. "with the cf CLI (cf create-service-key, then cf delete-service-key)", "MANUAL"
+    return nil, "instance '" .. tostring(inst.name) .. "' is owned by " .. tostring(inst.owner_name or inst.owner)
+      .. ": rotate its key where it is managed", "MANUAL"
   end
   return inst, ev.inventory
 end
