@@ -733,10 +733,26 @@ def create_instance(app, req, m):
         return resp
 
 
+LABEL_KEY_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
+def _check_label_values(app, key, vals):
+    """Labels Object (Peripli/specification api.md; reference service-manager-api.md §2.10):
+    keys of at most 100 letters, digits, '.', '-', '_'; values non-empty, at most 255
+    characters, no newline."""
+    if not LABEL_KEY_RE.fullmatch(str(key)):
+        err(app, 400, "BadRequest", "label key %s is invalid" % json.dumps(key))
+    if not isinstance(vals, list) or not all(
+            isinstance(v, str) and v and len(v) <= 255 and "\n" not in v for v in vals):
+        err(app, 400, "BadRequest", "label %s: values must be non-empty strings of at most 255 "
+                                    "characters without newlines" % key)
+
+
 def _apply_label_ops(app, labels, ops):
     if not isinstance(ops, list):
         err(app, 400, "BadRequest", "labels in PATCH must be an array of label changes")
     out = {k: list(v) for k, v in labels.items()}
+    seen = set()
     for ch in ops:
         if not isinstance(ch, dict) or ch.get("op") not in ("add", "remove", "add_values",
                                                             "remove_values"):
@@ -744,7 +760,14 @@ def _apply_label_ops(app, labels, ops):
         k = ch.get("key")
         if not k or k == "subaccount_id":
             err(app, 400, "BadRequest", "label %s cannot be changed" % k)
+        # there is no replace, and a remove and an add of one key in one request is not
+        # supported (the SAP BTP service operator sends two PATCHes: RenameBinding)
+        if k in seen:
+            err(app, 400, "BadRequest", "label %s is changed twice in one request: remove it, "
+                                        "then add it in a second request" % k)
+        seen.add(k)
         vals = ch.get("values") or []
+        _check_label_values(app, k, vals)
         if ch["op"].startswith("add"):
             cur = out.setdefault(k, [])
             cur.extend(v for v in vals if v not in cur)

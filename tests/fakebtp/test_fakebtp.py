@@ -345,6 +345,28 @@ def test_main(fake):
     check("authorities snapshot at bind time: old key unchanged, new key has imp-cdm",
           not has_cdm(jwt_claims(t_old.json["access_token"])["scope"]) and
           has_cdm(jwt_claims(t_new.json["access_token"])["scope"]), "")
+    # --- label changes (§2.10): add/remove, no replace, one change per key a request ---
+    lurl = "/v1/service_instances/%s?async=false" % inst_plain["id"]
+    r = e.sm("PATCH", lurl, {"labels": [{"op": "add", "key": "owner", "values": ["a"]},
+                                        {"op": "add", "key": "calmbind_authorities",
+                                         "values": ["$XSMASTERAPPNAME.x", "$XSMASTERAPPNAME.y"]}]})
+    check("label add (two keys, several values, '$' allowed) -> 200",
+          r.status == 200 and r.json.get("labels", {}).get("owner") == ["a"] and
+          r.json["labels"].get("calmbind_authorities") == ["$XSMASTERAPPNAME.x", "$XSMASTERAPPNAME.y"],
+          repr(r))
+    r = e.sm("PATCH", lurl, {"labels": [{"op": "remove", "key": "owner"},
+                                        {"op": "add", "key": "owner", "values": ["b"]}]})
+    g = e.sm("GET", "/v1/service_instances/" + inst_plain["id"])
+    check("remove and add of one key in one request -> 400, nothing changed",
+          r.status == 400 and g.json["labels"].get("owner") == ["a"], repr(r))
+    r1 = e.sm("PATCH", lurl, {"labels": [{"op": "remove", "key": "owner"}]})
+    r2 = e.sm("PATCH", lurl, {"labels": [{"op": "add", "key": "owner", "values": ["b"]}]})
+    check("... in two requests the value changes", r1.status == 200 and r2.status == 200 and
+          r2.json["labels"].get("owner") == ["b"], repr(r2))
+    r = e.sm("PATCH", lurl, {"labels": [{"op": "add", "key": "bad key", "values": ["x"]}]})
+    r2 = e.sm("PATCH", lurl, {"labels": [{"op": "add", "key": "k", "values": ["x" * 256]}]})
+    check("a label key with a space, a value over 255 characters -> 400",
+          r.status == 400 and r2.status == 400, repr((r, r2)))
     r = e.sm("DELETE", "/v1/service_bindings/%s" % b1["id"])
     t = e.token_for(uaa)
     check("deleting a binding revokes its secret", r.status == 200 and t.status == 401, repr(t))
