@@ -5,6 +5,7 @@
 --   local offering, plan = c:offering_and_plan()    -- SAPCloudALMAPIs / standard
 --   local items = c:list("service_instances", {fieldQuery = sm.eq("name", "x")})
 --   local inst = c:create_instance{name=, service_plan_id=, parameters=, labels=}
+--   local bodies = sm.label_patches{{key =, old =, new =}...}  -- PATCH `labels` arrays
 --
 -- Expected failures return `nil, message, code` (API, AUTH, DEADLINE, ...).
 -- The quirks handled here are those of service-manager-api.md §5: errors as
@@ -17,6 +18,7 @@ local poll = require "calm.lib.poll"
 local jwt = require "calm.lib.jwt"
 local rest = require "calm.net.rest"
 local http = require "calm.http"
+local json = require "calm.lib.json"
 
 local M = {}
 
@@ -31,6 +33,30 @@ M.PLAN = "standard"
 M.poll_policy = poll.policy
 -- How often a create answered 422 (another operation running) is sent again.
 M.BUSY_ATTEMPTS = 5
+
+-- ------------------------------------------------------------ labels --
+
+-- Label changes {{key =, old = values?, new = value | {values} | nil}} as the
+-- PATCH bodies' `labels` arrays, in order (service-manager-api.md §2.10):
+-- there is no replace and a remove and an add of one key cannot share a
+-- request, so a changed value is removed in the first PATCH and added in a
+-- second; a new key is added and a dropped one (new = nil) removed in the
+-- first. Returns {ops...} (one array a PATCH; empty when nothing changes).
+function M.label_patches(changes)
+  local first, second = json.array {}, json.array {}
+  for _, ch in ipairs(changes or {}) do
+    local values = ch.new ~= nil and json.array(type(ch.new) == "table" and { table.unpack(ch.new) } or { ch.new })
+    if ch.old ~= nil then first[#first + 1] = { op = "remove", key = ch.key } end
+    if values then
+      local into = ch.old ~= nil and second or first
+      into[#into + 1] = { op = "add", key = ch.key, values = values }
+    end
+  end
+  local out = {}
+  if #first > 0 then out[#out + 1] = first end
+  if #second > 0 then out[#out + 1] = second end
+  return out
+end
 
 -- ------------------------------------------------------------ queries --
 

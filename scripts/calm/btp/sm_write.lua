@@ -266,16 +266,15 @@ function C:create_binding(body)
     "creating binding '" .. body.name .. "'", "binding")
 end
 
--- PATCH an instance (parameters/labels). 422 -> wait for the running
--- operation, then once more. Returns entity | nil, msg, code.
-function C:update_instance(id, body, what)
-  what = what or ("updating instance " .. id)
+-- PATCH a resource. 422 -> wait for the running operation, then once more.
+-- Returns entity | nil, msg, code.
+function C:_update(kind, resource, id, body, what)
   local r, msg, code
   for attempt = 1, 3 do
-    r, msg, code = self:mutate("PATCH", "/v1/service_instances/" .. id, body, what)
+    r, msg, code = self:mutate("PATCH", "/v1/" .. kind .. "/" .. id, body, what)
     if not r then return nil, msg, code end
     if r.status == "busy" then
-      local ok, wmsg, wcode = self:wait_idle("service_instances", id, what)
+      local ok, wmsg, wcode = self:wait_idle(kind, id, what)
       if not ok then return nil, wmsg, wcode end
     elseif r.status == "unknown" then
       -- a PATCH is safe to repeat: same parameters, same result
@@ -285,12 +284,22 @@ function C:update_instance(id, body, what)
     end
   end
   if r.status == "failed" then
-    self:_note { action = "update-failed", resource = "instance", id = id, error = r.text }
+    self:_note { action = "update-failed", resource = resource, id = id, error = r.text }
     return nil, what .. " failed: " .. tostring(r.text), "API"
   end
   if r.status ~= "done" then return nil, what .. ": " .. tostring(r.text), "API" end
-  self:_note { action = "update", resource = "instance", id = id }
+  self:_note { action = "update", resource = resource, id = id }
   return r.entity or { id = id }
+end
+
+-- PATCH an instance (name, parameters, labels as label changes).
+function C:update_instance(id, body, what)
+  return self:_update("service_instances", "instance", id, body, what or ("updating instance " .. id))
+end
+
+-- PATCH a binding (name and labels only, service-manager-api.md §2.7).
+function C:update_binding(id, body, what)
+  return self:_update("service_bindings", "binding", id, body, what or ("updating binding " .. id))
 end
 
 local W = {}

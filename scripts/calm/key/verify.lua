@@ -1,7 +1,8 @@
 -- calm.key.verify: a live check of a key: a token the way its consumers get
 -- one, its scopes (Deployment needs both imp-cdm-feature-* ones) and zone.
 --
---   report | nil, msg, code = verify.verify(k, {scenario =, cacert =})
+--   report | nil, msg, code = verify.verify(k, {scenario =, cacert =, authorities = list?})
+--     authorities: the instance's authorities the key must carry as scopes
 --   text = verify.verify_text(report, source)
 local log = require "calm.log"
 local U = require "calm.key.util"
@@ -66,6 +67,15 @@ local function check_scopes(r, tok, claims)
       r.problem("token scope %s missing: the key works but not for Deployment", s)
     end
   end
+  -- the authorities the key was made for ($XSMASTERAPPNAME.x: scope x of
+  -- the service's master app); the Deployment ones are told above
+  for _, a in ipairs(r.authorities or {}) do
+    local s = a:match("^%$XSMASTERAPPNAME%.(.+)$") or a
+    local told = r.deployment[s] ~= nil and r.scenario == "deployment"
+    if not told and not has_scope(r.scopes, s) then
+      r.problem("token scope %s missing: the instance's authority %s did not reach the key", s, a)
+    end
+  end
 end
 
 -- The token's zone and client against the key's.
@@ -106,7 +116,8 @@ function M.verify(k, opts)
   tok, msg, code = fetch_token(k, opts, token_url)
   if not tok then return nil, msg, code end
   local r = { ok = true, problems = {}, warnings = {}, scopes = {}, scenario = opts.scenario or "deployment",
-    token_url = token_url, mtls = is_x509(k.uaa), expires_in = tonumber(tok.expires_in) }
+    token_url = token_url, mtls = is_x509(k.uaa), expires_in = tonumber(tok.expires_in),
+    authorities = opts.authorities }
   r.problem = function(fmt, ...) r.problems[#r.problems + 1] = string.format(fmt, ...); r.ok = false end
   r.warn = function(fmt, ...) r.warnings[#r.warnings + 1] = string.format(fmt, ...) end
   local claims, jmsg = nil, "no access_token in the answer"

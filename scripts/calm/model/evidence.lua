@@ -215,14 +215,17 @@ end
 -- carries both imp-cdm-feature-* scopes, of the wanted credential type, on
 -- an instance Service Manager can read, within what --instance-name and
 -- --binding-name allow, that the policy's adoptable accepts (o.policy).
--- Preference: its adopt_rank (built in: a binding calmbind made), then the
--- oldest. Returns binding, instance | nil.
+-- Preference: its adopt_rank (built in: a binding calmbind made), then one
+-- whose token carries every authority the policy gives (a key made before
+-- the policy added one is drift: calm.model.drift), then the oldest.
+-- Returns binding, instance | nil.
 function M.deployment_key(inv, o)
   local p = o.policy
   if type(p) ~= "table" then error("evidence.deployment_key: o.policy (the run's policy) is missing", 2) end
   local c = { scenario = "deployment", runtime = o.runtime, credential_type = o.credential_type or "binding-secret",
     tenant = o.tenant }
-  local best, best_inst, best_rank
+  local want = p:authorities(c)
+  local best, best_inst, best_rank, best_all
   for _, i in ipairs(inv.instances) do
     if not o.instance_name or i.name == o.instance_name then
       for _, b in ipairs(i.bindings) do
@@ -231,7 +234,10 @@ function M.deployment_key(inv, o)
           and (not o.binding_name or b.name == o.binding_name)
           and p:adoptable(c, b, i)
         local rank = fits and p:adopt_rank(c, b, i) or nil
-        if rank and (not best_rank or rank < best_rank) then best, best_inst, best_rank = b, i, rank end
+        local all = rank and #(inventory.missing_scopes(b, want) or want) == 0
+        if rank and (not best_rank or rank < best_rank or (rank == best_rank and all and not best_all)) then
+          best, best_inst, best_rank, best_all = b, i, rank, all
+        end
       end
     end
   end

@@ -11,6 +11,8 @@
 --         -- key's credentials in key.credentials, read from its /details)
 --   inst = inventory.sm_instance(entity)    -- one record from an SM instance (bindings = {})
 --   b = inventory.pick_binding(inst, credential_type, policy, c)  -- policy: the run's
+--   list | nil = inventory.authorities_of(inst)  -- what its calmbind_authorities label records
+--   list | nil = inventory.missing_scopes(b, authorities)  -- those b's token lacks (nil: not probed)
 --
 --   inv  = {runtime = "sm" | "cf", offering?, plan?, entitled, instances = {inst...}, by_id}
 --   inst = {id, name, owner = "sm" | "cf" | "kyma" | "other", owner_name?, platform_id?,
@@ -32,7 +34,13 @@ local M = {}
 M.CREATED_BY = "created_by"
 M.TOOL = "calmbind"
 M.AUTH_LABEL = "calmbind_authorities"
+-- AUTH_LABEL's values are the authorities calmbind gave the instance (the
+-- policy's list, verbatim), so that plan can tell when the policy changed;
+-- the one value AUTH_VALUE is what earlier versions wrote (and what Cloud
+-- Foundry's labels can hold: at most 63 characters of [A-Za-z0-9._-]):
+-- the two imp-cdm-feature-* authorities, LEGACY_AUTHORITIES.
 M.AUTH_VALUE = "imp-cdm-feature"
+M.LEGACY_AUTHORITIES = { "$XSMASTERAPPNAME.imp-cdm-feature-display-ui", "$XSMASTERAPPNAME.imp-cdm-feature-manage-ui" }
 
 M.OWNER_NAME = { cf = "Cloud Foundry", kyma = "Kyma" }
 
@@ -240,6 +248,49 @@ M.usable_binding = usable_binding
 function M.pick_binding(inst, ctype, policy, c)
   for _, b in ipairs(inst.bindings) do
     if not b.system and usable_binding(b, ctype) and policy:adoptable(c, b, inst) then return b end
+  end
+  return nil
+end
+
+-- The authorities calmbind gave an instance, as its AUTH_LABEL records
+-- them (a copy) | nil when it carries no such label.
+function M.authorities_of(inst)
+  local l = type(inst.labels) == "table" and inst.labels[M.AUTH_LABEL]
+  if type(l) ~= "table" or #l == 0 then return nil end
+  local src = (#l == 1 and l[1] == M.AUTH_VALUE) and M.LEGACY_AUTHORITIES or l
+  local out = {}
+  for i, a in ipairs(src) do out[i] = a end
+  return out
+end
+
+-- The scope an authority becomes in a token: $XSMASTERAPPNAME.x is x of
+-- the service's master app (calm!b<n>.x); any other is taken as written.
+local function scope_of(authority)
+  return authority:match("^%$XSMASTERAPPNAME%.(.+)$") or authority
+end
+
+local function has_scope(scopes, s)
+  for _, x in ipairs(scopes) do
+    if x == s or x:sub(-(#s + 1)) == "." .. s then return true end
+  end
+  return false
+end
+
+-- The authorities among want that b's token lacks | nil when its token was
+-- not read (calm.key.probe).
+function M.missing_scopes(b, want)
+  local p = b and b.probe
+  if not (p and p.token and type(p.scopes) == "table") then return nil end
+  local out = {}
+  for _, a in ipairs(want) do
+    if not has_scope(p.scopes, scope_of(a)) then out[#out + 1] = a end
+  end
+  return out
+end
+
+function M.binding_by_id(inst, id)
+  for _, b in ipairs(inst and inst.bindings or {}) do
+    if b.id == id then return b end
   end
   return nil
 end

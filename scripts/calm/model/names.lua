@@ -4,8 +4,8 @@
 --   ok | nil, msg, "USAGE" = names.check_instance_name(n [, label])  -- to create one
 --   ok | nil, msg, "USAGE" = names.check_instance_ref(n [, option])  -- may exist
 --   ok | nil, msg, "USAGE" = names.check_binding_name(n [, label])
---   labels = names.created_labels(extra, authorities)            -- key -> value
---   labels = names.sm_labels(labels)                             -- key -> {value}
+--   labels = names.created_labels(extra, authorities)            -- key -> value (or list)
+--   labels = names.sm_labels(labels)                             -- key -> {value...}
 -- label names where a name came from in messages: an option ("--instance-name",
 -- the default) or a policy field (calm.policy.load's policy:where(field)).
 local inventory = require "calm.model.inventory"
@@ -71,19 +71,28 @@ end
 -- The labels of what calmbind creates (key -> value): the policy's extra
 -- labels (policy:labels), then created_by and, with the authorities,
 -- calmbind_authorities, which reruns and the safety rules depend on (an
--- extra label of either name is overridden).
+-- extra label of either name is overridden). authorities: the list the
+-- instance is given (the label's values: plan compares them with the
+-- policy's), or a string for a runtime whose labels hold one value (Cloud
+-- Foundry: inventory.AUTH_VALUE), or nil.
 function M.created_labels(extra, authorities)
   local l = {}
   for k, v in pairs(extra or {}) do l[k] = v end
   l[inventory.CREATED_BY] = inventory.TOOL
-  if authorities then l[inventory.AUTH_LABEL] = inventory.AUTH_VALUE end
+  if authorities then l[inventory.AUTH_LABEL] = authorities end
   return l
 end
 
--- Labels in Service Manager's shape (key -> {value}).
+-- One label's values, a value or a list of them, as a JSON array.
+function M.label_values(v)
+  if type(v) == "table" then return json.array { table.unpack(v) } end
+  return json.array { v }
+end
+
+-- Labels in Service Manager's shape (key -> {value...}).
 function M.sm_labels(labels)
   local l = {}
-  for k, v in pairs(labels) do l[k] = json.array { v } end
+  for k, v in pairs(labels) do l[k] = M.label_values(v) end
   return l
 end
 

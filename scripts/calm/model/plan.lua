@@ -14,7 +14,10 @@
 --          works), cis_given = bool (any cis key), subaccount = guid?}
 --     steps = {entitlement = {op, why}, instance = {op, id?, name, why, parameters?, labels?},
 --              binding = {op, id?, name, why, parameters?, labels?}, notes, warnings,
---              others, manual = text? (exit 4), usage = text? (exit 2), wait_for?}
+--              others, manual = text? (exit 4), usage = text? (exit 2), wait_for?,
+--              drift = {...}, verify_authorities = list?}  (calm.model.drift: what
+--              calmbind created differs from the policy; instance and binding
+--              carry label_changes = {{key, old?, new?}} for the executors)
 --     ops: entitlement "ok" | "assign" | "manual"; instance "adopt" | "create" |
 --     "update" | "recreate" | "refuse" | "manual"; binding "adopt" | "create" |
 --     "recreate" | "none"
@@ -22,6 +25,7 @@
 --   plan.PATHS[decision.path] -> the path's module ({steps = function(inventory, o, decision)})
 local evidence = require "calm.model.evidence"
 local steps = require "calm.model.steps"
+local drift = require "calm.model.drift"
 local M = {}
 
 M.PATHS = {
@@ -38,7 +42,7 @@ function M.steps(d, inv, o)
   -- is adopted as it is
   if d.key then
     steps.adopt_key(s, d.key)
-    return s
+    return drift.apply(s, inv, o)
   end
   local p = (M.PATHS[d.path] or M.PATHS[evidence.BEFORE]).steps(inv, o, d)
   s.instance, s.binding, s.wait_for = p.instance, p.binding, p.wait_for
@@ -51,6 +55,13 @@ function M.steps(d, inv, o)
   end
   steps.others(s, inv)
   steps.check_names(s, o)
+  drift.apply(s, inv, o)
+  -- a key made for the policy's authorities must carry them all (checked
+  -- before it is written)
+  local given = s.instance and s.instance.parameters and s.instance.parameters["xs-security"].authorities
+  if given and #given > 0 and s.binding and s.binding.op == "create" and s.binding.with_authorities then
+    s.verify_authorities = s.verify_authorities or given
+  end
   return s
 end
 
@@ -59,7 +70,7 @@ function M.read_only(s)
   if s.manual or s.usage then return true end
   if s.entitlement.op == "assign" then return false end
   if s.instance and s.instance.op ~= "adopt" then return false end
-  if s.binding and s.binding.op ~= "adopt" then return false end
+  if s.binding and (s.binding.op ~= "adopt" or s.binding.label_changes) then return false end
   return true
 end
 

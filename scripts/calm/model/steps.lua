@@ -16,7 +16,6 @@
 local parameters = require "calm.model.parameters"
 local names = require "calm.model.names"
 local inventory = require "calm.model.inventory"
-local default = require "calm.policy.default"
 local has_label, usable_binding, foreign = inventory.has_label, inventory.usable_binding, inventory.foreign
 local M = {}
 
@@ -29,24 +28,20 @@ M.ENTITLEMENT_STEPS = table.concat({
 
 function M.new() return { notes = {}, warnings = {} } end
 
-local function binding_parameters(o, ctype)
+function M.binding_parameters(o, ctype)
   return parameters.binding_parameters({ credential_type = ctype, validity = o.x509_validity })
 end
 
 -- What the policy's hooks are told about this run (calm.policy.load.context).
-local function context(o, ctype)
+function M.context(o, ctype)
   return { scenario = o.scenario, runtime = o.runtime, credential_type = ctype, tenant = o.tenant }
 end
 
--- The authorities the policy gives an instance, and how the plan names them:
--- "the two imp-cdm-feature-* authorities" when they are the built-in ones,
--- else the list itself.
-local function authorities(o, ctype)
-  local list = o.policy:authorities(context(o, ctype))
-  local builtin = default.authorities { scenario = "deployment" }
-  local same = #list == #builtin
-  for i = 1, #list do if list[i] ~= builtin[i] then same = false end end
-  if same then return list, "the two imp-cdm-feature-* authorities" end
+-- The authorities the policy gives an instance, and how the plan names
+-- them: the list itself and where it comes from (the built-in policy, or
+-- the admin's file and field).
+function M.authorities(o, ctype)
+  local list = o.policy:authorities(M.context(o, ctype))
   if #list == 0 then return list, "no authorities (" .. o.policy:where("authorities") .. " gives none)" end
   return list, string.format("the %d authorit%s %s (%s)", #list, #list == 1 and "y" or "ies",
     table.concat(list, ", "), o.policy:where("authorities"))
@@ -59,7 +54,7 @@ end
 -- key, e.g. one made for monitoring). Returns {op = "adopt"|"create", ...}
 -- or nil, usage text.
 local function deployment_binding(inst, o, ctype)
-  local c = context(o, ctype)
+  local c = M.context(o, ctype)
   c.scenario = "deployment"
   local candidates = o.binding_name and { o.binding_name }
     or { o.policy:binding_name(c, inst), o.policy:deployment_binding_name(c, inst) }
@@ -81,6 +76,21 @@ local function deployment_binding(inst, o, ctype)
     .. "calmbind after the imp-cdm-feature-* authorities were added (or is of another credential type), so "
     .. "its key cannot carry the Deployment scopes; name a new binding with --binding-name",
     o.binding_name and "--binding-name " or "binding ", candidates[1], tostring(inst.name))
+end
+
+-- The credential types an update must keep allowing: SAP: removing one
+-- invalidates the bindings of that type, so every type in use stays (a
+-- binding without credential-type is an instance-secret binding).
+function M.kept_types(target)
+  local keep, kept = {}, {}
+  for _, b in ipairs(target.bindings) do
+    local t = b.credential_type or "instance-secret"
+    if (t == "instance-secret" or t == "x509") and not keep[t] then
+      keep[t] = true
+      kept[#kept + 1] = t
+    end
+  end
+  return kept
 end
 
 -- The manual step for an instance another platform owns.
@@ -122,18 +132,8 @@ local function update_step(s, d, target, o, ctype)
       .. "GUID, as SAP's page on updating the generated instance says (the broker refuses a changed xsappname; "
       .. "the new key's token scopes confirm the update)", name)
   end
-  -- SAP: removing a credential type invalidates the bindings of that type,
-  -- so every type in use stays (a binding without credential-type is an
-  -- instance-secret binding)
-  local keep, kept = {}, {}
-  for _, b in ipairs(target.bindings) do
-    local t = b.credential_type or "instance-secret"
-    if (t == "instance-secret" or t == "x509") and not keep[t] then
-      keep[t] = true
-      kept[#kept + 1] = t
-    end
-  end
-  local list, text = authorities(o, ctype)
+  local kept = M.kept_types(target)
+  local list, text = M.authorities(o, ctype)
   s.instance = { op = "update", id = target.id, name = target.name, xsappname = xsapp,
     why = string.format("%s, scenario deployment: add %s to the existing "
       .. "instance '%s', keeping its xsappname %s%s%s", d.path, text, name, xsapp,
@@ -228,7 +228,7 @@ end
 local function create_step(s, d, inv, o, name, need_auth, rule, ctype)
   local why
   local list, text
-  if rule.with_authorities then list, text = authorities(o, ctype) end
+  if rule.with_authorities then list, text = M.authorities(o, ctype) end
   if need_auth then
     why = string.format("%s, scenario deployment: a new instance '%s' with %s "
       .. "(xsappname = the instance name)", d.path, name, text)
@@ -276,7 +276,7 @@ local function instance_step(s, d, target, o, need_auth, rule, ctype)
         why = "instance '" .. tostring(target.name) .. "' is a failed leftover of an earlier calmbind run "
           .. "(ready: false): delete it and create it again",
         parameters = parameters.instance_parameters(target.name, { authorities = rule.with_authorities
-          and (authorities(o, ctype)) or nil, credential_type = ctype }) }
+          and (M.authorities(o, ctype)) or nil, credential_type = ctype }) }
     else
       s.instance = { op = "manual", id = target.id, name = target.name, why = "not ready" }
       s.manual = s.manual or string.format("instance '%s' (%s) is not ready (its create failed); %s: delete or "
@@ -320,17 +320,17 @@ local function named_binding_step(s, target, o, ctype)
       .. "create it, so it leaves it alone: delete it in the BTP cockpit or name another binding", b.name)
   elseif b then
     s.binding = { op = "recreate", id = b.id, name = b.name, why = "binding '" .. b.name
-      .. "' exists but its create failed: delete it and create it again", parameters = binding_parameters(o, ctype) }
+      .. "' exists but its create failed: delete it and create it again", parameters = M.binding_parameters(o, ctype) }
   else
     s.binding = { op = "create", name = o.binding_name, why = "no binding named '" .. o.binding_name .. "' exists",
-      parameters = binding_parameters(o, ctype) }
+      parameters = M.binding_parameters(o, ctype) }
   end
 end
 
 -- The binding to adopt on an instance adopted as it is: an earlier run's,
 -- else the oldest one the policy lets adopt, else a new one.
 local function adopt_binding_step(s, target, o, ctype)
-  local default = o.policy:binding_name(context(o, ctype), target)
+  local default = o.policy:binding_name(M.context(o, ctype), target)
   local b = inventory.find_binding(target, default)
   if b and b.state == "pending" then
     s.binding = { op = "adopt", id = b.id, name = b.name, wait = true,
@@ -340,7 +340,7 @@ local function adopt_binding_step(s, target, o, ctype)
     s.binding = { op = "adopt", id = b.id, name = b.name, why = "the binding an earlier run created" }
     return
   end
-  b = inventory.pick_binding(target, ctype, o.policy, context(o, ctype))
+  b = inventory.pick_binding(target, ctype, o.policy, M.context(o, ctype))
   local refused = not b and refused_binding(target, ctype)
   if b then
     s.binding = { op = "adopt", id = b.id, name = b.name,
@@ -352,7 +352,7 @@ local function adopt_binding_step(s, target, o, ctype)
   else
     s.binding = { op = "create", name = default, source = o.policy:where("binding_name"), why = ctype == "x509"
         and "the instance has no x509 key (the instance must allow x509 keys)"
-        or "the instance has no usable binding", parameters = binding_parameters(o, ctype) }
+        or "the instance has no usable binding", parameters = M.binding_parameters(o, ctype) }
   end
 end
 
@@ -362,7 +362,7 @@ local function binding_step(s, target, o, need_auth, ctype)
     -- the instance has (or is about to get) the authorities
     local b, problem = deployment_binding(target, o, ctype)
     if b then
-      b.parameters = b.op == "create" and binding_parameters(o, ctype) or nil
+      b.parameters = b.op == "create" and M.binding_parameters(o, ctype) or nil
       s.binding = b
     else
       s.binding = { op = "none", why = "see below" }
@@ -371,10 +371,10 @@ local function binding_step(s, target, o, need_auth, ctype)
   elseif inst and inst.op == "adopt" and target then
     if o.binding_name then named_binding_step(s, target, o, ctype) else adopt_binding_step(s, target, o, ctype) end
   elseif inst and (inst.op == "create" or inst.op == "update" or inst.op == "recreate") then
-    s.binding = { op = "create", name = o.binding_name or o.policy:binding_name(context(o, ctype), target or inst),
+    s.binding = { op = "create", name = o.binding_name or o.policy:binding_name(M.context(o, ctype), target or inst),
       source = not o.binding_name and o.policy:where("binding_name") or nil,
       with_authorities = o.scenario ~= "monitoring" or nil, why = "a binding of the new instance",
-      parameters = binding_parameters(o, ctype) }
+      parameters = M.binding_parameters(o, ctype) }
   end
 end
 
@@ -400,15 +400,28 @@ end
 -- send them.
 local function label_steps(s, target, o, ctype)
   local si, sb = s.instance, s.binding
-  local c = context(o, ctype)
+  local c = M.context(o, ctype)
+  -- the authorities the instance has once the steps are done: what this run
+  -- gives it, else what its label records
+  local given = si and si.parameters and si.parameters["xs-security"].authorities
+  local list = given or (target and inventory.authorities_of(target))
   if si and (si.op == "create" or si.op == "recreate") then
-    si.labels = names.created_labels(o.policy:labels(c, { instance = si }),
-      si.parameters and si.parameters["xs-security"].authorities ~= nil)
+    si.labels = names.created_labels(o.policy:labels(c, { instance = si }), given and M.auth_label_value(o, given))
+  elseif si and si.op == "update" and given then
+    si.label_changes = { { key = inventory.AUTH_LABEL, new = M.auth_label_value(o, given) } }
   end
   if sb and (sb.op == "create" or sb.op == "recreate") then
     sb.labels = names.created_labels(o.policy:labels(c, { instance = target or si, binding = { name = sb.name } }),
-      sb.with_authorities == true)
+      sb.with_authorities and M.auth_label_value(o, list or inventory.LEGACY_AUTHORITIES) or nil)
   end
+end
+
+-- calmbind_authorities' value for a list of authorities: the list itself
+-- (Service Manager labels hold several values), the single marker value
+-- where labels hold one short value (Cloud Foundry).
+function M.auth_label_value(o, list)
+  if o.runtime == "cf" then return inventory.AUTH_VALUE end
+  return list
 end
 
 -- The strict name rules are for creating (an existing instance is adopted
@@ -431,7 +444,7 @@ end
 local function instance_and_binding(s, d, inv, o, need_auth, rule)
   local ctype = o.credential_type or "binding-secret"
   local name, source = o.instance_name, "--instance-name"
-  if not name then name, source = o.policy:instance_name(context(o, ctype)), o.policy:where("instance_name") end
+  if not name then name, source = o.policy:instance_name(M.context(o, ctype)), o.policy:where("instance_name") end
   local find = (o.instance_name or need_auth or rule.default_instance) and name or nil
   local target = need_auth and authorities_target(inv, o, find) or (not need_auth and adopt_target(inv, o, find))
   if target then

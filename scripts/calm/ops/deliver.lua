@@ -84,9 +84,10 @@ function M.verify(ctx, k, o)
   -- a key adopted for its scopes was checked moments ago (calm.key.probe)
   local probed = ctx.result.probe
   local created = ctx.result.created_binding
-  local r, msg, code = probed and probed.deployment and opts.scenario ~= "monitoring" and probed.report or nil, nil, nil
+  local r, msg, code = probed and probed.deployment and opts.scenario ~= "monitoring" and not o.authorities
+    and probed.report or nil, nil, nil
   for attempt = 1, r and 0 or created and 3 or 1 do
-    r, msg, code = key_verify.verify(k, { scenario = opts.scenario, cacert = opts.cacert })
+    r, msg, code = key_verify.verify(k, { scenario = opts.scenario, cacert = opts.cacert, authorities = o.authorities })
     if r or code ~= "AUTH" or attempt == 3 or not created then break end
     local ok, wmsg, wcode = sm.wait(attempt, "XSUAA to accept the new binding's credentials")
     if not ok then return nil, wmsg, wcode end
@@ -106,7 +107,9 @@ function M.verify(ctx, k, o)
   if not r.ok then
     return nil, string.format("%s failed verification: %s; nothing was written%s", which_key(ctx),
       table.concat(r.problems, "; "), opts.scenario ~= "monitoring"
-        and " (the instance lacks the imp-cdm-feature-* authorities: see calmbind plan)" or ""), "VERIFY"
+        and (o.authorities and string.format(" (the instance lacks some of the authorities %s: see calmbind plan)",
+          table.concat(o.authorities, ", "))
+          or " (the instance lacks the imp-cdm-feature-* authorities: see calmbind plan)") or ""), "VERIFY"
   end
   log.info("verified: %s works%s (token from %s%s)", which_key(ctx),
     opts.scenario ~= "monitoring" and " for Deployment" or "", tostring(r.token_url), r.mtls and ", mutual TLS" or "")
@@ -131,6 +134,7 @@ end
 -- key(ctx, creds, o): the credentials of ctx.result's binding checked,
 -- verified (unless opts["no-verify"]) and written (--out, 0600, atomic; or
 -- stdout). o = {what = source label, refuse_instance_secret = bool,
+-- authorities = the instance's authorities its token must carry (list?),
 -- refused_code = code of a refused new key, on_fail = function(msg, code)
 -- (rotate rolls back there; returns nil, msg, code)}. Returns k | nil, msg, code.
 function M.key(ctx, creds, o)

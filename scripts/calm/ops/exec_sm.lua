@@ -1,15 +1,16 @@
 -- calm.ops.exec_sm: carries out the steps calm.model.plan planned through
 -- Service Manager (entitlement, instance, binding) and returns the key's
--- credentials. It decides nothing a plan did not say.
+-- credentials. It decides nothing a plan did not say (the label changes of an
+-- update in place too: calm.model.drift).
 --
 --   credentials | nil, msg, code = exec_sm.execute(ctx)
+--   ok | nil, msg, code = exec_sm.patch(ctx, "instance" | "binding", step, body?)
 --   exec_sm.action(ctx, {action =, resource =, id =, name =})  -- into the run report
 local parameters = require "calm.model.parameters"
 local names = require "calm.model.names"
-local inventory = require "calm.model.inventory"
-local json = require "calm.lib.json"
 local log = require "calm.log"
 local poll = require "calm.lib.poll"
+local sm = require "calm.btp.sm"
 local M = {}
 
 -- ------------------------------------------------------- execution --
@@ -134,16 +135,41 @@ local function instance(ctx, inv, plan)
     return c:create_instance { name = inst.name, service_plan_id = plan.id,
       parameters = inst.parameters, labels = names.sm_labels(inst.labels) }
   end
-  log.info("updating instance '%s' (%s): adding the authorities %s%s", inst.name, inst.id,
-    table.concat(inst.parameters["xs-security"].authorities, ", "),
-    inv.by_id[inst.id] and inv.by_id[inst.id].usable == false
-      and " again (usable: false: calmbind's own update failed and left it unusable)" or "")
-  local array = json.array -- a JSON array even if it were empty
-  local e, msg, code = c:update_instance(inst.id, { parameters = inst.parameters,
-    labels = array { { op = "add", key = inventory.AUTH_LABEL, values = array { inventory.AUTH_VALUE } } } },
-    "updating instance '" .. inst.name .. "'")
-  if not e then return nil, msg, code end
+  if inst.parameters then
+    log.info("updating instance '%s' (%s): %s the authorities %s%s", inst.name, inst.id,
+      inst.drift and "giving it" or "adding", table.concat(inst.parameters["xs-security"].authorities, ", "),
+      inv.by_id[inst.id] and inv.by_id[inst.id].usable == false
+        and " again (usable: false: calmbind's own update failed and left it unusable)" or "")
+  end
+  local ok, msg, code = M.patch(ctx, "instance", inst, inst.parameters and { parameters = inst.parameters })
+  if not ok then return nil, msg, code end
   return inv.by_id[inst.id]
+end
+
+-- The PATCHes of an in-place update (calm.model.drift: the step's
+-- label_changes): body (parameters) goes with the first; a changed label
+-- value takes a second PATCH (calm.btp.sm.label_patches). Returns true | nil, msg, code.
+function M.patch(ctx, resource, st, body)
+  local c = ctx.sm
+  local patches = sm.label_patches(st.label_changes)
+  for _, ch in ipairs(st.label_changes or {}) do
+    log.info("%s '%s': label %s: %s -> %s", resource, st.name, ch.key, M.value_text(ch.old), M.value_text(ch.new))
+  end
+  local what = "updating " .. resource .. " '" .. tostring(st.name) .. "'"
+  local update = resource == "instance" and c.update_instance or c.update_binding
+  for i = 1, math.max(#patches, body and 1 or 0) do
+    local b = i == 1 and body or {}
+    b.labels = patches[i]
+    local e, msg, code = update(c, st.id, b, what)
+    if not e then return nil, msg, code end
+  end
+  return true
+end
+
+-- A label's values for messages: (none), "v" or "v1,v2".
+function M.value_text(v)
+  if v == nil then return "(none)" end
+  return '"' .. (type(v) == "table" and table.concat(v, ",") or tostring(v)) .. '"'
 end
 
 -- An existing binding, with its credentials (waited for when still being created).
@@ -171,7 +197,13 @@ end
 -- The binding step; returns the binding entity with its credentials.
 local function binding(ctx, inv, entity)
   local b = ctx.steps.binding
-  if b.op == "adopt" then return adopted_binding(ctx, inv, ctx.steps.instance.id, b) end
+  if b.op == "adopt" then
+    if b.label_changes then
+      local ok, msg, code = M.patch(ctx, "binding", b)
+      if not ok then return nil, msg, code end
+    end
+    return adopted_binding(ctx, inv, ctx.steps.instance.id, b)
+  end
   if b.op == "recreate" then
     local ok, msg, code = ctx.sm:delete("service_bindings", b.id, "deleting the failed binding '" .. b.name .. "'")
     if not ok then return nil, msg, code end

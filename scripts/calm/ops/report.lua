@@ -9,6 +9,7 @@
 --   report.show_evidence(ctx, say); report.show_decision(ctx, say)
 --   report.describe_steps(ctx, say, "would" | "will"); report.labels_text(labels)
 --   report.describe_others(list, say)                -- the other keys and what becomes of each
+--   report.describe_drift(list, say, policy)         -- calm.model.drift's differences
 local evidence = require "calm.model.evidence"
 local exit = require "calm.lib.exit"
 local fs = require "calm.fs"
@@ -71,6 +72,7 @@ local function arrays(doc)
     if doc.decision.warnings then doc.decision.warnings = arr(doc.decision.warnings) end
   end
   if doc.steps and doc.steps.notes then doc.steps.notes = arr(doc.steps.notes) end
+  if doc.steps and doc.steps.drift then doc.steps.drift = arr(doc.steps.drift) end
 end
 
 function M.report_text(doc)
@@ -123,7 +125,10 @@ function M.labels_text(labels)
   local keys = {}
   for k in pairs(labels) do keys[#keys + 1] = k end
   table.sort(keys)
-  for i, k in ipairs(keys) do keys[i] = k .. "=" .. tostring(labels[k]) end
+  for i, k in ipairs(keys) do
+    local v = labels[k]
+    keys[i] = k .. "=" .. (type(v) == "table" and table.concat(v, ",") or tostring(v))
+  end
   return table.concat(keys, ", ")
 end
 
@@ -167,8 +172,39 @@ function M.describe_steps(ctx, say, verb)
     if b.parameters then say("  parameters: " .. json.encode(b.parameters)) end
     if b.labels then say("  labels: " .. M.labels_text(b.labels)) end
   end
+  M.describe_drift(s.drift, say, ctx.policy)
   for _, n in ipairs(s.notes or {}) do say("note: " .. n) end
   if s.manual then say("manual step: " .. s.manual) end
+end
+
+-- A drift value for the plan: (none), "v", "v1,v2" or [a, b] (authorities).
+local function drift_value(field, v)
+  if v == nil then return "(none)" end
+  if field == "authorities" then return "[" .. table.concat(v, ", ") .. "]" end
+  return '"' .. (type(v) == "table" and table.concat(v, ",") or tostring(v)) .. '"'
+end
+
+-- What exists and differs from the policy (calm.model.drift's list), terraform's
+-- way: "~ update in-place" and each field old -> new; what calmbind did not
+-- create is told as left as it is.
+function M.describe_drift(list, say, policy)
+  if not list or #list == 0 then return end
+  say(string.format("drift: what exists differs from the policy (%s):",
+    policy and policy.file or "the built-in policy"))
+  for _, e in ipairs(list) do
+    local what = string.format("%s '%s' (%s)", e.resource, tostring(e.name), tostring(e.id))
+    if e.left then say("  " .. what .. ": not calmbind's: left as it is")
+    elseif e.replaced then say("  - " .. what .. ": replaced by a new key (below)")
+    else say("  ~ update in-place " .. what) end
+    local mark = e.left and "    " or "      ~ "
+    for _, ch in ipairs(e.changes) do
+      if ch.missing then
+        say(mark .. ch.field .. ": lacks " .. table.concat(ch.missing, ", "))
+      else
+        say(string.format("%s%s: %s -> %s", mark, ch.field, drift_value(ch.field, ch.old), drift_value(ch.field, ch.new)))
+      end
+    end
+  end
 end
 
 -- The other SAP Cloud ALM API keys of the subaccount and what becomes of

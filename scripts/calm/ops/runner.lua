@@ -84,7 +84,7 @@ local function plan_sm_steps(ctx, ev)
   for _, w in ipairs(ctx.steps.warnings or {}) do log.warn("%s", w) end
   ctx.report.steps = { entitlement = report.step_view(ctx.steps.entitlement), instance = report.step_view(ctx.steps.instance),
     binding = report.step_view(ctx.steps.binding), notes = ctx.steps.notes, manual = ctx.steps.manual,
-    usage = ctx.steps.usage,
+    usage = ctx.steps.usage, drift = ctx.steps.drift,
     read_only = planner.read_only(ctx.steps) }
 end
 
@@ -183,7 +183,7 @@ end
 -- and for a binding this run created the advice about the other keys.
 -- Returns 0 | nil, msg, code; the report is finished either way.
 local function deliver_key(ctx, creds)
-  local k, msg, code = deliver.key(ctx, creds)
+  local k, msg, code = deliver.key(ctx, creds, { authorities = ctx.steps and ctx.steps.verify_authorities })
   if not k then return finish_failed(ctx, "get", msg, code) end
   local r = ctx.result
   if ctx.steps and ctx.steps.binding and ctx.steps.binding.op == "create" and ctx.inventory then
