@@ -140,6 +140,11 @@ int calm_read_file(const char *path, size_t max, calm_buf *out, char *err, size_
  * socket or a character device (/dev/fd/N, <(...)); path NULL is standard
  * input. Refuses directories and terminals (ENOTSUP). 0 or -1 with err. */
 int calm_read_input(const char *path, size_t max, calm_buf *out, char *err, size_t errlen);
+/* Writes prompt to the controlling terminal (/dev/tty) and reads one line
+ * back into answer (NUL-terminated, without the newline, at most cap - 1
+ * bytes). Returns 0, or -1 with err: errno ENOTTY when there is no terminal,
+ * ENODATA at end of input with nothing typed. Blocks until the answer. */
+int calm_ask(const char *prompt, char *answer, size_t cap, char *err, size_t errlen);
 /* mkdir -p with mode 0700 for what it creates. 0 or -1 with err. */
 int calm_make_dirs(const char *path, char *err, size_t errlen);
 /* Whether a file can be created in dir: creates and removes a temporary

@@ -1,7 +1,8 @@
 /* fs_read.c: reading what calmbind is given, with a size cap that cannot be
  * tricked into reading a FIFO or a device forever: a file that must be a
  * regular one (calm_read_file), and an input that may be a pipe on purpose
- * (standard input, /dev/fd/N, a FIFO; calm_read_input). What a failed read
+ * (standard input, /dev/fd/N, a FIFO; calm_read_input), and a person's
+ * one-line answer at the controlling terminal (calm_ask). What a failed read
  * appended is wiped. Errors follow fs.c's convention (fs_internal.h). */
 #include <errno.h>
 #include <fcntl.h>
@@ -187,4 +188,80 @@ int calm_read_input(const char *path, size_t max, calm_buf *out, char *err, size
     rc = read_opened(fd, name, &st, max, out, err, errlen);
     close_keep_errno(fd);
     return rc;
+}
+
+/* Writes all of s to fd (a terminal may take it in pieces). */
+static int write_all(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        s += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The question goes to the controlling terminal itself, not to stdin or
+ * stderr: those may be a pipe or a log file (`rotate ... 2>log`) while a
+ * person still sits at the terminal; without one (a CI job, cron, ssh
+ * without -t) open fails and nobody is asked. The answer is one line,
+ * at most cap - 1 bytes kept (a longer line is read to its end and cut). */
+int calm_ask(const char *prompt, char *answer, size_t cap, char *err, size_t errlen)
+{
+    size_t len = 0;
+    int fd, got_line = 0;
+    char c;
+
+    if (cap == 0) {
+        errno = EINVAL;
+        set_err(err, errlen, "no room for an answer");
+        return -1;
+    }
+    answer[0] = '\0';
+    fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        set_err(err, errlen, "no terminal to ask on (/dev/tty: %s)", strerror(errno));
+        errno = ENOTTY;
+        return -1;
+    }
+    if (write_all(fd, prompt, strlen(prompt)) != 0) {
+        set_err(err, errlen, "cannot write to the terminal: %s", strerror(errno));
+        close_keep_errno(fd);
+        return -1;
+    }
+    for (;;) {
+        ssize_t r = read(fd, &c, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            set_err(err, errlen, "cannot read the terminal: %s", strerror(errno));
+            close_keep_errno(fd);
+            return -1;
+        }
+        if (r == 0)
+            break;
+        if (c == '\n') {
+            got_line = 1;
+            break;
+        }
+        if (len + 1 < cap)
+            answer[len++] = c;
+    }
+    answer[len] = '\0';
+    if (!got_line) {
+        /* Ctrl-D: what follows starts on a line of its own */
+        (void)write_all(fd, "\n", 1);
+        if (len == 0) {
+            close(fd);
+            errno = ENODATA;
+            set_err(err, errlen, "no answer (end of input at the terminal)");
+            return -1;
+        }
+    }
+    close(fd);
+    return 0;
 }

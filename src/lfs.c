@@ -264,6 +264,28 @@ static int fs_stdtype(lua_State *L)
     return 1;
 }
 
+/* fs.ask(prompt) -> answer | nil, msg, code: prompt written to the
+ * controlling terminal (/dev/tty), one line read back from it (without the
+ * newline; at most 255 bytes kept). code NO_TERMINAL: there is none (a CI
+ * job, cron, ssh without -t); EOF: Ctrl-D with nothing typed. Blocks the
+ * whole process (every flow) until the answer: for a person at a terminal. */
+static int fs_ask(lua_State *L)
+{
+    size_t n;
+    const char *prompt = luaL_checklstring(L, 1, &n);
+    char answer[256], err[512];
+    luaL_argcheck(L, strlen(prompt) == n, 1, "'prompt' must not contain NUL bytes");
+    if (calm_ask(prompt, answer, sizeof answer, err, sizeof err) != 0) {
+        int e = errno;
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        lua_pushstring(L, e == ENOTTY ? "NO_TERMINAL" : e == ENODATA ? "EOF" : errno_code(e));
+        return 3;
+    }
+    lua_pushstring(L, answer);
+    return 1;
+}
+
 /* fs.remove(path) -> true | nil, msg, code: unlinks a file (or symlink,
  * not what it points at); a directory gives EISDIR. */
 static int fs_remove(lua_State *L)
@@ -291,6 +313,7 @@ static const luaL_Reg fs_funcs[] = {
     {"isatty", fs_isatty},
     {"stdtype", fs_stdtype},
     {"remove", fs_remove},
+    {"ask", fs_ask},
     {NULL, NULL}
 };
 

@@ -5,6 +5,7 @@ import pty
 import select
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -32,16 +33,56 @@ class Suite:
         sys.exit(1 if self.failed else 0)
 
 
-def run(args, env=None, stdin=None, timeout=120, cwd=None):
-    """Runs calmbind with args; returns (exit code, stdout, stderr)."""
+def run(args, env=None, stdin=None, timeout=120, cwd=None, new_session=False):
+    """Runs calmbind with args; returns (exit code, stdout, stderr). new_session:
+    in a session of its own, without a controlling terminal (as in a CI job or
+    cron, also when the tests run from a terminal: /dev/tty cannot be opened)."""
     full_env = dict(os.environ)
     full_env.pop("SSLKEYLOGFILE", None)
     if env:
         full_env.update(env)
     proc = subprocess.run([CALMBIND] + list(args), env=full_env, input=stdin,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=timeout, text=True, cwd=cwd)
+                          timeout=timeout, text=True, cwd=cwd, start_new_session=new_session)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def run_answering(args, answer, prompt="[y/N]", env=None, timeout=60):
+    """Runs calmbind in a session of its own whose controlling terminal is a
+    pseudo terminal (a person at a shell: /dev/tty, stdin, stdout and stderr are
+    that terminal) and types answer once prompt has appeared. Returns (exit
+    code, all the terminal showed, whether the prompt appeared)."""
+    full_env = dict(os.environ)
+    full_env.pop("SSLKEYLOGFILE", None)
+    if env:
+        full_env.update(env)
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(CALMBIND, [CALMBIND] + list(args), full_env)
+        finally:
+            os._exit(127)
+    out, asked = b"", False
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        ready = select.select([fd], [], [], max(0, left))[0] if left > 0 else []
+        if not ready:
+            os.kill(pid, 9)
+            break
+        try:
+            data = os.read(fd, 4096)
+        except OSError:   # EIO once the child has closed the terminal
+            break
+        if not data:
+            break
+        out += data
+        if not asked and prompt.encode() in out:
+            os.write(fd, answer.encode())
+            asked = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace"), asked
 
 
 def run_tty(args, env=None, timeout=60):

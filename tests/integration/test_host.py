@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 
-from itest import CALMBIND, Suite, run
+from itest import CALMBIND, Suite, run, run_answering
 
 S = Suite("host")
 TMP = tempfile.mkdtemp(prefix="calmbind-host-")
@@ -652,7 +652,28 @@ end
     S.eq("scripts --force without --dump is a usage error", rc, 2)
     rc, out, err = run(["--version"])
     S.check("--version names calmbind, Lua and libcurl", rc == 0 and "calmbind" in out and "Lua 5.4" in out, out)
+    fs_ask()
     S.done()
+
+
+def fs_ask():
+    """fs.ask asks the controlling terminal, not stdin: under a pseudo terminal the
+    typed line comes back; without a terminal nobody is asked."""
+    path = script("ask.lua", 'local fs = require "calm.fs"\n'
+                  'local a, msg, code = fs.ask("proceed? [y/N] ")\n'
+                  'io.write("<", tostring(a), "|", tostring(code), "|", tostring(msg), ">\\n")\n')
+    rc, screen, asked = run_answering([path], " yes please \n", prompt="proceed? [y/N]")
+    S.check("fs.ask at a terminal: the prompt shown, the line typed returned as typed, without its newline",
+            rc == 0 and asked and "< yes please |nil|nil>" in screen, screen)
+    rc, screen, asked = run_answering([path], "\x04", prompt="proceed? [y/N]")
+    S.check("fs.ask: Ctrl-D with nothing typed is EOF", rc == 0 and asked and "<nil|EOF|no answer" in screen, screen)
+    rc, screen, asked = run_answering([path], "x" * 300 + "\n", prompt="proceed? [y/N]")
+    got = re.search(r"<(x*)\|nil\|nil>", screen)
+    S.check("fs.ask: a long line is read to its end and cut at 255 bytes",
+            rc == 0 and got is not None and len(got.group(1)) == 255, screen[-200:])
+    rc, out, err = run([path], stdin="yes\n", new_session=True)
+    S.check("fs.ask without a controlling terminal: NO_TERMINAL, stdin not read as the answer",
+            rc == 0 and out.startswith("<nil|NO_TERMINAL|no terminal to ask on (/dev/tty"), (out, err))
 
 
 if __name__ == "__main__":
