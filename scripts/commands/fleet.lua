@@ -35,7 +35,7 @@ local function spec()
       ["tenant-timeout"] = { arg = "DURATION", duration = true, min_exclusive = 0,
         help = "deadline of each tenant's run (default: the run's --timeout)" },
       ["detailed-exitcode"] = { flag = true,
-        help = "plan: a tenant that would change exits 7, and so does fleet when none failed" },
+        help = "plan, rotate --dry-run: a tenant that would change exits 7, and so does fleet when none failed" },
       -- defaults for every tenant (a tenant's own field wins)
       ["sm-key"] = { arg = "FILE", help = "default sm_key" },
       ["cis-key"] = { arg = "FILE", help = "default cis_key" },
@@ -52,7 +52,14 @@ local function spec()
       ["no-verify"] = { flag = true, help = "get: write each key without checking it live first" },
       ["update-instance"] = { arg = "N", help = "default update_instance" },
       ["x509-validity"] = { arg = "N", help = "default x509_validity" },
-      ["delete-old"] = { flag = true, help = "rotate: delete the older keys calmbind made for the same purpose" },
+      ["delete-old"] = { flag = true, help = "rotate: delete the older keys calmbind made for the same purpose "
+        .. "(with --yes: fleet never asks)" },
+      yes = { flag = true, help = "rotate: --delete-old deletes without asking (fleet asks no questions: without "
+        .. "--yes nothing is deleted)" },
+      ["if-older-than"] = { arg = "DURATION", duration = true, min_exclusive = 0,
+        help = "rotate: only tenants whose newest calmbind key is this old get a new one (default if_older_than)" },
+      ["dry-run"] = { flag = true, help = "rotate: print what each tenant's rotation would create and delete; "
+        .. "change nothing" },
       namespace = { arg = "NS", help = "--format k8s-secret: default namespace (each Secret is named after its "
         .. "tenant unless a secret_name field names it)" },
     },
@@ -62,7 +69,7 @@ end
 
 local DEFAULT_FIELDS = { "sm-key", "cis-key", "cis-key2", "subaccount", "provisioned", "scenario", "instance-name",
   "binding-name", "runtime", "cf-api", "cf-space", "credential-type", "no-verify", "update-instance",
-  "x509-validity", "delete-old", "cacert", "namespace" }
+  "x509-validity", "delete-old", "yes", "if-older-than", "dry-run", "cacert", "namespace" }
 
 -- Checks the options that do not depend on the inventory.
 local function check_options(opts)
@@ -72,8 +79,11 @@ local function check_options(opts)
   if dir and (opts.command == "verify" or fs.exists(dir)) and not fs.exists(dir .. "/.") then
     return nil, "--out-dir " .. dir .. ": " .. (fs.exists(dir) and "not a directory" or "does not exist"), "USAGE"
   end
-  if opts["detailed-exitcode"] and opts.command ~= "plan" then
-    return nil, "--detailed-exitcode is for --command plan", "USAGE"
+  if opts["detailed-exitcode"] and opts.command ~= "plan" and not (opts.command == "rotate" and opts["dry-run"]) then
+    return nil, "--detailed-exitcode is for --command plan and --command rotate --dry-run", "USAGE"
+  end
+  for _, o in ipairs { "yes", "if-older-than", "dry-run" } do
+    if opts[o] ~= nil and opts.command ~= "rotate" then return nil, "--" .. o .. " is for --command rotate", "USAGE" end
   end
   if opts.shard then
     local ok, msg, code = fleet_inventory.parse_shard(opts.shard)
@@ -171,7 +181,7 @@ return function(args)
   if not tenants then return nil, ctx, pcode end
   local dir = opts["out-dir"]
   -- made once the inventory is known to be sound, so a bad one leaves nothing behind
-  if dir and opts.command ~= "verify" and opts.command ~= "plan" then
+  if dir and opts.command ~= "verify" and opts.command ~= "plan" and not opts["dry-run"] then
     local made, mmsg = fs.mkdirs(dir)
     if made then made, mmsg = fs.probe_dir(dir) end
     if not made then return nil, "--out-dir " .. dir .. ": " .. tostring(mmsg), "USAGE" end
@@ -185,7 +195,7 @@ return function(args)
     detailed = opts["detailed-exitcode"] })
   -- with --report - the report is standard output's, the plans and the table go to stderr
   local table_to = opts.report == "-" and io.stderr or io.stdout
-  if opts.command == "plan" then table_to:write(fleet.plans(results)) end
+  if opts.command == "plan" or opts.command == "rotate" then table_to:write(fleet.plans(results)) end
   table_to:write(fleet.summary(results, "fleet " .. opts.command))
   table_to:flush()
   local report_ok = true

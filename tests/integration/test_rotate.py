@@ -92,7 +92,7 @@ with FakeBTP(preset="mid-2023") as fake:
     hand(fake, "bind", "calm-api-deployment", "handmade-key", "")
     hand(fake, "bind", "calm-api-deployment", "S4H_100_00", "calmbind")
     key2 = os.path.join(TMP, "key2.json")
-    rc, err, doc = rotate(fake, key2, "--delete-old")
+    rc, err, doc = rotate(fake, key2, "--delete-old", "--yes")
     b2 = bindings(fake)
     gone = set(b1) | {"handmade-key", "S4H_100_00"}
     gone = {n for n in gone if n not in b2}
@@ -113,7 +113,7 @@ with FakeBTP(preset="mid-2023") as fake:
     before = bindings(fake)
     text = open(key2).read()
     n = len(fake.mutations())
-    rc, err, doc = rotate(fake, key2, "--delete-old")
+    rc, err, doc = rotate(fake, key2, "--delete-old", "--yes")
     after = bindings(fake)
     muts = [(m["method"], m["path"].split("/")[2]) for m in fake.mutations()[n:]]
     S.eq("new key fails verification: exit 6", rc, 6)
@@ -129,7 +129,7 @@ with FakeBTP(preset="mid-2023") as fake:
                retry_after="0", count=100)
     before = bindings(fake)
     n = len(fake.mutations())
-    rc, err, doc = rotate(fake, key2, "--delete-old")
+    rc, err, doc = rotate(fake, key2, "--delete-old", "--yes")
     fake.clear_faults()
     after = bindings(fake)
     left = set(after) - set(before)
@@ -170,11 +170,14 @@ with FakeBTP(preset="mid-2023") as fake:
             rc == 0 and doc["result"].get("path") == gdoc["result"].get("path") == "mid-2023"
             and set(gdoc["result"]) <= set(doc["result"]) and doc["decision"]["reasons"], (doc.get("result"), gdoc["result"]))
     S.check("... and the same advice text", "next steps:" in err and "then delete the 1 old binding" in err
-            and "kept: on another instance ('calm-api-deployment')" in err, err[-900:])
+            and "kept: 'calm-api-deployment-key' (instance 'calm-api-deployment'" in err
+            and ": on another instance ('calm-api-deployment')" in err, err[-900:])
+    kept_now = [l for l in err.splitlines() if l.startswith("kept for now: ")]
     S.check("... one summary of what was kept and why, no 'replaces ... kept' list",
-            "it replaces" not in err and "next time" not in err
-            and "3 other SAP Cloud ALM API keys of the subaccount (1 to delete once the new key is in use, 2 kept)" in err,
-            err[-900:])
+            "it replaces" not in err and "next time" not in err and "to delete once" not in err
+            and len(kept_now) == 1 and "'second-key'" in kept_now[0]
+            and kept_now[0].endswith("an older key calmbind made on this instance (use --delete-old to delete it)")
+            and len([l for l in err.splitlines() if l.startswith("kept: ")]) == 2, err[-900:])
 
 # an x509 key: rotate keeps the credential type (no option needed), the new key verifies
 # over mutual TLS; --delete-old then deletes the older x509 key calmbind made; an explicit
@@ -203,7 +206,7 @@ with FakeBTP(preset="mid-2023", https=True) as fake:
     S.eq("... the report's credential type", (doc.get("result") or {}).get("credential_type"), "x509")
     S.check("... the private key never reached stderr", uaa.get("key", "x\ny").splitlines()[1] not in err)
     kx3 = os.path.join(TMP, "x3.json")
-    rc, err, doc = rotate(fake, kx3, "--delete-old", *X)
+    rc, err, doc = rotate(fake, kx3, "--delete-old", "--yes", *X)
     gone = (set(b0) | new) - set(bindings(fake))
     S.check("rotate --delete-old of x509 keys: the older calmbind x509 keys deleted, SAP's kept",
             rc == 0 and gone == {"calm-api-deployment-x509-key"} | new
@@ -212,7 +215,7 @@ with FakeBTP(preset="mid-2023", https=True) as fake:
             run(["verify", kx] + X, env=ENV)[0] != 0 and run(["verify", kx3] + X, env=ENV)[0] == 0)
     ks = os.path.join(TMP, "xs.json")
     b3 = bindings(fake)
-    rc, err, doc = rotate(fake, ks, "--delete-old", "--credential-type", "binding-secret", *X)
+    rc, err, doc = rotate(fake, ks, "--delete-old", "--yes", "--credential-type", "binding-secret", *X)
     S.check("--credential-type binding-secret: a secret key; the x509 key is another purpose, kept",
             rc == 0 and "clientsecret" in json.load(open(ks))["uaa"] and set(b3) <= set(bindings(fake))
             and run(["verify", kx3] + X, env=ENV)[0] == 0, (rc, err[-300:]))
@@ -253,7 +256,7 @@ with FakeBTP(tenants=2, presets=["mid-2023", "after-2023-10-16"]) as fake:
         json.dump(bad, f)
     inv = os.path.join(TMP, "rot-fleet.json")
     with open(inv, "w") as f:
-        json.dump({"tenants": [{"name": "m", "sm_key": fm.sm_key_path, "delete_old": True},
+        json.dump({"tenants": [{"name": "m", "sm_key": fm.sm_key_path, "delete_old": True, "yes": True},
                                {"name": "a", "sm_key": fa.sm_key_path},
                                {"name": "bad", "sm_key": "bad-sm.json"}]}, f)
     out = os.path.join(TMP, "rot-out")

@@ -6,7 +6,8 @@
 --   list = deliver.classify(inventory, instance, new_binding, credential_type)
 --   e = deliver.judge(i, instance, b, new_binding, credential_type) -- the may-delete rule
 --   ok | nil, msg, code = deliver.delete_old(sm_client, list)
---   lines = deliver.next_steps(to_delete, deleted, where) -- the rotation advice
+--   lines = deliver.next_steps(to_delete, deleted, where [, notes]) -- the rotation advice
+--   notes = deliver.secret_notes(list)                  -- about kept instance-secret keys
 --   deliver.advise(ctx, list, o)                         -- the others and the advice (stderr)
 --
 -- The one may-delete rule: a binding may be deleted (by rotate --delete-old,
@@ -77,7 +78,9 @@ end
 
 -- verify: no key is written that does not work: a token from it, its scopes
 -- and zone. A binding this run created may take XSUAA a moment to know: a
--- refusal of such a key is retried briefly. Returns the verify report | nil, msg, code.
+-- refusal of such a key is retried briefly. o = {refused_code, no_verify_hint =
+-- false (no --no-verify to suggest), stale_hint = what to do about an older
+-- key that fails}. Returns the verify report | nil, msg, code.
 function M.verify(ctx, k, o)
   local opts = ctx.opts
   o = o or {}
@@ -95,8 +98,8 @@ function M.verify(ctx, k, o)
   if not r then
     if code == "AUTH" then
       return nil, string.format("%s was refused by XSUAA (%s); nothing was written%s", which_key(ctx), tostring(msg),
-        created and "" or ". It was revoked or its binding deleted: name a new binding with --binding-name N "
-          .. "(or --no-verify to write it anyway)"), o.refused_code or "AUTH"
+        created and "" or o.stale_hint or ". It was revoked or its binding deleted: name a new binding with "
+          .. "--binding-name N (or --no-verify to write it anyway)"), o.refused_code or "AUTH"
     end
     return nil, string.format("cannot verify %s: %s; nothing was written%s", which_key(ctx), tostring(msg),
       o.no_verify_hint == false and "" or " (--no-verify writes it unchecked)"), code
@@ -105,11 +108,12 @@ function M.verify(ctx, k, o)
     warnings = r.warnings, scopes = r.scopes, deployment = r.deployment, zone = r.zone }
   log.debug("%s", key_verify.verify_text(r, k.source))
   if not r.ok then
-    return nil, string.format("%s failed verification: %s; nothing was written%s", which_key(ctx),
+    return nil, string.format("%s failed verification: %s; nothing was written%s%s", which_key(ctx),
       table.concat(r.problems, "; "), opts.scenario ~= "monitoring"
         and (o.authorities and string.format(" (the instance lacks some of the authorities %s: see calmbind plan)",
           table.concat(o.authorities, ", "))
-          or " (the instance lacks the imp-cdm-feature-* authorities: see calmbind plan)") or ""), "VERIFY"
+          or " (the instance lacks the imp-cdm-feature-* authorities: see calmbind plan)") or "",
+      not created and o.stale_hint or ""), "VERIFY"
   end
   log.info("verified: %s works%s (token from %s%s)", which_key(ctx),
     opts.scenario ~= "monitoring" and " for Deployment" or "", tostring(r.token_url), r.mtls and ", mutual TLS" or "")
@@ -237,8 +241,11 @@ function M.next_steps(to_delete, deleted, where, notes)
       .. "(or its fields: calmbind export --format alm-setup);",
   }
   if to_delete > 0 then
-    out[#out + 1] = string.format("  3. then delete the %d old binding%s %s (BTP cockpit, or calmbind rotate "
-      .. "--delete-old, which deletes exactly these).", to_delete, to_delete == 1 and "" or "s", where)
+    -- rotate --if-older-than within the window creates no key, so with
+    -- --delete-old it deletes exactly these and nothing else
+    out[#out + 1] = string.format("  3. then delete the %d old binding%s %s: in the BTP cockpit, or with calmbind "
+      .. "rotate --if-older-than DURATION --delete-old, DURATION longer than the new key's age (it then creates no "
+      .. "key and deletes exactly these).", to_delete, to_delete == 1 and "" or "s", where)
   end
   if deleted > 0 then
     out[#out + 1] = string.format("note: the %d deleted key%s stopped working at once: systems still using %s fail "
@@ -259,7 +266,7 @@ end
 
 -- Instance-secret keys calmbind made that are kept: removing their binding
 -- would revoke nothing (the secret is the instance's).
-local function secret_notes(list)
+function M.secret_notes(list)
   local names = {}
   for _, e in ipairs(list) do
     if e.ours and e.credential_type == "instance-secret" then names[#names + 1] = "'" .. tostring(e.name) .. "'" end
@@ -289,7 +296,7 @@ function M.advise(ctx, list, o)
     report.describe_others(list, say)
   end
   local deleted, todo = M.tally(list)
-  for _, l in ipairs(M.next_steps(todo, deleted, "listed above as to delete", secret_notes(list))) do say(l) end
+  for _, l in ipairs(M.next_steps(todo, deleted, "listed above as to delete", M.secret_notes(list))) do say(l) end
 end
 
 return M

@@ -81,7 +81,11 @@ local function run_command(command, o, sink)
     sink.keep_plan = true
     return runner.run(o, "plan", sink)
   end
-  if command == "rotate" then return rotate.run(o, sink) end
+  if command == "rotate" then
+    -- a dry run's text is printed whole after the run, as plans are
+    sink.keep_plan = true
+    return rotate.run(o, sink)
+  end
   return runner.run(o, "get", sink)
 end
 
@@ -103,8 +107,9 @@ local function outcome(t, o, r, sink, secs)
   else
     res.exit = math.tointeger(status) or 1
   end
-  if command == "plan" then
-    -- every tenant's plan runs with --detailed-exitcode: 7 is "would change"
+  if command == "plan" or t.opts["dry-run"] then
+    -- every tenant's plan (and rotate --dry-run) runs with
+    -- --detailed-exitcode: 7 is "would change"
     res.changes = res.exit == 7
     if res.changes and not o.detailed then res.exit = 0 end
     res.plan = sink.plan_text
@@ -116,6 +121,10 @@ local function outcome(t, o, r, sink, secs)
   res.binding = result.binding_name
   res.instance = result.instance_name
   res.replaced = rep.replaced
+  -- rotate: within its --if-older-than window (nothing created), old keys
+  -- kept for want of --yes
+  if rep.rotation and not rep.rotation.rotate and not res.changes then res.not_rotated = rep.rotation.why end
+  if rep.delete_old and not rep.delete_old.deleted then res.kept_old = true end
   if command == "verify" then res.key = t.opts.key
   elseif res.exit == 0 and command ~= "plan" then res.key = t.opts.out end
   return res
@@ -241,7 +250,8 @@ local function detail_lines(r)
   if r.exit == 0 or r.exit == 7 then
     if r.changes ~= nil then return { r.changes and "would change (see its plan above)" or "no change" } end
     local n = changed(r.actions)
-    return { (r.key or "") .. (n > 0 and string.format(" (%d change%s)", n, n == 1 and "" or "s") or "") }
+    return { (r.key or "") .. (n > 0 and string.format(" (%d change%s)", n, n == 1 and "" or "s") or "")
+      .. (r.not_rotated and (" (not rotated: " .. r.not_rotated .. ")") or "") }
   end
   return lines_of(r.error, 100)
 end
@@ -308,13 +318,23 @@ end
 
 -- fleet --command rotate: the admin's steps once for all rotated tenants.
 function M.after_rotation(results, report)
-  local rotated, todo, deleted = 0, 0, 0
+  local rotated, todo, deleted, unchanged, kept = 0, 0, 0, 0, 0
   for _, r in ipairs(results) do
-    if r.exit == 0 then
-      rotated = rotated + 1
+    -- a dry run (r.changes set) changed nothing; a tenant in its window made no key
+    if r.exit == 0 and r.changes == nil then
+      if r.not_rotated then unchanged = unchanged + 1 else rotated = rotated + 1 end
+      if r.kept_old then kept = kept + 1 end
       local d, t = deliver.tally(r.replaced)
       deleted, todo = deleted + d, todo + t
     end
+  end
+  if unchanged > 0 then
+    say("%d tenant%s not rotated: %s key is younger than --if-older-than (it was verified and written)", unchanged,
+      unchanged == 1 and "" or "s", unchanged == 1 and "its" or "each one's")
+  end
+  if kept > 0 then
+    say("%d tenant%s kept %s old keys: --delete-old without --yes (fleet asks no questions; --yes deletes them)", kept,
+      kept == 1 and "" or "s", kept == 1 and "its" or "their")
   end
   if rotated == 0 then return end
   say("%d tenant%s rotated: each new key is in its key file", rotated, rotated == 1 and "" or "s")

@@ -25,6 +25,8 @@ M.FIELDS = {
   credential_type = "string", cacert = "path", verify = "flag", no_verify = "flag", out = "path",
   update_instance = "string", x509_validity = "string",
   key = "path", delete_old = "flag", timeout = "duration",
+  -- --command rotate: rotate's --yes, --if-older-than and --dry-run
+  yes = "flag", if_older_than = "duration", dry_run = "flag",
   -- --format k8s-secret: the Secret's name (default: the tenant's) and namespace
   secret_name = "string", namespace = "string",
   -- the tenant's policy: a policy.lua file, or a directory holding one

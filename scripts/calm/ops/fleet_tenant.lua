@@ -88,8 +88,9 @@ local function command_options(t, f, label, ctx)
   if o.runtime ~= "cf" and not o["sm-key"] then
     return nil, "no sm_key field and no --sm-key option (the Service Manager binding)", "INPUT"
   end
-  if ctx.command == "plan" then
-    -- always asked, so fleet can count the tenants that would change
+  if ctx.command == "plan" or o["dry-run"] then
+    -- always asked, so fleet can count the tenants that would change; a
+    -- dry run writes no key, so it needs no key file
     o["detailed-exitcode"] = true
   else
     local how
@@ -104,6 +105,8 @@ local function command_options(t, f, label, ctx)
   -- mistake in it is found before any request; nil: the override
   -- directories' policy.lua, as for get
   o.policy, o.tenant = f.policy, t.name
+  -- tenants run at once: no prompt (calm.ops.rotate_old), --delete-old needs --yes
+  if ctx.command == "rotate" then o.never_ask = true end
   local ok, vmsg, vcode
   if ctx.command == "rotate" then ok, vmsg, vcode = rotate.validate(o)
   else ok, vmsg, vcode = options.validate(o, ctx.command == "plan" and "plan" or "get") end

@@ -2,29 +2,36 @@
 --
 --   rotate.spec()            -- the options (calm.lib.cli spec)
 --   rotate.validate(opts)    -- true | nil, msg, code (before any request)
---   rotate.run(opts [, sink])-- exit status | nil, msg, code; sink.report
+--   rotate.run(opts [, sink])-- exit status | nil, msg, code; sink.report; with
+--                            -- sink.keep_plan a --dry-run's text in sink.plan_text
 --
 -- On the instance `get` would adopt: create a new binding (labelled
 -- created_by: calmbind), verify its key live, and only then write it. A key
 -- that fails verification is never written: its binding is deleted again and
--- the old key file stays as it was (exit 6). The bindings the new key
--- replaces are listed; with --delete-old the older ones calmbind itself made
--- on the same instance for the same credential type are deleted (calm.ops.deliver's
--- rule says which: never SAP's generated key, <SID>_<client>_<sysno> or hand-made ones).
--- The key goes through the same delivery as get's (calm.ops.deliver), the
--- report through the same writer (calm.ops.report). The run's policy
--- (calm.policy.load, as for get) names and labels the new binding and
--- decides which instance get would adopt.
+-- the old key file stays as it was (exit 6). With a rule (--if-older-than:
+-- calm.model.rotation) a key calmbind made recently enough is verified and
+-- written instead, and nothing is created: a rerun or a retried job within
+-- the window is a no-op. --dry-run tells what a run would create and delete
+-- and changes nothing. The other keys are judged by calm.ops.deliver's one
+-- may-delete rule (never SAP's generated key, <SID>_<client>_<sysno> or
+-- hand-made ones); --delete-old deletes what it lets go, after --yes or a y
+-- at the terminal (calm.ops.rotate_old). The key goes through the same
+-- delivery as get's (calm.ops.deliver), the report through the same writer
+-- (calm.ops.report). The run's policy (calm.policy.load, as for get) names
+-- and labels the new binding and decides which instance get would adopt.
 local policy = require "calm.policy.load"
 local evidence = require "calm.model.evidence"
 local inventory = require "calm.model.inventory"
 local names = require "calm.model.names"
 local parameters = require "calm.model.parameters"
 local planner = require "calm.model.plan"
+local rotation = require "calm.model.rotation"
 local deliver = require "calm.ops.deliver"
 local gather = require "calm.ops.gather"
 local options = require "calm.ops.options"
 local report = require "calm.ops.report"
+local rotate_old = require "calm.ops.rotate_old"
+local cli = require "calm.lib.cli"
 local codec = require "calm.codec"
 local json = require "calm.lib.json"
 local log = require "calm.log"
@@ -43,14 +50,28 @@ function M.spec()
     help = "kind of the new key (default: the kind of the calmbind key it replaces; binding-secret if none)" }
   s.options["binding-name"] = { arg = "N", help = "name of the new binding (default <instance>-key-<UTC time>)" }
   s.options["delete-old"] = { flag = true,
-    help = "delete the older bindings calmbind made on the instance (the old key stops working at once)" }
+    help = "delete the older bindings calmbind made on the instance (the old key stops working at once); "
+      .. "asks first on a terminal, needs --yes where there is none" }
+  s.options.yes = { flag = true, help = "with --delete-old: delete without asking (a CI job has no terminal to ask on)" }
+  s.options["if-older-than"] = { arg = "DURATION", duration = true, min_exclusive = 0,
+    help = "rotate only when calmbind's newest key on the instance is this old (90, 90s, 10m, 1h, 7d); a younger "
+      .. "one is verified and written instead and nothing is created, so a rerun within the window is a no-op" }
+  s.options["dry-run"] = { flag = true,
+    help = "print what rotate would create and delete (stdout); change nothing, write no key" }
+  s.options["detailed-exitcode"] = { flag = true,
+    help = "with --dry-run: exit 7 when rotate would change something, 0 when it would not" }
   return s
 end
 
 function M.validate(opts)
   -- rotate works on Service Manager only; it checks as get checks
   opts.runtime = "sm"
-  return options.validate(opts, "get")
+  if opts["detailed-exitcode"] and not opts["dry-run"] then
+    return nil, cli.label(opts, "detailed-exitcode") .. " is for --dry-run (it tells whether rotate would change "
+      .. "something)", "USAGE"
+  end
+  -- a dry run writes no key: where it would go is not its business
+  return options.validate(opts, opts["dry-run"] and "plan" or "get")
 end
 
 -- The instance get would adopt: the one get's decision and plan adopt, with
@@ -179,6 +200,67 @@ local function deliver_new(ctx, b)
     refused_code = "VERIFY", on_fail = fail })
 end
 
+-- ------------------------------------------------------------- the rules --
+
+-- No rotation due: calmbind's newest key is delivered as get delivers a key
+-- (verified, written) and nothing is created; --delete-old still deletes
+-- what is older than it, so a retried rotate --delete-old finishes its job.
+local function keep_newest(ctx, inst, inv, d)
+  local b = d.newest
+  local r = ctx.result
+  r.binding_id, r.binding_name, r.created_binding = b.id, b.name, false
+  local creds = b.credentials
+  if type(creds) ~= "table" then
+    local got, msg, code = ctx.sm:get("service_bindings", b.id)
+    if not got then return nil, msg, code end
+    creds = got.credentials
+  end
+  if type(creds) ~= "table" then return nil, "binding '" .. tostring(b.name) .. "' has no credentials", "API" end
+  local k, msg, code = deliver.key(ctx, creds, { what = "binding '" .. tostring(b.name) .. "'", no_verify_hint = false,
+    stale_hint = ": rotate without --if-older-than makes a new key" })
+  if not k then return nil, msg, code end
+  local list = deliver.classify(inv, inst, b, ctx.opts["credential-type"])
+  ctx.report.replaced = list
+  local ok
+  ok, msg, code = rotate_old.settle(ctx, list)
+  if not ok then return nil, msg, code end
+  local where = ctx.opts.out and ctx.opts.out ~= "-" and ctx.opts.out or "standard output"
+  rotate_old.tell(ctx, list, string.format("rotate: %s, so nothing was rotated (the key is verified and written to %s)",
+    d.why, where))
+  return 0
+end
+
+-- --dry-run: what a run would create and delete, on stdout (stderr when
+-- --report - has it), or for fleet in sink.plan_text. Changes nothing.
+local function dry_run(ctx, inst, inv, d)
+  local opts = ctx.opts
+  local lines = { "rotate --dry-run: no change made, no key written" }
+  local ref = d.newest or {}
+  if d.rotate then
+    local labels = names.created_labels(ctx.policy:labels(context(ctx), { instance = inst, binding = {} }),
+      opts.scenario ~= "monitoring")
+    lines[#lines + 1] = string.format("would create: binding '%s-<UTC time>' on instance '%s' (%s), a %s key%s",
+      ctx.opts["binding-name"] or ctx.policy:binding_name(context(ctx), inst), tostring(inst.name), tostring(inst.id),
+      opts["credential-type"], d.why and (": " .. d.why) or "")
+    lines[#lines + 1] = "  labels: " .. report.labels_text(labels)
+    ref = {}
+  else
+    lines[#lines + 1] = "would create nothing: " .. d.why
+  end
+  local list = deliver.classify(inv, inst, ref, opts["credential-type"])
+  ctx.report.replaced = list
+  for _, l in ipairs(rotate_old.lines(list, "--delete-old would delete it", { delete = opts["delete-old"] })) do
+    lines[#lines + 1] = l
+  end
+  local _, todo = deliver.tally(list)
+  local changes = d.rotate or (opts["delete-old"] and todo > 0)
+  ctx.report.dry_run = { changes = changes and true or false, rotate = d.rotate, why = d.why }
+  local text = table.concat(lines, "\n") .. "\n"
+  if ctx.sink and ctx.sink.keep_plan then ctx.sink.plan_text = text
+  else (opts.report == "-" and io.stderr or io.stdout):write(text) end
+  return changes and opts["detailed-exitcode"] and 7 or 0
+end
+
 -- ----------------------------------------------------------------- run --
 
 local function run_inner(ctx)
@@ -191,6 +273,11 @@ local function run_inner(ctx)
   ctx.result.instance_id, ctx.result.instance_name = inst.id, inst.name
   tell_instance_secrets(inst)
   keep_kind(ctx, inst)
+  local d = rotation.decide(inst, ctx.opts, os.time())
+  ctx.report.rotation = { rotate = d.rotate, why = d.why, newest = d.newest and d.newest.name, age = d.age }
+  if ctx.opts["dry-run"] then return dry_run(ctx, inst, inv, d) end
+  if not d.rotate then return keep_newest(ctx, inst, inv, d) end
+  if d.why then log.info("rotate: %s", d.why) end
   local b, bmsg, bcode = create(ctx, inst)
   if not b then return nil, bmsg, bcode end
   ctx.result.binding_id, ctx.result.binding_name, ctx.result.created_binding = b.id, b.name, true
@@ -199,13 +286,11 @@ local function run_inner(ctx)
   if not k then return nil, msg, code end
   local replaced = deliver.classify(inv, inst, b, ctx.opts["credential-type"])
   ctx.report.replaced = replaced
-  if ctx.opts["delete-old"] then
-    ok, msg, code = deliver.delete_old(ctx.sm, replaced)
-    if not ok then return nil, msg, code end
-  end
+  ok, msg, code = rotate_old.settle(ctx, replaced)
+  if not ok then return nil, msg, code end
   local where = ctx.opts.out and ctx.opts.out ~= "-" and ctx.opts.out or "standard output"
-  deliver.advise(ctx, replaced, { always = true, head = string.format(
-    "rotate: new key '%s' (binding %s) on instance '%s' verified and written to %s", b.name, b.id, inst.name, where) })
+  rotate_old.tell(ctx, replaced, string.format("rotate: created key '%s' (binding %s) on instance '%s': verified "
+    .. "and written to %s", b.name, b.id, inst.name, where), true)
   return 0
 end
 
@@ -214,7 +299,7 @@ function M.run(opts, sink)
   if not ok then return nil, msg, code end
   local p, pmsg, pcode = policy.load(opts.policy)
   if not p then return nil, pmsg, pcode end
-  local ctx = { opts = opts, result = {}, policy = p, tenant = opts.tenant,
+  local ctx = { opts = opts, result = {}, policy = p, tenant = opts.tenant, sink = sink,
     report = { tool = "calmbind", command = "rotate", report_version = 1, actions = {}, checks = {}, policy = p.file } }
   if sink then sink.report = ctx.report end
   local status, rmsg, rcode = policy.protect(run_inner, ctx)
