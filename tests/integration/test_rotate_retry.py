@@ -195,7 +195,8 @@ with FakeBTP(tenants=2, presets=["mid-2023", "mid-2023"]) as fake:
     S.check("... each key verified and written; the table says why nothing was rotated",
             sorted(os.listdir(out)) == ["a.json", "b.json"] and run(["verify", os.path.join(out, "a.json")], env=ENV)[0] == 0
             and len(lines_with(so, "not rotated: key 'calm-api-deployment-key' is")) == 2
-            and "2 tenants not rotated" in err, (so, err[-400:]))
+            and "2 tenants not rotated" in err
+            and all("younger than 1h" in (t[x].get("not_rotated") or "") for x in ("a", "b")), (so, err[-400:], t))
 
     rc, _, _, _ = fleet()
     after = {x.name: bindings(fake, x.name) for x in (ta, tb)}

@@ -305,7 +305,7 @@ function M.report(results, meta)
     tenants[i] = { name = r.name, exit = r.exit, result = WORD[r.exit], path = r.path,
       actions = json.array(acts), error = r.error, where = r.where, code = r.code, key = r.key,
       instance = r.instance, binding = r.binding, replaced = r.replaced and json.array(r.replaced) or nil,
-      changes = r.changes, plan = r.plan and json.array(lines_of(r.plan)) or nil,
+      changes = r.changes, plan = r.plan and json.array(lines_of(r.plan)) or nil, not_rotated = r.not_rotated,
       seconds = math.floor(r.seconds * 1000 + 0.5) / 1000 }
   end
   local ok, by_exit, changes = counts(results)
