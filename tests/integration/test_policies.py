@@ -193,6 +193,50 @@ def rotate_keeps_labels():
              os.path.join(EX, "naming", "policy.lua"))
 
 
+def rotate_extra_authorities():
+    """rotate under extra-authorities: after a stock get it first wants get's authority
+    update (drift); after get, its new key is labelled with the three authorities and
+    its token, verified before it is written, carries them."""
+    with FakeBTP(preset="mid-2023") as fake:
+        rc, _, err, _ = run_get(fake, "--out", out_path())
+        S.eq("rotate under extra-authorities: a stock get first", rc, 0)
+        n = len(fake.mutations())
+        rc, err, doc = rotate(fake, "extra-authorities")
+        S.check("rotate: exit 4 naming the update get would make first, nothing changed",
+                rc == 4 and "calmbind get would first update instance 'calm-api-deployment'" in err
+                and fake.mutations()[n:] == [], (rc, err[-400:]))
+        rc, _, err, _ = run_get(fake, "--out", out_path(), env=env("extra-authorities"))
+        S.eq("rotate under extra-authorities: get applies the policy", rc, 0)
+        n = len(fake.mutations())
+        k = out_path()
+        rep = os.path.join(TMP, "rot%d.json" % len(os.listdir(TMP)))
+        rc, _, err = itest.run(["rotate", "--sm-key", fake.sm_key_path, "--out", k, "--report", rep,
+                                "--timeout", "60"], env=env("extra-authorities"))
+        posts = [m["body"] for m in fake.mutations()[n:] if m["path"] == "/v1/service_bindings"]
+        S.check("rotate: the new binding is labelled with the policy's three authorities",
+                rc == 0 and posts and posts[0]["labels"].get("calmbind_authorities") == [
+                    "$XSMASTERAPPNAME.imp-cdm-feature-display-ui", "$XSMASTERAPPNAME.imp-cdm-feature-manage-ui",
+                    "$XSMASTERAPPNAME.calm-api.analytics.read"], (rc, posts, err[-400:]))
+        scopes = key_token_scopes(json.load(open(k))) if rc == 0 else []
+        S.check("rotate: ... and its key carries them", has_cdm_scopes(scopes)
+                and any(s.endswith(".calm-api.analytics.read") for s in scopes), scopes)
+
+
+def rotate_adopt_own_keys():
+    """rotate under adopt-own-keys on a tenant whose get made a key of its own: the new key
+    replaces calmbind's key; SAP's generated key is kept, whichever policy."""
+    with FakeBTP(preset="after-2023-10-16") as fake:
+        rc, _, err, _ = run_get(fake, "--out", out_path(), env=env("adopt-own-keys"))
+        S.eq("rotate under adopt-own-keys: get makes calmbind's own key first", rc, 0)
+        rc, err, doc = rotate(fake, "adopt-own-keys", "--delete-old")
+        rep = {e["name"]: e for e in doc.get("replaced", [])}
+        S.check("rotate: calmbind's key (the policy's) is replaced and deleted, SAP's kept",
+                rc == 0 and rep.get("SAPCloudALMAPIs-auto-key", {}).get("deleted")
+                and not rep.get("calm-api-key-auto", {}).get("replace"), (rc, doc.get("replaced"), err[-400:]))
+        S.eq("rotate: the report names the policy file", doc.get("policy"),
+             os.path.join(EX, "adopt-own-keys", "policy.lua"))
+
+
 VIEWS = r"""
 local function keys(t)
   local k = {}
@@ -343,6 +387,8 @@ naming()
 naming_fallback_binding()
 plans()
 rotate_keeps_labels()
+rotate_extra_authorities()
+rotate_adopt_own_keys()
 hook_views()
 policy_value_errors()
 fleet_policies()

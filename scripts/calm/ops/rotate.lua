@@ -161,8 +161,9 @@ local function create(ctx, inst)
   local c = ctx.sm
   local name = new_name(ctx, inst)
   -- the labels get gives a binding: the policy's next to calmbind's own
+  -- calmbind_authorities: what the instance has, so what the new key carries
   local labels = names.created_labels(ctx.policy:labels(context(ctx), { instance = inst, binding = { name = name } }),
-    ctx.opts.scenario ~= "monitoring")
+    ctx.opts.scenario ~= "monitoring" and (inventory.authorities_of(inst) or inventory.LEGACY_AUTHORITIES) or nil)
   log.info("rotate: creating binding '%s' on instance '%s' (%s)", name, inst.name, inst.id)
   local b, msg, code = c:create_binding { name = name, service_instance_id = inst.id,
     parameters = parameters.binding_parameters { credential_type = ctx.opts["credential-type"],
@@ -193,11 +194,13 @@ end
 
 -- The new binding's key through the one delivery (check, verify, write);
 -- any failure rolls the new binding back. Returns the key | nil, msg, code.
-local function deliver_new(ctx, b)
+local function deliver_new(ctx, b, inst)
   local fail = function(msg, code) return roll_back(ctx, b, msg, code) end
   if type(b.credentials) ~= "table" then return fail("the new binding has no credentials", "API") end
+  -- the authorities calmbind gave the instance reach every key made after them
   return deliver.key(ctx, b.credentials, { what = "new binding '" .. b.name .. "'", refuse_instance_secret = true,
-    refused_code = "VERIFY", on_fail = fail })
+    refused_code = "VERIFY", on_fail = fail,
+    authorities = ctx.opts.scenario ~= "monitoring" and inventory.authorities_of(inst) or nil })
 end
 
 -- ------------------------------------------------------------- the rules --
@@ -282,7 +285,7 @@ local function run_inner(ctx)
   if not b then return nil, bmsg, bcode end
   ctx.result.binding_id, ctx.result.binding_name, ctx.result.created_binding = b.id, b.name, true
   local k
-  k, msg, code = deliver_new(ctx, b)
+  k, msg, code = deliver_new(ctx, b, inst)
   if not k then return nil, msg, code end
   local replaced = deliver.classify(inv, inst, b, ctx.opts["credential-type"])
   ctx.report.replaced = replaced
