@@ -154,6 +154,35 @@ def labels():
         S.eq("... then no drift", rc, 0)
 
 
+def names():
+    """naming after a stock get: calmbind's instance is renamed as the policy now names it
+    (its xsappname stays) and gets the policy's labels; the binding keeps its name."""
+    with FakeBTP(preset="mid-2023") as fake:
+        rc, _, err, _ = run_get(fake, "--out", out_path())
+        S.eq("names: a stock get first", rc, 0)
+        inst = by_name(fake, "instances", "calm-api-deployment")
+        rc, out, err, _ = run_get(fake, "--detailed-exitcode", command="plan", env=env("naming"))
+        S.check("plan under naming: the instance's name old -> new and its labels, exit 7",
+                rc == 7 and '~ name: "calm-api-deployment" -> "acme-basis-calm-deployment"' in out
+                and '~ labels.cost_center: (none) -> "CC-4711"' in out
+                and "its xsappname stays calm-api-deployment" in out, (rc, out[-1200:]))
+        n = len(fake.mutations())
+        k = out_path()
+        rc, _, err, _ = run_get(fake, "--out", k, env=env("naming"))
+        ups = patches(fake, n, "/v1/service_instances/")
+        S.check("get renames it in one PATCH with the labels, and creates nothing",
+                rc == 0 and len(ups) == 1 and ups[0]["body"].get("name") == "acme-basis-calm-deployment"
+                and posts(fake, n, "/v1/service_bindings") == [], (rc, ups, err[-400:]))
+        now = [i for i in fake.state()["instances"] if i["id"] == inst.get("id")]
+        S.check("the instance is called so now, with the policy's labels",
+                now and now[0]["name"] == "acme-basis-calm-deployment"
+                and now[0]["labels"].get("owner") == ["basis-team"], now)
+        S.check("the key written names the instance by its new name", rc == 0
+                and "acme-basis-calm-deployment" in err, err[-400:])
+        rc, out, err, _ = run_get(fake, "--detailed-exitcode", command="plan", env=env("naming"))
+        S.check("plan after it: no drift, exit 0", rc == 0 and "drift:" not in out, (rc, out[-800:]))
+
+
 def not_ours():
     """SAP's generated instance and key: the policy's labels and authorities are told, never
     applied."""
@@ -173,5 +202,6 @@ def not_ours():
 
 authorities()
 labels()
+names()
 not_ours()
 S.done()

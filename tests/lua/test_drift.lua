@@ -116,6 +116,24 @@ function T.binding_name_option_cannot_be_replaced()
   t.find(s.usage, "--binding-name")
 end
 
+function T.rename_only_the_scenarios_own_instance()
+  local p = with { instance_name = function(c) return "acme-" .. c.scenario end }
+  local s = plan(stock(CDM), p)
+  t.eq({ s.instance.op, s.instance.rename }, { "update", "acme-deployment" })
+  t.eq(s.drift[1].changes[1], { field = "name", old = "calm-api-deployment", new = "acme-deployment" })
+  s = plan(stock(CDM), p, { instance_name = "calm-api-deployment" })
+  t.eq({ s.instance.op, s.instance.rename }, { "adopt", nil }, "--instance-name names it")
+  s = plan(stock(CDM), p, { scenario = "monitoring" })
+  t.eq(s.instance.rename, nil, "the Deployment instance is not renamed for Monitoring")
+  local inv = stock(CDM)
+  inv.instances[2] = { id = "i-2", name = "acme-deployment", bindings = {}, labels = {}, ready = true }
+  s = plan(inv, p)
+  t.eq(s.instance.rename, nil, "a name another instance has")
+  t.find(s.notes[#s.notes], "an instance of that name exists")
+  s = plan(stock(CDM), with { instance_name = function() return "acme.x" end })
+  t.find(s.usage, "no '.' allowed")
+end
+
 function T.label_changes_and_patches()
   t.eq(drift.label_changes({ a = { "1" }, b = { "x" } }, { a = "1", b = "y", c = "z" }),
     { { key = "b", old = { "x" }, new = "y" }, { key = "c", new = "z" } })

@@ -1,6 +1,7 @@
 -- calm.model.drift: what exists compared with the run's policy, once the
 -- steps are planned (calm.model.plan): the labels the policy gives
--- (policy:labels), the authorities (policy:authorities against the
+-- (policy:labels), the name of calmbind's instance (policy:instance_name),
+-- the authorities (policy:authorities against the
 -- instance's calmbind_authorities label and the adopted key's token
 -- scopes). A difference on what calmbind created (label created_by:
 -- calmbind) becomes part of the steps: label changes, an update of the
@@ -14,6 +15,7 @@
 --   s.drift = {{resource = "instance" | "binding", id, name, ours, left = bool,
 --               changes = {{field, old?, new?, missing?}}}}
 --   s.instance.label_changes, s.binding.label_changes = {{key, old?, new?}}
+--   s.instance.rename = the name the policy now gives calmbind's instance | nil
 --   s.verify_authorities = list | nil   -- the new key's token must carry them
 local inventory = require "calm.model.inventory"
 local parameters = require "calm.model.parameters"
@@ -67,11 +69,38 @@ end
 
 local function list_text(l) return table.concat(l, ", ") end
 
--- The instance in place: the policy's authorities (keeping its xsappname
--- and every credential type its keys use), its labels.
+-- The name the policy now gives the instance calmbind made for this
+-- scenario (with the authorities for Deployment, without them for
+-- Monitoring: never the other scenario's instance), when no --instance-name
+-- names one | nil. A name another instance has is told, not taken.
+local function new_name(s, inv, inst, o, c)
+  if o.instance_name or not inst.ours or (o.scenario ~= "monitoring") ~= (inst.has_authorities == true) then
+    return nil
+  end
+  local want = o.policy:instance_name(c)
+  if want == inst.name then return nil end
+  local ok, msg = names.check_instance_name(want, o.policy:where("instance_name"))
+  if not ok then
+    s.usage = s.usage or (msg .. " (to rename instance '" .. tostring(inst.name) .. "')")
+    return nil
+  end
+  if inventory.find_instance(inv, want) then
+    s.notes[#s.notes + 1] = string.format("%s names instance '%s' '%s' now, but an instance of that name exists: "
+      .. "it keeps its name", o.policy:where("instance_name"), tostring(inst.name), want)
+    return nil
+  end
+  return want
+end
+
+-- The instance in place: its name, the policy's authorities (keeping its
+-- xsappname and every credential type its keys use), its labels.
 local function update_instance(s, inst, o, ctype, want, have, lch)
   local si = s.instance
   local whys = {}
+  if si.rename then
+    whys[#whys + 1] = string.format("it is renamed '%s' (%s; its xsappname stays %s)", si.rename,
+      o.policy:where("instance_name"), tostring(inst.xsappname or inst.name))
+  end
   if want then
     local xsapp = inst.xsappname or inst.name
     si.parameters = parameters.instance_parameters(xsapp, { authorities = want,
@@ -95,14 +124,16 @@ end
 -- has once the steps are done); the key it replaces is then one of the
 -- others (calm.model.steps.others: the rotation advice).
 local function new_key(s, inst, inv, o, ctype, c, want, old, lacking)
-  local name, source = free_name(inst, o, c)
+  -- the policy's binding names after the instance's name once renamed
+  local named = s.instance.rename and setmetatable({ name = s.instance.rename }, { __index = inst }) or inst
+  local name, source = free_name(named, o, c)
   local why = lacking and #lacking > 0
     and string.format("the token of binding '%s' lacks %s, and a binding's scopes are fixed when it is made",
       tostring(old and old.name), list_text(lacking))
     or string.format("binding '%s' was made before the authorities change", tostring(old and old.name))
   s.binding = { op = "create", name = name, source = source, with_authorities = true, drift = true,
     why = "a new key: " .. why, parameters = steps.binding_parameters(o, ctype) }
-  s.binding.labels = names.created_labels(o.policy:labels(c, { instance = inst, binding = { name = name } }),
+  s.binding.labels = names.created_labels(o.policy:labels(c, { instance = named, binding = { name = name } }),
     steps.auth_label_value(o, want))
   s.verify_authorities = want
   steps.others(s, inv)
@@ -157,10 +188,12 @@ function M.apply(s, inv, o)
   local si, sb = s.instance, s.binding
   local b = sb and sb.op == "adopt" and sb.id and inventory.binding_by_id(inst, sb.id) or nil
   local want = o.scenario ~= "monitoring" and o.policy:authorities(c) or nil
-  -- the instance: its labels; its authorities when calmbind gave it some
-  -- (the label records which) and the steps do not give it the policy's anyway
+  -- the instance: its name and labels; its authorities when calmbind gave it
+  -- some (the label records which) and the steps do not give it the policy's anyway
+  local rename = new_name(s, inv, inst, o, c)
+  local changes = rename and { { field = "name", old = inst.name, new = rename } } or {}
   local lch = M.label_changes(inst.labels, o.policy:labels(c, { instance = inst }))
-  local changes = label_fields(lch)
+  for _, ch in ipairs(label_fields(lch)) do changes[#changes + 1] = ch end
   local have = inventory.authorities_of(inst)
   local auth = want and si.op == "adopt" and have and not same_set(have, want)
   if auth then changes[#changes + 1] = { field = "authorities", old = have, new = want } end
@@ -168,7 +201,8 @@ function M.apply(s, inv, o)
   local lacking, be = nil, nil
   if b then lacking, be = binding_drift(s, inst, b, o, c, want) end
   if not inst.ours then return s end
-  if auth or #lch > 0 then update_instance(s, inst, o, ctype, auth and want or nil, have, lch) end
+  si.rename = rename
+  if auth or #lch > 0 or rename then update_instance(s, inst, o, ctype, auth and want or nil, have, lch) end
   if auth and sb and sb.op == "create" then
     -- the key the steps create anyway gets the authorities the update gives
     sb.labels[inventory.AUTH_LABEL] = steps.auth_label_value(o, want)

@@ -141,9 +141,14 @@ local function instance(ctx, inv, plan)
       inv.by_id[inst.id] and inv.by_id[inst.id].usable == false
         and " again (usable: false: calmbind's own update failed and left it unusable)" or "")
   end
-  local ok, msg, code = M.patch(ctx, "instance", inst, inst.parameters and { parameters = inst.parameters })
+  local body = (inst.parameters or inst.rename) and { parameters = inst.parameters, name = inst.rename } or nil
+  if inst.rename then log.info("instance '%s' (%s): renaming it '%s'", inst.name, inst.id, inst.rename) end
+  local ok, msg, code = M.patch(ctx, "instance", inst, body)
   if not ok then return nil, msg, code end
-  return inv.by_id[inst.id]
+  local rec = inv.by_id[inst.id]
+  -- the run goes on with what the instance is now called
+  if inst.rename and rec then rec.name = inst.rename end
+  return rec
 end
 
 -- The PATCHes of an in-place update (calm.model.drift: the step's
