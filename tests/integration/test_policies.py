@@ -228,7 +228,7 @@ def rotate_adopt_own_keys():
     with FakeBTP(preset="after-2023-10-16") as fake:
         rc, _, err, _ = run_get(fake, "--out", out_path(), env=env("adopt-own-keys"))
         S.eq("rotate under adopt-own-keys: get makes calmbind's own key first", rc, 0)
-        rc, err, doc = rotate(fake, "adopt-own-keys", "--delete-old")
+        rc, err, doc = rotate(fake, "adopt-own-keys", "--delete-old", "--yes")
         rep = {e["name"]: e for e in doc.get("replaced", [])}
         S.check("rotate: calmbind's key (the policy's) is replaced and deleted, SAP's kept",
                 rc == 0 and rep.get("SAPCloudALMAPIs-auto-key", {}).get("deleted")
