@@ -346,12 +346,16 @@ def xs_security(params):
 
 
 def granted(xs):
-    """Authority names granted by the broker: only the literal $XSMASTERAPPNAME form counts."""
+    """Authority names granted by the broker: only the literal $XSMASTERAPPNAME form counts
+    (a shell-eaten "$XSMASTERAPPNAME" grants nothing). Every such authority of the master
+    app is granted, as the Service Manager side does (sm._calm_scopes): it is the same XSUAA
+    broker, and the calm-api.* authorities of other integrations are master-app ones too
+    (service-manager-api.md §3.2)."""
     out = []
     auths = (xs or {}).get("authorities") or []
-    for a in AUTHORITIES:
-        if isinstance(auths, list) and "$XSMASTERAPPNAME." + a in auths:
-            out.append(a)
+    for a in auths if isinstance(auths, list) else []:
+        if isinstance(a, str) and a.startswith("$XSMASTERAPPNAME.") and a[17:] not in out:
+            out.append(a[17:])
     return tuple(out)
 
 

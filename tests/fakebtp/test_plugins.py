@@ -328,6 +328,7 @@ def test_cf(fake):
 
     # new instance with the authorities, shell-eaten variant without them
     for name, auths, want in (("calm-new", auth, True),
+                              ("calm-extra", auth + ["$XSMASTERAPPNAME.calm-api.analytics.read"], True),
                               ("calm-eaten", [".imp-cdm-feature-display-ui"], False)):
         st, _, h = c.call("POST", api + "/v3/service_instances", token=tok,
                           body={"type": "managed", "name": name,
@@ -351,6 +352,9 @@ def test_cf(fake):
               st == 202 and states[-1:] == ["COMPLETE"] and states2[-1:] == ["COMPLETE"]
               and has == want and u.get("clientsecret") != uaa.get("clientsecret"),
               "states %r %r scopes %r" % (states, states2, sc))
+        if name == "calm-extra":
+            check("... every $XSMASTERAPPNAME authority is granted, as on the Service Manager side",
+                  "calm!b111.calm-api.analytics.read" in sc, sc)
     # deleting a binding-secret key revokes its secret, and only its own
     st, _, h = c.call("DELETE", key2_url, token=tok)
     states, job = poll_job(c, h.get("location", ""), tok)
