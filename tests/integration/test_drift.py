@@ -183,6 +183,49 @@ def names():
         S.check("plan after it: no drift, exit 0", rc == 0 and "drift:" not in out, (rc, out[-800:]))
 
 
+def cf():
+    """--runtime cf: calmbind's instance in the space gets the policy's labels (one metadata
+    PATCH) and, when its key's token lacks one of the policy's authorities, the update and a
+    new key; the key's own labels are told, not changed."""
+    from test_cf_legacy import cf_args, cf_env
+    with FakeBTP(preset="cf-legacy") as fake:
+        rc, _, err, _ = run_get(fake, *cf_args(fake, "--out", out_path()), env=cf_env(fake))
+        S.eq("cf: a stock get first (calmbind's instance in the space)", rc, 0)
+        pol = write_policy('return { labels = function() return { owner = "basis-team" } end }\n')
+        e = dict(cf_env(fake), **env(pol))
+        rc, out, err, _ = run_get(fake, *cf_args(fake, "--detailed-exitcode"), command="plan", env=e)
+        S.check("cf: plan shows the instance's label added, exit 7; the key's told and left",
+                rc == 7 and "~ update in-place instance 'calm-api-deployment'" in out
+                and '~ labels.owner: (none) -> "basis-team"' in out
+                and "a Cloud Foundry service key keeps the labels it was made with: left as it is" in out,
+                (rc, out[-1000:]))
+        n = len(fake.mutations())
+        rc, _, err, _ = run_get(fake, *cf_args(fake, "--out", out_path()), env=e)
+        ups = [m for m in fake.mutations()[n:] if m["method"] == "PATCH"]
+        S.check("cf: get sets it in one PATCH of metadata.labels",
+                rc == 0 and len(ups) == 1 and ups[0]["body"].get("metadata", {}).get("labels") == {"owner": "basis-team"}
+                and "parameters" not in ups[0]["body"], (rc, ups, err[-400:]))
+        rc, out, err, _ = run_get(fake, *cf_args(fake, "--detailed-exitcode"), command="plan", env=e)
+        S.eq("cf: then plan exits 0", rc, 0)
+        e = dict(cf_env(fake), **env("extra-authorities"))
+        rc, out, err, _ = run_get(fake, *cf_args(fake, "--detailed-exitcode"), command="plan", env=e)
+        S.check("cf: extra-authorities: the authorities to give, told by the key's token, exit 7",
+                rc == 7 and "~ authorities: (not recorded" in out and "token scopes: lacks " + EXTRA in out,
+                (rc, out[-1000:]))
+        n = len(fake.mutations())
+        k = out_path()
+        rc, _, err, _ = run_get(fake, *cf_args(fake, "--out", k), env=e)
+        ups = [m for m in fake.mutations()[n:] if m["method"] == "PATCH"]
+        keys = [m["body"]["name"] for m in fake.mutations()[n:] if m["method"] == "POST"]
+        S.check("cf: get updates the instance with the three and makes a new key",
+                rc == 0 and ups and ups[0]["body"]["parameters"]["xs-security"]["authorities"] == CDM + [EXTRA]
+                and keys == ["calm-api-deployment-deployment-key"], (rc, ups, keys, err[-400:]))
+        scopes = key_token_scopes(json.load(open(k))) if rc == 0 else []
+        S.check("cf: the key written carries it", any(s.endswith(".calm-api.analytics.read") for s in scopes), scopes)
+        rc, out, err, _ = run_get(fake, *cf_args(fake, "--detailed-exitcode"), command="plan", env=e)
+        S.check("cf: then plan exits 0", rc == 0 and "drift:" not in out, (rc, out[-600:]))
+
+
 def not_ours():
     """SAP's generated instance and key: the policy's labels and authorities are told, never
     applied."""
@@ -203,5 +246,6 @@ def not_ours():
 authorities()
 labels()
 names()
+cf()
 not_ours()
 S.done()

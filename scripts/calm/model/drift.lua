@@ -21,6 +21,7 @@ local inventory = require "calm.model.inventory"
 local parameters = require "calm.model.parameters"
 local names = require "calm.model.names"
 local steps = require "calm.model.steps"
+local default = require "calm.policy.default"
 local M = {}
 
 local function copy(t)
@@ -70,11 +71,14 @@ end
 local function list_text(l) return table.concat(l, ", ") end
 
 -- The name the policy now gives the instance calmbind made for this
--- scenario (with the authorities for Deployment, without them for
--- Monitoring: never the other scenario's instance), when no --instance-name
--- names one | nil. A name another instance has is told, not taken.
+-- scenario under the built-in name (with the authorities for Deployment,
+-- without them for Monitoring: never the other scenario's instance), when
+-- no --instance-name names one | nil. An instance an earlier run's
+-- --instance-name (or policy) named keeps that name: nothing records who
+-- chose it. A name another instance has is told, not taken.
 local function new_name(s, inv, inst, o, c)
-  if o.instance_name or not inst.ours or (o.scenario ~= "monitoring") ~= (inst.has_authorities == true) then
+  if o.instance_name or not inst.ours or (o.scenario ~= "monitoring") ~= (inst.has_authorities == true)
+      or inst.name ~= default.instance_name(c) then
     return nil
   end
   local want = o.policy:instance_name(c)
@@ -105,12 +109,15 @@ local function update_instance(s, inst, o, ctype, want, have, lch)
     local xsapp = inst.xsappname or inst.name
     si.parameters = parameters.instance_parameters(xsapp, { authorities = want,
       credential_type = ctype, keep_types = steps.kept_types(inst) })
-    lch[#lch + 1] = { key = inventory.AUTH_LABEL, old = inst.labels[inventory.AUTH_LABEL],
-      new = steps.auth_label_value(o, want) }
-    whys[#whys + 1] = string.format("its authorities become %s (%s; its label %s records %s), keeping its "
-      .. "xsappname %s", list_text(want), o.policy:where("authorities"), inventory.AUTH_LABEL, list_text(have), xsapp)
+    if have then
+      lch[#lch + 1] = { key = inventory.AUTH_LABEL, old = inst.labels[inventory.AUTH_LABEL],
+        new = steps.auth_label_value(o, want) }
+    end
+    whys[#whys + 1] = string.format("its authorities become %s (%s; %s), keeping its xsappname %s",
+      list_text(want), o.policy:where("authorities"), have and string.format("its label %s records %s",
+        inventory.AUTH_LABEL, list_text(have)) or "its key's token lacks some of them", xsapp)
   end
-  if #lch > (want and 1 or 0) then whys[#whys + 1] = "its labels follow " .. o.policy:where("labels") end
+  if #lch > ((want and have) and 1 or 0) then whys[#whys + 1] = "its labels follow " .. o.policy:where("labels") end
   if si.op == "adopt" then
     si.op, si.drift = "update", true
     si.why = "calmbind created it and the policy changed since: " .. table.concat(whys, "; ")
@@ -162,8 +169,12 @@ local function binding_drift(s, inst, b, o, c, want)
   if lacking and #lacking > 0 then
     changes[#changes + 1] = { field = "token scopes", missing = lacking }
   end
-  local e = entry(s.drift, "binding", b, b.ours, changes, not b.ours)
-  if e and b.ours and #lch > 0 then s.binding.label_changes = lch end
+  -- a Cloud Foundry service key takes its labels when it is made (no
+  -- update of a key is documented): told, not changed
+  local cf = o.runtime == "cf"
+  local e = entry(s.drift, "binding", b, b.ours, changes, not b.ours or (cf and #lch > 0))
+  if e and cf and b.ours and #lch > 0 then e.left_why = "a Cloud Foundry service key keeps the labels it was made with" end
+  if e and b.ours and #lch > 0 and not cf then s.binding.label_changes = lch end
   return lacking, e
 end
 
@@ -179,8 +190,6 @@ end
 
 function M.apply(s, inv, o)
   s.drift = {}
-  -- Cloud Foundry: see docs/design.md, Known limitations
-  if o.runtime == "cf" then return s end
   local inst = kept_instance(s, inv)
   if not inst then return s end
   local ctype = o.credential_type or "binding-secret"
@@ -194,9 +203,14 @@ function M.apply(s, inv, o)
   local changes = rename and { { field = "name", old = inst.name, new = rename } } or {}
   local lch = M.label_changes(inst.labels, o.policy:labels(c, { instance = inst }))
   for _, ch in ipairs(label_fields(lch)) do changes[#changes + 1] = ch end
-  local have = inventory.authorities_of(inst)
-  local auth = want and si.op == "adopt" and have and not same_set(have, want)
-  if auth then changes[#changes + 1] = { field = "authorities", old = have, new = want } end
+  -- Cloud Foundry's labels hold one short value: there the key's token is
+  -- the only evidence of the instance's authorities
+  local cf = o.runtime == "cf"
+  local have = not cf and inventory.authorities_of(inst) or nil
+  local short = want and b and inventory.missing_scopes(b, want)
+  local auth = want and si.op == "adopt" and (have and not same_set(have, want)
+    or cf and inst.has_authorities and short and #short > 0)
+  if auth then changes[#changes + 1] = { field = "authorities", old = have, new = want, unrecorded = cf or nil } end
   entry(s.drift, "instance", inst, inst.ours, changes, not inst.ours)
   local lacking, be = nil, nil
   if b then lacking, be = binding_drift(s, inst, b, o, c, want) end

@@ -11,12 +11,16 @@ local inventory = require "calm.model.inventory"
 local planner = require "calm.model.plan"
 local model_steps = require "calm.model.steps"
 local options = require "calm.ops.options"
+local report = require "calm.ops.report"
+local exec_sm = require "calm.ops.exec_sm"
 local cf = require "calm.btp.cf"
 local json = require "calm.lib.json"
 local log = require "calm.log"
 local probe = require "calm.key.probe"
 local task = require "calm.task"
 local M = {}
+
+local patch
 
 
 -- Every key of the given instances with its credentials and its token's
@@ -88,7 +92,7 @@ end
 -- The steps for the run report: no credentials.
 local function report_view(steps)
   return { runtime = steps.runtime, space = steps.space, usage = steps.usage, manual = steps.manual,
-    instance = steps.instance, binding = steps.binding, notes = steps.notes }
+    instance = steps.instance, binding = steps.binding, notes = steps.notes, drift = steps.drift }
 end
 
 local VERB = { adopt = "find", create = "would create", update = "would update", refuse = "leave alone",
@@ -107,8 +111,25 @@ local function show_plan(ctx, steps, say)
     say(string.format("service key: %s '%s'%s: %s", VERB[sb.op] or sb.op, tostring(sb.name),
       sb.id and (" (" .. sb.id .. ")") or "", sb.why))
   end
+  report.describe_drift(steps.drift, say, ctx.policy)
   if steps.usage then say("get would stop here (exit 2): " .. steps.usage) end
   if steps.manual then say("get would stop here (exit 4): " .. steps.manual) end
+end
+
+-- A PATCH of a v3 service instance with the step's label changes as
+-- metadata.labels (a value set, null removes). Returns true | nil, msg, code.
+patch = function(ctx, c, path, st, body)
+  local labels = {}
+  for _, ch in ipairs(st.label_changes or {}) do
+    log.info("instance '%s': label %s: %s -> %s", st.name, ch.key, exec_sm.value_text(ch.old),
+      exec_sm.value_text(ch.new))
+    labels[ch.key] = ch.new == nil and json.null or tostring(type(ch.new) == "table" and ch.new[1] or ch.new)
+  end
+  if next(labels) then body.metadata = { labels = labels } end
+  local job, msg, code = c:mutate("PATCH", "/v3/" .. path .. "/" .. st.id, body,
+    "updating " .. tostring(st.name) .. " in Cloud Foundry")
+  if not job then return nil, msg, code end
+  return true
 end
 
 -- Carries the steps out; returns the key's credentials | nil, msg, code.
@@ -121,14 +142,16 @@ local function execute(ctx, c, steps, plan, space, action)
     if not inst then return nil, msg, code end
     inst_guid, inst_name = inst.guid, inst.name
   elseif si.op == "update" then
-    log.info("updating instance '%s' (%s) in Cloud Foundry: adding the authorities %s", si.name, si.id,
-      table.concat(si.parameters["xs-security"].authorities, ", "))
-    -- parameters and the label in one PATCH: a rerun knows without the key name
-    local job, umsg, ucode = c:mutate("PATCH", "/v3/service_instances/" .. si.id, { parameters = si.parameters,
-      metadata = { labels = { [inventory.AUTH_LABEL] = inventory.AUTH_VALUE } } },
-      "updating instance '" .. si.name .. "' in Cloud Foundry")
-    if not job then return nil, umsg, ucode end
-    action(ctx, { action = "update", resource = "cf-instance", id = si.id, name = si.name })
+    if si.parameters then
+      log.info("updating instance '%s' (%s) in Cloud Foundry: %s the authorities %s", si.name, si.id,
+        si.drift and "giving it" or "adding", table.concat(si.parameters["xs-security"].authorities, ", "))
+    end
+    -- parameters, name and labels in one PATCH (CF sets a label's value, so a
+    -- changed one needs no second request): a rerun knows without the key name
+    local ok, umsg, ucode = patch(ctx, c, "service_instances", si, { parameters = si.parameters, name = si.rename })
+    if not ok then return nil, umsg, ucode end
+    action(ctx, { action = "update", resource = "cf-instance", id = si.id, name = si.rename or si.name })
+    inst_name = si.rename or si.name
   else
     action(ctx, { action = "adopt", resource = "cf-instance", id = si.id, name = si.name })
   end
@@ -176,6 +199,7 @@ function M.run(ctx, mode, say, action)
   for _, keys in pairs(keys_by) do for _, k in ipairs(keys) do ctx.cf_keys[k.guid] = k end end
   local steps = plan_steps(ctx, cf_inventory(all, keys_by, plan))
   ctx.report.steps = report_view(steps)
+  ctx.verify_authorities = steps.verify_authorities
   for _, w in ipairs(steps.warnings) do log.warn("%s", w) end
   if mode == "plan" then show_plan(ctx, steps, say); return steps end
   if steps.usage then return nil, steps.usage, "USAGE" end

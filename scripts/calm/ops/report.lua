@@ -193,7 +193,7 @@ function M.describe_drift(list, say, policy)
     policy and policy.file or "the built-in policy"))
   for _, e in ipairs(list) do
     local what = string.format("%s '%s' (%s)", e.resource, tostring(e.name), tostring(e.id))
-    if e.left then say("  " .. what .. ": not calmbind's: left as it is")
+    if e.left then say("  " .. what .. ": " .. (e.left_why or "not calmbind's") .. ": left as it is")
     elseif e.replaced then say("  - " .. what .. ": replaced by a new key (below)")
     else say("  ~ update in-place " .. what) end
     local mark = e.left and "    " or "      ~ "
@@ -201,7 +201,9 @@ function M.describe_drift(list, say, policy)
       if ch.missing then
         say(mark .. ch.field .. ": lacks " .. table.concat(ch.missing, ", "))
       else
-        say(string.format("%s%s: %s -> %s", mark, ch.field, drift_value(ch.field, ch.old), drift_value(ch.field, ch.new)))
+        say(string.format("%s%s: %s -> %s", mark, ch.field, ch.unrecorded and "(not recorded: Cloud Foundry's "
+          .. "labels hold one short value; the key's token lacks some)" or drift_value(ch.field, ch.old),
+          drift_value(ch.field, ch.new)))
       end
     end
   end

@@ -69,8 +69,7 @@ local function run_cf(ctx, mode, say, lines)
     local st = creds
     if st.usage then return 2 end
     if st.manual then return 4 end
-    local mutates = (st.instance and st.instance.op ~= "adopt") or (st.binding and st.binding.op ~= "adopt")
-    if ctx.opts["detailed-exitcode"] and mutates then return 7 end
+    if ctx.opts["detailed-exitcode"] and not planner.read_only(st) then return 7 end
     return 0
   end
   ctx.result.credential_source = "cloud-foundry"
@@ -81,6 +80,7 @@ end
 -- ctx.steps and the report.
 local function plan_sm_steps(ctx, ev)
   ctx.steps = planner.steps(ctx.decision, ev.inventory, ctx.plan_options)
+  ctx.verify_authorities = ctx.steps.verify_authorities
   for _, w in ipairs(ctx.steps.warnings or {}) do log.warn("%s", w) end
   ctx.report.steps = { entitlement = report.step_view(ctx.steps.entitlement), instance = report.step_view(ctx.steps.instance),
     binding = report.step_view(ctx.steps.binding), notes = ctx.steps.notes, manual = ctx.steps.manual,
@@ -183,7 +183,7 @@ end
 -- and for a binding this run created the advice about the other keys.
 -- Returns 0 | nil, msg, code; the report is finished either way.
 local function deliver_key(ctx, creds)
-  local k, msg, code = deliver.key(ctx, creds, { authorities = ctx.steps and ctx.steps.verify_authorities })
+  local k, msg, code = deliver.key(ctx, creds, { authorities = ctx.verify_authorities })
   if not k then return finish_failed(ctx, "get", msg, code) end
   local r = ctx.result
   if ctx.steps and ctx.steps.binding and ctx.steps.binding.op == "create" and ctx.inventory then
