@@ -226,6 +226,40 @@ def cf():
         S.check("cf: then plan exits 0", rc == 0 and "drift:" not in out, (rc, out[-600:]))
 
 
+def fleet():
+    """fleet follows each tenant's policy: a tenant whose inventory policy changed what
+    calmbind made is 7 under --command plan --detailed-exitcode, a fleet get applies it, and
+    the next fleet plan is 0 for both."""
+    with FakeBTP(tenants=2, presets=["mid-2023", "mid-2023"]) as fake:
+        ta, tb = fake.tenants
+        for t in (ta, tb):
+            rc, _, err = run(["get", "--sm-key", t.sm_key_path, "--out", out_path()], env={})
+            S.eq("fleet: a stock get of tenant %s first" % t.name, rc, 0)
+        inv = os.path.join(TMP, "fleet-drift.json")
+        with open(inv, "w") as f:
+            json.dump({"tenants": [{"name": "extra", "sm_key": ta.sm_key_path,
+                                    "policy": os.path.join(EX, "extra-authorities")},
+                                   {"name": "stock", "sm_key": tb.sm_key_path}]}, f)
+
+        def fleet_run(*args):
+            rep = os.path.join(TMP, "fleet-rep%d.json" % len(os.listdir(TMP)))
+            rc, out, err = run(["fleet", inv, "--report", rep, "--timeout", "120"] + list(args),
+                               env={"CALMBIND_POLL_INTERVAL": "0.05"}, timeout=180)
+            doc = json.load(open(rep)) if os.path.exists(rep) else {}
+            return rc, out, {t["name"]: t["exit"] for t in doc.get("tenants", [])}
+        rc, out, exits = fleet_run("--command", "plan", "--detailed-exitcode")
+        S.check("fleet plan: the tenant whose policy drifted is 7, the other 0",
+                rc == 7 and exits == {"extra": 7, "stock": 0} and "~ authorities:" in out, (rc, exits, out[-600:]))
+        rc, out, exits = fleet_run("--out-dir", tempfile.mkdtemp(dir=TMP))
+        S.check("fleet get applies it", rc == 0 and exits == {"extra": 0, "stock": 0}
+                and [m["body"]["name"] for m in fake.mutations(tenant=ta.name) if m["method"] == "POST"][-1:]
+                == ["calm-api-deployment-deployment-key"]
+                and not [m for m in fake.mutations(tenant=tb.name) if m["method"] in ("PATCH", "DELETE")],
+                (rc, exits, out[-400:]))
+        rc, out, exits = fleet_run("--command", "plan", "--detailed-exitcode")
+        S.check("fleet plan after it: 0 for both", rc == 0 and exits == {"extra": 0, "stock": 0}, (rc, exits))
+
+
 def not_ours():
     """SAP's generated instance and key: the policy's labels and authorities are told, never
     applied."""
@@ -247,5 +281,6 @@ authorities()
 labels()
 names()
 cf()
+fleet()
 not_ours()
 S.done()
