@@ -1,7 +1,7 @@
 # calmbind: C core embedding Lua 5.4, scripts embedded into the binary.
 # Objects go under $(B)/ (build/ by default, build/asan/ for the sanitizer run).
 
-PKGS        := lua5.4 libcurl lua5.4-cjson
+PKGS        := lua5.4 libcurl lua5.4-cjson libcrypto
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS)) -lm
 CC          ?= cc

@@ -20,6 +20,7 @@ int luaopen_calm_codec(lua_State *L);
 int luaopen_calm_fs(lua_State *L);
 int luaopen_calm_log(lua_State *L);
 int luaopen_calm_cmdline(lua_State *L);
+int luaopen_calm_x509(lua_State *L);
 
 /* ---- lbuf.c: the Lua-owned buffer ---------------------------------------- */
 /* Pushes a userdata holding an empty calm_buf that __gc / __close wipe and

@@ -100,6 +100,7 @@ static void setup_modules(lua_State *L, const char *cacert)
     preload(L, "calm.codec", luaopen_calm_codec);
     preload(L, "calm.fs", luaopen_calm_fs);
     preload(L, "calm.log", luaopen_calm_log);
+    preload(L, "calm.x509", luaopen_calm_x509);
     preload(L, "cjson", luaopen_cjson);
     preload(L, "cjson.safe", luaopen_cjson_safe);
     /* searchers: preload, then our scripts; no C modules, no LUA_PATH. */

@@ -19,6 +19,8 @@ local spec = {
                  help = "deployment needs both imp-cdm-feature-* scopes" },
     json = { flag = true, help = "print the result as JSON (no secrets) instead of text" },
     name = { arg = "N", help = "the VCAP_SERVICES entry to verify when there are several" },
+    ["warn-days"] = { arg = "N", number = true, integer = true, min = 0, max = 36500, default = 30,
+                      help = "fail (exit 6) when an x509 key's certificate ends within N days (0: only once ended)" },
   },
   positionals = { min = 1, max = 1, names = { "FILE" } },
 }
@@ -33,7 +35,8 @@ local main = cli.command(spec, function(opts, pos)
     if not k then return nil, msg, code end
   end
   k, msg, code = key_parse.load(pos[1], { name = opts.name })
-  if k then report, msg, code = key_verify.verify(k, { scenario = opts.scenario, cacert = opts.cacert }) end
+  if k then report, msg, code = key_verify.verify(k, { scenario = opts.scenario, cacert = opts.cacert,
+    warn_days = opts["warn-days"] }) end
   if not report then
     if opts.json then print_json { ok = false, exit = exit.status_for(code), error = msg } end
     return nil, msg, code

@@ -26,8 +26,8 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/calm-fuzz.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
-pkg_cflags=$(pkg-config --cflags lua5.4 libcurl 2>/dev/null)
-pkg_libs="$(pkg-config --libs lua5.4 libcurl lua5.4-cjson 2>/dev/null) -lm"
+pkg_cflags=$(pkg-config --cflags lua5.4 libcurl libcrypto 2>/dev/null)
+pkg_libs="$(pkg-config --libs lua5.4 libcurl lua5.4-cjson libcrypto 2>/dev/null) -lm"
 flags="-g -O1 -std=c99 -D_GNU_SOURCE -fno-omit-frame-pointer \
  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}

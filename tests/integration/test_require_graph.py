@@ -18,10 +18,10 @@ S = Suite("require-graph")
 SCRIPTS = os.path.join(ROOT, "scripts")
 
 # Lowest first. "core" is what the C host preloads (calm.http, calm.task,
-# calm.codec, calm.fs, calm.log, calm.cmdline ...) and lua-cjson.
+# calm.codec, calm.fs, calm.log, calm.cmdline, calm.x509 ...) and lua-cjson.
 LAYERS = ["core", "lib", "net", "btp", "key", "policy", "model", "ops", "commands"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
-CORE = re.compile(r"^(cjson(\.safe)?|calm\.[a-z_]+)$")
+CORE = re.compile(r"^(cjson(\.safe)?|calm\.[a-z_0-9]+)$")
 
 
 def strip_comments(src):

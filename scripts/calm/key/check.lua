@@ -1,8 +1,9 @@
 -- calm.key.check: offline checks of a key: the structure every consumer
 -- needs, the Landscape Management upload rules, URL shapes and naming.
 --
---   res = check.check(k [, {for_landscape =, tenant =}]) -- {ok, problems, warnings, summary}
+--   res = check.check(k [, {for_landscape =, tenant =, warn_days =, now =}]) -- {ok, problems, warnings, summary}
 --   text = check.check_text(res [, opts]); res | nil, msg, code = check.exportable(k)
+local expiry = require "calm.key.expiry"
 local U = require "calm.key.util"
 local kind_of, shown, get_ci, is_nonempty_string, has_control, is_loopback, is_ip, parse_url, credential_type, is_x509 =
   U.kind_of, U.shown, U.get_ci, U.is_nonempty_string, U.has_control, U.is_loopback, U.is_ip, U.parse_url, U.credential_type, U.is_x509
@@ -138,6 +139,22 @@ M.RULES = {
       end
     end
   end },
+  { name = "expiry", uaa = true, run = function(r)
+    -- an x509 key ends with its certificate's notAfter; a secret key does not
+    -- expire (summary.expires stays nil: no date is made up for it). Judged
+    -- only when the caller asks (opts.warn_days: check and verify), so an
+    -- export or get of a key is not refused for its date.
+    local e = expiry.of_key(r.k, r.opts.now)
+    r.summary.expiry = e
+    -- a PEM that libcrypto cannot read: the end date is unknown (a warning:
+    -- the mutual TLS of verify is the test of whether the key works)
+    local cert = r.uaa.certificate
+    if e.error and r.x509 and type(cert) == "string" and cert:find("-----BEGIN CERTIFICATE-----", 1, true) then
+      r.warn("%s: when the key expires is unknown", e.error)
+    end
+    local line = r.opts.warn_days and expiry.warning(e, r.opts.warn_days, r.opts.now)
+    if line then r.problem("%s", line); r.summary.expiring = true end
+  end },
   { name = "token endpoint", uaa = true, run = function(r)
     local problem, url_field, summary, uaa, k = r.problem, r.url_field, r.summary, r.uaa, r.k
     local x509 = r.x509
@@ -216,7 +233,8 @@ M.RULES = {
 -- key.check(k, opts) -> {ok = bool, problems = {...}, warnings = {...}, summary = {...}}
 -- opts.for_landscape: apply the Landscape Management upload rules (x509 and
 -- keys without uaa.credential-type fail); opts.tenant: the identity zone
--- (subaccount subdomain) the key must belong to.
+-- (subaccount subdomain) the key must belong to; opts.warn_days: an x509 key
+-- whose certificate ends sooner (or has ended) fails; opts.now: the clock.
 function M.check(k, opts)
   opts = opts or {}
   local problems, warnings = {}, {}
@@ -286,6 +304,7 @@ function M.check_text(res, opts)
   line("API", s.api)
   line("root URL", s.root_url)
   line("token URL", s.token_url)
+  if s.expiry then line("expires", expiry.key_text(s.expiry)) end
   for _, p in ipairs(res.problems) do out[#out + 1] = "problem: " .. p end
   for _, w in ipairs(res.warnings) do out[#out + 1] = "warning: " .. w end
   local target = opts.for_landscape and "the Landscape Management upload rules" or "the checks for /SDF/ALM_SETUP"

@@ -1,13 +1,14 @@
 -- calm.key.verify: a live check of a key: a token the way its consumers get
 -- one, its scopes (Deployment needs both imp-cdm-feature-* ones) and zone.
 --
---   report | nil, msg, code = verify.verify(k, {scenario =, cacert =, authorities = list?})
+--   report | nil, msg, code = verify.verify(k, {scenario =, cacert =, authorities = list?, warn_days =})
 --     authorities: the instance's authorities the key must carry as scopes
 --   text = verify.verify_text(report, source)
 local log = require "calm.log"
 local U = require "calm.key.util"
 local shown, is_nonempty_string, is_x509 = U.shown, U.is_nonempty_string, U.is_x509
 local exportable = require("calm.key.check").exportable
+local expiry = require "calm.key.expiry"
 local jwt = require "calm.lib.jwt"
 local oauth = require "calm.net.oauth"
 local M = {}
@@ -20,14 +21,17 @@ local function has_scope(scopes, suffix)
 end
 
 -- key.verify(k, opts) -> report | nil, message, code
--- opts.scenario = "deployment" (default) | "monitoring"; opts.cacert.
+-- opts.scenario = "deployment" (default) | "monitoring"; opts.cacert;
+-- opts.warn_days: an x509 key whose certificate ends within that many days
+-- fails (r.expiring), as does one already ended.
 -- Fetches a token the way the key's consumers do (secret at uaa.url, or
 -- mutual TLS at uaa.certurl), decodes it and checks scopes and zone.
 -- Failures to get a token at all return nil: "AUTH" when the endpoint
 -- refuses the credentials (exit 3), "DEADLINE" (5), "INPUT" for a key that
 -- cannot be used (2), otherwise the transport's code or "UNREACHABLE"
 -- (retries used up), "API"/"BAD_RESPONSE" (odd answers): all exit 1. Otherwise a report
--- {ok, problems, warnings, scopes, token_url, mtls, expires_in, zone, client, scenario}.
+-- {ok, problems, warnings, scopes, token_url, mtls, expires_in, token_expires, expires,
+-- days_left, expiry_source, expiring, warn_days, zone, client, scenario} (calm.key.expiry.fields).
 -- A token the way the key's consumers get one | nil, message, code.
 local function fetch_token(k, opts, token_url)
   local grant, gmsg, gcode = oauth.grant_from_key(k.uaa, "key " .. k.source)
@@ -112,12 +116,17 @@ function M.verify(k, opts)
   local res, msg, code = exportable(k)
   if not res then return nil, msg, code end
   local token_url = U.token_url(k)
+  local e = expiry.of_key(k)
   local tok
   tok, msg, code = fetch_token(k, opts, token_url)
-  if not tok then return nil, msg, code end
-  local r = { ok = true, problems = {}, warnings = {}, scopes = {}, scenario = opts.scenario or "deployment",
-    token_url = token_url, mtls = is_x509(k.uaa), expires_in = tonumber(tok.expires_in),
-    authorities = opts.authorities }
+  if not tok then
+    -- a certificate past its notAfter is the likely reason the handshake or grant failed
+    if e.days_left and e.days_left < 0 then msg = msg .. " (uaa.certificate ended " .. e.expires .. ")" end
+    return nil, msg, code
+  end
+  local r = expiry.fields(e, { ok = true, problems = {}, warnings = {}, scopes = {},
+    scenario = opts.scenario or "deployment", token_url = token_url, mtls = is_x509(k.uaa),
+    expires_in = tonumber(tok.expires_in), authorities = opts.authorities, warn_days = opts.warn_days })
   r.problem = function(fmt, ...) r.problems[#r.problems + 1] = string.format(fmt, ...); r.ok = false end
   r.warn = function(fmt, ...) r.warnings[#r.warnings + 1] = string.format(fmt, ...) end
   local claims, jmsg = nil, "no access_token in the answer"
@@ -125,6 +134,11 @@ function M.verify(k, opts)
   if not claims then r.problem("the token is not a readable JWT (%s)", tostring(jmsg)) end
   check_scopes(r, tok, claims)
   if claims then check_zone(r, claims, k.uaa) end
+  local t = expiry.of_token(tok, claims)
+  r.token_expires = t and t.expires or nil
+  local line = opts.warn_days and expiry.warning(e, opts.warn_days)
+  if line then r.problem("%s", line) end
+  r.expiring = line and true or false
   r.problem, r.warn = nil, nil
   return r
 end
@@ -133,8 +147,10 @@ end
 function M.verify_text(r, source)
   local out = {}
   out[#out + 1] = "verify " .. shown(source or "key", 200) .. " (scenario " .. r.scenario .. ")"
-  out[#out + 1] = string.format("  %-12s %s%s: token issued%s", "token:", shown(r.token_url or "?", 200),
-    r.mtls and " (mutual TLS)" or "", r.expires_in and (", expires in " .. math.floor(r.expires_in) .. " s") or "")
+  out[#out + 1] = string.format("  %-12s %s%s: token issued%s%s", "token:", shown(r.token_url or "?", 200),
+    r.mtls and " (mutual TLS)" or "", r.expires_in and (", expires in " .. math.floor(r.expires_in) .. " s") or "",
+    r.token_expires and (" (" .. r.token_expires .. ")") or "")
+  out[#out + 1] = string.format("  %-12s %s", "expires:", expiry.key_text(r))
   if r.zone then
     out[#out + 1] = string.format("  %-12s %s%s", "zone:", shown(r.zone.subdomain or "?"),
       r.zone.id and (" (" .. shown(r.zone.id) .. ")") or "")
