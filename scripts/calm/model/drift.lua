@@ -22,6 +22,7 @@ local parameters = require "calm.model.parameters"
 local names = require "calm.model.names"
 local steps = require "calm.model.steps"
 local default = require "calm.policy.default"
+local binding_steps = require "calm.model.binding_steps"
 local M = {}
 
 local function copy(t)
@@ -139,7 +140,7 @@ local function new_key(s, inst, inv, o, ctype, c, want, old, lacking)
       tostring(old and old.name), list_text(lacking))
     or string.format("binding '%s' was made before the authorities change", tostring(old and old.name))
   s.binding = { op = "create", name = name, source = source, with_authorities = true, drift = true,
-    why = "a new key: " .. why, parameters = steps.binding_parameters(o, ctype) }
+    why = "a new key: " .. why, parameters = binding_steps.parameters(o, ctype) }
   s.binding.labels = names.created_labels(o.policy:labels(c, { instance = named, binding = { name = name } }),
     steps.auth_label_value(o, want))
   s.verify_authorities = want
