@@ -60,6 +60,8 @@ local function spec()
         help = "rotate: only tenants whose newest calmbind key is this old get a new one (default if_older_than)" },
       ["dry-run"] = { flag = true, help = "rotate: print what each tenant's rotation would create and delete; "
         .. "change nothing" },
+      ["warn-days"] = { arg = "N", number = true, integer = true, min = 0, max = 36500,
+        help = "verify: a key whose certificate ends within N days fails (exit 6) and is listed (default 30)" },
       namespace = { arg = "NS", help = "--format k8s-secret: default namespace (each Secret is named after its "
         .. "tenant unless a secret_name field names it)" },
     },
@@ -69,7 +71,7 @@ end
 
 local DEFAULT_FIELDS = { "sm-key", "cis-key", "cis-key2", "subaccount", "provisioned", "scenario", "instance-name",
   "binding-name", "runtime", "cf-api", "cf-space", "credential-type", "no-verify", "update-instance",
-  "x509-validity", "delete-old", "yes", "if-older-than", "dry-run", "cacert", "namespace" }
+  "x509-validity", "delete-old", "yes", "if-older-than", "dry-run", "cacert", "namespace", "warn-days" }
 
 -- Checks the options that do not depend on the inventory.
 local function check_options(opts)

@@ -4,7 +4,9 @@ fake's CA issues (tests/fakebtp/certs.py), compared with Python's own reading of
 notAfter; then check and verify on x509 keys that `get --x509-validity N` makes
 at the fake (XSUAA's 1 to 30 DAYS): the certificate's date and days left in
 text and --json, --warn-days N failing (exit 6) with one line, a secret key
-that does not expire (no date made up, the token's end shown instead)."""
+that does not expire (no date made up, the token's end shown instead); get's
+summary and --report, and fleet's table (EXPIRES), report (expires, days_left)
+and --command verify listing the tenants whose keys end within --warn-days."""
 import calendar
 import json
 import os
@@ -82,13 +84,27 @@ def test_binding():
 
 def x509_key(fake, days, name):
     out = os.path.join(TMP, name)
+    report = out + ".report"
     rc, _, err = run(["get", "--sm-key", fake.sm_key_path, "--credential-type", "x509",
                       "--x509-validity", str(days), "--binding-name", name.replace(".json", ""),
-                      "--out", out], env={"SSL_CERT_FILE": fake.ca_path})
+                      "--out", out, "--report", report], env={"SSL_CERT_FILE": fake.ca_path})
     S.eq("get --credential-type x509 --x509-validity %d: exit 0" % days, rc, 0)
     if rc != 0:
         print("# " + err.replace("\n", "\n# "))
         return out
+    at = py_not_after(cert_file(out))
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+    # whole days left, rounded down: a second after the bind, a 7-day key has 6
+    left = int((at - time.time()) // DAY)
+    said = ["(mode 0600); it expires %s (%s left, the certificate's notAfter)" % (iso, n) for n in
+            ("%d day%s" % (d, "" if d == 1 else "s") if d else "less than a day" for d in (left, left + 1))]
+    S.check("get (%d days): its summary says when the key expires" % days, any(x in err for x in said), err)
+    with open(report) as f:
+        res = json.load(f)["result"]
+    S.check("get --report (%d days): result.expires, days_left, expiry_source" % days,
+            res.get("expires") == iso and res.get("days_left") in (left, left + 1)
+            and res.get("expiry_source") == "certificate", res)
+    S.check("get --report: the token's end too (verified before writing)", bool(res.get("token_expires")), res)
     return out
 
 
@@ -163,6 +179,47 @@ def test_commands():
         rc, out, _ = cmd(fake, "verify", secret)
         S.check("verify text of a secret key: the token's end on the token line",
                 "s (%s" % doc.get("token_expires", "?")[:13] in out and "never:" in out, out)
+        rc, _, err = cmd(fake, "get", "--sm-key", fake.sm_key_path, "--binding-name", "secret-key", "--out", secret)
+        S.check("get of a secret key: its summary says it does not expire",
+                rc == 0 and "(mode 0600); it does not expire (a secret key; the tokens it gets do)" in err, err)
+        fleet_verify(fake, {"week": (week, iso, days), "month": (month, None, None), "secret": (secret, None, None)})
+
+
+def fleet_verify(fake, keys):
+    inv = write("fleet.json", json.dumps({"defaults": {"warn_days": 10}, "tenants": [
+        {"name": n, "key": keys[n][0]} for n in ("week", "month", "secret")] + [
+        {"name": "month-3", "key": keys["month"][0], "warn_days": "31"}]}))
+    rep_path = os.path.join(TMP, "fleet-report.json")
+    rc, out, err = cmd(fake, "fleet", inv, "--command", "verify", "--report", rep_path)
+    S.eq("fleet --command verify, defaults warn_days 10: exit 1 (a tenant failed)", rc, 1)
+    rows = {l.split()[0]: l for l in out.splitlines() if l.split()}
+    S.check("fleet table: an EXPIRES column", "EXPIRES" in rows.get("TENANT", ""), out)
+    iso, days = keys["week"][1], keys["week"][2]
+    S.check("fleet table: the 7-day key fails (6) with its date and days left",
+            rows.get("week", "").split()[1:2] == ["6"] and ("%s %dd" % (iso[:10], days)) in rows.get("week", ""), out)
+    S.check("fleet table: the 30-day key passes, a secret key 'never' expires",
+            rows.get("month", "").split()[1:2] == ["0"] and rows.get("secret", "").split()[1:2] == ["0"]
+            and " never " in rows.get("secret", ""), out)
+    S.check("fleet table: a tenant's own warn_days 31 fails the 30-day key", rows.get("month-3", "").split()[1:2] == ["6"], out)
+    S.check("fleet: the tenants whose keys expire within --warn-days are listed",
+            "2 keys expire within --warn-days" in out and "week, month-3" in out, out)
+    with open(rep_path) as f:
+        doc = json.load(f)
+    S.eq("fleet report: summary.expiring", doc["summary"].get("expiring"), ["week", "month-3"])
+    t = {x["name"]: x for x in doc["tenants"]}
+    S.eq("fleet report: the week tenant's expires, days_left, expiring",
+         (t["week"].get("expires"), t["week"].get("days_left"), t["week"].get("expiring")), (iso, days, True))
+    S.eq("fleet report: a secret key has no date", (t["secret"].get("expires"), t["secret"].get("expiry_source")),
+         (None, "none"))
+    for bad in ("7.5", "-1", "soon", True):
+        bad_inv = write("fleet-bad.json", json.dumps({"tenants": [{"name": "week", "key": keys["week"][0],
+                                                                  "warn_days": bad}]}))
+        rc, out, err = cmd(fake, "fleet", bad_inv, "--command", "verify")
+        S.check("fleet: warn_days %r is exit 2 naming the field" % (bad,),
+                rc == 2 and "warn_days must be a whole number of days" in err, (rc, err))
+    rc, out, err = cmd(fake, "fleet", inv, "--command", "verify", "--warn-days", "0")
+    S.check("fleet --warn-days 0 on the command line: over the defaults, under the tenant's own warn_days",
+            rc == 1 and "1 key expires within --warn-days" in out and out.rstrip().endswith(": month-3"), out + err)
 
 
 # An ended certificate, with calmbind's own check and the clock moved past

@@ -7,6 +7,7 @@
 --   t = expiry.of_token(tok, claims [, now])  -- {at, expires, seconds} | nil
 --   line = expiry.warning(e, warn_days [, now]) -- the one problem line, or nil
 --   text = expiry.key_text(e)          -- what check and verify print after "expires:"
+--   text = expiry.short_text(e)        -- the same after "the key" (get's summary)
 --   t = expiry.fields(e, into)         -- expires, days_left, expiry_source for --json and reports
 --   iso = expiry.iso(epoch); days = expiry.days_left(at [, now])
 local json = require "calm.lib.json"
@@ -85,6 +86,18 @@ function M.key_text(e)
   end
   return "never: a secret key does not expire (it works until its binding is deleted or its secret "
     .. "replaced); the tokens it gets do"
+end
+
+-- The same for a sentence whose subject is the key (get's last line):
+-- "expires ... (6 days left, ...)", "does not expire (...)".
+function M.short_text(e)
+  if e.error then return "expires at a time unknown (" .. e.error .. ")" end
+  if type(e.expires) == "string" then
+    local d = e.days_left
+    return string.format("expire%s %s (%s, the certificate's notAfter)", d < 0 and "d" or "s", e.expires,
+      d < 0 and "it has ended" or (days_text(d) .. " left"))
+  end
+  return "does not expire (a secret key; the tokens it gets do)"
 end
 
 -- The machine-readable fields, set in into (a --json result, a report

@@ -17,6 +17,7 @@
 -- <SID>_<client>_<sysno>. SAP's generated key, Cloud ALM's keys for managed
 -- systems and whatever calmbind did not create are listed as kept, with why.
 local key_check = require "calm.key.check"
+local key_expiry = require "calm.key.expiry"
 local key_format = require "calm.key.format"
 local key_parse = require "calm.key.parse"
 local key_util = require "calm.key.util"
@@ -73,6 +74,9 @@ local function check(ctx, creds, o)
   local cres = key_check.check(k, {})
   ctx.report.checks[#ctx.report.checks + 1] = { name = "key", ok = cres.ok,
     problems = cres.problems, warnings = cres.warnings }
+  -- when the key ends, for the summary and the report (no request; the
+  -- date is not judged here: a key just made is delivered whatever it says)
+  ctx.result.expiry = cres.summary.expiry
   return k
 end
 
@@ -106,6 +110,7 @@ function M.verify(ctx, k, o)
   end
   ctx.report.checks[#ctx.report.checks + 1] = { name = "verify", ok = r.ok, problems = r.problems,
     warnings = r.warnings, scopes = r.scopes, deployment = r.deployment, zone = r.zone }
+  ctx.result.token_expires = r.token_expires
   log.debug("%s", key_verify.verify_text(r, k.source))
   if not r.ok then
     return nil, string.format("%s failed verification: %s; nothing was written%s%s", which_key(ctx),
@@ -166,7 +171,13 @@ function M.key(ctx, creds, o)
       .. "resumes (it adopts what exists)", opts["no-verify"] and "" or " and verified", tostring(msg),
       changed and ("this run " .. changed) or "this run changed nothing in BTP"), "IO")
   end
-  if opts.out and opts.out ~= "-" then log.info("key written to %s (mode 0600)", opts.out) end
+  -- the summary says when the key stops working, on the line that says where it went
+  local ends = ctx.result.expiry and key_expiry.short_text(ctx.result.expiry)
+  if opts.out and opts.out ~= "-" then
+    log.info("key written to %s (mode 0600)%s", opts.out, ends and ("; it " .. ends) or "")
+  elseif ends then
+    log.info("the key %s", ends)
+  end
   return k
 end
 

@@ -63,12 +63,13 @@ end
 
 -- ------------------------------------------------------------- one tenant --
 
-local function verify_one(o)
+local function verify_one(o, sink)
   local k, msg, code = key_parse.load(o.key)
   if not k then return nil, msg, code end
   local r
-  r, msg, code = key_verify.verify(k, { scenario = o.scenario, cacert = o.cacert })
+  r, msg, code = key_verify.verify(k, { scenario = o.scenario, cacert = o.cacert, warn_days = o.warn_days })
   if not r then return nil, msg, code end
+  sink.verify = r
   if not r.ok then return nil, "verification failed: " .. table.concat(r.problems, "; "), "VERIFY" end
   return 0
 end
@@ -76,7 +77,7 @@ end
 -- Runs the command for one tenant; returns status | nil, msg, code and
 -- fills sink.report (get, rotate).
 local function run_command(command, o, sink)
-  if command == "verify" then return verify_one(o) end
+  if command == "verify" then return verify_one(o, sink) end
   if command == "plan" then
     sink.keep_plan = true
     return runner.run(o, "plan", sink)
@@ -125,6 +126,10 @@ local function outcome(t, o, r, sink, secs)
   -- kept for want of --yes
   if rep.rotation and not rep.rotation.rotate and not res.changes then res.not_rotated = rep.rotation.why end
   if rep.delete_old and not rep.delete_old.deleted then res.kept_old = true end
+  -- when the key ends: verify's report, or the key get and rotate delivered
+  local ex = sink.verify or result
+  res.expires, res.days_left, res.expiry_source = ex.expires, ex.days_left, ex.expiry_source
+  res.expiring = sink.verify and sink.verify.expiring or nil
   if command == "verify" then res.key = t.opts.key
   elseif res.exit == 0 and command ~= "plan" then res.key = t.opts.out end
   return res
@@ -256,17 +261,33 @@ local function detail_lines(r)
   return lines_of(r.error, 100)
 end
 
+-- EXPIRES: an x509 key's end date and whole days left ("2026-12-14 6d"),
+-- "never" for a secret key (its tokens expire, the key does not), "-" when
+-- no key was read.
+local function expires_cell(r)
+  if type(r.expires) == "string" then return r.expires:sub(1, 10) .. " " .. tostring(r.days_left) .. "d" end
+  return r.expiry_source == "none" and "never" or "-"
+end
+
+-- The tenants whose key ends within verify's --warn-days (or has ended).
+local function expiring(results)
+  local names = {}
+  for _, r in ipairs(results) do if r.expiring then names[#names + 1] = r.name end end
+  return names
+end
+
 -- The table printed at the end (stdout): a row per tenant, a message's
 -- further lines (a manual step's) indented under DETAIL.
 function M.summary(results, command)
   local w = 6
   for _, r in ipairs(results) do w = math.max(w, #r.name) end
-  local row = "%-" .. w .. "s  %-4s  %-8s  %-17s  %s"
-  local lines = { string.format(row, "TENANT", "EXIT", "RESULT", "PATH", "DETAIL") }
-  local indent = string.rep(" ", w + 2 + 4 + 2 + 8 + 2 + 17 + 2)
+  local row = "%-" .. w .. "s  %-4s  %-8s  %-17s  %-14s  %s"
+  local lines = { string.format(row, "TENANT", "EXIT", "RESULT", "PATH", "EXPIRES", "DETAIL") }
+  local indent = string.rep(" ", w + 2 + 4 + 2 + 8 + 2 + 17 + 2 + 14 + 2)
   for _, r in ipairs(results) do
     local d = detail_lines(r)
-    lines[#lines + 1] = string.format(row, r.name, tostring(r.exit), WORD[r.exit] or "?", r.path or "-", d[1] or "")
+    lines[#lines + 1] = string.format(row, r.name, tostring(r.exit), WORD[r.exit] or "?", r.path or "-",
+      expires_cell(r), d[1] or "")
     for i = 2, #d do lines[#lines + 1] = indent .. d[i] end
   end
   local ok, by_exit, changes = counts(results)
@@ -280,6 +301,12 @@ function M.summary(results, command)
     or string.format("%d ok", ok)
   lines[#lines + 1] = string.format("%s: %d tenant%s, %s, %d failed%s", command, #results,
     #results == 1 and "" or "s", what, #results - ok, #parts > 0 and (" (" .. table.concat(parts, ", ") .. ")") or "")
+  local soon = expiring(results)
+  if #soon > 0 then
+    lines[#lines + 1] = string.format("%d key%s expire%s within --warn-days (rotate them: fleet --command rotate "
+      .. "--only %s): %s", #soon, #soon == 1 and "" or "s", #soon == 1 and "s" or "", table.concat(soon, ","),
+      table.concat(soon, ", "))
+  end
   return table.concat(lines, "\n") .. "\n"
 end
 
@@ -306,6 +333,7 @@ function M.report(results, meta)
       actions = json.array(acts), error = r.error, where = r.where, code = r.code, key = r.key,
       instance = r.instance, binding = r.binding, replaced = r.replaced and json.array(r.replaced) or nil,
       changes = r.changes, plan = r.plan and json.array(lines_of(r.plan)) or nil, not_rotated = r.not_rotated,
+      expires = r.expires, days_left = r.days_left, expiry_source = r.expiry_source, expiring = r.expiring,
       seconds = math.floor(r.seconds * 1000 + 0.5) / 1000 }
   end
   local ok, by_exit, changes = counts(results)
@@ -313,6 +341,7 @@ function M.report(results, meta)
     inventory = meta.inventory, shard = meta.shard, only = meta.only, tenants = json.array(tenants),
     summary = { tenants = #results, ok = ok, failed = #results - ok, by_exit = by_exit,
       changes = meta.command == "plan" and changes or nil,
+      expiring = meta.command == "verify" and json.array(expiring(results)) or nil,
       seconds = math.floor((meta.seconds or 0) * 1000 + 0.5) / 1000 } }
 end
 

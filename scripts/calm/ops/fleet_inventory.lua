@@ -17,13 +17,16 @@ local M = {}
 
 -- Every field an inventory may hold, and its kind: "path" (made relative to
 -- the inventory file), "flag" (true/false), "string" (checked by the command's
--- option rules later), "duration" (seconds: 90, 90s, 10m, 1h, 7d).
+-- option rules later), "duration" (seconds: 90, 90s, 10m, 1h, 7d), "days" (a
+-- whole number >= 0, written as a number or as digits).
 M.FIELDS = {
   name = "string", sm_key = "path", cis_key = "path", cis_key2 = "path", subaccount = "string",
   provisioned = "string", scenario = "string", instance_name = "string",
   binding_name = "string", runtime = "string", cf_api = "string", cf_space = "string",
   credential_type = "string", cacert = "path", verify = "flag", no_verify = "flag", out = "path",
   update_instance = "string", x509_validity = "string",
+  -- --command verify: fail (exit 6) a key whose certificate ends within this many days
+  warn_days = "days",
   key = "path", delete_old = "flag", timeout = "duration",
   -- --command rotate: rotate's --yes, --if-older-than and --dry-run
   yes = "flag", if_older_than = "duration", dry_run = "flag",
@@ -218,6 +221,13 @@ local function normalise(t, dir)
           v = b
         end
         if type(v) ~= "boolean" then return nil, string.format("%s: %s must be true or false", where, k) end
+      elseif kind == "days" then
+        local n = type(v) == "number" and math.tointeger(v)
+          or (type(v) == "string" and v:match("^%d+$") and math.tointeger(tonumber(v)))
+        if not n or n < 0 or n > 36500 then
+          return nil, string.format("%s: %s must be a whole number of days, 0 to 36500", where, k)
+        end
+        v = n
       elseif kind == "duration" then
         local n = cli.duration(v)
         if not n or n <= 0 then

@@ -22,7 +22,8 @@ local M = {}
 M.EXT = { json = "json", vcap = "json", env = "env", dotenv = "env", ["alm-setup"] = "txt", ["k8s-secret"] = "json" }
 
 -- Fields that are not options of the command itself.
-local NOT_OPTION = { name = true, key = true, timeout = true, out = true, where = true, policy = true }
+local NOT_OPTION = { name = true, key = true, timeout = true, out = true, where = true, policy = true,
+  warn_days = true }
 
 local function spec_for(command)
   if command == "rotate" then return rotate.spec() end
@@ -49,7 +50,8 @@ local function key_out(t, f, label, ctx)
 end
 
 local function verify_options(t, f, label, ctx)
-  local o = { scenario = f.scenario or "deployment", cacert = f.cacert }
+  -- warn_days: the tenant's, the command line's or the defaults' (30 as verify's)
+  local o = { scenario = f.scenario or "deployment", cacert = f.cacert, warn_days = f.warn_days or 30 }
   if o.scenario ~= "deployment" and o.scenario ~= "monitoring" then
     return nil, (label.scenario or "scenario") .. " must be one of deployment, monitoring (got '"
       .. tostring(o.scenario) .. "')", "USAGE"

@@ -12,6 +12,7 @@
 --   report.describe_drift(list, say, policy)         -- calm.model.drift's differences
 local evidence = require "calm.model.evidence"
 local exit = require "calm.lib.exit"
+local key_expiry = require "calm.key.expiry"
 local fs = require "calm.fs"
 local json = require "calm.lib.json"
 local M = {}
@@ -41,7 +42,10 @@ function M.finish(ctx, status, err, code, extra)
     exit = status or exit.status_for(code), error = err, code = code,
     instance_id = r.instance_id, instance_name = r.instance_name,
     binding_id = r.binding_id, binding_name = r.binding_name,
-    credential_type = r.credential_type, path = ctx.decision and ctx.decision.path }
+    credential_type = r.credential_type, path = ctx.decision and ctx.decision.path,
+    token_expires = r.token_expires }
+  -- when the delivered key ends: expires, days_left (null for a secret key)
+  if r.expiry then key_expiry.fields(r.expiry, res) end
   for k, v in pairs(extra or {}) do res[k] = v end
   ctx.report.result = res
   return res
