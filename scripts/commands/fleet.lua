@@ -58,6 +58,9 @@ local function spec()
         .. "--yes nothing is deleted)" },
       ["if-older-than"] = { arg = "DURATION", duration = true, min_exclusive = 0,
         help = "rotate: only tenants whose newest calmbind key is this old get a new one (default if_older_than)" },
+      ["if-expires-within"] = { arg = "DURATION", duration = true, min_exclusive = 0,
+        help = "rotate: only tenants whose newest calmbind key expires within this time get a new one "
+          .. "(default if_expires_within)" },
       ["dry-run"] = { flag = true, help = "rotate: print what each tenant's rotation would create and delete; "
         .. "change nothing" },
       ["warn-days"] = { arg = "N", number = true, integer = true, min = 0, max = 36500,
@@ -71,7 +74,7 @@ end
 
 local DEFAULT_FIELDS = { "sm-key", "cis-key", "cis-key2", "subaccount", "provisioned", "scenario", "instance-name",
   "binding-name", "runtime", "cf-api", "cf-space", "credential-type", "no-verify", "update-instance",
-  "x509-validity", "delete-old", "yes", "if-older-than", "dry-run", "cacert", "namespace", "warn-days" }
+  "x509-validity", "delete-old", "yes", "if-older-than", "if-expires-within", "dry-run", "cacert", "namespace", "warn-days" }
 
 -- Checks the options that do not depend on the inventory.
 local function check_options(opts)
@@ -84,7 +87,7 @@ local function check_options(opts)
   if opts["detailed-exitcode"] and opts.command ~= "plan" and not (opts.command == "rotate" and opts["dry-run"]) then
     return nil, "--detailed-exitcode is for --command plan and --command rotate --dry-run", "USAGE"
   end
-  for _, o in ipairs { "yes", "if-older-than", "dry-run" } do
+  for _, o in ipairs { "yes", "if-older-than", "if-expires-within", "dry-run" } do
     if opts[o] ~= nil and opts.command ~= "rotate" then return nil, "--" .. o .. " is for --command rotate", "USAGE" end
   end
   if opts.shard then

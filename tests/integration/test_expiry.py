@@ -6,7 +6,8 @@ at the fake (XSUAA's 1 to 30 DAYS): the certificate's date and days left in
 text and --json, --warn-days N failing (exit 6) with one line, a secret key
 that does not expire (no date made up, the token's end shown instead); get's
 summary and --report, and fleet's table (EXPIRES), report (expires, days_left)
-and --command verify listing the tenants whose keys end within --warn-days."""
+and --command verify listing the tenants whose keys end within --warn-days;
+rotate --if-expires-within replacing only a key that ends within the window."""
 import calendar
 import json
 import os
@@ -252,8 +253,38 @@ def test_ended():
                 len(lines) > 2 and lines[2].startswith("true"), out)
 
 
+def test_rotate():
+    """rotate --if-expires-within: only a key that ends within the window is replaced."""
+    with FakeBTP(preset="mid-2023", https=True) as fake:
+        x509_key(fake, 7, "r7.json")
+        env = {"SSL_CERT_FILE": fake.ca_path, "CALMBIND_POLL_INTERVAL": "0.05"}
+
+        def rotate(out, *args):
+            before = {b["name"] for b in fake.state()["bindings"]}
+            rc, _, err = run(["rotate", "--sm-key", fake.sm_key_path, "--out", os.path.join(TMP, out),
+                              "--timeout", "60"] + list(args), env=env)
+            return rc, err, {b["name"] for b in fake.state()["bindings"]} - before
+
+        rc, err, new = rotate("r-3d.json", "--credential-type", "x509", "--if-expires-within", "3d")
+        S.check("rotate --if-expires-within 3d of a 7-day key: exit 0, nothing created, says when it ends",
+                rc == 0 and not new and "later than 3d, so nothing was rotated" in err, (rc, new, err[-400:]))
+        with open(os.path.join(TMP, "r-3d.json")) as f, open(os.path.join(TMP, "r7.json")) as g:
+            S.check("... the newest key is delivered (the same certificate)",
+                    json.load(f)["uaa"]["certificate"] == json.load(g)["uaa"]["certificate"])
+        rc, err, new = rotate("r-8d.json", "--credential-type", "x509", "--if-expires-within", "8d")
+        S.check("rotate --if-expires-within 8d of a 7-day key: a new x509 key, the line says why",
+                rc == 0 and len(new) == 1 and "within 8d" in err, (rc, new, err[-400:]))
+        rc, err, new = rotate("r-s1.json", "--credential-type", "binding-secret", "--if-expires-within", "3650d")
+        S.eq("the first secret key (calmbind has none): made", (rc, len(new)), (0, 1))
+        rc, err, new = rotate("r-s2.json", "--credential-type", "binding-secret", "--if-expires-within", "3650d")
+        S.check("rotate --if-expires-within 3650d of a secret key: nothing, a secret key does not expire",
+                rc == 0 and not new and "is a secret key: it does not expire" in err, (rc, new, err[-400:]))
+        rc, _, err = run(["rotate", "--sm-key", fake.sm_key_path, "--if-expires-within", "soon"], env=env)
+        S.check("--if-expires-within soon: exit 2 naming the option", rc == 2 and "--if-expires-within" in err, err)
+
+
 def main():
-    for t in (test_binding, test_commands, test_ended):
+    for t in (test_binding, test_commands, test_ended, test_rotate):
         try:
             t()
         except Exception as e:  # one broken part must not hide the others

@@ -18,7 +18,12 @@
 -- rule given, rotate always makes a new key (as before the rules); with
 -- rules given it makes one when there is no such key yet or when one of them
 -- says the key is due (each rule is a reason to rotate: "older than 90d, or
--- expiring within 7d"), else nothing.
+-- expiring within 7d"), else nothing. if-expires-within reads the key's
+-- certificate from c.binding.credentials (calm.ops.rotate fetches them
+-- when the listing lacks them); a secret key does not expire, so that rule
+-- never finds it due.
+local key_expiry = require "calm.key.expiry"
+local key_parse = require "calm.key.parse"
 local M = {}
 
 -- Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
@@ -84,6 +89,25 @@ function M.newest(inst, ctype)
 end
 
 M.RULES = {
+  ["if-expires-within"] = {
+    option = "if-expires-within",
+    due = function(c, value)
+      local b = "key '" .. tostring(c.binding.name) .. "'"
+      local creds = c.binding.credentials
+      local k = type(creds) == "table" and key_parse.from_value(creds, b) or nil
+      if not k then return true, b .. " has no credentials to read its end from" end
+      local e = key_expiry.of_key(k, c.now)
+      if e.source == "none" then return false, b .. " is a secret key: it does not expire" end
+      if not e.at then return true, b .. ": " .. tostring(e.error) .. " (when it ends is unknown)" end
+      local left = e.at - c.now
+      if left <= 0 then return true, string.format("%s has expired (%s)", b, e.expires) end
+      if left <= value then
+        return true, string.format("%s expires %s, in %s, within %s", b, e.expires, M.age_text(left), M.age_text(value))
+      end
+      return false, string.format("%s expires %s, in %s, later than %s", b, e.expires, M.age_text(left),
+        M.age_text(value))
+    end,
+  },
   ["if-older-than"] = {
     option = "if-older-than",
     due = function(c, value)

@@ -122,7 +122,7 @@ local function outcome(t, o, r, sink, secs)
   res.binding = result.binding_name
   res.instance = result.instance_name
   res.replaced = rep.replaced
-  -- rotate: within its --if-older-than window (nothing created), old keys
+  -- rotate: no rule found its key due (nothing created), old keys
   -- kept for want of --yes
   if rep.rotation and not rep.rotation.rotate and not res.changes then res.not_rotated = rep.rotation.why end
   if rep.delete_old and not rep.delete_old.deleted then res.kept_old = true end
@@ -358,7 +358,8 @@ function M.after_rotation(results, report)
     end
   end
   if unchanged > 0 then
-    say("%d tenant%s not rotated: %s key is younger than --if-older-than (it was verified and written)", unchanged,
+    say("%d tenant%s not rotated: %s key is not due by --if-older-than or --if-expires-within (it was verified "
+      .. "and written)", unchanged,
       unchanged == 1 and "" or "s", unchanged == 1 and "its" or "each one's")
   end
   if kept > 0 then

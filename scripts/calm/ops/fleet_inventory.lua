@@ -28,8 +28,8 @@ M.FIELDS = {
   -- --command verify: fail (exit 6) a key whose certificate ends within this many days
   warn_days = "days",
   key = "path", delete_old = "flag", timeout = "duration",
-  -- --command rotate: rotate's --yes, --if-older-than and --dry-run
-  yes = "flag", if_older_than = "duration", dry_run = "flag",
+  -- --command rotate: rotate's --yes, --if-older-than, --if-expires-within and --dry-run
+  yes = "flag", if_older_than = "duration", if_expires_within = "duration", dry_run = "flag",
   -- --format k8s-secret: the Secret's name (default: the tenant's) and namespace
   secret_name = "string", namespace = "string",
   -- the tenant's policy: a policy.lua file, or a directory holding one

@@ -8,8 +8,8 @@
 -- On the instance `get` would adopt: create a new binding (labelled
 -- created_by: calmbind), verify its key live, and only then write it. A key
 -- that fails verification is never written: its binding is deleted again and
--- the old key file stays as it was (exit 6). With a rule (--if-older-than:
--- calm.model.rotation) a key calmbind made recently enough is verified and
+-- the old key file stays as it was (exit 6). With a rule (--if-older-than,
+-- --if-expires-within: calm.model.rotation) a key calmbind made recently enough is verified and
 -- written instead, and nothing is created: a rerun or a retried job within
 -- the window is a no-op. --dry-run tells what a run would create and delete
 -- and changes nothing. The other keys are judged by calm.ops.deliver's one
@@ -56,6 +56,9 @@ function M.spec()
   s.options["if-older-than"] = { arg = "DURATION", duration = true, min_exclusive = 0,
     help = "rotate only when calmbind's newest key on the instance is this old (90, 90s, 10m, 1h, 7d); a younger "
       .. "one is verified and written instead and nothing is created, so a rerun within the window is a no-op" }
+  s.options["if-expires-within"] = { arg = "DURATION", duration = true, min_exclusive = 0,
+    help = "rotate only when calmbind's newest key on the instance expires within this time (an x509 key's "
+      .. "certificate; 7d, 36h); a secret key does not expire, so it is kept; with --if-older-than either rule rotates" }
   s.options["dry-run"] = { flag = true,
     help = "print what rotate would create and delete (stdout); change nothing, write no key" }
   s.options["detailed-exitcode"] = { flag = true,
@@ -205,6 +208,18 @@ end
 
 -- ------------------------------------------------------------- the rules --
 
+-- --if-expires-within reads the newest key's certificate: its credentials,
+-- fetched when the listing did not carry them (one GET).
+local function newest_credentials(ctx, inst)
+  if ctx.opts["if-expires-within"] == nil then return true end
+  local b = rotation.newest(inst, ctx.opts["credential-type"])
+  if not b or type(b.credentials) == "table" then return true end
+  local got, msg, code = ctx.sm:get("service_bindings", b.id)
+  if not got then return nil, msg, code end
+  b.credentials = got.credentials
+  return true
+end
+
 -- No rotation due: calmbind's newest key is delivered as get delivers a key
 -- (verified, written) and nothing is created; --delete-old still deletes
 -- what is older than it, so a retried rotate --delete-old finishes its job.
@@ -220,7 +235,7 @@ local function keep_newest(ctx, inst, inv, d)
   end
   if type(creds) ~= "table" then return nil, "binding '" .. tostring(b.name) .. "' has no credentials", "API" end
   local k, msg, code = deliver.key(ctx, creds, { what = "binding '" .. tostring(b.name) .. "'", no_verify_hint = false,
-    stale_hint = ": rotate without --if-older-than makes a new key" })
+    stale_hint = ": rotate without --if-older-than or --if-expires-within makes a new key" })
   if not k then return nil, msg, code end
   local list = deliver.classify(inv, inst, b, ctx.opts["credential-type"])
   ctx.report.replaced = list
@@ -276,6 +291,8 @@ local function run_inner(ctx)
   ctx.result.instance_id, ctx.result.instance_name = inst.id, inst.name
   tell_instance_secrets(inst)
   keep_kind(ctx, inst)
+  ok, msg, code = newest_credentials(ctx, inst)
+  if not ok then return nil, msg, code end
   local d = rotation.decide(inst, ctx.opts, os.time())
   ctx.report.rotation = { rotate = d.rotate, why = d.why, newest = d.newest and d.newest.name, age = d.age }
   if ctx.opts["dry-run"] then return dry_run(ctx, inst, inv, d) end
