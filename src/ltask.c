@@ -207,21 +207,26 @@ static void set_pool(sched *s)
     curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
 }
 
-/* task.limit(n): at most n transfers in flight (fewer if the descriptor limit
- * does not allow n); returns the number in effect. */
+/* task.limit([n]): at most n transfers in flight (fewer if the descriptor
+ * limit does not allow n); without n the limit stays. Returns the number in
+ * effect and the most the descriptor limit allows (65536 if it sets none),
+ * which fleet sizes its default --jobs by. */
 static int task_limit(lua_State *L)
 {
     sched *s = calm_sched_get(L);
-    lua_Integer n = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, n >= 1 && n <= 65536, 1, "must be 1..65536");
-    s->limit = (int)n;
-    if (calm_loop_limit(s) < n)
-        calm_log(CALM_LOG_DEBUG, "task.limit(%d): %d transfers at once (descriptor limit)",
-                 (int)n, calm_loop_limit(s));
-    set_pool(s);
-    calm_loop_start_queued(s);
+    if (!lua_isnoneornil(L, 1)) {
+        lua_Integer n = luaL_checkinteger(L, 1);
+        luaL_argcheck(L, n >= 1 && n <= 65536, 1, "must be 1..65536");
+        s->limit = (int)n;
+        if (calm_loop_limit(s) < n)
+            calm_log(CALM_LOG_DEBUG, "task.limit(%d): %d transfers at once (descriptor limit)",
+                     (int)n, calm_loop_limit(s));
+        set_pool(s);
+        calm_loop_start_queued(s);
+    }
     lua_pushinteger(L, calm_loop_limit(s));
-    return 1;
+    lua_pushinteger(L, s->fd_cap > 0 && s->fd_cap < 65536 ? s->fd_cap : 65536);
+    return 2;
 }
 
 /* task.cancel(flow) / flow:cancel(): the flow fails with "cancelled". */

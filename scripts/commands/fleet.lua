@@ -26,8 +26,9 @@ local function spec()
         help = "what to run for each tenant" },
       ["out-dir"] = { arg = "DIR", help = "write each tenant's key to DIR/<name>.json (or the --format's extension); "
         .. "created (0700) when missing" },
-      jobs = { arg = "N", number = true, integer = true, min = 1, max = 100000, default = 8,
-        help = "tenants in flight at once" },
+      jobs = { arg = "N", number = true, integer = true, min = 1, max = 100000,
+        help = "tenants in flight at once (default 64; fewer when the descriptor limit allows "
+          .. "less than 4 transfers a tenant)" },
       shard = { arg = "K/N", help = "run only shard K of N (stable by tenant name; for CI matrix jobs)" },
       only = { arg = "NAME[,NAME]", help = "run only these tenants of the inventory" },
       report = { arg = "FILE", help = "write the fleet report (JSON, no secrets) there" },
@@ -196,7 +197,10 @@ return function(args)
   if #tenants == 0 then
     log.info("fleet: shard %s holds no tenant of %s", tostring(opts.shard), pos[1])
   end
-  local results = fleet.run(tenants, { command = opts.command, jobs = opts.jobs, tty = fs.isatty("stderr"),
+  local jobs = opts.jobs or fleet.default_jobs()
+  if not opts.jobs then log.debug("fleet: --jobs %d (the default: %s)", jobs, jobs == fleet.DEFAULT_JOBS
+    and "not limited by descriptors" or "a quarter of the transfers the descriptor limit allows") end
+  local results = fleet.run(tenants, { command = opts.command, jobs = jobs, tty = fs.isatty("stderr"),
     detailed = opts["detailed-exitcode"] })
   -- with --report - the report is standard output's, the plans and the table go to stderr
   local table_to = opts.report == "-" and io.stderr or io.stdout
@@ -206,7 +210,7 @@ return function(args)
   local report_ok = true
   if opts.report then
     local w, wmsg = report.write(opts.report, fleet.report(results, { command = opts.command,
-      inventory = pos[1], shard = opts.shard, only = opts.only, seconds = task.now() - started }))
+      inventory = pos[1], shard = opts.shard, only = opts.only, jobs = jobs, seconds = task.now() - started }))
     if not w then log.error("%s", wmsg) end
     report_ok = w
   end

@@ -100,4 +100,16 @@ function T.limit_returns_the_number_in_effect()
   task.limit(64)
 end
 
+function T.limit_without_n_keeps_it_and_tells_the_descriptor_cap()
+  task.limit(64)
+  local now, cap = task.limit()
+  t.eq(now, 64, "no argument: the limit stays")
+  t.eq(math.type(cap), "integer")
+  t.ok(cap >= 64, "the descriptor cap allows at least the default")
+  local raised, cap2 = task.limit(65536)
+  t.eq(raised, math.min(65536, cap), "a limit above the cap gets the cap")
+  t.eq(cap2, cap)
+  task.limit(64)
+end
+
 return T

@@ -1,7 +1,8 @@
 -- calm.ops.fleet: runs one command (get, plan, verify or rotate) for many
 -- tenants as concurrent flows in one process, `jobs` tenants in flight.
 --
---   local results = fleet.run(tenants, {command = "get", jobs = 8, total = n})
+--   local results = fleet.run(tenants, {command = "get", jobs = 64, total = n})
+--   fleet.default_jobs()            -- --jobs when not given (the descriptor limit's share)
 --   fleet.summary(results)          -- the table printed at the end (text)
 --   fleet.plans(results)            -- plan: each tenant's plan (text)
 --   fleet.report(results, meta)     -- the --report document (no secrets)
@@ -175,8 +176,21 @@ local function done_line(state, res)
   end
 end
 
+-- The --jobs of a fleet that names none: DEFAULT_JOBS tenants, fewer when
+-- the descriptor limit allows fewer than 4 transfers each (a tenant reads
+-- four lists at once; below that, tenants would queue behind each other's
+-- reads). 64 because 500 tenants at 100 ms a request take 1.3x the time of
+-- the fastest --jobs within the 32 MiB target (96) while holding 25 MiB, and
+-- a fleet of 10 000 stays far below 128 MiB (reliability.md, Fleets).
+-- cap: the transfers the descriptor limit allows (task.limit's second value).
+M.DEFAULT_JOBS = 64
+function M.default_jobs(cap)
+  if cap == nil then cap = select(2, task.limit()) end
+  return math.max(1, math.min(M.DEFAULT_JOBS, cap // 4))
+end
+
 -- run(tenants, o) -> results (one per tenant, in the tenants' order).
--- o = {command, jobs, tty (progress line), total}.
+-- o = {command, jobs (default: default_jobs()), tty (progress line), total}.
 function M.run(tenants, o)
   local state = { command = o.command, done = 0, failed = 0, running = 0, total = #tenants }
   local results, next_i = {}, 0
@@ -226,11 +240,11 @@ function M.run(tenants, o)
     end
   end
   local workers = {}
-  for w = 1, math.min(o.jobs or 8, #tenants) do workers[w] = worker end
+  for w = 1, math.min(o.jobs or M.default_jobs(), #tenants) do workers[w] = worker end
   -- Each tenant in flight has one to four transfers at once (get reads four
   -- lists together): with fewer than 4 x --jobs transfers, tenants would queue
   -- behind task.limit (500 tenants, --jobs 96: 7 s at the default 64, 3.6 s at
-  -- --jobs, 2.7 s at 4 x --jobs).
+  -- --jobs, 2.7 s at 4 x --jobs). The descriptor limit still caps it.
   if 4 * #workers > 64 then task.limit(4 * #workers) end
   if #workers > 0 then task.all(workers) end
   if o.tty then log.progress_done() end
@@ -338,7 +352,7 @@ function M.report(results, meta)
   end
   local ok, by_exit, changes = counts(results)
   return { tool = "calmbind", command = "fleet", report_version = 1, fleet_command = meta.command,
-    inventory = meta.inventory, shard = meta.shard, only = meta.only, tenants = json.array(tenants),
+    inventory = meta.inventory, shard = meta.shard, only = meta.only, jobs = meta.jobs, tenants = json.array(tenants),
     summary = { tenants = #results, ok = ok, failed = #results - ok, by_exit = by_exit,
       changes = meta.command == "plan" and changes or nil,
       expiring = meta.command == "verify" and json.array(expiring(results)) or nil,
