@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import http.server
 import importlib
+import io
 import json
 import os
 import re
@@ -410,6 +411,12 @@ class App:
         rec = {"ts": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
                "method": req.method, "host": req.host, "port": req.port_kind, "path": req.path,
                "query": query, "headers": headers, "body": body, "status": status}
+        # which connection, when it arrived and when its answer leaves (epoch seconds): what a
+        # test needs to count round trips that depend on each other
+        if getattr(req, "arrived", None) is not None:
+            rec["conn"] = req.conn
+            rec["arrived"] = round(req.arrived, 6)
+            rec["answered"] = round(max(getattr(req, "answer_at", None) or 0.0, time.time()), 6)
         if req.fault:
             rec["fault"] = req.fault.get("action")
         if req.tenant:
@@ -444,10 +451,47 @@ class App:
 # HTTP server
 
 
+def _sleep_until(t):
+    left = t - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+
+
+# SO_TIMESTAMPNS (Linux; Python has no name for it): the kernel stamps each segment with
+# the time it was received, and recvmsg hands the stamp over, so that --latency-ms counts
+# from the request's arrival, not from when a handler thread got round to reading it
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
+class StampedReader(io.RawIOBase):
+    """A plain connection's reads, each keeping the kernel's receive time (time.time()
+    scale) of what it returned in .stamp."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.stamp = None
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        self.stamp = None
+        n, anc, _, _ = self.sock.recvmsg_into([b], socket.CMSG_SPACE(16))
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                sec, nsec = struct.unpack("qq", data[:16])
+                self.stamp = sec + nsec / 1e9
+        return n
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fakebtp/1.0"
     timeout = 120
+    # TCP_NODELAY, as servers set it: an answer is written as its head, then its body, and
+    # with Nagle the body waited for the client's delayed ACK of the head (40 ms) on a kept
+    # connection
+    disable_nagle_algorithm = True
 
     def setup(self):
         ctx = getattr(self.server, "ssl_ctx", None)
@@ -456,6 +500,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.request = ctx.wrap_socket(self.request, server_side=True)
             self.request.settimeout(self.timeout)
         super().setup()
+        self._stamped = None
+        if ctx is None and getattr(self.server, "stamps", False):
+            self._stamped = StampedReader(self.connection)
+            self.rfile.close()
+            self.rfile = io.BufferedReader(self._stamped, self.rbufsize if self.rbufsize > 0 else 8192)
 
     def log_message(self, fmt, *args):  # quiet; we have requests.jsonl
         pass
@@ -489,9 +538,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _dispatch(self):
         app = self.server.app
+        # --latency-ms counts from the request's arrival: the kernel's receive time of the
+        # read that brought its head (a plain connection), else the moment the head was read
+        stamp = self._stamped.stamp if self._stamped is not None else None
+        now = time.time()
+        late = min(max(0.0, now - stamp), 5.0) if stamp is not None else 0.0
+        self._arrived = time.monotonic() - late
         body = self._read_body()
         req = Request(app, self.command, self.path, self.headers, body,
                       self.server.kind, self._peer_cert())
+        req.conn = self.client_address[1] if isinstance(self.client_address, tuple) else None
+        req.arrived = now - late
         if not app.tenants.resolve(req):
             self._send(to_response(HTTPError(404, {"error": "NotFound",
                                                    "description": "no such tenant"})))
@@ -509,10 +566,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             app.flight(-1)
 
     def _answer(self, app, req):
-        if app.config.latency_ms:
-            time.sleep(app.config.latency_ms / 1000.0)
+        # --latency-ms: the answer leaves that long after the request arrived. A request no
+        # fault rule matches is handled first and waits out the rest, so that the fake's own
+        # Python time (a few ms for four requests at once, queued on the GIL) is inside the
+        # latency rather than added to it; a faulted one waits first, as faults always did.
+        due = self._arrived + app.config.latency_ms / 1000.0 if app.config.latency_ms else None
         rule = app.faults.match(req)
         req.fault = rule
+        if due is not None and rule is not None:
+            _sleep_until(due)
+            due = None
+        if due is not None:
+            req.answer_at = req.arrived + app.config.latency_ms / 1000.0
         try:
             if rule is not None and faults.handle_before(self, app, req, rule):
                 return
@@ -525,6 +590,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if rule is not None and faults.handle_after(self, app, req, rule, resp):
                 return
             app.log_request(req, resp.status)
+            if due is not None:
+                _sleep_until(due)
             self._send(resp)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
@@ -581,6 +648,11 @@ class Server(http.server.ThreadingHTTPServer):
 
 def make_server(app, kind, ssl_ctx):
     srv = Server(("127.0.0.1", 0), Handler)
+    try:    # accepted connections inherit it
+        srv.socket.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        srv.stamps = True
+    except OSError:
+        srv.stamps = False
     srv.app = app
     srv.kind = kind
     srv.ssl_ctx = ssl_ctx
