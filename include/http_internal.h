@@ -28,6 +28,7 @@ typedef struct request {
     double trickled;           /* seconds it took, when cut for trickling */
     double started;
     int socket_errno;          /* why socket() failed, if it did */
+    int reuse;                 /* 'reuse': a POST/PATCH that may go on a kept connection */
     char method[METHOD_MAX];   /* upper case */
     char *url;
     char errbuf[CURL_ERROR_SIZE];

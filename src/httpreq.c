@@ -92,9 +92,11 @@ void calm_http_set_method(request *r)
         return;
     }
     /* libcurl re-sends a request whose reused connection died before the
-     * answer. For a create that is a blind re-send, so mutations always get
-     * a connection of their own; the caller decides about retrying. */
-    if (strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0)
+     * answer. For a create that is a blind re-send, so mutations get a
+     * connection of their own (the caller decides about retrying), unless
+     * the caller says a second send is harmless ('reuse': a token grant, whose
+     * kept connection saves a TCP and TLS handshake). */
+    if ((strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0) && !r->reuse)
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     if (payload->len || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||

@@ -53,7 +53,7 @@ static const char *opt_string(lua_State *L, const char *field, size_t *len)
 
 static const char *const request_fields[] = {
     "url", "method", "headers", "body", "form", "timeout", "connect_timeout",
-    "cacert", "cert", "key", "max_body", NULL
+    "cacert", "cert", "key", "max_body", "reuse", NULL
 };
 
 static void check_fields(lua_State *L)
@@ -167,6 +167,11 @@ static request *new_request(lua_State *L, const char *url, const char *method, d
     r->t.finish = calm_http_finish;
     r->t.abandon = calm_http_abandon;
     r->max_body = (size_t)opt_number(L, "max_body", DEFAULT_MAX_BODY);
+    if (lua_getfield(L, 1, "reuse") != LUA_TNIL) {
+        if (!lua_isboolean(L, -1)) luaL_error(L, "http.request: 'reuse' must be a boolean");
+        r->reuse = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
     memcpy(r->method, method, METHOD_MAX);
     if (!(r->url = strdup(url)) || !(r->t.easy = curl_easy_init()))
         luaL_error(L, "http.request: out of memory");
@@ -184,7 +189,7 @@ static request *new_request(lua_State *L, const char *url, const char *method, d
 }
 
 /* http.request{url, method, headers, body | form, timeout, connect_timeout,
- *              cacert, cert, key, max_body} -> resp | nil, message, code (yields) */
+ *              cacert, cert, key, max_body, reuse} -> resp | nil, message, code (yields) */
 static int http_request(lua_State *L)
 {
     request *r;

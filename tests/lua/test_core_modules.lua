@@ -6,7 +6,13 @@ local task = require "calm.task"
 local log = require "calm.log"
 local codec = require "calm.codec"
 local fs = require "calm.fs"
+local http = require "calm.http"
 local T = {}
+
+function T.http_reuse_must_be_a_boolean()
+  t.raises(function() http.request { url = "http://127.0.0.1:9/", method = "POST", reuse = "yes" } end,
+    "'reuse' must be a boolean")
+end
 
 function T.task_spawn_wait_returns_every_value()
   local f = task.spawn(function(a, b) return a + b, nil, "third" end, 1, 2)

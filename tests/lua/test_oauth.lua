@@ -68,6 +68,7 @@ function T.fetch_client_credentials_form()
   t.eq(req.url, "https://acme.authentication.eu10.example.test/oauth/token")
   t.eq(form_of(req), { grant_type = "client_credentials", client_id = SM_KEY.clientid, client_secret = SM_KEY.clientsecret })
   t.eq(req.headers.Authorization, nil)
+  t.eq(req.reuse, true, "a grant may go on a kept connection (sending it twice only makes two tokens)")
   t.eq(log.redact("Bearer canary-access-token-aa1"), "Bearer ***", "token registered")
 end
 

@@ -193,9 +193,12 @@ function M.fetch(grant, name)
   name = name or grant.name or "the OAuth client"
   local form, headers = token_request(grant)
   local started = now()
+  -- reuse: a grant sent twice only makes two tokens, so it may go on the
+  -- connection of an earlier grant to the same host (get's token with the
+  -- key found goes to the XSUAA its Service Manager token came from)
   local resp, msg, code = rest.send({
     method = "POST", url = grant.token_url, form = form, headers = headers,
-    cacert = grant.cacert, cert = grant.cert, key = grant.key, timeout = grant.timeout,
+    cacert = grant.cacert, cert = grant.cert, key = grant.key, timeout = grant.timeout, reuse = true,
   }, { idempotent = true, what = "token request to " .. grant.token_url })
   if not resp then return nil, name .. ": " .. msg, code end
   return token_from(resp, grant, name, started)
