@@ -187,5 +187,13 @@ int main(int argc, char **argv)
     free(args);
     if (given != argv) free(given);
     calm_redact_clear();
+#ifndef __SANITIZE_ADDRESS__
+    /* Ours is freed and flushed now; the exit handlers left are those of
+     * libcurl's 35 libraries (OpenSSL, GnuTLS, Kerberos...), which only free
+     * what the kernel takes back anyway: 0.4 ms of a 50 ms-a-request get.
+     * An ASan build returns, so that LeakSanitizer still looks. */
+    fflush(NULL);
+    _exit(status);
+#endif
     return status;
 }
