@@ -6,6 +6,7 @@ found or created through the CF v3 API; new keys are binding-secret keys (XSUAA'
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 
@@ -138,7 +139,10 @@ def cf_instance_choice(s):
                               "oauth2-configuration": {"credential-types": ["binding-secret"]}}})
         s.eq("mid-2023 cf: new key", [m["body"].get("name") for m in muts if m["method"] == "POST"],
              ["calm-mon-deployment-key"])
-        # a second instance, created with the authorities: its key needs no update
+        # a second instance, created with the authorities: its key needs no update. Cloud
+        # Foundry's created_at has whole seconds, and of two keys calmbind would adopt alike
+        # the older instance's wins (below): in the same second the order is the GUIDs'
+        time.sleep(1.0 - time.time() % 1.0 + 0.01)
         n1 = len(fake.mutations())
         rc, out, err, rep = run_get(fake, *cf_args(fake, "--instance-name", "calm-dep", "--verify"), env=cf_env(fake))
         s.eq("mid-2023 cf: --instance-name of a missing instance: created, verify exit 0", rc, 0)
