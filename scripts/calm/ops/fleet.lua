@@ -179,9 +179,10 @@ end
 -- The --jobs of a fleet that names none: DEFAULT_JOBS tenants, fewer when
 -- the descriptor limit allows fewer than 4 transfers each (a tenant reads
 -- four lists at once; below that, tenants would queue behind each other's
--- reads). 64 because 500 tenants at 100 ms a request take 1.3x the time of
--- the fastest --jobs within the 32 MiB target (96) while holding 25 MiB, and
--- a fleet of 10 000 stays far below 128 MiB (reliability.md, Fleets).
+-- reads). 64 because 500 tenants at 100 ms a request then take 1.05-1.4x the
+-- time of the fastest --jobs of 32-128 while holding about 28 MiB (96 already
+-- reaches 32 MiB, the target), and 10 000 stay below 128 MiB (reliability.md,
+-- "The default --jobs").
 -- cap: the transfers the descriptor limit allows (task.limit's second value).
 M.DEFAULT_JOBS = 64
 function M.default_jobs(cap)
