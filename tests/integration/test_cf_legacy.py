@@ -176,6 +176,11 @@ def main():
         s.eq("plan --runtime cf (monitoring): exit 0", rc, 0)
         s.check("plan --runtime cf (monitoring): finds the CF instance and key",
                 "instance: find 'cloudalm-api-service'" in out and "service key: find" in out, out)
+        s.check("plan --runtime cf: the plan text Service Manager's runs show (one writer): the space in place "
+                "of the entitlement, and that get would only read",
+                "runtime: Cloud Foundry %s, space %s" % (fake.cf_env["CF_API"], fake.cf_env["CF_SPACE_GUID"]) in out
+                and "get would send no mutating request" in out and (rep or {}).get("steps", {}).get("read_only"),
+                out)
         s.eq("plan --runtime cf: no mutating request", fake.mutations(), [])
 
         rc, out1, err, rep = run_get(fake, *cf_args(fake, *mon), env=cf_env(fake))

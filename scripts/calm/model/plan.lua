@@ -4,9 +4,10 @@
 -- says), what exists (calm.model.inventory) and the options, which steps to
 -- take -- no requests, no output. Each path is a file of its own
 -- (calm.model.paths.after_2023_10, .mid_2023, .before_2023_06) built of
--- calm.model.steps; the executors (calm.ops.exec_sm, calm.ops.exec_cf) only
--- carry the steps out. Names, labels, authorities and adopt rules come from
--- the run's policy (o.policy, loaded once by the command: calm.policy.load).
+-- calm.model.steps; calm.ops.apply only carries the steps out (over a
+-- runtime adapter, calm.ops.runtime_sm or .runtime_cf). Names, labels,
+-- authorities and adopt rules come from the run's policy (o.policy, loaded
+-- once by the command: calm.policy.load).
 --
 --   steps = plan.steps(decision, inventory, o)
 --     o = {policy, scenario, runtime, credential_type, tenant?, instance_name?, binding_name?,
@@ -17,7 +18,7 @@
 --              others, manual = text? (exit 4), usage = text? (exit 2), wait_for?,
 --              drift = {...}, verify_authorities = list?}  (calm.model.drift: what
 --              calmbind created differs from the policy; instance and binding
---              carry label_changes = {{key, old?, new?}} for the executors)
+--              carry label_changes = {{key, old?, new?}} for calm.ops.apply)
 --     ops: entitlement "ok" | "assign" | "manual"; instance "adopt" | "create" |
 --     "update" | "recreate" | "refuse" | "manual"; binding "adopt" | "create" |
 --     "recreate" | "none"

@@ -4,7 +4,10 @@
 --
 --   ev | nil, msg, code = gather.gather(ctx)     -- sets ctx.evidence
 --   ok | nil, msg, code = gather.probe_inventory(ctx, inventory)
+--   inv | nil, msg, code = gather.cf_space(ctx)  -- --runtime cf: sets ctx.cf
 local inventory = require "calm.model.inventory"
+local model_steps = require "calm.model.steps"
+local cf = require "calm.btp.cf"
 local cisplan = require "calm.btp.cisplan"
 local log = require "calm.log"
 local probe = require "calm.key.probe"
@@ -205,6 +208,81 @@ function M.gather(ctx)
     end
   end
   return ev
+end
+
+-- ------------------------------------------------- a Cloud Foundry space --
+
+-- Every key of the given instances with its credentials and its token's
+-- scopes (calm.key.probe), read concurrently. Returns {[instance guid] = {key...}}
+-- where key = {guid, name, created_at, credentials, probe}.
+local function cf_keys(c, instances, cacert)
+  local fns = {}
+  for n, inst in ipairs(instances) do
+    fns[n] = function()
+      local keys, msg, code = c:keys(inst.guid)
+      if not keys then return nil, msg, code end
+      table.sort(keys, function(a, b) return tostring(a.created_at) < tostring(b.created_at) end)
+      for _, k in ipairs(keys) do
+        local creds, dmsg, dcode = c:key_details(k.guid)
+        if not creds and (dcode == "DEADLINE" or dcode == "AUTH") then return nil, dmsg, dcode end
+        k.credentials = creds
+        if creds then
+          k.probe = probe.one(creds, "service key '" .. tostring(k.name) .. "'", { cacert = cacert })
+          if k.probe.code == "DEADLINE" then return nil, k.probe.error, "DEADLINE" end
+        end
+      end
+      return keys
+    end
+  end
+  local out = {}
+  for n, r in ipairs(together(fns)) do
+    local keys, msg, code = unpack_result(r)
+    if not keys then return nil, msg, code end
+    out[instances[n].guid] = keys
+  end
+  return out
+end
+
+-- The space as an inventory (calm.model.inventory's records, owner "cf"),
+-- each key with its probe.
+local function cf_inventory(all, keys_by, plan)
+  local inv = inventory.from_cf { plan = plan, instances = all, keys = keys_by }
+  for _, i in ipairs(inv.instances) do
+    for _, b in ipairs(i.bindings) do
+      for _, k in ipairs(keys_by[i.id] or {}) do if k.guid == b.id then b.probe = k.probe end end
+    end
+  end
+  return inv
+end
+
+-- --runtime cf: the login (from the environment), then the plan visible
+-- in --cf-space, its instances and every key of them, probed. Sets ctx.cf,
+-- the v3 client calm.ops.runtime_cf works through. Returns the space's
+-- inventory | nil, msg, code ("MANUAL" when the space sees no plan).
+function M.cf_space(ctx)
+  local opts = ctx.opts
+  local login, lmsg, lcode = cf.login_from_env(opts)
+  if not login then return nil, lmsg, lcode end
+  local c, msg, code = cf.connect { api = opts["cf-api"], login = login, cacert = opts.cacert,
+    on_action = function(a) ctx.report.actions[#ctx.report.actions + 1] = a end }
+  if not c then return nil, msg, code end
+  local ok, tmsg, tcode = c.session:token()
+  if not ok then return nil, tmsg, tcode end
+  ctx.cf = c
+  local plan
+  plan, msg, code = c:find_plan(opts["cf-space"])
+  if plan == nil then return nil, msg, code end
+  if not plan then
+    return nil, "Cloud Foundry: no SAP Cloud ALM API plan 'standard' is visible: the subaccount is not "
+      .. "entitled for it.\n  " .. model_steps.ENTITLEMENT_STEPS, "MANUAL"
+  end
+  local all
+  all, msg, code = c:instances(opts["cf-space"], plan.guid)
+  if not all then return nil, msg, code end
+  local keys_by
+  keys_by, msg, code = cf_keys(c, all, opts.cacert)
+  if not keys_by then return nil, msg, code end
+  return cf_inventory(all, keys_by, plan)
 end
 
 return M

@@ -149,10 +149,14 @@ function M.show_evidence(ctx, say)
   for _, l in ipairs(lines) do say("  " .. l.what) end
 end
 
+-- The steps of either runtime (calm.model.plan's, carried out by
+-- calm.ops.apply): in Cloud Foundry the space takes the entitlement's line
+-- (its plan was visible, else the run stopped) and a binding is a service key.
 function M.describe_steps(ctx, say, verb)
   local s = ctx.steps
   local e = s.entitlement
-  if e.op == "ok" then say("entitlement: ok (" .. e.why .. ")")
+  if s.runtime == "cf" then say("runtime: Cloud Foundry " .. tostring(ctx.opts["cf-api"]) .. ", space " .. tostring(s.space))
+  elseif e.op == "ok" then say("entitlement: ok (" .. e.why .. ")")
   elseif e.op == "assign" then say(verb .. " assign the entitlement SAP Cloud ALM API / standard: " .. e.why)
   else say("entitlement: manual step needed: " .. e.why) end
   local inst = s.instance
@@ -170,9 +174,11 @@ function M.describe_steps(ctx, say, verb)
   local b = s.binding
   if b then
     local target = b.id and (" '" .. tostring(b.name) .. "' (" .. b.id .. ")") or (" '" .. tostring(b.name) .. "'")
-    if b.op == "adopt" then say("binding: find" .. target .. ", fetch its key: " .. b.why)
-    elseif b.op == "recreate" then say("binding: " .. verb .. " delete and re-create" .. target .. ": " .. b.why)
-    else say("binding: " .. verb .. " create" .. target .. " and fetch its key: " .. b.why) end
+    local word = s.runtime == "cf" and "service key" or "binding"
+    if b.op == "adopt" then say(word .. ": find" .. target .. ", fetch its key: " .. b.why)
+    elseif b.op == "recreate" then say(word .. ": " .. verb .. " delete and re-create" .. target .. ": " .. b.why)
+    elseif b.op == "none" then say(word .. ": none: " .. tostring(b.why))
+    else say(word .. ": " .. verb .. " create" .. target .. " and fetch its key: " .. b.why) end
     if b.parameters then say("  parameters: " .. json.encode(b.parameters)) end
     if b.labels then say("  labels: " .. M.labels_text(b.labels)) end
   end

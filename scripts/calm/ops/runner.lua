@@ -16,8 +16,9 @@ local report = require "calm.ops.report"
 local deliver = require "calm.ops.deliver"
 local gather = require "calm.ops.gather"
 local cli = require "calm.lib.cli"
-local exec_cf = require "calm.ops.exec_cf"
-local exec_sm = require "calm.ops.exec_sm"
+local apply = require "calm.ops.apply"
+local runtime_cf = require "calm.ops.runtime_cf"
+local runtime_sm = require "calm.ops.runtime_sm"
 local exit = require "calm.lib.exit"
 local log = require "calm.log"
 local M = {}
@@ -57,35 +58,40 @@ local function decide(ctx, mode, say)
   return ev
 end
 
--- --runtime cf: calm.ops.exec_cf plans and, for get, carries out. Returns
--- what run_inner returns: plan's exit status, or get's credentials.
-local function run_cf(ctx, mode, say, lines)
-  local action = exec_sm.action
-  local creds, cmsg, ccode = exec_cf.run(ctx, mode, say, action)
-  if not creds then return nil, cmsg, ccode end
-  if mode == "plan" then
-    ctx.plan_text = table.concat(lines, "\n") .. "\n"
-    -- plan exits what get would (2, 4), 7 for pending changes on request
-    local st = creds
-    if st.usage then return 2 end
-    if st.manual then return 4 end
-    if ctx.opts["detailed-exitcode"] and not planner.read_only(st) then return 7 end
-    return 0
-  end
-  ctx.result.credential_source = "cloud-foundry"
-  return creds
-end
+-- The runtime adapters calm.ops.apply carries the steps out through.
+local RUNTIMES = { sm = runtime_sm, cf = runtime_cf }
 
--- The Service Manager steps (calm.model.plan.steps) for the decision, in
--- ctx.steps and the report.
-local function plan_sm_steps(ctx, ev)
-  ctx.steps = planner.steps(ctx.decision, ev.inventory, ctx.plan_options)
-  ctx.verify_authorities = ctx.steps.verify_authorities
+-- The steps (calm.model.plan.steps) for the decision, in ctx.steps and the
+-- report; the inventory they were planned from is ctx.applied_inventory.
+-- --runtime cf plans from the space (calm.ops.gather.cf_space), the decision
+-- judged again by its keys (Service Manager does not list CF keys), and
+-- what that runtime leaves to a person is a manual step.
+-- Returns true | nil, msg, code.
+local function plan_steps(ctx, ev)
+  local inv, o, d = ev.inventory, ctx.plan_options, ctx.decision
+  local cf = ctx.opts.runtime == "cf"
+  if cf then
+    local msg, code
+    inv, msg, code = gather.cf_space(ctx)
+    if not inv then return nil, msg, code end
+    o = options.plan_options(ctx)
+    o.runtime, o.credential_type = "cf", "binding-secret"
+    d = evidence.with_keys(d, inv, o)
+  end
+  ctx.applied_inventory = inv
+  ctx.steps = planner.steps(d, inv, o)
+  if cf then
+    ctx.steps.runtime, ctx.steps.space = "cf", ctx.opts["cf-space"]
+    runtime_cf.by_hand(ctx.steps)
+  end
   for _, w in ipairs(ctx.steps.warnings or {}) do log.warn("%s", w) end
-  ctx.report.steps = { entitlement = report.step_view(ctx.steps.entitlement), instance = report.step_view(ctx.steps.instance),
+  ctx.report.steps = { runtime = ctx.steps.runtime, space = ctx.steps.space,
+    entitlement = not cf and report.step_view(ctx.steps.entitlement) or nil,
+    instance = report.step_view(ctx.steps.instance),
     binding = report.step_view(ctx.steps.binding), notes = ctx.steps.notes, manual = ctx.steps.manual,
     usage = ctx.steps.usage, drift = ctx.steps.drift,
     read_only = planner.read_only(ctx.steps) }
+  return true
 end
 
 -- plan: what get would do and where it would stop. Returns the exit status.
@@ -104,7 +110,7 @@ end
 
 -- get: stops before any change for a usage stop or a manual step, else
 -- carries out the steps. Returns the credentials | nil, msg, code.
-local function execute_sm(ctx, say)
+local function execute(ctx, say)
   report.describe_steps(ctx, say, "will")
   if ctx.steps.usage then
     return nil, ctx.steps.usage, "USAGE"
@@ -114,7 +120,7 @@ local function execute_sm(ctx, say)
     for line in tostring(ctx.steps.manual):gmatch("\n([^\n]+)") do log.info("%s", line) end
     return nil, ctx.steps.manual, "MANUAL"
   end
-  return exec_sm.execute(ctx)
+  return apply.run(ctx, RUNTIMES[ctx.opts.runtime], ctx.applied_inventory)
 end
 
 -- plan: exit status; get: the credentials. Either | nil, msg, code.
@@ -127,10 +133,10 @@ local function run_inner(ctx, mode)
   local ev
   ev, msg, code = decide(ctx, mode, say)
   if not ev then return nil, msg, code end
-  if ctx.opts.runtime == "cf" then return run_cf(ctx, mode, say, lines) end
-  plan_sm_steps(ctx, ev)
+  ok, msg, code = plan_steps(ctx, ev)
+  if not ok then return nil, msg, code end
   if mode == "plan" then return show_plan(ctx, say, lines) end
-  return execute_sm(ctx, say)
+  return execute(ctx, say)
 end
 
 -- What plan exits: what get would exit where that is known without
@@ -183,10 +189,12 @@ end
 -- and for a binding this run created the advice about the other keys.
 -- Returns 0 | nil, msg, code; the report is finished either way.
 local function deliver_key(ctx, creds)
-  local k, msg, code = deliver.key(ctx, creds, { authorities = ctx.verify_authorities })
+  local k, msg, code = deliver.key(ctx, creds, { authorities = ctx.steps and ctx.steps.verify_authorities })
   if not k then return finish_failed(ctx, "get", msg, code) end
   local r = ctx.result
-  if ctx.steps and ctx.steps.binding and ctx.steps.binding.op == "create" and ctx.inventory then
+  -- the advice names rotate, which works on Service Manager instances only
+  if ctx.steps and ctx.steps.runtime ~= "cf" and ctx.steps.binding and ctx.steps.binding.op == "create"
+      and ctx.inventory then
     local inst = ctx.inventory.by_id and ctx.inventory.by_id[r.instance_id] or { id = r.instance_id, name = r.instance_name }
     local list = deliver.classify(ctx.inventory, inst, { id = r.binding_id, name = r.binding_name },
       ctx.opts["credential-type"])
