@@ -68,6 +68,34 @@ typedef struct calm_ijson_fault {
  * Returns 0, -1 with *f filled in, or -2 when memory runs out. */
 int calm_ijson_check(const char *s, size_t n, int max_depth, calm_ijson_fault *f);
 
+/* ---- url.c: absolute URLs over libcurl's URL API ----------------------- */
+/* A URL taken apart: scheme and host lower case (an IPv6 host in brackets),
+ * path at least "/", query and fragment without '?'/'#' (NULL when absent),
+ * port 0 when none is written. Strings are malloc'd; calm_url_free frees. */
+typedef struct calm_url {
+    char *scheme, *host, *path, *query, *fragment;
+    int port;
+    int userinfo;   /* it had user:password@ (dropped; only with CALM_URL_USERINFO) */
+    int ip;         /* the host is an IPv4 or IPv6 literal */
+    int loopback;   /* localhost, *.localhost, 127.x.y.z, [::1] */
+} calm_url;
+#define CALM_URL_USERINFO 1u       /* accept and drop user:password@ (proxy settings) */
+#define CALM_URL_DEFAULT_HTTP 2u   /* "host:port" without a scheme is http (proxy settings) */
+/* Takes s apart, strictly: printable ASCII, a scheme and a host, no user
+ * name or password (unless CALM_URL_USERINFO), a port 1-65535, a path of
+ * unreserved characters, %XX, ':', '@' and '/', query and fragment of RFC
+ * 3986's characters. Returns 0; -1 with *why ("is not an absolute URL", "has
+ * an invalid port", ...: it completes "<field> ..."); -2 out of memory. */
+int calm_url_parse(const char *s, unsigned flags, calm_url *u, const char **why);
+void calm_url_free(calm_url *u);
+/* Appends the URL of in's parts (path, query and fragment as given, already
+ * encoded) to out; the result is held to calm_url_parse's rules. Returns 0,
+ * -1 with *why, -2 out of memory. */
+int calm_url_build(const calm_url *in, calm_buf *out, const char **why);
+/* 1 for a host that never leaves the machine: localhost, *.localhost,
+ * 127.x.y.z, [::1]. */
+int calm_url_is_loopback(const char *host);
+
 /* ---- httpdate.c: Retry-After and friends ------------------------------- */
 /* Parses a Retry-After value in any form seen from BTP: delta seconds
  * ("120"), an RFC 7231 HTTP-date (IMF-fixdate, RFC 850, asctime), or Service

@@ -21,6 +21,7 @@ int luaopen_calm_fs(lua_State *L);
 int luaopen_calm_log(lua_State *L);
 int luaopen_calm_cmdline(lua_State *L);
 int luaopen_calm_x509(lua_State *L);
+int luaopen_calm_url(lua_State *L);
 
 /* ---- lbuf.c: the Lua-owned buffer ---------------------------------------- */
 /* Pushes a userdata holding an empty calm_buf that __gc / __close wipe and
@@ -36,6 +37,10 @@ void calm_set_releaser(lua_State *L, const char *meta, lua_CFunction release);
  * to out. Returns 0; -1 with a message pushed for a key that is not a string
  * or a value that is not a string or number; -2 when memory runs out. */
 int calm_form_encode(lua_State *L, int idx, calm_buf *out);
+/* The same as a URL query (RFC 3986: space as %20): values may also be
+ * booleans ("true", "false") and lists of strings and numbers (each item
+ * encoded, joined by literal commas). Returns as calm_form_encode. */
+int calm_query_encode(lua_State *L, int idx, calm_buf *out);
 
 /* ---- scheduler seam (flow.c, transfer.c, loop.c, taskrun.c) ----------------------------
  * A flow is a coroutine the scheduler owns. A C function running in a flow

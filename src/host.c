@@ -101,6 +101,7 @@ static void setup_modules(lua_State *L, const char *cacert)
     preload(L, "calm.fs", luaopen_calm_fs);
     preload(L, "calm.log", luaopen_calm_log);
     preload(L, "calm.x509", luaopen_calm_x509);
+    preload(L, "calm.url", luaopen_calm_url);
     preload(L, "cjson", luaopen_cjson);
     preload(L, "cjson.safe", luaopen_cjson_safe);
     /* searchers: preload, then our scripts; no C modules, no LUA_PATH. */

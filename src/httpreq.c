@@ -11,43 +11,21 @@
 
 #define SYSTEM_CA_PATH "/etc/ssl/certs"
 
-/* Loopback names that never leave the machine; curl resolves *.localhost itself. */
-static int is_loopback(const char *host)
-{
-    size_t n = strlen(host);
-    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0)
-        return 1;
-    if (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0) return 1;
-    if (strncmp(host, "127.", 4) == 0) {
-        int a, b, c;
-        char tail;
-        return sscanf(host + 4, "%d.%d.%d%c", &a, &b, &c, &tail) == 3;
-    }
-    return 0;
-}
-
 const char *calm_http_check_url(const char *url, int *plain_loopback)
 {
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL;
+    calm_url u;
     const char *why = NULL;
     *plain_loopback = 0;
-    if (!u) return "out of memory";
-    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        why = "not a valid URL";
-    } else if (strcmp(scheme, "https") == 0) {
+    if (calm_url_parse(url, 0, &u, &why) != 0) return why;
+    if (strcmp(u.scheme, "https") == 0) {
         why = NULL;
-    } else if (strcmp(scheme, "http") == 0) {
-        if (is_loopback(host)) *plain_loopback = 1;
+    } else if (strcmp(u.scheme, "http") == 0) {
+        if (u.loopback) *plain_loopback = 1;
         else why = "plain http is only allowed to loopback hosts; use https";
     } else {
         why = "only https URLs are allowed";
     }
-    curl_free(scheme);
-    curl_free(host);
-    curl_url_cleanup(u);
+    calm_url_free(&u);
     return why;
 }
 

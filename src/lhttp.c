@@ -210,7 +210,8 @@ static int http_request(lua_State *L)
 
     if ((why = calm_http_check_url(url, &plain_loopback)) != NULL) {
         lua_pushnil(L);
-        lua_pushfstring(L, "http.request: refused %s: %s", url, why);
+        /* a URL with user:password@ is not repeated: the password is a secret */
+        lua_pushfstring(L, "http.request: refused %s: %s", strchr(url, '@') ? "a URL" : url, why);
         lua_pushliteral(L, "INSECURE_URL");
         return 3;
     }
