@@ -17,10 +17,13 @@ local function scripted(steps)
   return client.new(C, { rest = rc }, { poll = FAST }), rc, fake
 end
 
-function T.query_string_sorted_with_cf_commas_kept()
-  t.eq(client.query_string { names = "a,b", q = "x y" }, "names=a%2Cb&q=x%20y")
-  t.eq(client.query_string({ names = "a,b", q = "x y" }, true), "names=a,b&q=x%20y")
-  t.eq(client.query_string({ names = { "a b", "c" } }, true), "names=a%20b,c")
+-- a list is Cloud Foundry's "a or b": literal commas between encoded items;
+-- a comma inside a string value is data
+function T.where_encodes_the_query()
+  local c = scripted({})
+  t.eq(c:where("/v3/x", { names = "a,b", q = "x y" }), "/v3/x?names=a%2Cb&q=x%20y")
+  t.eq(c:where("/v3/x", { names = { "a b", "c" } }), "/v3/x?names=a%20b,c")
+  t.eq(c:where("/v3/x", {}), "/v3/x")
 end
 
 function T.code_for_auth_and_api()

@@ -14,8 +14,8 @@
 -- polled until COMPLETE/FAILED. Expected failures: nil, message, code.
 local json = require "calm.lib.json"
 local log = require "calm.log"
-local codec = require "calm.codec"
 local http = require "calm.http"
+local url = require "calm.url"
 local oauth = require "calm.net.oauth"
 -- the client base and its wait loop
 local client, poll = require "calm.btp.client", require "calm.lib.poll"
@@ -41,8 +41,9 @@ function M.errors_text(errs)
   return table.concat(parts, "; ")
 end
 
--- a comma separates alternatives (OR) in CF filters: it stays a literal comma
-local C = client.class { api = "Cloud Foundry", literal_commas = true,
+-- a comma separates alternatives (OR) in CF filters: a list value of a query
+-- (calm.url.query) keeps literal commas between its items
+local C = client.class { api = "Cloud Foundry",
   error_text = function(j) return j and (M.errors_text(j.errors) or j.error_description or j.description) end }
 
 function M.response_text(resp)
@@ -51,13 +52,11 @@ end
 
 local code_for = client.code_for
 
-function M.query_string(q)
-  return client.query_string(q, true)
-end
-
 -- Discovers the token endpoint from the API root (GET / needs no token).
 local function root_links(api, cacert)
-  local resp, msg, code = http.request { url = api:gsub("/+$", "") .. "/", method = "GET",
+  local root, why = url.join(api, "")
+  if not root then return nil, "Cloud Foundry API " .. api .. " " .. why, "USAGE" end
+  local resp, msg, code = http.request { url = root, method = "GET",
     headers = { Accept = "application/json" }, cacert = cacert }
   if not resp then return nil, "Cloud Foundry API " .. api .. ": " .. tostring(msg), code end
   if resp.status ~= 200 then
@@ -121,9 +120,10 @@ function M.connect(opts)
   end
   -- the cf CLI's request: client "cf" with an empty secret, the origin as
   -- the query parameter login_hint={"origin":"..."}, a passcode as a form field
-  local token_url = token_base:gsub("/+$", "") .. "/oauth/token"
-  if login.origin then
-    token_url = token_url .. "?login_hint=" .. codec.url_encode(json.encode { origin = login.origin })
+  local token_url, why = url.join(token_base, "oauth/token",
+    login.origin and { login_hint = json.encode { origin = login.origin } } or nil)
+  if not token_url then
+    return nil, "Cloud Foundry API " .. opts.api .. ": the root document's login link " .. why, "BAD_RESPONSE"
   end
   local grant = {
     grant_type = "password", name = "Cloud Foundry login" .. (login.origin and (" (origin " .. login.origin .. ")") or ""),
@@ -133,9 +133,8 @@ function M.connect(opts)
   }
   local session, smsg, scode = oauth.session(grant, { name = "Cloud Foundry UAA", cacert = opts.cacert })
   if not session then return nil, smsg, scode end
-  local api = opts.api:gsub("/+$", "")
-  return client.new(C, { rest = client.rest_client(api, session, "Cloud Foundry", opts.cacert),
-    session = session, api = api }, opts)
+  return client.new(C, { rest = client.rest_client(opts.api, session, "Cloud Foundry", opts.cacert),
+    session = session, api = opts.api }, opts)
 end
 
 -- Builds a client around an existing rest client (tests, user scripts).
@@ -228,7 +227,7 @@ end
 function C:find_plan(space, names)
   names = names or M.OFFERING_NAMES
   local plans, included = self:list("/v3/service_plans",
-    { names = M.PLAN, service_offering_names = table.concat(names, ","), include = "service_offering",
+    { names = M.PLAN, service_offering_names = names, include = "service_offering",
       space_guids = space },
     "looking up the SAP Cloud ALM API plan")
   if not plans then return nil, included end

@@ -10,23 +10,18 @@
 -- A class names its API (for JSON and error messages) and how to find the
 -- complaint in an error answer; the base gives it the JSON reads
 -- (client:read_json), the one-line error text (client:response_text), the
--- status -> code mapping (client.code_for), query strings
--- (client.query_string) and the run report's note (client:_note). Waits for
+-- status -> code mapping (client.code_for), paths with a query
+-- (client:where, over calm.url.query) and the run report's note (client:_note). Waits for
 -- asynchronous work are calm.lib.poll's. Expected failures: nil, message, code.
 local rest = require "calm.net.rest"
 local poll = require "calm.lib.poll"
 local oauth = require "calm.net.oauth"
+local url = require "calm.url"
 
 local M = {}
 
 -- 401/403 -> "AUTH" (exit 3), any other HTTP failure -> "API" (exit 1).
 M.code_for = rest.code_for
-
--- Sorted "k=v&..." with every value URL-encoded; literal_commas keeps the
--- commas of a value as they are (Cloud Foundry's "a or b" in a filter).
-function M.query_string(q, literal_commas)
-  return rest.encode_query(q, literal_commas)
-end
 
 -- The JSON of a response (decoded once), api naming the server in messages.
 function M.body_json(resp, api)
@@ -52,20 +47,19 @@ end
 
 -- A calm.net.rest client for one API base URL.
 function M.rest_client(base_url, session, name, cacert)
-  return rest.client { base_url = base_url:gsub("/+$", ""), session = session, name = name,
-    cacert = cacert }
+  return rest.client { base_url = base_url, session = session, name = name, cacert = cacert }
 end
 
 -- ------------------------------------------------------------- class --
 
 local Base = {}
 
--- client.class{api = "Service Manager", error_text = function(j, resp) -> text|nil,
--- literal_commas = bool} -> a method table whose instances have Base's methods.
+-- client.class{api = "Service Manager", error_text = function(j, resp) -> text|nil}
+-- -> a method table whose instances have Base's methods.
 function M.class(spec)
   assert(type(spec) == "table" and type(spec.api) == "string" and type(spec.error_text) == "function",
     "client.class: needs {api = name, error_text = function}")
-  local C = { api = spec.api, error_text = spec.error_text, literal_commas = spec.literal_commas }
+  local C = { api = spec.api, error_text = spec.error_text }
   C.__index = C
   return setmetatable(C, { __index = Base })
 end
@@ -100,9 +94,11 @@ function Base:send(rc, r)
   return rc:request(r)
 end
 
--- where(?query): a path or an absolute URL; query: a table or nil.
+-- where(?query): a path or an absolute URL; query: a table or nil, encoded
+-- by calm.url.query (a list value is Cloud Foundry's "a or b": literal
+-- commas between the encoded items).
 function Base:where(path, query)
-  if query and next(query) then return path .. "?" .. M.query_string(query, self.literal_commas) end
+  if query and next(query) then return path .. "?" .. url.query(query) end
   return path
 end
 

@@ -19,6 +19,7 @@ local jwt = require "calm.lib.jwt"
 local rest = require "calm.net.rest"
 local http = require "calm.http"
 local json = require "calm.lib.json"
+local url = require "calm.url"
 
 local M = {}
 
@@ -79,7 +80,6 @@ function M.all(...)
 end
 
 -- Query string with %20 for spaces (the SM accepts both + and %20).
-M.query_string = client.query_string
 
 -- ------------------------------------------------------------ errors --
 
@@ -262,8 +262,10 @@ end
 -- returned path to the base URL.
 function M.parse_location(loc, base)
   if type(loc) ~= "string" then return nil end
-  local path = loc:gsub("^https?://[^/]+", "")
-  local prefix = type(base) == "string" and base:gsub("^https?://[^/]+", ""):gsub("/+$", "") or ""
+  -- an absolute Location is read by calm.url; a relative one is the path
+  local u, b = url.parse(loc), type(base) == "string" and url.parse(base)
+  local path = u and u.path or loc
+  local prefix = b and b.path:gsub("/+$", "") or ""
   if prefix ~= "" and path:sub(1, #prefix + 1) == prefix .. "/" then path = path:sub(#prefix + 1) end
   local kind, id, op = path:match("^/v1/([%w_]+)/([^/?]+)/operations/([^/?]+)")
   if kind then return kind, id, op, path end

@@ -5,8 +5,8 @@
 --   text = check.check_text(res [, opts]); res | nil, msg, code = check.exportable(k)
 local expiry = require "calm.key.expiry"
 local U = require "calm.key.util"
-local kind_of, shown, get_ci, is_nonempty_string, has_control, is_loopback, is_ip, parse_url, credential_type, is_x509 =
-  U.kind_of, U.shown, U.get_ci, U.is_nonempty_string, U.has_control, U.is_loopback, U.is_ip, U.parse_url, U.credential_type, U.is_x509
+local kind_of, shown, get_ci, is_nonempty_string, has_control, parse_url, credential_type, is_x509 =
+  U.kind_of, U.shown, U.get_ci, U.is_nonempty_string, U.has_control, U.parse_url, U.credential_type, U.is_x509
 local M = {}
 
 -- The checks, in the order their messages appear: a table, so a script can
@@ -35,14 +35,14 @@ M.RULES = {
         if not u then problem("%s %s", label, why)
         else
           if u.scheme ~= "https" then
-            if u.scheme == "http" and is_loopback(u.host) then
+            if u.scheme == "http" and u.loopback then
               warn("%s uses http (accepted for a local test server only)", label)
             else
               problem("%s must use https, not %s", label, u.scheme)
             end
           end
           -- one trailing "/" is fine (".../api/"): the root URL drops it too
-          if not (u.path:gsub("/$", "")):match("/[Aa][Pp][Ii]$") then
+          if not U.ends_in_api(u) then
             problem("%s must end in /api (it is the root URL of the Cloud ALM APIs)", label)
           end
           summary.api = api
@@ -186,11 +186,11 @@ M.RULES = {
     if zone then
       local function same_zone(u, field)
         if not u then return end
-        if is_ip(u.host) then
+        if u.ip then
           warn("uaa.%s has an IP address as host: uaa.identityzone not checked against it", field)
           return
         end
-        local first = u.host:match("^([^.]+)")
+        local first = U.host_labels(u)[1]
         if first ~= zone:lower() then
           problem("uaa.identityzone '%s' does not match uaa.%s (host %s): the key mixes two tenants",
             shown(zone), field, shown(u.host))
@@ -269,7 +269,7 @@ function M.check(k, opts)
     local label = prefix .. name
     if not u then problem("%s %s", label, why); return nil end
     if u.scheme ~= "https" then
-      if u.scheme == "http" and is_loopback(u.host) then
+      if u.scheme == "http" and u.loopback then
         warn("%s uses http (accepted for a local test server only)", label)
       else
         problem("%s must use https, not %s", label, u.scheme)

@@ -2,6 +2,7 @@
 -- for messages (values shown escaped, on one line, never a secret), URLs,
 -- credential types, and the token and root URLs of a key.
 local json = require "calm.lib.json"
+local url = require "calm.url"
 local M = {}
 
 -- What `check` calls each envelope a key came in.
@@ -66,49 +67,18 @@ local function has_control(s)
   return s:find("[%c\127]") ~= nil
 end
 
-local function is_loopback(host)
-  host = host:lower()
-  return host == "localhost" or host:sub(-10) == ".localhost"
-      or host:match("^127%.%d+%.%d+%.%d+$") ~= nil or host == "[::1]"
-end
-
-local function is_ip(host)
-  return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or host:sub(1, 1) == "["
-end
-
--- Splits an absolute URL strictly: {scheme, host, port, path} or nil, why.
--- Stricter than RFC 3986 on purpose: Cloud ALM and XSUAA URLs are plain
--- ASCII hosts and paths, so quotes, `$(`, spaces or non-ASCII mean damage.
+-- A key's URL taken apart by calm.url (libcurl's URL API, strictly: plain
+-- ASCII, no user name or password, a path without `$(`, quotes or
+-- spaces): {scheme, host, port, path, origin, ip, loopback} or nil, why.
+-- A key's URLs are bases other paths are joined to, so a query or fragment
+-- is refused too.
 local function parse_url(s)
-  if has_control(s) then return nil, "contains a line break or control character" end
-  if s:find("[^\33-\126]") then return nil, "contains spaces or non-ASCII characters" end
-  local scheme, rest = s:match("^(%a[%w+.-]*)://(.*)$")
-  if not scheme then return nil, "is not an absolute URL" end
-  scheme = scheme:lower()
-  local authority, path = rest:match("^([^/?#]*)(.*)$")
-  if authority:find("@", 1, true) then return nil, "must not carry a user name or password" end
-  local host, port = authority:match("^(%[[%x:]+%])(.*)$")
-  if not host then host, port = authority:match("^([^:]*)(.*)$") end
-  if host == "" then return nil, "has no host" end
-  if not host:match("^%[[%x:]+%]$") and not (host:match("^%w[%w.-]*$") and not host:match("[.-]$")) then
-    return nil, "has an invalid host name"
-  end
-  if port ~= "" then
-    local p = port:match("^:(%d+)$")
-    if not p or tonumber(p) < 1 or tonumber(p) > 65535 then return nil, "has an invalid port" end
-    port = tonumber(p)
-  else
-    port = nil
-  end
-  if path:find("[?#]") then return nil, "must not have a query or fragment" end
-  if path:find("[^%w%-._~/%%:@]") then return nil, "has characters a URL path does not carry" end
-  return { scheme = scheme, host = host:lower(), port = port, path = path }
+  local u, why = url.parse(s)
+  if not u then return nil, why end
+  if u.query or u.fragment then return nil, "must not have a query or fragment" end
+  return u
 end
 M.parse_url = parse_url
-
-local function strip_slash(s)
-  return (s:gsub("/+$", ""))
-end
 
 -- Credential type: "binding-secret", "instance-secret", "x509", or nil
 -- (absent) / false (unknown value), plus the raw value.
@@ -131,20 +101,36 @@ local function is_x509(uaa)
 end
 M.is_x509 = is_x509
 
--- The token endpoint the key's own consumers use.
+-- The token endpoint the key's own consumers use (nil for a key without
+-- a usable token URL: check says why).
 function M.token_url(k)
   local uaa = k.uaa
   if not uaa then return nil end
   local base = is_x509(uaa) and uaa.certurl or uaa.url
   if type(base) ~= "string" then return nil end
-  return strip_slash(base) .. "/oauth/token"
+  return (url.join(base, "oauth/token"))
 end
 
--- Root URL for /SDF/ALM_SETUP: endpoints.Api without the trailing /api.
+-- A parsed URL's path without one trailing "/" ("/" itself becomes "").
+local function path_of(u)
+  local p = u.path
+  if p:sub(-1) == "/" then p = p:sub(1, -2) end
+  return p
+end
+
+-- Does endpoints.Api end in /api (one trailing "/" is fine)?
+function M.ends_in_api(u)
+  return path_of(u):sub(-4):lower() == "/api"
+end
+
+-- Root URL for /SDF/ALM_SETUP: endpoints.Api without the trailing /api
+-- (and without a trailing "/": the host alone for https://<tenant>.../api).
 function M.root_url(k)
-  if type(k.api) ~= "string" then return nil end
-  local root = k.api:gsub("/$", ""):gsub("/[Aa][Pp][Ii]$", "")
-  return root
+  local u = type(k.api) == "string" and parse_url(k.api)
+  if not u then return nil end
+  local p = path_of(u)
+  if M.ends_in_api(u) then p = p:sub(1, -5) end
+  return u.origin .. p
 end
 
 -- The Cloud ALM tenant and its region, from the key's URLs (nil where a URL
@@ -153,12 +139,17 @@ end
 -- https://<subdomain>.authentication[.cert].<region>.hana.ondemand.com. The
 -- API's host decides; the region of uaa.url (or uaa.uaadomain) is the
 -- fallback, for a key whose API URL has another shape.
-local function labels(url)
-  local u = type(url) == "string" and parse_url(url)
-  if not u or is_ip(u.host) then return nil end
+-- The labels of a parsed URL's host name ("a.b.c" -> {"a", "b", "c"}).
+function M.host_labels(u)
   local list = {}
   for l in u.host:gmatch("[^.]+") do list[#list + 1] = l end
   return list
+end
+
+local function labels(s)
+  local u = type(s) == "string" and parse_url(s)
+  if not u or u.ip then return nil end
+  return M.host_labels(u)
 end
 
 local function uaa_region(host_labels)
@@ -180,7 +171,7 @@ function M.tenant_region(k)
   if api and #api >= 4 and api[3] == "alm" then tenant, region = api[1], api[2] end
   local uaa = k.uaa or {}
   region = region or uaa_region(labels(uaa.url)) or uaa_region(labels(uaa.certurl))
-    or (type(uaa.uaadomain) == "string" and uaa_region(labels("https://" .. uaa.uaadomain)))
+    or (type(uaa.uaadomain) == "string" and uaa_region(labels(url.build { scheme = "https", host = uaa.uaadomain })))
   return tenant, region or nil
 end
 
@@ -196,9 +187,6 @@ M.kind_of = kind_of
 M.get_ci = get_ci
 M.is_nonempty_string = is_nonempty_string
 M.has_control = has_control
-M.is_loopback = is_loopback
-M.is_ip = is_ip
-M.strip_slash = strip_slash
 M.credential_type = credential_type
 M.SECRET_KIND = SECRET_KIND
 

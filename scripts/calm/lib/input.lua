@@ -13,6 +13,7 @@
 local json = require "calm.lib.json"
 local fs = require "calm.fs"
 local http = require "calm.http"
+local url = require "calm.url"
 
 local M = {}
 
@@ -224,11 +225,16 @@ function M.check_urls(t, label)
     table.sort(names)
     for _, k in ipairs(names) do
       local x, field = v[k], path and (path .. "." .. k) or k
-      if type(x) == "string" and x:match("^%a[%w+.-]*://") then
+      local u, bad, code = nil, nil, nil
+      if type(x) == "string" then u, bad, code = url.parse(x) end
+      if u then
         local ok, why = http.check_url(x)
         if not ok then
-          return nil, string.format("%s: %s is %s: %s", label, field, x:match("^[^/]*//[^/?#]*"), why)
+          return nil, string.format("%s: %s is %s: %s", label, field, u.origin, why)
         end
+      elseif code == "BAD_URL" then
+        -- a URL calm.url refuses is not quoted: it may carry a password
+        return nil, string.format("%s: %s %s", label, field, bad)
       elseif type(x) == "table" then
         local ok, msg = walk(x, field, depth + 1)
         if not ok then return nil, msg end

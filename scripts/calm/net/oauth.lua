@@ -13,6 +13,7 @@ local log = require "calm.log"
 local task = require "calm.task"
 local rest = require "calm.net.rest"
 local jwt = require "calm.lib.jwt"
+local url = require "calm.url"
 
 local M = {}
 
@@ -43,17 +44,35 @@ local function register(grant)
   secret(grant.key)
 end
 
-local function token_url(base)
-  base = base:gsub("/+$", "")
-  if base:find("/oauth/token$") then return base end
-  return base .. "/oauth/token"
+-- grant.token_url from the key's field holding the token host: base's
+-- /oauth/token (base itself when it names the token endpoint already).
+local function set_token_url(grant, what, field, base)
+  local u = url.parse(base)
+  if not u or (u.scheme ~= "https" and u.scheme ~= "http") then
+    return nil, what .. ": " .. field .. " is not an http(s) URL"
+  end
+  if u.query or u.fragment then return nil, what .. ": " .. field .. " must not have a query or fragment" end
+  local segs = {}
+  for seg in u.path:gmatch("[^/]+") do segs[#segs + 1] = seg end
+  local named = #segs >= 2 and segs[#segs - 1] == "oauth" and segs[#segs] == "token"
+  grant.token_url = url.join(base, named and "" or "oauth/token")
+  return true
 end
 
--- grant.token_url from the key's field holding the token host.
-local function set_token_url(grant, what, field, base)
-  if not base:match("^https?://") then return nil, what .. ": " .. field .. " is not an http(s) URL" end
-  grant.token_url = token_url(base)
-  return true
+-- url with XSUAA's mTLS host (<zone>.authentication.cert.<region>...), or nil
+-- when its host has no "authentication" label to put "cert" after.
+local function cert_host_url(s)
+  local u = url.parse(s)
+  if not u or u.query or u.fragment then return nil end
+  local labels = {}
+  for l in u.host:gmatch("[^.]+") do labels[#labels + 1] = l end
+  for i = 2, #labels - 1 do
+    if labels[i] == "authentication" then
+      if labels[i + 1] ~= "cert" then table.insert(labels, i + 1, "cert") end
+      return url.build { scheme = u.scheme, host = table.concat(labels, "."), port = u.port, path = u.path }
+    end
+  end
+  return nil
 end
 
 -- An x509 key (mutual TLS): certificate, key, certurl (or url with ".cert.").
@@ -70,9 +89,9 @@ local function x509_grant(grant, s, what, ctype)
   grant.key, grant.cert, grant.kind = key, cert, "x509"
   local base = str(s.certurl)
   if not base and str(s.url) then
-    -- XSUAA's mTLS host is the secret host with ".cert." added (B.1)
-    base = s.url:gsub("%.authentication%.", ".authentication.cert.", 1)
-    if base == s.url then base = nil end
+    -- XSUAA's mTLS host is the secret host with "cert" after its
+    -- "authentication" label (B.1)
+    base = cert_host_url(s.url)
   end
   if not base then return nil, what .. ": an x509 key needs certurl (the mTLS token host)" end
   return set_token_url(grant, what, "certurl", base)

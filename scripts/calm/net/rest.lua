@@ -21,9 +21,9 @@
 -- transport failures and waits, calm.net.answer judges HTTP answers.
 local json = require "calm.lib.json"
 local errtext = require "calm.net.errtext"
-local codec = require "calm.codec"
 local log = require "calm.log"
 local http = require "calm.http"
+local url = require "calm.url"
 local retry, answer = require "calm.net.retry", require "calm.net.answer"
 
 local M = {}
@@ -57,10 +57,16 @@ local IDEMPOTENT_METHODS = { GET = true, HEAD = true, DELETE = true, OPTIONS = t
 M.trickled = {} -- hosts that trickled, counted per process
 M.trickle_limit = 2
 
-function M.host_of(url)
-  local h = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#]+)") or nil
-  if not h then return tostring(url) end
-  return (h:gsub("^.*@", ""))
+-- host[:port] of a URL (a user name and password dropped), what messages
+-- and the trickle count name a server by; the text itself if it is no URL.
+local function host_port(u)
+  return u.port and (u.host .. ":" .. u.port) or u.host
+end
+
+function M.host_of(s)
+  local u = type(s) == "string" and url.parse(s, { userinfo = true })
+  if not u then return tostring(s) end
+  return host_port(u)
 end
 
 -- TLS verification failures: what the user can do about them.
@@ -81,10 +87,10 @@ end
 -- https_proxy/HTTPS_PROXY for https, http_proxy for http, then
 -- all_proxy/ALL_PROXY, unless no_proxy/NO_PROXY names the host. The proxy's
 -- user and password are never shown.
-function M.proxy_for(url)
-  local scheme, host = tostring(url):match("^(%a[%w+.-]*)://([^/?#:]+)")
-  if not scheme then return nil end
-  scheme, host = scheme:lower(), host:gsub("^.*@", ""):lower()
+function M.proxy_for(s)
+  local u = url.parse(tostring(s), { userinfo = true })
+  if not u then return nil end
+  local scheme, host = u.scheme, u.host
   local no = env("no_proxy") or env("NO_PROXY")
   for entry in (no or ""):gmatch("[^,%s]+") do
     local e = entry:lower():gsub("^%.", "")
@@ -95,8 +101,9 @@ function M.proxy_for(url)
   for _, name in ipairs(names) do
     local v = env(name)
     if v then
-      local hp = v:gsub("^%a[%w+.-]*://", ""):gsub("^.*@", ""):gsub("/.*$", "")
-      return name, hp
+      -- a proxy setting may be host:port alone (http, as libcurl reads it)
+      local p = url.parse(v, { userinfo = true, default_scheme = "http" })
+      return name, p and host_port(p) or "(unreadable)"
     end
   end
   return nil
@@ -105,8 +112,8 @@ end
 -- rest.transport_hint(code, url) -> "" or "; ..." with what to do: a TLS
 -- failure names --cacert and SSL_CERT_FILE, a failure behind a proxy names
 -- the variable that set it.
-function M.transport_hint(code, url)
-  local var, hp = M.proxy_for(url)
+function M.transport_hint(code, target)
+  local var, hp = M.proxy_for(target)
   local via = var and string.format(" (through the proxy %s from %s)", hp, var) or ""
   if TLS_TRUST[code] then
     return "; the server's certificate is not trusted" .. via .. ": if a proxy or a private CA "
@@ -172,34 +179,6 @@ end
 local Client = {}
 Client.__index = Client
 
--- One query value: a table is a comma-separated list; literal_commas keeps
--- the commas between encoded parts (Cloud Foundry filters: a comma is "or",
--- one inside a value would be %2C).
-local function encode_value(v, literal_commas)
-  if type(v) == "table" then
-    local items = {}
-    for i, e in ipairs(v) do items[i] = tostring(e) end
-    v = table.concat(items, ",")
-  end
-  v = tostring(v)
-  if not literal_commas then return codec.url_encode(v) end
-  local parts = {}
-  for part in (v .. ","):gmatch("([^,]*),") do parts[#parts + 1] = codec.url_encode(part) end
-  return table.concat(parts, ",")
-end
-
--- rest.encode_query(q [, literal_commas]) -> "k=v&..." with sorted keys.
-local function encode_query(q, literal_commas)
-  local keys = {}
-  for k in pairs(q) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  local parts = {}
-  for _, k in ipairs(keys) do
-    parts[#parts + 1] = codec.url_encode(tostring(k)) .. "=" .. encode_value(q[k], literal_commas)
-  end
-  return table.concat(parts, "&")
-end
-M.encode_query = encode_query
 
 -- rest.client{base_url, session, name, cacert, headers} -> client
 function M.client(o)
@@ -208,7 +187,7 @@ function M.client(o)
     error("rest.client: 'base_url' must be a string", 2)
   end
   return setmetatable({
-    base_url = o.base_url and o.base_url:gsub("/+$", "") or nil,
+    base_url = o.base_url,
     session = o.session,
     name = o.name or (o.base_url and M.host_of(o.base_url)) or "server",
     cacert = o.cacert,
@@ -216,21 +195,18 @@ function M.client(o)
   }, Client)
 end
 
+-- The URL of a request: o.url, or o.path (which may carry ?query, or be an
+-- absolute URL: a next-page link) under the base URL's path; o.query added
+-- (calm.url.query). url | nil, why (a URL calm.url refuses).
 function Client:url_for(o)
-  local url = o.url
-  if not url then
-    if type(o.path) ~= "string" then error("client:request: needs 'path' or 'url'", 3) end
-    if o.path:match("^https?://") then
-      url = o.path
-    else
-      if not self.base_url then error("client:request: no base_url for a path", 3) end
-      url = self.base_url .. (o.path:sub(1, 1) == "/" and "" or "/") .. o.path
-    end
+  local target = o.url or o.path
+  if type(target) ~= "string" then error("client:request: needs 'path' or 'url'", 3) end
+  local joined, why, code = url.join(self.base_url or "", target, o.query and next(o.query) and o.query or nil)
+  if joined then return joined end
+  if not self.base_url and code == "NOT_URL" and not url.parse(target) then
+    error("client:request: no base_url for a path", 3)
   end
-  if o.query and next(o.query) then
-    url = url .. (url:find("?", 1, true) and "&" or "?") .. encode_query(o.query)
-  end
-  return url
+  return nil, string.format("%s: %s %s", self.name, log.redact(target), why)
 end
 
 -- o.json as the body (calm.lib.json: a json.array is [] even when empty), with
@@ -250,17 +226,18 @@ end
 function Client:request(o)
   if type(o) ~= "table" then error("client:request: expects a table", 2) end
   local method = (o.method or "GET"):upper()
-  local url = self:url_for(o)
+  local target, why = self:url_for(o)
+  if not target then return nil, why, "INSECURE_URL" end
   local idempotent = o.idempotent
   if idempotent == nil then idempotent = IDEMPOTENT_METHODS[method] == true end
-  local what = method .. " " .. log.redact(url)
+  local what = method .. " " .. log.redact(target)
 
   local function build(token)
     local headers = { Accept = "application/json" }
     for k, v in pairs(self.headers) do headers[k] = v end
     for k, v in pairs(o.headers or {}) do headers[k] = v end
     if token then headers.Authorization = "Bearer " .. token end
-    return { url = url, method = method, headers = headers, form = o.form,
+    return { url = target, method = method, headers = headers, form = o.form,
              body = o.json ~= nil and json_body(o, headers) or o.body, timeout = o.timeout, cacert = self.cacert }
   end
 
